@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/perchhq/perch/engine"
+)
+
+// Output formats of --output.
+const (
+	outputText = "text"
+	outputJSON = "json"
+)
+
+func checkOutput(format string) error {
+	if format != outputText && format != outputJSON {
+		return badInput(fmt.Errorf("--output: want text or json, got %q", format))
+	}
+	return nil
+}
+
+// printEvent writes one line for ev: the journal's JSON object, or the time and a description.
+func printEvent(w io.Writer, ev engine.Event, spec *engine.Spec, format string) error {
+	if format == outputJSON {
+		line, err := json.Marshal(ev)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", line)
+		return err
+	}
+	_, err := fmt.Fprintf(w, "%s  %s\n", ev.Time.UTC().Format(time.RFC3339), ev.Describe(spec))
+	return err
+}
+
+// printEvents prints every event of the stream until the engine stops; it closes done after.
+func printEvents(stream *engine.EventStream, w io.Writer, spec *engine.Spec, format string, done chan<- struct{}) {
+	defer close(done)
+	for {
+		ev, ok := stream.Next(context.Background())
+		if !ok {
+			return
+		}
+		if err := printEvent(w, ev, spec, format); err != nil {
+			stream.Close() // a closed pipe must not stop the rollout; the journal keeps everything
+			return
+		}
+	}
+}

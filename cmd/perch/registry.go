@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/perchhq/perch/engine"
+)
+
+// connectFlags say how to reach the providers, the way kubectl and the AWS CLI users expect.
+type connectFlags struct {
+	kubeconfig  string
+	kubeContext string
+	awsProfile  string
+}
+
+// routerFactory connects to the traffic provider a rollout file names.
+type routerFactory func(ctx context.Context, spec *engine.Spec, flags connectFlags) (engine.Router, error)
+
+// sourceFactory connects to the metrics source a rollout file names. It gets the router
+// because the builtin source is the proxy's own observations.
+type sourceFactory func(ctx context.Context, spec *engine.Spec, router engine.Router, flags connectFlags) (engine.Source, error)
+
+// registry maps the providers and sources of the rollout file to the code that connects to
+// them. It is a value built in main, so tests can put in-memory ones in its place.
+type registry struct {
+	routers map[string]routerFactory // by engine.Traffic.Kind()
+	sources map[string]sourceFactory // by engine.Metrics.Kind()
+}
+
+func defaultRegistry() registry {
+	return registry{routers: map[string]routerFactory{}, sources: map[string]sourceFactory{}}
+}
+
+// backend is a rollout's connected router and source.
+type backend struct {
+	router engine.Router
+	source engine.Source
+}
+
+// close lets go of whatever the router or source holds (the proxy's listener, say).
+func (b *backend) close() error {
+	var errs []error
+	for _, v := range []any{b.source, b.router} {
+		if c, ok := v.(io.Closer); ok {
+			errs = append(errs, c.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (r registry) connect(ctx context.Context, spec *engine.Spec, flags connectFlags) (*backend, error) {
+	kind := spec.Traffic.Kind()
+	mkRouter, ok := r.routers[kind]
+	if !ok {
+		return nil, fmt.Errorf("traffic provider %q is not available in this build of perch", kind)
+	}
+	router, err := mkRouter(ctx, spec, flags)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", kind, err)
+	}
+	b := &backend{router: router}
+	if len(spec.Checks) == 0 {
+		return b, nil
+	}
+	source := spec.Metrics.Kind()
+	mkSource, ok := r.sources[source]
+	if !ok {
+		b.close()
+		return nil, fmt.Errorf("metrics source %q is not available in this build of perch", source)
+	}
+	if b.source, err = mkSource(ctx, spec, router, flags); err != nil {
+		b.close()
+		return nil, fmt.Errorf("connect to %s: %w", source, err)
+	}
+	return b, nil
+}

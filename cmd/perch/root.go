@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes of the CLI contract.
+const (
+	exitOK         = 0 // promoted, or a replay/validate that succeeded
+	exitRolledBack = 1
+	exitBadInput   = 2 // bad usage or bad input
+	exitRuntime    = 3 // stopped by a runtime error (or a signal)
+)
+
+// app is what every verb runs with; tests build their own.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	registry       registry
+	getenv         func(string) string
+}
+
+// exitError carries the exit code a verb ends with. An error that is not one is a usage
+// error from flag or argument parsing, so it exits 2.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// badInput ends a verb with exit 2.
+func badInput(err error) error { return &exitError{code: exitBadInput, err: err} }
+
+// runtimeError ends a verb with exit 3.
+func runtimeError(err error) error { return &exitError{code: exitRuntime, err: err} }
+
+// exitWith ends a verb with code and no message of its own (the verb printed what it had to).
+func exitWith(code int) error { return &exitError{code: code} }
+
+func (a *app) main(ctx context.Context, args []string) int {
+	root := a.rootCmd()
+	root.SetArgs(args)
+	root.SetIn(a.stdin)
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintln(a.stderr, "perch:", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintf(a.stderr, "perch: %v\nRun 'perch --help' for usage.\n", err)
+	return exitBadInput
+}
+
+func (a *app) rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "perch",
+		Short:         "Supervise a canary release from a terminal",
+		Long:          "perch moves traffic to a canary in steps, compares it with the baseline at each step,\nand rolls back the moment the canary is worse.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return badInput(fmt.Errorf("%w\nRun '%s --help' for usage.", err, c.CommandPath())) })
+	root.AddCommand(a.validateCmd(), a.runCmd())
+	return root
+}
+
+// exactlyOneArg wants one positional argument, named in the message.
+func exactlyOneArg(name string) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			return badInput(fmt.Errorf("%s takes one %s (got %d arguments)\nRun '%s --help' for usage.", c.CommandPath(), name, len(args), c.CommandPath()))
+		}
+		return nil
+	}
+}

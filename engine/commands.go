@@ -1,0 +1,89 @@
+package engine
+
+import (
+	"fmt"
+	"time"
+)
+
+// command applies an operator's command, or refuses it with the reason, recording either.
+func (e *Engine) command(cmd Command) error {
+	if err := e.allowed(cmd); err != nil {
+		actor := cmd.Actor
+		e.emit(Event{Type: EventCommandRefused, Actor: &actor, Command: cmd.Kind, Reason: err.Error()})
+		if e.fatal != nil {
+			return e.fatal
+		}
+		return err
+	}
+	actor := &cmd.Actor
+	s := &e.state
+	switch cmd.Kind {
+	case CommandPause:
+		e.emit(Event{Type: EventPaused, Actor: actor, Reason: orDefault(cmd.Reason, "paused by "+actor.Name)})
+	case CommandResume:
+		if s.PauseStep {
+			e.passStep(actor, "resumed by "+actor.Name)
+		} else {
+			e.emit(Event{Type: EventResumed, Actor: actor, Reason: cmd.Reason})
+		}
+	case CommandAdvance:
+		e.passStep(actor, orDefault(cmd.Reason, "advanced by "+actor.Name))
+	case CommandRollback:
+		e.rollback(actor, orDefault(cmd.Reason, "rolled back by "+actor.Name))
+	case CommandPromote:
+		e.emit(Event{Type: EventPromoteStarted, Actor: actor, Reason: orDefault(cmd.Reason, "promoted by "+actor.Name)})
+		e.cancelLook()
+		e.cancelStaleWeight()
+	case CommandRetry:
+		e.emit(Event{Type: EventRolloutStarted, Actor: actor, Attempt: s.Attempt + 1, Reason: orDefault(cmd.Reason, "retried by "+actor.Name)})
+		e.startStep(0, time.Now())
+	}
+	return e.fatal
+}
+
+// allowed says whether cmd may run now, and if not, why, in words for the one who sent it.
+func (e *Engine) allowed(cmd Command) error {
+	s := &e.state
+	if cmd.Actor.Role == RoleViewer {
+		return fmt.Errorf("%w (%s is a viewer)", ErrForbidden, cmd.Actor.Name)
+	}
+	if cmd.Step != s.Step {
+		return fmt.Errorf("%w: it was for step %d, the rollout is at step %d now", ErrStaleCommand, cmd.Step+1, s.Step+1)
+	}
+	var ok bool
+	switch cmd.Kind {
+	case CommandPause:
+		ok = s.Phase == PhaseRunning || s.Phase == PhaseHolding
+	case CommandResume:
+		ok = s.Phase == PhasePaused || s.Phase == PhaseHolding
+	case CommandAdvance, CommandPromote:
+		ok = s.Phase == PhaseRunning || s.Phase == PhasePaused || s.Phase == PhaseHolding
+	case CommandRollback:
+		ok = s.Phase == PhaseRunning || s.Phase == PhasePaused || s.Phase == PhaseHolding || s.Phase == PhasePromoting
+	case CommandRetry:
+		ok = s.Phase == PhaseRolledBack
+	default:
+		return fmt.Errorf("%w: unknown command %q", ErrNotAllowed, cmd.Kind)
+	}
+	if !ok {
+		return fmt.Errorf("%w: cannot %s while the rollout is %s", ErrNotAllowed, cmd.Kind, describePhase(s.Phase))
+	}
+	return nil
+}
+
+func describePhase(p Phase) string {
+	switch p {
+	case PhaseRollingBack:
+		return "rolling back"
+	case PhaseRolledBack:
+		return "rolled back"
+	}
+	return string(p)
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

@@ -1,0 +1,164 @@
+package engine
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/perchhq/perch/metrics"
+)
+
+// decide moves the rollout on as far as it can at now: it emits the events that are due and
+// starts the effects (weight changes, looks) that are needed, and returns when it next needs to
+// be called if nothing else happens first (zero: only on a command or an effect's result). It
+// is called after every input, so it acts only on what is due.
+func (e *Engine) decide(now time.Time) time.Time {
+	for {
+		seq := e.state.Seq
+		wake := e.decideOnce(now)
+		if e.state.Seq == seq || e.fatal != nil {
+			return wake
+		}
+	}
+}
+
+func (e *Engine) decideOnce(now time.Time) time.Time {
+	s := &e.state
+	switch s.Phase {
+	case PhasePending:
+		e.emit(Event{Type: EventRolloutStarted, Attempt: 1})
+		e.startStep(0, now)
+	case PhaseRunning, PhasePaused, PhaseHolding:
+		return e.driveStep(now)
+	case PhaseRollingBack:
+		if s.TargetConfirmed {
+			e.emit(Event{Type: EventRolledBack, Weight: intPtr(0)})
+			return time.Time{}
+		}
+		return e.ensureWeight(now)
+	case PhasePromoting:
+		if s.TargetConfirmed {
+			e.emit(Event{Type: EventPromoted, Weight: intPtr(100)})
+			return time.Time{}
+		}
+		return e.ensureWeight(now)
+	}
+	return time.Time{}
+}
+
+func (e *Engine) driveStep(now time.Time) time.Time {
+	s := &e.state
+	step := s.CurrentStep()
+	if s.Target >= 0 && !s.TargetConfirmed {
+		// Traffic changes only while running: a pause or a hold means "leave it as it is".
+		if s.Phase == PhaseRunning {
+			return e.ensureWeight(now)
+		}
+		return time.Time{}
+	}
+	switch {
+	case step.Pause != nil:
+		switch {
+		case s.Phase == PhaseRunning: // resumed from an operator's pause during a pause step
+			e.passStep(nil, "pause ended")
+		case !s.PauseStep || s.PauseUntil.IsZero():
+		case now.Before(s.PauseUntil):
+			return s.PauseUntil
+		default:
+			e.passStep(nil, fmt.Sprintf("pause of %s over", step.Pause.Duration))
+		}
+	case s.AnalysisStartedAt.IsZero():
+		if at := s.StabilizedAt(); now.Before(at) {
+			return at
+		}
+		if step.Analyze > 0 {
+			e.emit(Event{Type: EventAnalysisStarted})
+		} else if s.Phase == PhaseRunning {
+			e.passStep(nil, "weight set; the step has no analysis")
+		}
+	case e.lookBusy:
+	case now.Before(s.NextLookAt()):
+		return s.NextLookAt()
+	default:
+		e.startLook(now)
+	}
+	return time.Time{}
+}
+
+// startStep begins step i: a weight change or a pause.
+func (e *Engine) startStep(i int, now time.Time) {
+	ev := Event{Type: EventStepStarted, Step: i}
+	st := e.spec.Steps[i]
+	if st.SetWeight != nil {
+		ev.Weight = intPtr(*st.SetWeight)
+	}
+	if st.Pause != nil && st.Pause.Duration > 0 {
+		ev.Until = timePtr(now.Add(time.Duration(st.Pause.Duration)))
+	}
+	e.emit(ev)
+}
+
+// passStep ends the current step and starts the next, or promotes after the last.
+func (e *Engine) passStep(by *Actor, reason string) {
+	e.emit(Event{Type: EventStepPassed, Actor: by, Reason: reason})
+	e.cancelLook()
+	if next := e.state.Step + 1; next < len(e.spec.Steps) {
+		e.startStep(next, time.Now())
+		return
+	}
+	e.emit(Event{Type: EventPromoteStarted, Reason: "every step passed"})
+}
+
+// rollback starts sending all traffic back to stable.
+func (e *Engine) rollback(by *Actor, reason string) {
+	e.emit(Event{Type: EventRollbackStarted, Actor: by, Reason: reason})
+	e.cancelLook()
+	e.cancelStaleWeight()
+}
+
+// judgeLook acts on the verdicts of one look: roll back on a critical failure or past the
+// failure limit; at the end of the analysis time pass, hold or fail.
+func (e *Engine) judgeLook(now time.Time) {
+	s := &e.state
+	var critical, overLimit, failing, inconclusive []string
+	allPass := true
+	for _, c := range s.Checks {
+		if c.Last == nil {
+			allPass = false
+			continue
+		}
+		switch c.Last.Verdict {
+		case metrics.Fail:
+			allPass = false
+			desc := fmt.Sprintf("%s failed: %s", c.Name, c.Last.Reason)
+			switch {
+			case c.Critical:
+				critical = append(critical, desc+" (critical)")
+			case c.Failures > e.spec.Analysis.FailureLimit:
+				overLimit = append(overLimit, fmt.Sprintf("%s (%d failures, limit %d)", desc, c.Failures, e.spec.Analysis.FailureLimit))
+			default:
+				failing = append(failing, desc)
+			}
+		case metrics.Inconclusive:
+			allPass = false
+			inconclusive = append(inconclusive, fmt.Sprintf("%s inconclusive: %s", c.Name, c.Last.Reason))
+		}
+	}
+	if len(critical)+len(overLimit) > 0 {
+		e.rollback(nil, strings.Join(append(critical, overLimit...), "; "))
+		return
+	}
+	if now.Before(s.AnalysisEndsAt()) || s.Phase == PhasePaused {
+		return
+	}
+	switch {
+	case allPass:
+		e.passStep(nil, "every check passed")
+	case len(failing) > 0:
+		// Failing within the limit: keep looking until it passes or the limit is crossed.
+	case e.spec.Analysis.Inconclusive == InconclusiveFail:
+		e.rollback(nil, strings.Join(inconclusive, "; "))
+	case s.Phase != PhaseHolding:
+		e.emit(Event{Type: EventHeld, Hold: HoldInconclusive, Reason: strings.Join(inconclusive, "; ")})
+	}
+}

@@ -1,0 +1,94 @@
+package engine
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/perchhq/perch/metrics"
+)
+
+// Describe is the event in one line for people: the headless printer, a replay and the TUI's
+// event log all show it. spec supplies step descriptions and may be nil.
+func (ev Event) Describe(spec *Spec) string {
+	var b strings.Builder
+	step := func() string {
+		if spec == nil || ev.Step < 0 || ev.Step >= len(spec.Steps) {
+			return fmt.Sprintf("step %d", ev.Step+1)
+		}
+		return fmt.Sprintf("step %d/%d (%s)", ev.Step+1, len(spec.Steps), spec.Steps[ev.Step])
+	}
+	switch ev.Type {
+	case EventRolloutStarted:
+		fmt.Fprintf(&b, "rollout started")
+		if ev.Attempt > 1 {
+			fmt.Fprintf(&b, " (attempt %d)", ev.Attempt)
+		}
+	case EventStepStarted:
+		fmt.Fprintf(&b, "%s started", step())
+	case EventWeightSet:
+		fmt.Fprintf(&b, "canary weight is %d%%", *ev.Weight)
+	case EventWeightFailed:
+		b.WriteString(ev.Reason)
+		fmt.Fprintf(&b, ": %s", ev.Error)
+	case EventAnalysisStarted:
+		fmt.Fprintf(&b, "%s: stabilized, analysis started", step())
+	case EventAnalysis:
+		parts := make([]string, len(ev.Checks))
+		for i, c := range ev.Checks {
+			parts[i] = fmt.Sprintf("%s %s %s/%s", c.Check, verdictWord(c.Verdict),
+				metrics.FormatValue(float64(c.LastCanary)), metrics.FormatValue(float64(c.LastBaseline)))
+		}
+		fmt.Fprintf(&b, "analysis: %s", strings.Join(parts, ", "))
+	case EventStepPassed:
+		fmt.Fprintf(&b, "%s passed", step())
+	case EventPaused:
+		b.WriteString("paused")
+	case EventResumed:
+		b.WriteString("resumed")
+	case EventHeld:
+		fmt.Fprintf(&b, "holding (%s)", ev.Hold)
+	case EventRollbackStarted:
+		b.WriteString("ROLLING BACK")
+	case EventRolledBack:
+		b.WriteString("rolled back: canary weight is 0%")
+	case EventPromoteStarted:
+		b.WriteString("promoting")
+	case EventPromoted:
+		b.WriteString("promoted: canary weight is 100%")
+	case EventCommandRefused:
+		fmt.Fprintf(&b, "refused %s", ev.Command)
+	case EventReconciled:
+		b.WriteString("resumed from journal")
+		if ev.Error != "" {
+			fmt.Fprintf(&b, " (provider unreadable: %s)", ev.Error)
+		}
+	case EventStopped:
+		b.WriteString("engine stopped")
+	default:
+		b.WriteString(string(ev.Type))
+	}
+	if ev.Actor != nil {
+		fmt.Fprintf(&b, " by %s", ev.Actor.Name)
+		if ev.Actor.Source != "" {
+			fmt.Fprintf(&b, " (%s)", ev.Actor.Source)
+		}
+	}
+	if ev.Reason != "" && ev.Type != EventWeightFailed && !strings.HasSuffix(ev.Reason, "by "+actorName(ev.Actor)) {
+		fmt.Fprintf(&b, ": %s", ev.Reason)
+	}
+	return b.String()
+}
+
+func actorName(a *Actor) string {
+	if a == nil {
+		return "\x00"
+	}
+	return a.Name
+}
+
+func verdictWord(v metrics.Verdict) string {
+	if v == "" {
+		return "-"
+	}
+	return string(v)
+}

@@ -1,0 +1,291 @@
+// Package engine drives a canary rollout: it sets weights through a Router, samples checks
+// through a Source, judges them and acts, recording every event in a journal first and then
+// publishing it. State is a fold of those events, so a replay, a resumed engine and every
+// viewer see the same rollout.
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/perchhq/perch/metrics"
+)
+
+// Router moves traffic between stable and canary.
+type Router interface {
+	// SetWeight sends canaryPercent (0..100) of traffic to the canary.
+	SetWeight(ctx context.Context, canaryPercent int) error
+	// Weight is the canary percent the provider really has now.
+	Weight(ctx context.Context) (int, error)
+}
+
+// Source answers a metric query with samples between start and end, one per step.
+type Source interface {
+	Samples(ctx context.Context, q metrics.Query, start, end time.Time, step time.Duration) ([]metrics.Sample, error)
+}
+
+// EventSink keeps every event before it is published; *Journal is the real one.
+type EventSink interface {
+	Append(Event) error
+}
+
+// Config is what an Engine runs with.
+type Config struct {
+	Spec   *Spec
+	Router Router
+	Source Source // may be nil for a rollout without checks
+	// Journal records events before they are published; nil keeps them in memory only.
+	Journal EventSink
+	// Resume holds the recording of an interrupted run of the same spec to continue from.
+	Resume *Recording
+	// Linger keeps the engine running after a rollback, so an operator can retry, until the
+	// context ends.
+	Linger bool
+}
+
+// Outcome is how Run ended.
+type Outcome string
+
+// The outcomes of Run.
+const (
+	OutcomePromoted   Outcome = "promoted"
+	OutcomeRolledBack Outcome = "rolled_back"
+	OutcomeStopped    Outcome = "stopped" // the context ended first; traffic was left as it was
+)
+
+// Timing of effects on the provider.
+const (
+	weightTimeout      = 30 * time.Second
+	maxWeightAttempts  = 5 // in a running step, before holding
+	maxBackoff         = 30 * time.Second
+	minLookTimeout     = 5 * time.Second
+	maxLookTimeout     = 30 * time.Second
+	reconcileTimeout   = 30 * time.Second
+	firstWeightBackoff = time.Second
+)
+
+// Engine runs one rollout. Its Run goroutine owns the state; everything else talks to it
+// through Do, Snapshot, Subscribe and Events.
+type Engine struct {
+	spec    *Spec
+	router  Router
+	source  Source
+	journal EventSink
+	judges  []metrics.Judge
+	linger  bool
+	resumed bool
+
+	state State // owned by Run
+	fatal error // a journal write failed: stop before acting further
+
+	cmds    chan cmdRequest
+	results chan any
+	quit    chan struct{} // closed when Run returns
+	started atomic.Bool
+	effects sync.WaitGroup
+
+	weightBusy   bool
+	weightTarget int
+	weightCancel context.CancelFunc
+	lookBusy     bool
+	lookKey      lookKey
+	lookCancel   context.CancelFunc
+
+	subs subscribers
+}
+
+type cmdRequest struct {
+	cmd   Command
+	reply chan error
+}
+
+// New checks the configuration and builds an engine; with Resume set it folds the recorded
+// events first.
+func New(cfg Config) (*Engine, error) {
+	switch {
+	case cfg.Spec == nil:
+		return nil, errors.New("engine: no rollout spec")
+	case cfg.Router == nil:
+		return nil, errors.New("engine: no traffic router")
+	case cfg.Source == nil && len(cfg.Spec.Checks) > 0:
+		return nil, errors.New("engine: checks need a metrics source")
+	}
+	e := &Engine{
+		spec:    cfg.Spec,
+		router:  cfg.Router,
+		source:  cfg.Source,
+		journal: cfg.Journal,
+		linger:  cfg.Linger,
+		state:   NewState(cfg.Spec),
+		cmds:    make(chan cmdRequest),
+		results: make(chan any),
+		quit:    make(chan struct{}),
+	}
+	for _, c := range cfg.Spec.Checks {
+		name := c.Judge
+		if name == "" {
+			name = cfg.Spec.Analysis.Judge
+		}
+		j, err := metrics.New(name, c.JudgeOptions)
+		if err != nil {
+			return nil, fmt.Errorf("check %s: %w", c.Name, err)
+		}
+		e.judges = append(e.judges, j)
+	}
+	if cfg.Resume != nil {
+		if err := sameSpec(cfg.Resume.Header.Spec, cfg.Spec); err != nil {
+			return nil, err
+		}
+		for _, ev := range cfg.Resume.Events {
+			e.state.Apply(ev)
+		}
+		e.resumed = true
+	}
+	e.subs.latest = e.state.Clone()
+	return e, nil
+}
+
+// sameSpec refuses to resume a journal with a rollout file that has changed since.
+func sameSpec(recorded, given *Spec) error {
+	a, err1 := json.Marshal(recorded)
+	b, err2 := json.Marshal(given)
+	if err1 != nil || err2 != nil {
+		return errors.Join(err1, err2)
+	}
+	if !bytes.Equal(a, b) {
+		return fmt.Errorf("the journal records a different rollout than %s (it changed since the journal was written); resume with the file the journal was started with", given.file)
+	}
+	return nil
+}
+
+// Run drives the rollout until it is promoted, rolled back (unless Config.Linger) or ctx ends.
+// When ctx ends it records a stopped event and returns OutcomeStopped, leaving traffic as it
+// is so the journal can be resumed. An error means the journal could not be written.
+func (e *Engine) Run(ctx context.Context) (Outcome, error) {
+	if !e.started.CompareAndSwap(false, true) {
+		return "", errors.New("engine: Run called twice")
+	}
+	defer e.shutdown()
+	if e.resumed && !e.state.Phase.Done() {
+		e.reconcile(ctx)
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		wake := e.decide(time.Now())
+		if e.fatal != nil {
+			return OutcomeStopped, e.fatal
+		}
+		if out, ok := e.outcome(); ok {
+			return out, nil
+		}
+		sleep := time.Hour
+		if !wake.IsZero() {
+			sleep = max(time.Until(wake), 0)
+		}
+		timer.Reset(sleep)
+		select {
+		case <-ctx.Done():
+			e.emit(Event{Type: EventStopped, Reason: "engine stopped; traffic left as it was"})
+			return OutcomeStopped, e.fatal
+		case req := <-e.cmds:
+			req.reply <- e.command(req.cmd)
+		case res := <-e.results:
+			e.handleResult(res)
+		case <-timer.C:
+		}
+	}
+}
+
+func (e *Engine) outcome() (Outcome, bool) {
+	switch {
+	case e.state.Phase == PhasePromoted:
+		return OutcomePromoted, true
+	case e.state.Phase == PhaseRolledBack && !e.linger:
+		return OutcomeRolledBack, true
+	}
+	return "", false
+}
+
+// shutdown cancels what is in flight, waits for it and closes every subscription.
+func (e *Engine) shutdown() {
+	if e.weightCancel != nil {
+		e.weightCancel()
+	}
+	if e.lookCancel != nil {
+		e.lookCancel()
+	}
+	close(e.quit)
+	e.effects.Wait()
+	e.subs.close()
+}
+
+// reconcile asks the provider what weight it really has after a restart and records it, so
+// the rollout continues from the truth rather than from what the journal expected.
+func (e *Engine) reconcile(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, reconcileTimeout)
+	defer cancel()
+	ev := Event{Type: EventReconciled, Step: e.state.Step}
+	w, err := e.router.Weight(ctx)
+	switch {
+	case err != nil:
+		ev.Error = err.Error()
+		ev.Reason = fmt.Sprintf("could not read the provider's weight; setting %d%% again", e.state.Target)
+	default:
+		ev.Weight = intPtr(w)
+		ev.Reason = fmt.Sprintf("provider has %d%%, journal recorded %d%%", w, e.state.Weight)
+	}
+	e.emit(ev)
+}
+
+// emit records an event in the journal, folds it into the state and publishes it. After a
+// journal failure nothing more is emitted: the engine stops rather than act unrecorded.
+func (e *Engine) emit(ev Event) {
+	if e.fatal != nil {
+		return
+	}
+	ev.Seq = e.state.Seq + 1
+	ev.Time = time.Now()
+	if ev.Type != EventStepStarted {
+		ev.Step = e.state.Step
+	}
+	if e.journal != nil {
+		if err := e.journal.Append(ev); err != nil {
+			e.fatal = err
+			return
+		}
+	}
+	e.state.Apply(ev)
+	e.subs.publish(ev, e.state.Clone())
+}
+
+// Snapshot is the newest state, safe to read from any goroutine.
+func (e *Engine) Snapshot() State { return e.subs.snapshot() }
+
+// Spec is the rollout the engine runs.
+func (e *Engine) Spec() *Spec { return e.spec }
+
+// Do sends a command to the engine and waits for it to be accepted or refused (with
+// ErrStaleCommand, ErrNotAllowed or ErrForbidden, wrapped with the reason).
+func (e *Engine) Do(ctx context.Context, cmd Command) error {
+	req := cmdRequest{cmd: cmd, reply: make(chan error, 1)}
+	select {
+	case e.cmds <- req:
+	case <-e.quit:
+		return ErrNotRunning
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

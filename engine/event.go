@@ -1,0 +1,128 @@
+package engine
+
+import (
+	"errors"
+	"time"
+
+	"github.com/perchhq/perch/metrics"
+)
+
+// EventType names what happened. The names are the journal's contract: replays of old
+// journals depend on them, so they are never renamed.
+type EventType string
+
+// Every event the engine records, in roughly the order a rollout produces them.
+const (
+	EventRolloutStarted  EventType = "rollout_started"  // a rollout (or a retry of it) begins; Attempt
+	EventStepStarted     EventType = "step_started"     // Step begins; Weight is its target (absent for a pause)
+	EventWeightSet       EventType = "weight_set"       // the provider confirmed Weight
+	EventWeightFailed    EventType = "weight_failed"    // setting Weight failed; Error, Attempt, RetryAt
+	EventAnalysisStarted EventType = "analysis_started" // stabilization is over; the analysis window opens
+	EventAnalysis        EventType = "analysis"         // one look at every check; Checks
+	EventStepPassed      EventType = "step_passed"      // Step is done (by its analysis, its pause, or Actor)
+	EventPaused          EventType = "paused"           // Actor paused; Reason
+	EventResumed         EventType = "resumed"          // Actor resumed
+	EventHeld            EventType = "held"             // the engine holds; Reason (inconclusive evidence, or a failing provider)
+	EventRollbackStarted EventType = "rollback_started" // sending all traffic back to stable; Actor or Reason
+	EventRolledBack      EventType = "rolled_back"      // the provider confirmed 0%
+	EventPromoteStarted  EventType = "promote_started"  // sending all traffic to canary; Actor or Reason
+	EventPromoted        EventType = "promoted"         // the provider confirmed 100%
+	EventCommandRefused  EventType = "command_refused"  // Actor's Command was refused; Reason
+	EventReconciled      EventType = "reconciled"       // on resume: Weight is what the provider really has
+	EventStopped         EventType = "stopped"          // the engine stopped without touching traffic; Reason
+)
+
+// Event is one thing the engine did or observed. Fields beyond the first four are set only by
+// the event types that use them (see the EventType constants).
+type Event struct {
+	Seq  int64     `json:"seq"`
+	Time time.Time `json:"time"`
+	Type EventType `json:"type"`
+	Step int       `json:"step"`
+
+	Actor   *Actor        `json:"actor,omitempty"`
+	Command CommandKind   `json:"command,omitempty"`
+	Weight  *int          `json:"weight,omitempty"`
+	Reason  string        `json:"reason,omitempty"`
+	Error   string        `json:"error,omitempty"`
+	Attempt int           `json:"attempt,omitempty"`
+	RetryAt *time.Time    `json:"retryAt,omitempty"`
+	Until   *time.Time    `json:"until,omitempty"`
+	Hold    HoldKind      `json:"hold,omitempty"`
+	Checks  []CheckResult `json:"checks,omitempty"`
+}
+
+// CheckResult is one check at one look: the newest values of each side and the judge's verdict
+// over the whole analysis window so far.
+type CheckResult struct {
+	Check        string         `json:"check"`
+	LastCanary   metrics.Number `json:"lastCanary"`
+	LastBaseline metrics.Number `json:"lastBaseline"`
+	// SourceError is why the metrics source gave nothing this look (the verdict is then inconclusive).
+	SourceError string `json:"sourceError,omitempty"`
+	metrics.Result
+}
+
+// HoldKind says why the engine holds.
+type HoldKind string
+
+// The reasons to hold.
+const (
+	HoldInconclusive HoldKind = "inconclusive" // the analysis ended without a conclusive verdict
+	HoldRouter       HoldKind = "router"       // the traffic provider keeps failing
+)
+
+// Role is what an actor may do.
+type Role string
+
+// The two roles. Only operators change traffic.
+const (
+	RoleOperator Role = "operator"
+	RoleViewer   Role = "viewer"
+)
+
+// Actor is who sent a command: a person at a terminal, an SSH key, the control socket, or an
+// alert. Name is what the event log shows.
+type Actor struct {
+	Name        string `json:"name"`
+	Role        Role   `json:"role,omitempty"`
+	Source      string `json:"source,omitempty"` // "tui", "ssh", "socket", "alertmanager"…
+	Fingerprint string `json:"fingerprint,omitempty"`
+}
+
+// CommandKind is what an operator asks of the engine.
+type CommandKind string
+
+// The commands of DESIGN.md.
+const (
+	CommandPause    CommandKind = "pause"
+	CommandResume   CommandKind = "resume"
+	CommandAdvance  CommandKind = "advance"  // skip the rest of this step's wait
+	CommandRollback CommandKind = "rollback" // send 0% to canary
+	CommandPromote  CommandKind = "promote"  // send 100% to canary now
+	CommandRetry    CommandKind = "retry"    // after a rollback, start again from step 1
+)
+
+// Command is a request to the engine, carrying who sent it and the step it was issued against.
+type Command struct {
+	Kind   CommandKind
+	Actor  Actor
+	Step   int
+	Reason string // optional: why, for the event log ("alert HighErrorRate firing")
+}
+
+// Errors a command can be refused with.
+var (
+	// ErrStaleCommand refuses a command issued against a step that is already over.
+	ErrStaleCommand = errors.New("stale command")
+	// ErrNotAllowed refuses a command that makes no sense in the current phase.
+	ErrNotAllowed = errors.New("not allowed now")
+	// ErrForbidden refuses a command from an actor who may only watch.
+	ErrForbidden = errors.New("viewers cannot change traffic")
+	// ErrNotRunning is returned when the engine is not running to take a command.
+	ErrNotRunning = errors.New("engine not running")
+)
+
+func intPtr(v int) *int { return &v }
+
+func timePtr(t time.Time) *time.Time { return &t }

@@ -1,0 +1,270 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/perchhq/perch/metrics"
+)
+
+// Spec is a rollout file: where traffic goes, where metrics come from, how they are judged and
+// the steps of the rollout. Load one with LoadSpec or ParseSpec, which apply defaults and
+// validate it; a Spec built by hand should go through Validate.
+type Spec struct {
+	Name     string   `yaml:"name" json:"name"`
+	Traffic  Traffic  `yaml:"traffic" json:"traffic"`
+	Metrics  Metrics  `yaml:"metrics" json:"metrics"`
+	Analysis Analysis `yaml:"analysis" json:"analysis"`
+	Checks   []Check  `yaml:"checks" json:"checks"`
+	Steps    []Step   `yaml:"steps" json:"steps"`
+
+	file string            // the file it was read from, for messages
+	pos  map[string]srcPos // where each field was written, by path ("checks[1].name")
+}
+
+// Traffic names the one provider that moves traffic.
+type Traffic struct {
+	ALB        *ALBTraffic        `yaml:"alb" json:"alb,omitempty"`
+	Istio      *IstioTraffic      `yaml:"istio" json:"istio,omitempty"`
+	GatewayAPI *GatewayAPITraffic `yaml:"gatewayAPI" json:"gatewayAPI,omitempty"`
+	Proxy      *ProxyTraffic      `yaml:"proxy" json:"proxy,omitempty"`
+}
+
+// Kind is the name of the configured provider ("alb", "istio", "gatewayAPI", "proxy"), or "".
+func (t Traffic) Kind() string {
+	switch {
+	case t.ALB != nil:
+		return "alb"
+	case t.Istio != nil:
+		return "istio"
+	case t.GatewayAPI != nil:
+		return "gatewayAPI"
+	case t.Proxy != nil:
+		return "proxy"
+	}
+	return ""
+}
+
+// ALBTraffic shifts traffic between two target groups of an AWS Application Load Balancer rule.
+type ALBTraffic struct {
+	Region               string         `yaml:"region" json:"region,omitempty"`
+	ListenerARN          string         `yaml:"listenerArn" json:"listenerArn"`
+	RuleARN              string         `yaml:"ruleArn" json:"ruleArn,omitempty"` // empty: the listener's default action
+	StableTargetGroupARN string         `yaml:"stableTargetGroupArn" json:"stableTargetGroupArn"`
+	CanaryTargetGroupARN string         `yaml:"canaryTargetGroupArn" json:"canaryTargetGroupArn"`
+	Stickiness           *ALBStickiness `yaml:"stickiness" json:"stickiness,omitempty"`
+}
+
+// ALBStickiness is the target-group stickiness of the forward action.
+type ALBStickiness struct {
+	Duration Duration `yaml:"duration" json:"duration"`
+}
+
+// IstioTraffic shifts traffic between two destinations of one HTTP route of a VirtualService.
+type IstioTraffic struct {
+	Namespace      string           `yaml:"namespace" json:"namespace,omitempty"`
+	VirtualService string           `yaml:"virtualService" json:"virtualService"`
+	Route          string           `yaml:"route" json:"route,omitempty"` // empty: the only route
+	Stable         IstioDestination `yaml:"stable" json:"stable"`
+	Canary         IstioDestination `yaml:"canary" json:"canary"`
+}
+
+// IstioDestination is a VirtualService destination: a host and an optional subset.
+type IstioDestination struct {
+	Host   string `yaml:"host" json:"host"`
+	Subset string `yaml:"subset" json:"subset,omitempty"`
+}
+
+// GatewayAPITraffic shifts traffic between two backendRefs of the rule of an HTTPRoute that
+// references both.
+type GatewayAPITraffic struct {
+	Namespace     string `yaml:"namespace" json:"namespace,omitempty"`
+	HTTPRoute     string `yaml:"httpRoute" json:"httpRoute"`
+	StableBackend string `yaml:"stableBackend" json:"stableBackend"`
+	CanaryBackend string `yaml:"canaryBackend" json:"canaryBackend"`
+}
+
+// ProxyTraffic is perch's own weighted reverse proxy in front of two backends.
+type ProxyTraffic struct {
+	Listen   string         `yaml:"listen" json:"listen"`
+	Stable   string         `yaml:"stable" json:"stable"`
+	Canary   string         `yaml:"canary" json:"canary"`
+	Sticky   *ProxySticky   `yaml:"sticky" json:"sticky,omitempty"`
+	Override *ProxyOverride `yaml:"override" json:"override,omitempty"`
+}
+
+// ProxySticky keeps a user on one side by hashing a header's or a cookie's value.
+type ProxySticky struct {
+	Header string `yaml:"header" json:"header,omitempty"`
+	Cookie string `yaml:"cookie" json:"cookie,omitempty"`
+}
+
+// ProxyOverride names the header that pins a request to "canary" or "stable".
+type ProxyOverride struct {
+	Header string `yaml:"header" json:"header"`
+}
+
+// Metrics names the one source checks are measured from.
+type Metrics struct {
+	Prometheus *PrometheusMetrics `yaml:"prometheus" json:"prometheus,omitempty"`
+	CloudWatch *CloudWatchMetrics `yaml:"cloudwatch" json:"cloudwatch,omitempty"`
+	Builtin    *BuiltinMetrics    `yaml:"builtin" json:"builtin,omitempty"`
+}
+
+// Kind is the name of the configured source ("prometheus", "cloudwatch", "builtin"), or "".
+func (m Metrics) Kind() string {
+	switch {
+	case m.Prometheus != nil:
+		return "prometheus"
+	case m.CloudWatch != nil:
+		return "cloudwatch"
+	case m.Builtin != nil:
+		return "builtin"
+	}
+	return ""
+}
+
+// PrometheusMetrics is a Prometheus server's HTTP API.
+type PrometheusMetrics struct {
+	Address string `yaml:"address" json:"address"`
+}
+
+// CloudWatchMetrics is Amazon CloudWatch in a region (the default chain's region when empty).
+type CloudWatchMetrics struct {
+	Region string `yaml:"region" json:"region,omitempty"`
+}
+
+// BuiltinMetrics is the proxy's own observations; it takes no settings.
+type BuiltinMetrics struct{}
+
+// InconclusiveAction is what a step does when its analysis ends without a conclusive verdict.
+type InconclusiveAction string
+
+// The two inconclusive actions.
+const (
+	InconclusiveHold InconclusiveAction = "hold"
+	InconclusiveFail InconclusiveAction = "fail"
+)
+
+// Analysis says how often checks are sampled and how verdicts become decisions.
+type Analysis struct {
+	Interval      Duration           `yaml:"interval" json:"interval"`
+	Stabilization Duration           `yaml:"stabilization" json:"stabilization"`
+	Judge         string             `yaml:"judge" json:"judge"`
+	Inconclusive  InconclusiveAction `yaml:"inconclusive" json:"inconclusive"`
+	FailureLimit  int                `yaml:"failureLimit" json:"failureLimit"`
+}
+
+// Check is one metric compared between canary and baseline.
+type Check struct {
+	Name string `yaml:"name" json:"name"`
+	// Canary and Baseline are sample queries; Events and Total are count queries. A check has
+	// one pair or the other (Builtin fills them in for the proxy's own measures).
+	Canary   metrics.Query `yaml:"canary" json:"canary,omitzero"`
+	Baseline metrics.Query `yaml:"baseline" json:"baseline,omitzero"`
+	Events   *QueryPair    `yaml:"events" json:"events,omitempty"`
+	Total    *QueryPair    `yaml:"total" json:"total,omitempty"`
+	Builtin  string        `yaml:"builtin" json:"builtin,omitempty"`
+
+	Direction           metrics.Direction `yaml:"direction" json:"direction"`
+	MaxDeviationPercent *float64          `yaml:"maxDeviationPercent" json:"maxDeviationPercent,omitempty"`
+	MaxIncrease         *float64          `yaml:"maxIncrease" json:"maxIncrease,omitempty"`
+	Critical            bool              `yaml:"critical" json:"critical,omitempty"`
+	Judge               string            `yaml:"judge" json:"judge,omitempty"` // empty: analysis.judge
+	JudgeOptions        metrics.Options   `yaml:"judgeOptions" json:"judgeOptions,omitempty"`
+	// Unit is how values are shown ("s", "ms", "%", "req/s"); it does not change judging.
+	Unit string `yaml:"unit" json:"unit,omitempty"`
+}
+
+// IsCounts reports whether the check is judged as counts (events out of total).
+func (c Check) IsCounts() bool { return c.Events != nil }
+
+// Criteria are the check's tolerances as a judge takes them.
+func (c Check) Criteria() metrics.Criteria {
+	return metrics.Criteria{Direction: c.Direction, MaxDeviationPercent: c.MaxDeviationPercent, MaxIncrease: c.MaxIncrease}
+}
+
+// QueryPair is a query for each side.
+type QueryPair struct {
+	Canary   metrics.Query `yaml:"canary" json:"canary"`
+	Baseline metrics.Query `yaml:"baseline" json:"baseline"`
+}
+
+// Step is one step of the rollout: a weight held for an analysis time, or a pause.
+type Step struct {
+	SetWeight *int     `yaml:"setWeight" json:"setWeight,omitempty"`
+	Analyze   Duration `yaml:"analyze" json:"analyze,omitempty"`
+	Pause     *Pause   `yaml:"pause" json:"pause,omitempty"`
+}
+
+// Pause stops the rollout until an operator resumes it or, with a Duration, until it elapses.
+type Pause struct {
+	Duration Duration `yaml:"duration" json:"duration,omitempty"`
+}
+
+// String describes the step in a few words: "1% for 5m", "pause", "pause 10m".
+func (s Step) String() string {
+	switch {
+	case s.Pause != nil && s.Pause.Duration > 0:
+		return "pause " + s.Pause.Duration.String()
+	case s.Pause != nil:
+		return "pause"
+	case s.SetWeight != nil && s.Analyze > 0:
+		return fmt.Sprintf("%d%% for %s", *s.SetWeight, s.Analyze)
+	case s.SetWeight != nil:
+		return fmt.Sprintf("%d%%", *s.SetWeight)
+	}
+	return "?"
+}
+
+// Duration is a time.Duration written as "30s", "5m", "1h30m" in files and journals.
+type Duration time.Duration
+
+// String prints the duration without trailing zero units ("5m", not "5m0s").
+func (d Duration) String() string {
+	s := time.Duration(d).String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+// UnmarshalJSON reads a duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Weight is the step's canary weight, or -1 for a pause.
+func (s Step) Weight() int {
+	if s.SetWeight == nil {
+		return -1
+	}
+	return *s.SetWeight
+}
+
+// Where is the FILE:LINE:COL where the field at path (as "checks[1].canary") was written, or
+// the file name alone when the spec did not come from a file or the field was not written.
+func (s *Spec) Where(path string) string {
+	p, ok := s.pos[path]
+	if !ok {
+		return s.file
+	}
+	return fmt.Sprintf("%s:%d:%d", s.file, p.line, p.col)
+}

@@ -1,0 +1,463 @@
+package engine
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/perchhq/perch/metrics"
+)
+
+// Defaults of the analysis block.
+const (
+	DefaultInterval      = 30 * time.Second
+	DefaultStabilization = time.Minute
+	DefaultJudge         = "sequential"
+)
+
+// Builtin check names and what they measure on the proxy.
+const (
+	BuiltinErrorRate  = "error_rate"
+	BuiltinLatencyP50 = "latency_p50"
+	BuiltinLatencyP95 = "latency_p95"
+	BuiltinLatencyP99 = "latency_p99"
+	BuiltinThroughput = "throughput"
+)
+
+var builtinChecks = []string{BuiltinErrorRate, BuiltinLatencyP50, BuiltinLatencyP95, BuiltinLatencyP99, BuiltinThroughput}
+
+// Validate applies defaults to a Spec built in code (to fields left zero) and checks it as a
+// file would be checked.
+func (s *Spec) Validate() error {
+	d := &decoder{file: "rollout", pos: map[string]srcPos{}, bad: map[string]bool{}}
+	if s.file != "" {
+		d.file = s.file
+	}
+	if s.pos == nil {
+		s.pos = d.pos
+	} else {
+		d.pos = s.pos
+	}
+	d.validate(s)
+	if len(d.errs) > 0 {
+		return d.errs
+	}
+	return nil
+}
+
+// recheck validates a spec perch itself wrote, applying no defaults over its zeros.
+func (s *Spec) recheck() error {
+	d := &decoder{checked: true, file: "journal header", pos: map[string]srcPos{}, bad: map[string]bool{}}
+	s.pos = d.pos
+	d.validate(s)
+	if len(d.errs) > 0 {
+		return d.errs
+	}
+	return nil
+}
+
+// fail reports a problem with the field at path, at the nearest written position. Problems
+// under a field that was already malformed are dropped: they would only repeat it.
+func (d *decoder) fail(path, format string, args ...any) {
+	for p := path; ; p = parentPath(p) {
+		if d.bad[p] {
+			return
+		}
+		if p == "" {
+			break
+		}
+	}
+	pos := srcPos{1, 1}
+	for p := path; ; p = parentPath(p) {
+		if at, ok := d.pos[p]; ok {
+			pos = at
+			break
+		}
+		if p == "" {
+			break
+		}
+	}
+	msg := fmt.Sprintf(format, args...)
+	if path != "" {
+		msg = path + ": " + msg
+	}
+	d.bad[path] = true
+	d.errs = append(d.errs, &SpecError{File: d.file, Line: pos.line, Col: pos.col, Msg: msg})
+}
+
+// written reports whether the file set the field at path.
+func (d *decoder) written(path string) bool {
+	_, ok := d.pos[path]
+	return ok
+}
+
+func parentPath(p string) string {
+	if i := strings.LastIndexAny(p, ".["); i >= 0 {
+		return p[:i]
+	}
+	return ""
+}
+
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+func (d *decoder) validate(s *Spec) {
+	switch {
+	case s.Name == "":
+		d.fail("name", "missing: give the rollout a name")
+	case !namePattern.MatchString(s.Name):
+		d.fail("name", "%q: use letters, digits, '.', '_' and '-' only (it names journal files)", s.Name)
+	}
+	d.validateTraffic(s)
+	d.validateMetrics(s)
+	d.validateAnalysis(s)
+	d.validateChecks(s)
+	d.validateSteps(s)
+}
+
+func (d *decoder) validateTraffic(s *Spec) {
+	t := s.Traffic
+	var set []string
+	for _, p := range []struct {
+		name string
+		on   bool
+	}{{"alb", t.ALB != nil}, {"istio", t.Istio != nil}, {"gatewayAPI", t.GatewayAPI != nil}, {"proxy", t.Proxy != nil}} {
+		if p.on {
+			set = append(set, p.name)
+		}
+	}
+	switch {
+	case len(set) == 0:
+		d.fail("traffic", "missing: name exactly one provider (alb, istio, gatewayAPI or proxy)")
+		return
+	case len(set) > 1:
+		d.fail("traffic."+set[1], "only one traffic provider may be set (got %s)", strings.Join(set, " and "))
+		return
+	}
+	switch {
+	case t.ALB != nil:
+		a, p := t.ALB, "traffic.alb"
+		d.arn(p+".listenerArn", a.ListenerARN, ":listener/", true)
+		d.arn(p+".ruleArn", a.RuleARN, ":listener-rule/", false)
+		d.arn(p+".stableTargetGroupArn", a.StableTargetGroupARN, ":targetgroup/", true)
+		d.arn(p+".canaryTargetGroupArn", a.CanaryTargetGroupARN, ":targetgroup/", true)
+		if a.StableTargetGroupARN != "" && a.StableTargetGroupARN == a.CanaryTargetGroupARN {
+			d.fail(p+".canaryTargetGroupArn", "the canary target group is the stable one")
+		}
+		if a.Stickiness != nil {
+			if dur := time.Duration(a.Stickiness.Duration); dur < time.Second || dur > 7*24*time.Hour {
+				d.fail(p+".stickiness.duration", "want 1s to 7d (the ALB's limits), got %s", a.Stickiness.Duration)
+			}
+		}
+	case t.Istio != nil:
+		v, p := t.Istio, "traffic.istio"
+		d.required(p+".virtualService", v.VirtualService)
+		d.required(p+".stable.host", v.Stable.Host)
+		d.required(p+".canary.host", v.Canary.Host)
+		if v.Stable.Host != "" && v.Stable == v.Canary {
+			d.fail(p+".canary", "the canary destination is the stable one")
+		}
+	case t.GatewayAPI != nil:
+		g, p := t.GatewayAPI, "traffic.gatewayAPI"
+		d.required(p+".httpRoute", g.HTTPRoute)
+		d.required(p+".stableBackend", g.StableBackend)
+		d.required(p+".canaryBackend", g.CanaryBackend)
+		if g.StableBackend != "" && g.StableBackend == g.CanaryBackend {
+			d.fail(p+".canaryBackend", "the canary backend is the stable one")
+		}
+	case t.Proxy != nil:
+		x, p := t.Proxy, "traffic.proxy"
+		if d.required(p+".listen", x.Listen) {
+			if _, _, err := net.SplitHostPort(x.Listen); err != nil {
+				d.fail(p+".listen", "want HOST:PORT, got %q", x.Listen)
+			}
+		}
+		d.httpURL(p+".stable", x.Stable)
+		d.httpURL(p+".canary", x.Canary)
+		if x.Sticky != nil && (x.Sticky.Header == "") == (x.Sticky.Cookie == "") {
+			d.fail(p+".sticky", "name exactly one of header or cookie")
+		}
+		if x.Override != nil {
+			d.required(p+".override.header", x.Override.Header)
+		}
+	}
+}
+
+func (d *decoder) required(path, value string) bool {
+	if value == "" {
+		d.fail(path, "missing")
+		return false
+	}
+	return true
+}
+
+func (d *decoder) arn(path, value, kind string, required bool) {
+	if value == "" {
+		if required {
+			d.fail(path, "missing")
+		}
+		return
+	}
+	if !strings.HasPrefix(value, "arn:") || !strings.Contains(value, kind) {
+		d.fail(path, "%q is not an ARN of a%s", value, strings.Trim(kind, ":/"))
+	}
+}
+
+func (d *decoder) httpURL(path, value string) {
+	if !d.required(path, value) {
+		return
+	}
+	u, err := url.Parse(value)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		d.fail(path, "want an http:// or https:// URL, got %q", value)
+	}
+}
+
+func (d *decoder) validateMetrics(s *Spec) {
+	m := s.Metrics
+	var set []string
+	for _, p := range []struct {
+		name string
+		on   bool
+	}{{"prometheus", m.Prometheus != nil}, {"cloudwatch", m.CloudWatch != nil}, {"builtin", m.Builtin != nil}} {
+		if p.on {
+			set = append(set, p.name)
+		}
+	}
+	switch {
+	case len(set) == 0:
+		d.fail("metrics", "missing: name exactly one source (prometheus, cloudwatch or builtin)")
+	case len(set) > 1:
+		d.fail("metrics."+set[1], "only one metrics source may be set (got %s)", strings.Join(set, " and "))
+	case m.Prometheus != nil:
+		d.httpURL("metrics.prometheus.address", m.Prometheus.Address)
+	case m.Builtin != nil && s.Traffic.Proxy == nil && s.Traffic.Kind() != "":
+		d.fail("metrics.builtin", "the builtin source is the proxy's own observations: it needs traffic.proxy")
+	}
+}
+
+func (d *decoder) validateAnalysis(s *Spec) {
+	a := &s.Analysis
+	if !d.written("analysis.interval") && a.Interval == 0 {
+		a.Interval = Duration(DefaultInterval)
+	}
+	if !d.written("analysis.stabilization") && a.Stabilization == 0 && !d.checked {
+		a.Stabilization = Duration(DefaultStabilization)
+	}
+	if a.Judge == "" {
+		a.Judge = DefaultJudge
+	}
+	if a.Inconclusive == "" {
+		a.Inconclusive = InconclusiveHold
+	}
+	if a.Interval <= 0 {
+		d.fail("analysis.interval", "want a positive duration, got %s", a.Interval)
+	}
+	if a.Stabilization < 0 {
+		d.fail("analysis.stabilization", "want zero or a positive duration, got %s", a.Stabilization)
+	}
+	if _, err := metrics.New(a.Judge, nil); err != nil {
+		d.fail("analysis.judge", "%v", err)
+	}
+	if a.Inconclusive != InconclusiveHold && a.Inconclusive != InconclusiveFail {
+		d.fail("analysis.inconclusive", "want hold or fail, got %q", a.Inconclusive)
+	}
+	if a.FailureLimit < 0 {
+		d.fail("analysis.failureLimit", "want zero or more, got %d", a.FailureLimit)
+	}
+}
+
+func (d *decoder) validateChecks(s *Spec) {
+	names := map[string]string{}
+	for i := range s.Checks {
+		c := &s.Checks[i]
+		p := fmt.Sprintf("checks[%d]", i)
+		switch {
+		case c.Name == "":
+			d.fail(p+".name", "missing: every check needs a name")
+		case names[c.Name] != "":
+			d.fail(p+".name", "%q is already the name of %s", c.Name, names[c.Name])
+		default:
+			names[c.Name] = p
+		}
+		if c.Builtin != "" || s.Metrics.Builtin != nil {
+			d.builtinCheck(s, c, p)
+		} else {
+			d.queryCheck(s, c, p)
+		}
+		switch c.Direction {
+		case metrics.LowerIsBetter, metrics.HigherIsBetter:
+		case "":
+			d.fail(p+".direction", "missing: lower_is_better or higher_is_better")
+		default:
+			d.fail(p+".direction", "unknown direction %q (want lower_is_better or higher_is_better)", c.Direction)
+		}
+		switch {
+		case c.MaxDeviationPercent == nil && c.MaxIncrease == nil:
+			d.fail(p, "no tolerance: set maxDeviationPercent, maxIncrease or both")
+		case c.MaxDeviationPercent != nil && *c.MaxDeviationPercent < 0:
+			d.fail(p+".maxDeviationPercent", "want zero or more, got %v", *c.MaxDeviationPercent)
+		case c.MaxIncrease != nil && *c.MaxIncrease < 0:
+			d.fail(p+".maxIncrease", "want zero or more, got %v", *c.MaxIncrease)
+		}
+		judge := c.Judge
+		if judge == "" {
+			judge = s.Analysis.Judge
+		} else if _, err := metrics.New(judge, nil); err != nil {
+			d.fail(p+".judge", "%v", err)
+			continue
+		}
+		if _, err := metrics.New(judge, c.JudgeOptions); err != nil && len(c.JudgeOptions) > 0 {
+			d.fail(p+".judgeOptions", "%s: %v", judge, err)
+		}
+	}
+}
+
+// builtinCheck fills in the proxy queries behind a builtin check.
+func (d *decoder) builtinCheck(s *Spec, c *Check, p string) {
+	switch {
+	case c.Builtin == "":
+		d.fail(p+".builtin", "missing: with metrics.builtin a check names a measure (%s)", strings.Join(builtinChecks, ", "))
+		return
+	case s.Metrics.Builtin == nil && s.Metrics.Kind() != "":
+		d.fail(p+".builtin", "needs metrics.builtin (the proxy's own observations)")
+		return
+	}
+	given := *c
+	side := func(measure string) (metrics.Query, metrics.Query) {
+		return metrics.BuiltinQuery(measure, metrics.VersionCanary), metrics.BuiltinQuery(measure, metrics.VersionStable)
+	}
+	defaultDirection := metrics.LowerIsBetter
+	switch c.Builtin {
+	case BuiltinErrorRate:
+		c.Events, c.Total = &QueryPair{}, &QueryPair{}
+		c.Events.Canary, c.Events.Baseline = side(metrics.MeasureErrors)
+		c.Total.Canary, c.Total.Baseline = side(metrics.MeasureRequests)
+		if c.Unit == "" {
+			c.Unit = "%"
+		}
+	case BuiltinLatencyP50, BuiltinLatencyP95, BuiltinLatencyP99:
+		c.Canary, c.Baseline = side(c.Builtin)
+		if c.Unit == "" {
+			c.Unit = "s"
+		}
+	case BuiltinThroughput:
+		c.Canary, c.Baseline = side(metrics.MeasureThroughput)
+		defaultDirection = metrics.HigherIsBetter
+		if c.Unit == "" {
+			c.Unit = "req/s"
+		}
+	default:
+		d.fail(p+".builtin", "unknown measure %q (want one of %s)", c.Builtin, strings.Join(builtinChecks, ", "))
+		return
+	}
+	if c.Direction == "" {
+		c.Direction = defaultDirection
+	}
+	// A spec read back from a journal carries its expansion already; anything else is a mix-up.
+	if !sameQueries(given, *c) && (!given.Canary.IsZero() || !given.Baseline.IsZero() || given.Events != nil || given.Total != nil) {
+		d.fail(p+".builtin", "a builtin check takes no canary, baseline, events or total queries")
+	}
+}
+
+func sameQueries(a, b Check) bool {
+	pair := func(p *QueryPair) QueryPair {
+		if p == nil {
+			return QueryPair{}
+		}
+		return *p
+	}
+	eq := func(x, y metrics.Query) bool { return x.Expr == y.Expr && x.Metric == nil && y.Metric == nil }
+	ae, be, at, bt := pair(a.Events), pair(b.Events), pair(a.Total), pair(b.Total)
+	return eq(a.Canary, b.Canary) && eq(a.Baseline, b.Baseline) &&
+		eq(ae.Canary, be.Canary) && eq(ae.Baseline, be.Baseline) && eq(at.Canary, bt.Canary) && eq(at.Baseline, bt.Baseline) &&
+		(a.Events == nil) == (b.Events == nil)
+}
+
+func (d *decoder) queryCheck(s *Spec, c *Check, p string) {
+	hasSamples := !c.Canary.IsZero() || !c.Baseline.IsZero()
+	switch {
+	case hasSamples && (c.Events != nil || c.Total != nil):
+		d.fail(p, "give canary and baseline queries, or events and total counts, not both")
+		return
+	case c.Events != nil && c.Total == nil:
+		d.fail(p+".events", "events need total: the judge compares events out of total requests")
+		return
+	case c.Total != nil && c.Events == nil:
+		d.fail(p+".total", "total needs events: the judge compares events out of total requests")
+		return
+	case !hasSamples && c.Events == nil:
+		d.fail(p, "no queries: give canary and baseline, or events and total")
+		return
+	}
+	pairs := map[string]*QueryPair{}
+	if hasSamples {
+		pairs[p] = &QueryPair{Canary: c.Canary, Baseline: c.Baseline}
+	} else {
+		pairs[p+".events"], pairs[p+".total"] = c.Events, c.Total
+	}
+	for at, pair := range pairs {
+		d.checkQuery(s, at+".canary", pair.Canary)
+		d.checkQuery(s, at+".baseline", pair.Baseline)
+	}
+}
+
+func (d *decoder) checkQuery(s *Spec, path string, q metrics.Query) {
+	switch {
+	case q.IsZero():
+		d.fail(path, "missing query")
+	case q.Metric != nil && s.Metrics.CloudWatch == nil:
+		d.fail(path, "a CloudWatch metric needs metrics.cloudwatch")
+	case q.Metric != nil && (q.Metric.Namespace == "" || q.Metric.MetricName == "" || q.Metric.Stat == ""):
+		d.fail(path, "a CloudWatch metric needs namespace, metricName and stat")
+	}
+}
+
+func (d *decoder) validateSteps(s *Spec) {
+	if len(s.Steps) == 0 {
+		d.fail("steps", "missing: a rollout needs at least one step")
+		return
+	}
+	last, lastPath := 0, ""
+	for i, st := range s.Steps {
+		p := fmt.Sprintf("steps[%d]", i)
+		switch {
+		case st.SetWeight != nil && st.Pause != nil:
+			d.fail(p, "a step either sets a weight or pauses, not both")
+			continue
+		case st.SetWeight == nil && st.Pause == nil:
+			d.fail(p, "empty step: give setWeight or pause")
+			continue
+		case st.Pause != nil:
+			if d.written(p+".analyze") || st.Analyze != 0 {
+				d.fail(p+".analyze", "a pause step does not analyze; put analyze on a setWeight step")
+			}
+			if (d.written(p+".pause.duration") || st.Pause.Duration != 0) && st.Pause.Duration <= 0 {
+				d.fail(p+".pause.duration", "want a positive duration, got %s", st.Pause.Duration)
+			}
+			continue
+		}
+		w := *st.SetWeight
+		switch {
+		case w < 1 || w > 100:
+			d.fail(p+".setWeight", "weight %d is outside 1..100", w)
+		case w <= last:
+			d.fail(p+".setWeight", "weight %d must be greater than %d set at %s", w, last, lastPath)
+		default:
+			last, lastPath = w, p
+		}
+		if !d.written(p+".analyze") && st.Analyze == 0 {
+			continue
+		}
+		switch {
+		case st.Analyze <= 0:
+			d.fail(p+".analyze", "want a positive duration, got %s", st.Analyze)
+		case st.Analyze < s.Analysis.Interval:
+			d.fail(p+".analyze", "%s is shorter than analysis.interval (%s): no sample would be taken", st.Analyze, s.Analysis.Interval)
+		case len(s.Checks) == 0:
+			d.fail(p+".analyze", "nothing to analyze: the rollout has no checks")
+		}
+	}
+}

@@ -1,0 +1,351 @@
+package engine
+
+import (
+	"slices"
+	"time"
+
+	"github.com/perchhq/perch/metrics"
+)
+
+// Phase is where a rollout stands.
+type Phase string
+
+// The phases. RolledBack and Promoted end a rollout (a rolled-back one may be retried).
+const (
+	PhasePending     Phase = "pending"
+	PhaseRunning     Phase = "running"
+	PhasePaused      Phase = "paused"
+	PhaseHolding     Phase = "holding"
+	PhaseRollingBack Phase = "rolling_back"
+	PhaseRolledBack  Phase = "rolled_back"
+	PhasePromoting   Phase = "promoting"
+	PhasePromoted    Phase = "promoted"
+)
+
+// Done reports whether the phase ends the rollout.
+func (p Phase) Done() bool { return p == PhaseRolledBack || p == PhasePromoted }
+
+// StepStatus is where one step of the timeline stands.
+type StepStatus string
+
+// The step statuses.
+const (
+	StepPending StepStatus = "pending"
+	StepCurrent StepStatus = "current"
+	StepPassed  StepStatus = "passed"
+	StepFailed  StepStatus = "failed"  // the rollout rolled back during it
+	StepSkipped StepStatus = "skipped" // promoted before it ran
+)
+
+// Limits of what State keeps in memory, so a long rollout stays flat.
+const (
+	MaxHistory = 720 // points per check per step (6 h at 30 s)
+	MaxLog     = 200 // events in the log
+)
+
+// State is the rollout as folded from its events: what the TUI shows, what a replay shows and
+// what a resumed engine continues from. Apply is its only mutator and uses nothing but the
+// event (no clock, no I/O), so folding the same events always gives the same State.
+type State struct {
+	Spec    *Spec `json:"-"`
+	Seq     int64 // last event applied
+	Attempt int   // 1 for the first run, +1 per retry
+	Phase   Phase
+
+	Step          int // current step index
+	StepStartedAt time.Time
+	Steps         []StepState
+
+	// Weight is the canary percent the provider last confirmed, -1 before any.
+	Weight int
+	// Target is the weight the current step (or a rollback/promotion) wants, -1 before any;
+	// TargetConfirmed is set once the provider has confirmed it.
+	Target          int
+	TargetConfirmed bool
+	WeightSetAt     time.Time
+	// Failed weight changes since the last success, and when the next try is due.
+	WeightAttempts int
+	RetryAt        time.Time
+	RouterError    string
+
+	AnalysisStartedAt time.Time // zero while setting the weight or stabilizing
+	LastLookAt        time.Time
+	Looks             int
+	Checks            []CheckState
+
+	PausedBy    *Actor // nil for a pause step
+	PauseReason string
+	PauseUntil  time.Time // zero: until resumed
+	PauseStep   bool      // paused by the rollout's own pause step
+
+	Hold       HoldKind
+	HoldReason string
+
+	EndedBy     *Actor // who rolled back or promoted (nil: the engine)
+	EndReason   string
+	Stopped     bool // the engine stopped (signal, error) with the rollout unfinished
+	StopReason  string
+	Log         []Event // newest last, at most MaxLog
+	StartedAt   time.Time
+	LastEventAt time.Time
+}
+
+// StepState is one step of the timeline.
+type StepState struct {
+	Status StepStatus
+	By     *Actor // who advanced it, if not its own analysis
+	Reason string
+}
+
+// CheckState is one check as the current step has seen it.
+type CheckState struct {
+	Name     string
+	Unit     string
+	Critical bool
+	Judge    string
+	Criteria metrics.Criteria
+	Last     *CheckResult // nil until the first look of the step
+	Failures int          // fail verdicts this step
+	History  []Point      // newest last, at most MaxHistory
+}
+
+// Point is one look's newest values of a check.
+type Point struct {
+	Time     time.Time
+	Canary   float64
+	Baseline float64
+}
+
+// NewState is the state of a rollout of spec before its first event.
+func NewState(spec *Spec) State {
+	s := State{Spec: spec, Phase: PhasePending, Weight: -1, Target: -1}
+	s.Steps = make([]StepState, len(spec.Steps))
+	for i := range s.Steps {
+		s.Steps[i].Status = StepPending
+	}
+	s.Checks = make([]CheckState, len(spec.Checks))
+	for i, c := range spec.Checks {
+		judge := c.Judge
+		if judge == "" {
+			judge = spec.Analysis.Judge
+		}
+		s.Checks[i] = CheckState{Name: c.Name, Unit: c.Unit, Critical: c.Critical, Judge: judge, Criteria: c.Criteria()}
+	}
+	return s
+}
+
+// Apply folds one event into the state.
+func (s *State) Apply(ev Event) {
+	s.Seq = ev.Seq
+	s.LastEventAt = ev.Time
+	s.Log = appendBounded(s.Log, ev, MaxLog)
+	switch ev.Type {
+	case EventRolloutStarted:
+		s.Attempt = max(ev.Attempt, 1)
+		s.Phase = PhaseRunning
+		s.StartedAt = ev.Time
+		s.EndedBy, s.EndReason = nil, ""
+		for i := range s.Steps {
+			s.Steps[i] = StepState{Status: StepPending}
+		}
+		s.clearPause()
+		s.clearHold()
+	case EventStepStarted:
+		s.Step = ev.Step
+		s.StepStartedAt = ev.Time
+		s.Steps[ev.Step] = StepState{Status: StepCurrent}
+		s.resetAnalysis()
+		if ev.Weight != nil {
+			s.Target = *ev.Weight
+			s.TargetConfirmed = false
+		}
+		if st := s.Spec.Steps[ev.Step]; st.Pause != nil {
+			s.Phase = PhasePaused
+			s.PauseStep = true
+			s.PausedBy = nil
+			s.PauseReason = "pause step"
+			if ev.Until != nil {
+				s.PauseUntil = *ev.Until
+			}
+		}
+	case EventWeightSet:
+		w := *ev.Weight
+		if w != s.Weight {
+			s.AnalysisStartedAt = time.Time{} // traffic changed: stabilize again
+		}
+		s.Weight = w
+		s.TargetConfirmed = w == s.Target
+		s.WeightSetAt = ev.Time
+		s.WeightAttempts, s.RetryAt, s.RouterError = 0, time.Time{}, ""
+	case EventWeightFailed:
+		s.WeightAttempts = ev.Attempt
+		s.RouterError = ev.Error
+		if ev.RetryAt != nil {
+			s.RetryAt = *ev.RetryAt
+		}
+	case EventAnalysisStarted:
+		s.AnalysisStartedAt = ev.Time
+		s.LastLookAt = time.Time{}
+		s.Looks = 0
+	case EventAnalysis:
+		s.LastLookAt = ev.Time
+		s.Looks++
+		for _, r := range ev.Checks {
+			i := s.checkIndex(r.Check)
+			if i < 0 {
+				continue
+			}
+			c := &s.Checks[i]
+			c.Last = &r
+			if r.Verdict == metrics.Fail {
+				c.Failures++
+			}
+			c.History = appendBounded(c.History, Point{ev.Time, float64(r.LastCanary), float64(r.LastBaseline)}, MaxHistory)
+		}
+	case EventStepPassed:
+		s.Steps[ev.Step] = StepState{Status: StepPassed, By: ev.Actor, Reason: ev.Reason}
+		s.Phase = PhaseRunning
+		s.clearPause()
+		s.clearHold()
+	case EventPaused:
+		s.Phase = PhasePaused
+		s.PausedBy = ev.Actor
+		s.PauseReason = ev.Reason
+		s.PauseUntil = time.Time{}
+		s.PauseStep = false
+		s.clearHold()
+	case EventResumed:
+		s.Phase = PhaseRunning
+		s.clearPause()
+		s.clearHold()
+		s.WeightAttempts, s.RetryAt = 0, time.Time{}
+	case EventHeld:
+		s.Phase = PhaseHolding
+		s.Hold = ev.Hold
+		s.HoldReason = ev.Reason
+	case EventRollbackStarted:
+		s.Phase = PhaseRollingBack
+		s.Target, s.TargetConfirmed = 0, false
+		s.EndedBy, s.EndReason = ev.Actor, ev.Reason
+		s.Steps[s.Step].Status = StepFailed
+		s.Steps[s.Step].Reason = ev.Reason
+		s.WeightAttempts, s.RetryAt = 0, time.Time{}
+		s.clearPause()
+		s.clearHold()
+	case EventRolledBack:
+		s.Phase = PhaseRolledBack
+	case EventPromoteStarted:
+		s.Phase = PhasePromoting
+		s.Target, s.TargetConfirmed = 100, false
+		s.EndedBy, s.EndReason = ev.Actor, ev.Reason
+		s.WeightAttempts, s.RetryAt = 0, time.Time{}
+		s.clearPause()
+		s.clearHold()
+	case EventPromoted:
+		s.Phase = PhasePromoted
+		for i := range s.Steps {
+			switch s.Steps[i].Status {
+			case StepCurrent:
+				s.Steps[i].Status = StepPassed
+			case StepPending:
+				s.Steps[i].Status = StepSkipped
+			}
+		}
+	case EventReconciled:
+		s.Stopped, s.StopReason = false, ""
+		switch {
+		case ev.Weight == nil: // the provider could not be read: set the target again to be sure
+			s.TargetConfirmed = false
+		case *ev.Weight != s.Weight:
+			s.Weight = *ev.Weight
+			s.TargetConfirmed = s.Weight == s.Target
+			s.WeightSetAt = ev.Time
+			s.AnalysisStartedAt = time.Time{}
+		}
+	case EventStopped:
+		s.Stopped = true
+		s.StopReason = ev.Reason
+	}
+}
+
+func (s *State) clearPause() {
+	s.PausedBy, s.PauseReason, s.PauseUntil, s.PauseStep = nil, "", time.Time{}, false
+}
+
+func (s *State) clearHold() { s.Hold, s.HoldReason = "", "" }
+
+func (s *State) resetAnalysis() {
+	s.AnalysisStartedAt, s.LastLookAt, s.Looks = time.Time{}, time.Time{}, 0
+	for i := range s.Checks {
+		s.Checks[i].Last = nil
+		s.Checks[i].Failures = 0
+		s.Checks[i].History = s.Checks[i].History[:0]
+	}
+}
+
+func (s *State) checkIndex(name string) int {
+	for i := range s.Checks {
+		if s.Checks[i].Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// Clone is a deep copy of the state, safe to hand to another goroutine.
+func (s State) Clone() State {
+	c := s
+	c.Steps = slices.Clone(s.Steps)
+	c.Log = slices.Clone(s.Log)
+	c.Checks = slices.Clone(s.Checks)
+	for i := range c.Checks {
+		c.Checks[i].History = slices.Clone(s.Checks[i].History)
+	}
+	return c
+}
+
+// CurrentStep is the spec's step the rollout is in.
+func (s *State) CurrentStep() Step { return s.Spec.Steps[s.Step] }
+
+// AnalysisEndsAt is when the current step's analysis time is over (zero if it has not begun or
+// the step does not analyze).
+func (s *State) AnalysisEndsAt() time.Time {
+	if s.AnalysisStartedAt.IsZero() {
+		return time.Time{}
+	}
+	return s.AnalysisStartedAt.Add(time.Duration(s.CurrentStep().Analyze))
+}
+
+// StabilizedAt is when the current weight has been in place long enough to be judged (zero
+// until the step's weight is confirmed).
+func (s *State) StabilizedAt() time.Time {
+	if !s.TargetConfirmed {
+		return time.Time{}
+	}
+	return s.WeightSetAt.Add(time.Duration(s.Spec.Analysis.Stabilization))
+}
+
+// NextLookAt is when the engine next samples the checks (zero when it is not analysing).
+func (s *State) NextLookAt() time.Time {
+	if s.AnalysisStartedAt.IsZero() {
+		return time.Time{}
+	}
+	interval := time.Duration(s.Spec.Analysis.Interval)
+	if s.LastLookAt.IsZero() {
+		return s.AnalysisStartedAt.Add(interval)
+	}
+	next := s.LastLookAt.Add(interval)
+	if end := s.AnalysisEndsAt(); s.LastLookAt.Before(end) && next.After(end) {
+		next = end // always look once more when the analysis time is up
+	}
+	return next
+}
+
+// appendBounded appends v, dropping the oldest element once the slice holds limit.
+func appendBounded[T any](list []T, v T, limit int) []T {
+	if len(list) >= limit {
+		copy(list, list[1:])
+		list = list[:len(list)-1]
+	}
+	return append(list, v)
+}

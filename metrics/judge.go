@@ -1,0 +1,107 @@
+package metrics
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Verdict is a judge's decision on one check.
+type Verdict string
+
+// The three verdicts. A metrics outage, too little data or NaN is Inconclusive, never Pass.
+const (
+	Pass         Verdict = "pass"
+	Fail         Verdict = "fail"
+	Inconclusive Verdict = "inconclusive"
+)
+
+// Direction says which way a metric gets worse.
+type Direction string
+
+// The two directions of the rollout file.
+const (
+	LowerIsBetter  Direction = "lower_is_better"
+	HigherIsBetter Direction = "higher_is_better"
+)
+
+// Series is what a check observed on one side (canary or baseline), in time order: either
+// sample values, or counts per interval (Events out of Total, e.g. errors out of requests).
+type Series struct {
+	Values []float64 `json:"values,omitempty"`
+	Events []float64 `json:"events,omitempty"`
+	Total  []float64 `json:"total,omitempty"`
+}
+
+// IsCounts reports whether the series holds counts rather than sample values.
+func (s Series) IsCounts() bool { return s.Events != nil || s.Total != nil }
+
+// Len is the number of intervals observed.
+func (s Series) Len() int {
+	if s.IsCounts() {
+		return min(len(s.Events), len(s.Total))
+	}
+	return len(s.Values)
+}
+
+// Criteria are what a check counts as harm: the direction and the tolerances.
+type Criteria struct {
+	Direction           Direction `json:"direction,omitempty"`
+	MaxDeviationPercent *float64  `json:"maxDeviationPercent,omitempty"` // relative tolerance, percent of baseline
+	MaxIncrease         *float64  `json:"maxIncrease,omitempty"`         // absolute tolerance, in the metric's unit
+	// Family is how many checks are judged together in one analysis. Judges that control a
+	// false-alarm rate share it across the family; 0 or 1 means this check alone.
+	Family int `json:"family,omitempty"`
+}
+
+// Input is everything a judge sees of one check at one look.
+type Input struct {
+	Criteria
+	Canary   Series
+	Baseline Series
+}
+
+// Result is a judge's verdict on one check, with the statistics behind it.
+type Result struct {
+	Verdict Verdict `json:"verdict"`
+	// Reason is one line a human can act on: the numbers that decided.
+	Reason string `json:"reason"`
+	// Canary and Baseline are the judge's summary of each side (a mean, or a rate for counts).
+	Canary   Number `json:"canary"`
+	Baseline Number `json:"baseline"`
+	// Deviation is the relative change of canary against baseline, in percent (NaN if undefined).
+	Deviation Number `json:"deviation"`
+	// PValue is the evidence of harm, for statistical judges (always valid for sequential).
+	PValue *Number `json:"pValue,omitempty"`
+	// DecidedAt is the index of the look (0-based) at which a sequential verdict became final.
+	DecidedAt *int `json:"decidedAt,omitempty"`
+	// Classification is the Mann-Whitney classifier's label (High, Low, Pass, Nodata, NodataFailMetric).
+	Classification string `json:"classification,omitempty"`
+	// Stats holds further judge-specific figures by name.
+	Stats map[string]Number `json:"stats,omitempty"`
+}
+
+// Judge decides one check from its input. Implementations are pure and safe to share.
+type Judge interface {
+	Judge(in Input) Result
+}
+
+// JudgeFunc adapts a function to Judge.
+type JudgeFunc func(Input) Result
+
+// Judge calls f.
+func (f JudgeFunc) Judge(in Input) Result { return f(in) }
+
+// Options are judge-specific parameters from a rollout file or `perch analyze` input.
+type Options map[string]any
+
+// Names lists the judges perch knows, sorted.
+func Names() []string { return []string{"threshold"} }
+
+// New builds the named judge with its options, or says what is wrong with them.
+func New(name string, opts Options) (Judge, error) {
+	switch name {
+	case "threshold":
+		return newThreshold(opts)
+	}
+	return nil, fmt.Errorf("unknown judge %q (want one of %s)", name, strings.Join(Names(), ", "))
+}
