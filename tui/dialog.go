@@ -1,0 +1,140 @@
+package tui
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/metrics"
+)
+
+type dialogKind int
+
+const (
+	dialogConfirm dialogKind = iota // roll back, promote, retry
+	dialogQuit                      // leaving a local run's view
+)
+
+// dialog asks before something that moves traffic, or before leaving a local run. Its text is
+// written when it opens, from the state the operator was looking at.
+type dialog struct {
+	kind  dialogKind
+	cmd   engine.CommandKind
+	step  int // the step the command is issued against
+	title string
+	body  []string // sentences; wrapped to the box
+	warn  []string // shown in the fail colour
+	keys  [][2]string
+}
+
+func (m *Model) weightWords() string {
+	if m.st.Weight < 0 {
+		return "its weight is not known yet"
+	}
+	return fmt.Sprintf("it has %d%% now", m.st.Weight)
+}
+
+func (m *Model) confirmDialog(kind engine.CommandKind) *dialog {
+	st := &m.st
+	d := &dialog{kind: dialogConfirm, cmd: kind, step: st.Step}
+	n := len(st.Steps)
+	switch kind {
+	case engine.CommandRollback:
+		d.title = "Roll back " + st.Spec.Name + "?"
+		d.body = []string{
+			fmt.Sprintf("Send 0%% to canary (%s).", m.weightWords()),
+			fmt.Sprintf("Step %d of %d ends as failed and the rollout ends rolled back.", st.Step+1, n),
+		}
+		d.keys = [][2]string{{"y", "roll back"}, {"n", "cancel"}}
+	case engine.CommandPromote:
+		d.title = "Promote " + st.Spec.Name + "?"
+		d.body = []string{fmt.Sprintf("Send 100%% to canary now (%s).", m.weightWords())}
+		switch next := st.Step + 2; {
+		case next < n:
+			d.body = append(d.body, fmt.Sprintf("Steps %d–%d are skipped and the rollout ends promoted.", next, n))
+		case next == n:
+			d.body = append(d.body, fmt.Sprintf("Step %d is skipped and the rollout ends promoted.", n))
+		default:
+			d.body = append(d.body, "The rollout ends promoted.")
+		}
+		for _, c := range st.Checks {
+			if c.Last != nil && c.Last.Verdict != metrics.Pass {
+				d.warn = append(d.warn, fmt.Sprintf("%s is %s now.", c.Name, c.Last.Verdict))
+			}
+		}
+		d.keys = [][2]string{{"y", "promote"}, {"n", "cancel"}}
+	case engine.CommandRetry:
+		d.title = "Retry " + st.Spec.Name + "?"
+		first := st.Spec.Steps[0]
+		what := "start with " + first.String()
+		if w := first.Weight(); w >= 0 {
+			what = fmt.Sprintf("send %d%% to canary (%s)", w, m.weightWords())
+		}
+		d.body = []string{fmt.Sprintf("Start the rollout again from step 1: %s.", what)}
+		d.keys = [][2]string{{"y", "retry"}, {"n", "cancel"}}
+	}
+	return d
+}
+
+func (m *Model) quitDialog() *dialog {
+	st := &m.st
+	where := "The rollout has not started yet."
+	if m.have {
+		where = fmt.Sprintf("The rollout is %s at step %d of %d, with %s to canary.", phaseWords(st.Phase), st.Step+1, len(st.Steps), weightText(st.Weight))
+	}
+	return &dialog{
+		kind:  dialogQuit,
+		title: "Leave the view?",
+		body:  []string{where, "Neither choice changes traffic."},
+		keys: [][2]string{
+			{"d", "detach: keep the rollout running without the view (events print as lines)"},
+			{"s", "stop the engine: traffic stays as it is; continue later with --resume"},
+			{"esc", "stay"},
+		},
+	}
+}
+
+func weightText(w int) string {
+	if w < 0 {
+		return "an unknown weight"
+	}
+	return fmt.Sprintf("%d%%", w)
+}
+
+// render draws the dialog as a box at most width cells wide.
+func (d *dialog) render(s *styles, width int) []string {
+	inner := min(max(width-4, 20), 64)
+	var rows []string
+	wrap := func(text string, style func(...string) string) {
+		for _, l := range strings.Split(ansi.Wordwrap(text, inner, " "), "\n") {
+			rows = append(rows, style(l))
+		}
+	}
+	for _, b := range d.body {
+		wrap(b, s.text.Render)
+	}
+	for _, w := range d.warn {
+		wrap("⚠ "+w, s.fail.Render)
+	}
+	rows = append(rows, "")
+	for _, k := range d.keys {
+		label := s.key.Render(fmt.Sprintf("%-3s", k[0])) + " "
+		text := ansi.Wordwrap(k[1], inner-4, " ")
+		for i, l := range strings.Split(text, "\n") {
+			if i > 0 {
+				label = "    "
+			}
+			rows = append(rows, label+s.text.Render(l))
+		}
+	}
+	border := s.accent.Render
+	top := border("╭─ ") + s.bold.Render(cut(d.title, inner-2)) + " "
+	top += border(strings.Repeat("─", max(inner+3-ansi.StringWidth(top), 0)) + "╮")
+	out := []string{top}
+	for _, r := range rows {
+		out = append(out, border("│ ")+fit(r, inner)+border(" │"))
+	}
+	return append(out, border("╰"+strings.Repeat("─", inner+2)+"╯"))
+}

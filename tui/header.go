@@ -1,0 +1,188 @@
+package tui
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/metrics"
+)
+
+// headerHeight is the lines the header takes.
+const headerHeight = 3
+
+// header is three lines: the rollout, its phase and step; the canary's weight and the clocks;
+// and what is happening now, in a sentence.
+func (m *Model) header(width int) []string {
+	s := &m.styles
+	st := &m.st
+	if !m.have || st.Spec == nil {
+		return []string{cut(s.bold.Render("perch")+"  "+s.muted.Render("waiting for the first state from the engine…"), width), "", ""}
+	}
+	left := s.bold.Render(st.Spec.Name) + "  " + m.phaseBadge()
+	if st.Attempt > 1 {
+		left += s.muted.Render(fmt.Sprintf("  attempt %d", st.Attempt))
+	}
+	right := s.text.Render(fmt.Sprintf("step %d/%d", st.Step+1, len(st.Steps))) + s.muted.Render(" · "+st.CurrentStep().String())
+	if m.opts.Mode == ModeReplay {
+		right = m.replayStatus() + s.muted.Render("  ") + right
+	}
+	weight := s.text.Render("canary ") + gauge(s, float64(max(st.Weight, 0))/100, min(20, width/6)) + s.bold.Render(" "+weightText(st.Weight))
+	if st.Target >= 0 && st.Target != st.Weight {
+		weight += s.accent.Render(fmt.Sprintf(" → %d%%", st.Target))
+	}
+	return []string{
+		spread(left, right, width),
+		spread(weight, s.muted.Render(m.clocks()), width),
+		m.situationLine(width),
+	}
+}
+
+// situationLine is the situation, with its afterthought when there is room for it.
+func (m *Model) situationLine(width int) string {
+	main, extra := m.situation()
+	if extra != "" && ansi.StringWidth(main)+ansi.StringWidth(extra) <= width {
+		return main + extra
+	}
+	return cut(main, width)
+}
+
+func (m *Model) phaseBadge() string {
+	s := &m.styles
+	st := &m.st
+	word, style := strings.ToUpper(phaseWords(st.Phase)), s.badgeRunning
+	switch st.Phase {
+	case engine.PhasePaused:
+		style = s.badgePaused
+	case engine.PhaseHolding:
+		style = s.badgeHolding
+	case engine.PhaseRollingBack, engine.PhaseRolledBack:
+		style = s.badgeFail
+	case engine.PhasePromoting, engine.PhasePromoted:
+		style = s.badgePass
+	}
+	badge := style.Render(" " + word + " ")
+	if (st.Stopped || m.ended) && !st.Phase.Done() && m.opts.Mode != ModeReplay {
+		badge += " " + s.badgePaused.Render(" ENGINE STOPPED ")
+	}
+	return badge
+}
+
+func (m *Model) replayStatus() string {
+	s := &m.styles
+	p := m.playback
+	state := fmt.Sprintf("▶ %s×", metrics.FormatValue(p.Speed))
+	switch {
+	case p.Done:
+		state = "■ end"
+	case p.Paused:
+		state = "‖ paused"
+	}
+	return s.accent.Render("REPLAY "+state) + s.muted.Render(fmt.Sprintf(" event %d/%d", p.Pos, p.Len))
+}
+
+// clocks are the time in the step and the time to the next decision.
+func (m *Model) clocks() string {
+	st := &m.st
+	now := m.now
+	if st.Phase.Done() {
+		return "took " + formatDuration(st.LastEventAt.Sub(st.StartedAt))
+	}
+	parts := []string{"in step " + formatDuration(now.Sub(st.StepStartedAt))}
+	step := st.CurrentStep()
+	switch {
+	case st.Phase == engine.PhaseRollingBack || st.Phase == engine.PhasePromoting:
+	case st.WeightAttempts > 0 && !st.RetryAt.IsZero():
+		parts = append(parts, "retry in "+formatDuration(until(now, st.RetryAt)))
+	case step.Pause != nil && st.PauseStep && !st.PauseUntil.IsZero():
+		parts = append(parts, "resumes in "+formatDuration(until(now, st.PauseUntil)))
+	case !st.AnalysisStartedAt.IsZero():
+		parts = append(parts, "next look "+formatDuration(until(now, st.NextLookAt())))
+		if end := st.AnalysisEndsAt(); now.Before(end) {
+			parts = append(parts, "decision in "+formatDuration(until(now, end)))
+		} else {
+			parts = append(parts, "analysis time over")
+		}
+	case st.TargetConfirmed && step.Analyze > 0:
+		parts = append(parts, "analysis starts in "+formatDuration(until(now, st.StabilizedAt())))
+	}
+	return strings.Join(parts, " · ")
+}
+
+// situation is what is happening now and why, in one sentence coloured by what it means, and
+// an afterthought shown when there is room.
+func (m *Model) situation() (string, string) {
+	s := &m.styles
+	st := &m.st
+	by := func(a *engine.Actor) string {
+		if a == nil {
+			return ""
+		}
+		return " by " + a.Name
+	}
+	switch {
+	case st.Phase == engine.PhaseRolledBack:
+		return s.fail.Render("✘ rolled back" + by(st.EndedBy) + ": " + st.EndReason), ""
+	case st.Phase == engine.PhaseRollingBack:
+		return s.fail.Render("✘ rolling back" + by(st.EndedBy) + ": " + st.EndReason), s.fail.Render(" — sending 0% to canary")
+	case st.Phase == engine.PhasePromoted:
+		return s.pass.Render("✔ promoted" + by(st.EndedBy) + ": " + st.EndReason), ""
+	case st.Phase == engine.PhasePromoting:
+		return s.pass.Render("✔ promoting" + by(st.EndedBy) + ": " + st.EndReason), s.pass.Render(" — sending 100% to canary")
+	case st.RouterError != "" && st.WeightAttempts > 0:
+		return s.warning.Render(fmt.Sprintf("⚠ traffic provider failed %d× setting %d%%: %s", st.WeightAttempts, st.Target, st.RouterError)), ""
+	case st.Phase == engine.PhaseHolding:
+		return s.inconclusive.Render(fmt.Sprintf("? holding (%s): %s", st.Hold, st.HoldReason)), ""
+	case st.Phase == engine.PhasePaused && st.PauseStep:
+		if st.PauseUntil.IsZero() {
+			return s.warning.Render("‖ pause step: waiting for an operator to resume (p)"), ""
+		}
+		return s.warning.Render("‖ pause step until " + st.PauseUntil.In(m.loc).Format("15:04:05")), s.muted.Render(" (p resumes now)")
+	case st.Phase == engine.PhasePaused:
+		why := ""
+		if st.PauseReason != "" && st.PauseReason != "paused"+by(st.PausedBy) {
+			why = ": " + st.PauseReason
+		}
+		return s.warning.Render("‖ paused" + by(st.PausedBy) + why), s.muted.Render(" (checks still run; a failure still rolls back)")
+	case st.Phase == engine.PhasePending:
+		return s.muted.Render("starting…"), ""
+	}
+	return m.runningWords(), ""
+}
+
+// runningWords is a running step in a sentence: setting the weight, stabilizing, or how the
+// checks stand.
+func (m *Model) runningWords() string {
+	s := &m.styles
+	st := &m.st
+	step := st.CurrentStep()
+	switch {
+	case st.Target >= 0 && !st.TargetConfirmed:
+		return s.accent.Render(fmt.Sprintf("setting canary to %d%%…", st.Target))
+	case step.Analyze == 0:
+		return s.accent.Render("weight set; this step does not analyze")
+	case st.AnalysisStartedAt.IsZero():
+		return s.accent.Render(fmt.Sprintf("stabilizing at %d%% before the analysis starts", st.Weight))
+	}
+	var fail, unsure []string
+	for _, c := range st.Checks {
+		switch {
+		case c.Last == nil:
+		case c.Last.Verdict == metrics.Fail:
+			fail = append(fail, fmt.Sprintf("%s (%d failure%s)", c.Name, c.Failures, plural(c.Failures)))
+		case c.Last.Verdict == metrics.Inconclusive:
+			unsure = append(unsure, c.Name)
+		}
+	}
+	switch {
+	case len(fail) > 0:
+		return s.fail.Render(fmt.Sprintf("✘ failing: %s; limit %d failures per check, critical checks none", strings.Join(fail, ", "), st.Spec.Analysis.FailureLimit))
+	case len(unsure) > 0:
+		return s.inconclusive.Render("? inconclusive so far: " + strings.Join(unsure, ", "))
+	case st.Looks == 0:
+		return s.accent.Render(fmt.Sprintf("analysing %d%%: first look coming", st.Weight))
+	}
+	return s.pass.Render(fmt.Sprintf("✔ analysing %d%%: every check passes (look %d)", st.Weight, st.Looks))
+}

@@ -1,0 +1,228 @@
+package tui
+
+import (
+	"context"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+
+	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/themes"
+)
+
+// pane is a part of the screen that takes focus and scrolls.
+type pane int
+
+const (
+	paneChecks pane = iota
+	paneSteps
+	paneEvents
+	numPanes
+)
+
+func (p pane) String() string {
+	return [...]string{"checks", "steps", "events"}[p]
+}
+
+// Model is the view of one rollout for one terminal. Build it with New; it implements
+// tea.Model.
+type Model struct {
+	opts   Options
+	keys   keyMap
+	ctx    context.Context
+	clock  func() time.Time
+	loc    *time.Location
+	render *lipgloss.Renderer
+
+	// What is shown.
+	st       engine.State
+	have     bool     // a state has arrived
+	ended    bool     // the snapshot channel closed: the engine (or the replay) has stopped
+	rows     []logRow // the event log as shown
+	playback PlaybackStatus
+	now      time.Time
+
+	sub    <-chan engine.State
+	cancel func()
+
+	width, height int
+	themes        []themes.Theme
+	themeIdx      int
+	styles        styles
+
+	focus  pane
+	scroll [numPanes]int
+	help   bool
+	helpAt int // help scroll
+	dialog *dialog
+	status status
+	choice Choice
+
+	view  string // the last frame, reused until something changes
+	dirty bool
+}
+
+// status is the message line: what a command came to, or what a key did.
+type status struct {
+	text  string
+	kind  statusKind
+	until time.Time // cleared at the first clock tick after
+}
+
+type statusKind int
+
+const (
+	statusInfo statusKind = iota
+	statusOK
+	statusError
+)
+
+// New builds a view from opts. It subscribes to the snapshots when the program starts it.
+func New(opts Options) *Model {
+	m := &Model{opts: opts, keys: newKeyMap(), ctx: opts.Context, clock: opts.Clock, loc: opts.Location, render: opts.Renderer, dirty: true}
+	if m.ctx == nil {
+		m.ctx = context.Background()
+	}
+	if m.clock == nil {
+		m.clock = time.Now
+	}
+	if m.loc == nil {
+		m.loc = time.Local
+	}
+	if m.render == nil {
+		m.render = lipgloss.DefaultRenderer()
+	}
+	m.themes, m.themeIdx = themeCycle(opts.Theme)
+	m.styles = newStyles(m.themes[m.themeIdx], m.render)
+	m.now = m.clock()
+	return m
+}
+
+// themeCycle is what t cycles through: the built-in themes, with the chosen one first if it
+// is a user theme; and where to start.
+func themeCycle(start themes.Theme) ([]themes.Theme, int) {
+	all := themes.Builtin()
+	if start.Name == "" {
+		return all, 0
+	}
+	for i, t := range all {
+		if t == start {
+			return all, i
+		}
+	}
+	return append([]themes.Theme{start}, all...), 0
+}
+
+// Choice is what the operator chose when leaving a local run's view (ChoiceNone otherwise).
+func (m *Model) Choice() Choice { return m.choice }
+
+// Init subscribes to the snapshots and starts the clock.
+func (m *Model) Init() tea.Cmd {
+	return tea.Batch(subscribe(m.opts.Snapshots), tick())
+}
+
+// Update handles one message: keys, snapshots, command results, clock ticks.
+func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case frameMsg:
+		return m, m.wait() // nothing new to show: keep the last frame
+	case tea.WindowSizeMsg:
+		m.width, m.height = msg.Width, msg.Height
+	case tea.KeyMsg:
+		m.dirty = true
+		return m, m.handleKey(msg)
+	case subscribedMsg:
+		m.sub, m.cancel = msg.ch, msg.cancel
+		return m, m.wait()
+	case snapshotMsg:
+		return m, m.handleSnapshot(msg)
+	case tickMsg:
+		m.now = m.clock()
+		if m.status.text != "" && !m.now.Before(m.status.until) {
+			m.status = status{}
+		}
+		cmds := []tea.Cmd{tick()}
+		if m.opts.Playback != nil {
+			cmds = append(cmds, playback(m.opts.Playback, nil))
+		}
+		m.dirty = true
+		return m, tea.Batch(cmds...)
+	case playbackMsg:
+		m.playback = msg.status
+	case commandDoneMsg:
+		m.commandDone(msg)
+	default:
+		return m, nil
+	}
+	m.dirty = true
+	return m, nil
+}
+
+func (m *Model) handleSnapshot(msg snapshotMsg) tea.Cmd {
+	m.dirty = true
+	if !msg.ok {
+		m.ended = true
+		m.sub = nil
+		if m.dialog != nil && m.dialog.kind != dialogQuit {
+			m.dialog = nil // nothing left to confirm
+		}
+		if m.dialog != nil && m.dialog.kind == dialogQuit {
+			m.dialog = nil
+			return m.quit(ChoiceNone)
+		}
+		return nil
+	}
+	m.st, m.have = msg.st, true
+	m.rows = logRows(m.st.Log)
+	if msg.playback != nil {
+		m.playback = *msg.playback
+	}
+	m.clampScroll()
+	return frame() // read the next state after a frame's time: at most ten redraws a second
+}
+
+// quit leaves the view with choice, ending the subscription.
+func (m *Model) quit(choice Choice) tea.Cmd {
+	m.choice = choice
+	m.unsubscribe()
+	return tea.Quit
+}
+
+// unsubscribe ends the subscription; the engine closes the channel, which ends the pending
+// read.
+func (m *Model) unsubscribe() {
+	if m.cancel != nil {
+		m.cancel()
+		m.cancel = nil
+	}
+}
+
+// setStatus shows text in the message line for a while (errors longer).
+func (m *Model) setStatus(kind statusKind, text string) {
+	hold := 8 * time.Second
+	if kind == statusError {
+		hold = 20 * time.Second
+	}
+	m.status = status{text: text, kind: kind, until: m.clock().Add(hold)}
+}
+
+// clampScroll keeps every pane's scroll position inside its content.
+func (m *Model) clampScroll() {
+	for p := range numPanes {
+		m.scroll[p] = max(0, min(m.scroll[p], m.scrollMax(p)))
+	}
+}
+
+// scrollMax is the largest scroll position of a pane: its last check, step or event at the
+// bottom.
+func (m *Model) scrollMax(p pane) int {
+	n := len(m.rows)
+	switch p {
+	case paneChecks:
+		n = len(m.st.Checks)
+	case paneSteps:
+		n = len(m.st.Steps) + 1
+	}
+	return max(n-max(m.pageSize(p), 1), 0)
+}
