@@ -23,10 +23,10 @@ type (
 		ok       bool
 		playback *PlaybackStatus
 	}
-	frameMsg         struct{} // a frame's time has passed since the last state: read the next
-	tickMsg          struct{} // a second has passed: clocks move
-	playbackMsg      struct{ status PlaybackStatus }
-	commandDoneMsg   struct {
+	frameMsg       struct{} // a frame's time has passed since the last state: read the next
+	tickMsg        struct{} // a second has passed: clocks move
+	playbackMsg    struct{ status PlaybackStatus }
+	commandDoneMsg struct {
 		kind engine.CommandKind
 		err  error
 	}

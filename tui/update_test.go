@@ -404,7 +404,9 @@ func TestViewKeys(t *testing.T) {
 		{"end", func() bool { return h.m.scroll[paneChecks] == 3-h.m.pageSize(paneChecks) }, "end shows the last check"},
 		{"home", func() bool { return h.m.scroll[paneChecks] == 0 }, "home goes to the first"},
 		{"t", func() bool { return h.m.styles.theme.Name == "light" && strings.Contains(h.screen(), "theme light") }, "t cycles the theme"},
-		{"?", func() bool { return h.m.help && strings.Contains(h.screen(), "KEYS — the rollout is running at step 4/6") }, "? opens help"},
+		{"?", func() bool {
+			return h.m.help && strings.Contains(h.screen(), "KEYS — the rollout is running at step 4/6")
+		}, "? opens help"},
 		{"j", func() bool { return h.m.help && h.m.helpAt == 1 }, "j scrolls help"},
 		{"t", func() bool { return h.m.help && h.m.styles.theme.Name == "high-contrast" }, "t works in help"},
 		{"?", func() bool { return !h.m.help }, "? closes help"},
