@@ -131,7 +131,9 @@ func spread(left, right string, width int) string {
 // line styles the line itself.
 func rule(title, note string, width int, line func(...string) string) string {
 	extra := 3 // "─ " before the title and " " after it
-	if note != "" {
+	if ansi.StringWidth(note) == 0 {
+		note = "" // a styled empty note is escape codes only
+	} else {
 		extra += ansi.StringWidth(note) + 3 // " " note " ─"
 	}
 	fill := width - ansi.StringWidth(title) - extra

@@ -51,13 +51,14 @@ type Model struct {
 	themeIdx      int
 	styles        styles
 
-	focus  pane
-	scroll [numPanes]int
-	help   bool
-	helpAt int // help scroll
-	dialog *dialog
-	status status
-	choice Choice
+	focus    pane
+	scroll   [numPanes]int
+	help     bool
+	helpAt   int // help scroll
+	dialog   *dialog
+	status   status
+	choice   Choice
+	quitting bool
 
 	view  string // the last frame, reused until something changes
 	dirty bool
@@ -124,6 +125,9 @@ func (m *Model) Init() tea.Cmd {
 
 // Update handles one message: keys, snapshots, command results, clock ticks.
 func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	if m.quitting {
+		return m, nil // the choice is made; messages still in flight change nothing
+	}
 	switch msg := msg.(type) {
 	case frameMsg:
 		return m, m.wait() // nothing new to show: keep the last frame
@@ -184,7 +188,7 @@ func (m *Model) handleSnapshot(msg snapshotMsg) tea.Cmd {
 
 // quit leaves the view with choice, ending the subscription.
 func (m *Model) quit(choice Choice) tea.Cmd {
-	m.choice = choice
+	m.choice, m.quitting, m.dialog = choice, true, nil
 	m.unsubscribe()
 	return tea.Quit
 }

@@ -377,6 +377,20 @@ func TestQuitDialogClosesWhenTheEngineEnds(t *testing.T) {
 	}
 }
 
+// TestChoiceSurvivesLateMessages: ending the subscription on quit closes the channel, and
+// the read that was waiting on it must not turn a stop into a plain quit.
+func TestChoiceSurvivesLateMessages(t *testing.T) {
+	st, now := stateRunning(t)
+	h := newHarness(t, st, now, nil)
+	h.press("q")
+	h.press("s")
+	h.m.Update(snapshotMsg{ok: false})
+	h.m.Update(keyMsg("q"))
+	if h.m.Choice() != ChoiceStop {
+		t.Errorf("choice %v after late messages, want stop", h.m.Choice())
+	}
+}
+
 func TestViewKeys(t *testing.T) {
 	st, now := stateRunning(t)
 	h := newHarness(t, st, now, nil)
