@@ -131,7 +131,7 @@ func (d *dialog) render(s *styles, width int) []string {
 	}
 	border := s.accent.Render
 	top := border("╭─ ") + s.bold.Render(cut(d.title, inner-2)) + " "
-	top += border(strings.Repeat("─", max(inner+3-ansi.StringWidth(top), 0)) + "╮")
+	top += border(strings.Repeat("─", max(inner+3-cells(top), 0)) + "╮")
 	out := []string{top}
 	for _, r := range rows {
 		out = append(out, border("│ ")+fit(r, inner)+border(" │"))

@@ -92,10 +92,10 @@ func fit(s string, width int) string {
 	if width <= 0 {
 		return ""
 	}
-	w := ansi.StringWidth(s)
+	w := cells(s)
 	if w > width {
 		s = ansi.Truncate(s, width, "…")
-		w = ansi.StringWidth(s)
+		w = cells(s)
 	}
 	if w < width {
 		s += strings.Repeat(" ", width-w)
@@ -108,7 +108,7 @@ func cut(s string, width int) string {
 	if width <= 0 {
 		return ""
 	}
-	if ansi.StringWidth(s) > width {
+	if cells(s) > width {
 		return ansi.Truncate(s, width, "…")
 	}
 	return s
@@ -117,7 +117,7 @@ func cut(s string, width int) string {
 // spread puts left and right on one line of width cells, cutting left first when they do not
 // both fit.
 func spread(left, right string, width int) string {
-	lw, rw := ansi.StringWidth(left), ansi.StringWidth(right)
+	lw, rw := cells(left), cells(right)
 	if rw >= width {
 		return cut(right, width)
 	}
@@ -131,12 +131,12 @@ func spread(left, right string, width int) string {
 // line styles the line itself.
 func rule(title, note string, width int, line func(...string) string) string {
 	extra := 3 // "─ " before the title and " " after it
-	if ansi.StringWidth(note) == 0 {
+	if cells(note) == 0 {
 		note = "" // a styled empty note is escape codes only
 	} else {
-		extra += ansi.StringWidth(note) + 3 // " " note " ─"
+		extra += cells(note) + 3 // " " note " ─"
 	}
-	fill := width - ansi.StringWidth(title) - extra
+	fill := width - cells(title) - extra
 	if fill < 1 {
 		return cut(line("─ ")+title+" "+note, width)
 	}

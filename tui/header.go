@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/charmbracelet/x/ansi"
-
 	"github.com/perchhq/perch/engine"
 	"github.com/perchhq/perch/metrics"
 )
@@ -43,7 +41,7 @@ func (m *Model) header(width int) []string {
 // situationLine is the situation, with its afterthought when there is room for it.
 func (m *Model) situationLine(width int) string {
 	main, extra := m.situation()
-	if extra != "" && ansi.StringWidth(main)+ansi.StringWidth(extra) <= width {
+	if extra != "" && cells(main)+cells(extra) <= width {
 		return main + extra
 	}
 	return cut(main, width)

@@ -5,8 +5,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/charmbracelet/x/ansi"
-
 	"github.com/perchhq/perch/engine"
 )
 
@@ -126,7 +124,7 @@ func (m *Model) currentStep(width int) (string, string) {
 		total := time.Duration(step.Analyze)
 		done := min(m.now.Sub(st.AnalysisStartedAt), total)
 		text := fmt.Sprintf(" %s of %s", formatDuration(done), formatSpan(total))
-		barW := min(max(width-ansi.StringWidth(text), 0), 20)
+		barW := min(max(width-cells(text), 0), 20)
 		return sym, gauge(s, float64(done)/float64(total), barW) + s.text.Render(text)
 	}
 	return sym, s.accent.Render("in progress")
@@ -188,7 +186,7 @@ func (m *Model) stepChips(width int) string {
 	// Drop passed steps from the left until the current one fits.
 	title := m.paneTitle(paneSteps, "STEPS") + " "
 	line := title + strings.Join(chips, " ")
-	for start := 1; ansi.StringWidth(line) > width && start <= st.Step; start++ {
+	for start := 1; cells(line) > width && start <= st.Step; start++ {
 		line = title + "… " + strings.Join(chips[start:], " ")
 	}
 	return cut(line, width)

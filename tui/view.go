@@ -152,7 +152,7 @@ func overlay(bg, box []string, width int) []string {
 	if len(box) == 0 {
 		return bg
 	}
-	boxW := ansi.StringWidth(box[0])
+	boxW := cells(box[0])
 	x := max((width-boxW)/2, 0)
 	y := max((len(bg)-len(box))/2, 0)
 	out := slices.Clone(bg)
@@ -266,7 +266,7 @@ func fitHints(hints []hint, width int) string {
 	slices.SortStableFunc(order, func(a, b int) int { return hints[b].prio - hints[a].prio })
 	used := 0
 	for _, i := range order {
-		w := ansi.StringWidth(hints[i].text)
+		w := cells(hints[i].text)
 		if used > 0 {
 			w += gap
 		}
