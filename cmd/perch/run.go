@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/themes"
 )
 
 type runFlags struct {
@@ -16,6 +18,7 @@ type runFlags struct {
 	output   string
 	journal  string
 	resume   bool
+	theme    string
 	connect  connectFlags
 }
 
@@ -36,6 +39,7 @@ Exit codes: 0 promoted, 1 rolled back, 2 bad input, 3 stopped by an error or a s
 	c.Flags().StringVarP(&f.output, "output", "o", outputText, "headless output: text or json (the journal events)")
 	c.Flags().StringVar(&f.journal, "journal", "", "journal file (default ./perch-NAME-TIMESTAMP.jsonl)")
 	c.Flags().BoolVar(&f.resume, "resume", false, "continue the rollout recorded in --journal")
+	c.Flags().StringVar(&f.theme, "theme", themes.Default, "TUI colours: "+strings.Join(themes.Names(), ", ")+", or a theme file NAME.yaml")
 	addConnectFlags(c, &f.connect)
 	return c
 }
@@ -50,8 +54,9 @@ func (a *app) run(c *cobra.Command, path string, f runFlags) error {
 	if err := checkOutput(f.output); err != nil {
 		return err
 	}
-	if !f.headless {
-		return badInput(errors.New("the terminal UI is not part of this build yet; use --headless"))
+	theme, err := a.checkTUI(f)
+	if err != nil {
+		return err
 	}
 	spec, err := loadSpec(path)
 	if err != nil {
@@ -71,6 +76,10 @@ func (a *app) run(c *cobra.Command, path string, f runFlags) error {
 	eng, err := engine.New(engine.Config{Spec: spec, Router: b.router, Source: b.source, Journal: journal, Resume: rec})
 	if err != nil {
 		return badInput(err)
+	}
+	if !f.headless {
+		out, err := a.runTUI(ctx, eng, theme, f.output)
+		return a.finish(out, err, eng.Snapshot(), path, journal.Path())
 	}
 	printed := make(chan struct{})
 	go printEvents(eng.Events(), a.stdout, spec, f.output, printed)

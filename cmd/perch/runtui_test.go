@@ -1,0 +1,208 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/metrics"
+)
+
+// The tmux test runs this test binary as `perch run` in a real terminal, with in-memory
+// providers in the registry.
+const (
+	childEnv     = "PERCH_RUN_TUI_CHILD"
+	childArgsEnv = "PERCH_RUN_TUI_ARGS"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, registry: memRegistry(), getenv: os.Getenv}
+		code := a.main(context.Background(), strings.Fields(os.Getenv(childArgsEnv)))
+		fmt.Printf("perch exited %d\n", code)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// memRegistry connects every rollout to a router and a source in memory.
+func memRegistry() registry {
+	r := defaultRegistry()
+	r.routers["istio"] = func(context.Context, *engine.Spec, connectFlags) (engine.Router, error) { return &memRouter{}, nil }
+	r.sources["prometheus"] = func(context.Context, *engine.Spec, engine.Router, connectFlags) (engine.Source, error) {
+		return memSource{}, nil
+	}
+	return r
+}
+
+type memRouter struct {
+	mu     sync.Mutex
+	weight int
+}
+
+func (r *memRouter) SetWeight(_ context.Context, w int) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.weight = w
+	return nil
+}
+
+func (r *memRouter) Weight(context.Context) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.weight, nil
+}
+
+// memSource answers 0.2 to every query: canary and baseline alike.
+type memSource struct{}
+
+func (memSource) Samples(_ context.Context, _ metrics.Query, start, end time.Time, step time.Duration) ([]metrics.Sample, error) {
+	var out []metrics.Sample
+	for t := start; !t.After(end); t = t.Add(step) {
+		out = append(out, metrics.Sample{Time: t, Value: 0.2})
+	}
+	return out, nil
+}
+
+// writeRollout writes a rollout of one step analysed for analyze.
+func writeRollout(t *testing.T, analyze string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "rollout.yaml")
+	spec := fmt.Sprintf(`name: tui-run
+traffic: {istio: {virtualService: web, stable: {host: web, subset: stable}, canary: {host: web, subset: canary}}}
+metrics: {prometheus: {address: http://127.0.0.1:9}}
+analysis: {interval: 1s, stabilization: 1s, judge: threshold}
+checks:
+  - {name: latency, canary: 'l{version="canary"}', baseline: 'l{version="stable"}', direction: lower_is_better, maxDeviationPercent: 10}
+steps:
+  - {setWeight: 10, analyze: %s}
+`, analyze)
+	if err := os.WriteFile(p, []byte(spec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestRunRefusesTheTUIWithoutATerminal(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no terminal", []string{"run", "ROLLOUT"}, "the terminal UI needs a terminal on stdout; use --headless"},
+		{"unknown theme", []string{"run", "ROLLOUT", "--theme", "neon"}, `--theme: unknown theme "neon" (want one of dark, light`},
+		{"bad theme file", []string{"run", "ROLLOUT", "--headless", "--theme", "THEMEFILE"}, "theme.yaml:3:9: colors.pass"},
+	}
+	rollout := writeRollout(t, "1m")
+	themeFile := filepath.Join(t.TempDir(), "theme.yaml")
+	if err := os.WriteFile(themeFile, []byte("extends: dark\ncolors:\n  pass: green\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			a := &app{stdout: &stdout, stderr: &stderr, registry: memRegistry(), getenv: func(string) string { return "" }}
+			args := strings.Fields(strings.NewReplacer("ROLLOUT", rollout, "THEMEFILE", themeFile).Replace(strings.Join(tt.args, " ")))
+			if code := a.main(context.Background(), args); code != exitBadInput {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, exitBadInput, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tt.want) {
+				t.Errorf("stderr %q does not say %q", stderr.String(), tt.want)
+			}
+			if strings.Contains(stderr.String(), "journal") {
+				t.Errorf("a journal was opened before the TUI was checked: %s", stderr.String())
+			}
+		})
+	}
+}
+
+// runInTmux starts `perch run ROLLOUT` in a tmux session on a private server.
+func runInTmux(t *testing.T, rollout string) func(...string) string {
+	t.Helper()
+	if _, err := exec.LookPath("tmux"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("tmux is missing: CI must install the Debian package tmux (.ci/run)")
+		}
+		t.Skip("tmux not installed: apt-get install tmux to run the real-terminal test")
+	}
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "tmux.conf")
+	if err := os.WriteFile(conf, []byte("set -g remain-on-exit on\nset -g status off\nset -g history-limit 5000\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	socket := fmt.Sprintf("perch-run-%d-%d", os.Getpid(), time.Now().UnixNano())
+	tmux := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command("tmux", append([]string{"-L", socket}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("tmux %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	args := fmt.Sprintf("run %s --journal %s", rollout, filepath.Join(dir, "journal.jsonl"))
+	tmux("-f", conf, "new-session", "-d", "-s", "run", "-x", "100", "-y", "30", "-c", dir,
+		"-e", childEnv+"=1", "-e", childArgsEnv+"="+args, "-e", "USER=carol", "-e", "TERM=xterm-256color", os.Args[0], "-test.run=^$")
+	t.Cleanup(func() { _ = exec.Command("tmux", "-L", socket, "kill-server").Run() })
+	return tmux
+}
+
+// waitScreen polls the pane (and its scrollback, where the program's last lines go) until every
+// want is there.
+func waitScreen(t *testing.T, tmux func(...string) string, what string, want ...string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		all := tmux("capture-pane", "-p", "-S", "-", "-t", "run")
+		missing := ""
+		for _, w := range want {
+			if !strings.Contains(all, w) {
+				missing = w
+				break
+			}
+		}
+		if missing == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %q never appeared:\n%s", what, missing, all)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func sendKey(tmux func(...string) string, k string) {
+	tmux("send-keys", "-t", "run", k)
+	time.Sleep(50 * time.Millisecond)
+}
+
+// TestRunTUIDetach: leaving the view with d keeps the engine running, printing events as
+// --headless does, until the rollout ends (promoted, exit 0).
+func TestRunTUIDetach(t *testing.T) {
+	tmux := runInTmux(t, writeRollout(t, "4s"))
+	waitScreen(t, tmux, "start", "tui-run", "RUNNING", "you are carol (operator)")
+	sendKey(tmux, "q")
+	waitScreen(t, tmux, "asks", "Leave the view?")
+	sendKey(tmux, "d")
+	waitScreen(t, tmux, "detached", "perch: detached from the view; the rollout carries on here",
+		"promoted: canary weight is 100%", "perch exited 0")
+}
+
+// TestRunTUIStop: leaving the view with s stops the engine with traffic as it was, and says
+// how to resume (exit 3).
+func TestRunTUIStop(t *testing.T) {
+	tmux := runInTmux(t, writeRollout(t, "10m"))
+	waitScreen(t, tmux, "start", "tui-run", "RUNNING")
+	sendKey(tmux, "q")
+	waitScreen(t, tmux, "asks", "Leave the view?")
+	sendKey(tmux, "s")
+	waitScreen(t, tmux, "stopped", "stopped at step 1 with the canary at 10%; traffic was left as it is.",
+		"--resume --journal", "perch exited 3")
+}
