@@ -56,11 +56,19 @@ func (m *Model) checksPane(width, height int, compact bool) []string {
 	if n > shown {
 		last := min(first+shown, n)
 		note = fmt.Sprintf("%d–%d of %d", first+1, last, n)
+		if last == first+1 {
+			note = fmt.Sprintf("%d of %d", last, n)
+		}
 		if last < n {
 			note += " ↓"
 		}
 	}
-	lines := []string{rule(m.paneTitle(paneChecks, title)+" "+strings.Join(counts, " "), s.muted.Render(note), width, s.border.Render)}
+	if len(counts) > 0 {
+		title = m.paneTitle(paneChecks, title) + " " + strings.Join(counts, " ")
+	} else {
+		title = m.paneTitle(paneChecks, title)
+	}
+	lines := []string{rule(title, s.muted.Render(note), width, s.border.Render)}
 	if n == 0 {
 		return append(lines, s.muted.Render("  this rollout has no checks"))
 	}

@@ -31,9 +31,14 @@ func (m *Model) header(width int) []string {
 	if st.Target >= 0 && st.Target != st.Weight {
 		weight += s.accent.Render(fmt.Sprintf(" → %d%%", st.Target))
 	}
+	// The weight stays whole; the clocks drop from the right when there is no room.
+	clocks := m.clocks()
+	for len(clocks) > 0 && cells(weight)+2+cells(strings.Join(clocks, " · ")) > width {
+		clocks = clocks[:len(clocks)-1]
+	}
 	return []string{
 		spread(left, right, width),
-		spread(weight, s.muted.Render(m.clocks()), width),
+		spread(weight, s.muted.Render(strings.Join(clocks, " · ")), width),
 		m.situationLine(width),
 	}
 }
@@ -81,12 +86,12 @@ func (m *Model) replayStatus() string {
 	return s.accent.Render("REPLAY "+state) + s.muted.Render(fmt.Sprintf(" event %d/%d", p.Pos, p.Len))
 }
 
-// clocks are the time in the step and the time to the next decision.
-func (m *Model) clocks() string {
+// clocks are the time in the step and the time to the next decision, most important first.
+func (m *Model) clocks() []string {
 	st := &m.st
 	now := m.now
 	if st.Phase.Done() {
-		return "took " + formatDuration(st.LastEventAt.Sub(st.StartedAt))
+		return []string{"took " + formatDuration(st.LastEventAt.Sub(st.StartedAt))}
 	}
 	parts := []string{"in step " + formatDuration(now.Sub(st.StepStartedAt))}
 	step := st.CurrentStep()
@@ -97,16 +102,16 @@ func (m *Model) clocks() string {
 	case step.Pause != nil && st.PauseStep && !st.PauseUntil.IsZero():
 		parts = append(parts, "resumes in "+formatDuration(until(now, st.PauseUntil)))
 	case !st.AnalysisStartedAt.IsZero():
-		parts = append(parts, "next look "+formatDuration(until(now, st.NextLookAt())))
 		if end := st.AnalysisEndsAt(); now.Before(end) {
 			parts = append(parts, "decision in "+formatDuration(until(now, end)))
 		} else {
 			parts = append(parts, "analysis time over")
 		}
+		parts = append(parts, "next look "+formatDuration(until(now, st.NextLookAt())))
 	case st.TargetConfirmed && step.Analyze > 0:
 		parts = append(parts, "analysis starts in "+formatDuration(until(now, st.StabilizedAt())))
 	}
-	return strings.Join(parts, " · ")
+	return parts
 }
 
 // situation is what is happening now and why, in one sentence coloured by what it means, and
@@ -120,15 +125,22 @@ func (m *Model) situation() (string, string) {
 		}
 		return " by " + a.Name
 	}
+	// why is a reason unless it only repeats who did it.
+	why := func(reason string, a *engine.Actor) string {
+		if reason == "" || a != nil && strings.HasSuffix(reason, by(a)) {
+			return by(a)
+		}
+		return by(a) + ": " + reason
+	}
 	switch {
 	case st.Phase == engine.PhaseRolledBack:
-		return s.fail.Render("✘ rolled back" + by(st.EndedBy) + ": " + st.EndReason), ""
+		return s.fail.Render("✘ rolled back" + why(st.EndReason, st.EndedBy)), ""
 	case st.Phase == engine.PhaseRollingBack:
-		return s.fail.Render("✘ rolling back" + by(st.EndedBy) + ": " + st.EndReason), s.fail.Render(" — sending 0% to canary")
+		return s.fail.Render("✘ rolling back" + why(st.EndReason, st.EndedBy)), s.fail.Render(" — sending 0% to canary")
 	case st.Phase == engine.PhasePromoted:
-		return s.pass.Render("✔ promoted" + by(st.EndedBy) + ": " + st.EndReason), ""
+		return s.pass.Render("✔ promoted" + why(st.EndReason, st.EndedBy)), ""
 	case st.Phase == engine.PhasePromoting:
-		return s.pass.Render("✔ promoting" + by(st.EndedBy) + ": " + st.EndReason), s.pass.Render(" — sending 100% to canary")
+		return s.pass.Render("✔ promoting" + why(st.EndReason, st.EndedBy)), s.pass.Render(" — sending 100% to canary")
 	case st.RouterError != "" && st.WeightAttempts > 0:
 		return s.warning.Render(fmt.Sprintf("⚠ traffic provider failed %d× setting %d%%: %s", st.WeightAttempts, st.Target, st.RouterError)), ""
 	case st.Phase == engine.PhaseHolding:
@@ -139,11 +151,7 @@ func (m *Model) situation() (string, string) {
 		}
 		return s.warning.Render("‖ pause step until " + st.PauseUntil.In(m.loc).Format("15:04:05")), s.muted.Render(" (p resumes now)")
 	case st.Phase == engine.PhasePaused:
-		why := ""
-		if st.PauseReason != "" && st.PauseReason != "paused"+by(st.PausedBy) {
-			why = ": " + st.PauseReason
-		}
-		return s.warning.Render("‖ paused" + by(st.PausedBy) + why), s.muted.Render(" (checks still run; a failure still rolls back)")
+		return s.warning.Render("‖ paused" + why(st.PauseReason, st.PausedBy)), s.muted.Render(" (checks still run; a failure still rolls back)")
 	case st.Phase == engine.PhasePending:
 		return s.muted.Render("starting…"), ""
 	}

@@ -35,7 +35,7 @@ func (m *Model) helpEntries() []helpEntry {
 			out = append(out, e)
 		}
 	}
-	scroll := "j/k or ↓/↑ scroll the focused pane; pgdn/pgup by a page; "
+	scroll := "scroll the focused pane; pgdn/pgup by a page; "
 	if m.opts.Mode == ModeReplay {
 		scroll += "home/end"
 	} else {
@@ -43,7 +43,7 @@ func (m *Model) helpEntries() []helpEntry {
 	}
 	out = append(out,
 		helpEntry{key: "tab", does: fmt.Sprintf("focus the next pane (now %s); shift+tab the previous", m.focus)},
-		helpEntry{key: "j / k", does: scroll + " to the top/bottom"},
+		helpEntry{key: "j/k ↓/↑", does: scroll + " to the top/bottom"},
 		helpEntry{key: "t", does: fmt.Sprintf("next colour theme (now %s)", m.themes[m.themeIdx].Name)},
 		helpEntry{key: "?", does: "close this help (esc too)"},
 		helpEntry{key: "q", does: m.quitHelp()},
@@ -124,7 +124,7 @@ func (m *Model) helpPane(width, height int) []string {
 	}
 	lines := []string{rule(s.titleFocus.Render(title), s.muted.Render("? or esc closes"), width, s.border.Render)}
 	var rows []string
-	const keyW = 11
+	const keyW = 10 // "  " and the key, padded to 8
 	for _, e := range m.helpEntries() {
 		k, does, style := s.key.Render(fmt.Sprintf("  %-8s", e.key)), e.does, s.text
 		if e.off != "" {

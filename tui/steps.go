@@ -72,9 +72,9 @@ func (m *Model) stepState(i, width int) (string, string) {
 		if step.By != nil {
 			return s.pass.Render("✔"), s.accent.Render(orDefault(step.Reason, "advanced by "+step.By.Name))
 		}
-		return s.pass.Render("✔"), s.muted.Render("passed: " + step.Reason)
+		return s.pass.Render("✔"), s.muted.Render(step.Reason)
 	case engine.StepFailed:
-		return s.fail.Render("✘"), s.fail.Render("failed: " + step.Reason)
+		return s.fail.Render("✘"), s.fail.Render(step.Reason)
 	case engine.StepSkipped:
 		return s.muted.Render("↷"), s.muted.Render("skipped")
 	case engine.StepCurrent:
@@ -102,9 +102,9 @@ func (m *Model) currentStep(width int) (string, string) {
 	}
 	switch {
 	case step.Pause != nil && st.PauseStep && !st.PauseUntil.IsZero():
-		return sym, s.warning.Render("pause: resumes in " + formatDuration(until(m.now, st.PauseUntil)))
+		return sym, s.warning.Render("resumes in " + formatDuration(until(m.now, st.PauseUntil)))
 	case step.Pause != nil:
-		return sym, s.warning.Render("pause: waits for an operator (p resumes)")
+		return sym, s.warning.Render("waits for an operator (p resumes)")
 	case st.Target >= 0 && !st.TargetConfirmed:
 		if st.WeightAttempts > 0 {
 			return sym, s.warning.Render(fmt.Sprintf("setting %d%% failed %d×", st.Target, st.WeightAttempts))

@@ -31,7 +31,7 @@ func (m *Model) layout() layout {
 	steps := len(m.st.Steps) + 2 // title, steps, promotion
 	if m.width >= wideWidth {
 		l.wide, l.compact = true, l.bodyH < 20
-		l.leftW = max(m.width*3/5, 60)
+		l.leftW = max(m.width*11/20, 60)
 		l.rightW = m.width - l.leftW - 1
 		l.checksH = l.bodyH
 		l.stepsH = min(steps, max(l.bodyH/2, 3))
@@ -44,17 +44,20 @@ func (m *Model) layout() layout {
 		l.stepsH = min(steps, max(l.bodyH/2, 1))
 	}
 	rest := max(l.bodyH-l.stepsH, 0)
+	block := checkHeight(true)
+	checksNeed, eventsNeed := 1+max(len(m.st.Checks), 1)*block, 1+max(len(m.rows), 1)
+	// The focused pane gets what it needs, leaving the other a glimpse; the checks pane shows
+	// whole checks only, and what it does not use goes to the event log.
 	if m.focus == paneEvents {
-		l.eventsH = max(rest/2, 2)
+		l.eventsH = min(eventsNeed, max(rest-min(checksNeed, 1+block), 0))
+		l.checksH = rest - l.eventsH
 	} else {
-		l.eventsH = max(min(rest/4, 5), 2)
+		l.checksH = min(checksNeed, max(rest-min(eventsNeed, 4), 0))
+		l.eventsH = rest - l.checksH
 	}
-	l.eventsH = min(l.eventsH, rest)
-	l.checksH = rest - l.eventsH
-	// Lines the checks do not need go to the event log.
-	if need := 1 + max(len(m.st.Checks), 1)*checkHeight(true); l.checksH > need {
-		l.eventsH += l.checksH - need
-		l.checksH = need
+	if fits := 1 + max((l.checksH-1)/block, 0)*block; l.checksH > fits {
+		l.eventsH += l.checksH - fits
+		l.checksH = fits
 	}
 	return l
 }
@@ -230,7 +233,11 @@ func (m *Model) keyHints(width int) string {
 	var hints []hint
 	switch {
 	case m.dialog != nil:
-		return cut(s.muted.Render("answer the question above"), width)
+		for _, k := range m.dialog.keys {
+			what, _, _ := strings.Cut(k[1], ":")
+			hints = append(hints, on(k[0], what, 9))
+		}
+		return fitHints(hints, width)
 	case m.help:
 		hints = append(hints, on("?", "close help", 9), on("j/k", "scroll", 5), on("t", "theme", 3))
 	case m.opts.Mode == ModeReplay:
