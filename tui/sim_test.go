@@ -13,6 +13,7 @@ import (
 
 	"github.com/perchhq/perch/engine"
 	"github.com/perchhq/perch/metrics"
+	"github.com/perchhq/perch/themes"
 )
 
 // sim folds a scripted rollout through engine.State.Apply, with verdicts from the real
@@ -304,4 +305,13 @@ func asciiRenderer() *lipgloss.Renderer {
 	r := lipgloss.NewRenderer(io.Discard)
 	r.SetColorProfile(termenv.Ascii)
 	return r
+}
+
+func mustTheme(t testing.TB, name string) themes.Theme {
+	t.Helper()
+	th, ok := themes.Named(name)
+	if !ok {
+		t.Fatalf("no theme %q", name)
+	}
+	return th
 }

@@ -291,7 +291,7 @@ func TestViewerCommandKeysAreDisabled(t *testing.T) {
 		o.Mode, o.Actor = ModeRemote, engine.Actor{Name: "bob", Role: engine.RoleViewer, Source: "ssh"}
 	})
 	screen := h.screen()
-	if !strings.Contains(screen, "viewer: watching only") || !strings.Contains(screen, "p pause") {
+	if !strings.Contains(screen, "p a r P R off: you are a viewer") || strings.Contains(screen, "p pause") {
 		t.Errorf("status bar does not show the viewer's disabled keys:\n%s", screen)
 	}
 	for _, k := range []string{"p", "a", "r", "P", "R"} {

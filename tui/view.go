@@ -243,22 +243,23 @@ func (m *Model) keyHints(width int) string {
 	case m.opts.Mode == ModeReplay:
 		hints = append(hints, on("space", "pause/play", 8), on("+/-", "speed", 7), on("←/→", "step", 7), on("g/G", "start/end", 6))
 	default:
+		var off []string // shown disabled: keys this actor may never use
 		for _, c := range m.commands() {
 			switch {
 			case c.err == nil:
 				hints = append(hints, on(c.key, c.label, 8))
 			case errors.Is(c.err, engine.ErrForbidden):
-				hints = append(hints, hint{s.keyOff.Render(c.key + " " + c.label), 4})
+				off = append(off, c.key)
 			}
+		}
+		if len(off) > 0 {
+			hints = append(hints, hint{s.keyOff.Render(strings.Join(off, " ")) + s.muted.Render(" off: you are a viewer"), 8})
 		}
 	}
 	if !m.help {
 		hints = append(hints, on("tab", "focus", 2), on("j/k", "scroll", 3), on("t", "theme", 1), on("?", "help", 9))
 	}
 	hints = append(hints, on("q", "quit", 9))
-	if m.opts.Actor.Role == engine.RoleViewer && m.opts.Mode != ModeReplay {
-		hints = append(hints, hint{s.muted.Render("viewer: watching only"), 5})
-	}
 	return fitHints(hints, width)
 }
 
