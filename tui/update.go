@@ -136,15 +136,9 @@ func (m *Model) commandDone(msg commandDoneMsg) {
 		m.setStatus(statusOK, fmt.Sprintf("✔ %s accepted", commandWords(msg.kind)))
 		return
 	}
+	// The engine's refusals say why in their own words (stale, not allowed now, a viewer).
 	what := "refused"
-	switch {
-	case errors.Is(msg.err, engine.ErrStaleCommand):
-		what = "refused (the rollout moved on)"
-	case errors.Is(msg.err, engine.ErrForbidden):
-		what = "refused (not an operator)"
-	case errors.Is(msg.err, engine.ErrNotAllowed):
-		what = "refused (not now)"
-	case errors.Is(msg.err, engine.ErrNotRunning):
+	if errors.Is(msg.err, engine.ErrNotRunning) {
 		what = "failed"
 	}
 	m.setStatus(statusError, fmt.Sprintf("✘ %s %s: %v", commandWords(msg.kind), what, msg.err))

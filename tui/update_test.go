@@ -250,7 +250,7 @@ func TestConfirmCarriesTheStepSeen(t *testing.T) {
 	if got := h.ctl.sent(); len(got) != 1 || got[0].Step != st.Step {
 		t.Fatalf("sent %+v, want a rollback for step index %d", got, st.Step)
 	}
-	want := "✘ roll back refused (the rollout moved on): stale command: it was for step 4, the rollout is at step 6 now"
+	want := "✘ roll back refused: stale command: it was for step 4, the rollout is at step 6 now"
 	if !strings.Contains(h.screen(), want) {
 		t.Errorf("status does not say %q:\n%s", want, h.screen())
 	}
@@ -264,11 +264,11 @@ func TestRefusalsFromTheEngine(t *testing.T) {
 		want string
 	}{
 		{"stale", fmt.Errorf("%w: it was for step 4, the rollout is at step 5 now", engine.ErrStaleCommand),
-			"✘ pause refused (the rollout moved on): stale command: it was for step 4, the rollout is at step 5 now"},
+			"✘ pause refused: stale command: it was for step 4, the rollout is at step 5 now"},
 		{"not allowed", fmt.Errorf("%w: cannot pause while the rollout is paused", engine.ErrNotAllowed),
-			"✘ pause refused (not now): not allowed now: cannot pause while the rollout is paused"},
+			"✘ pause refused: not allowed now: cannot pause while the rollout is paused"},
 		{"forbidden", fmt.Errorf("%w (alice is a viewer)", engine.ErrForbidden),
-			"✘ pause refused (not an operator): viewers cannot change traffic (alice is a viewer)"},
+			"✘ pause refused: viewers cannot change traffic (alice is a viewer)"},
 		{"engine gone", engine.ErrNotRunning, "✘ pause failed: engine not running"},
 		{"other", errors.New("journal: disk full"), "✘ pause refused: journal: disk full"},
 	}
