@@ -90,8 +90,10 @@ func (m *Model) commands() []command {
 // refusal is why kind cannot be sent now, worded as the engine words its refusals.
 func (m *Model) refusal(kind engine.CommandKind) error {
 	switch {
-	case m.opts.Mode == ModeReplay || m.opts.Controller == nil:
+	case m.opts.Mode == ModeReplay:
 		return fmt.Errorf("%w: this is a replay", engine.ErrNotAllowed)
+	case m.opts.Controller == nil:
+		return fmt.Errorf("%w: this view has no engine to command", engine.ErrNotAllowed)
 	case m.opts.Actor.Role == engine.RoleViewer:
 		return fmt.Errorf("%w (%s is a viewer)", engine.ErrForbidden, m.opts.Actor.Name)
 	case m.ended:

@@ -142,7 +142,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case snapshotMsg:
 		return m, m.handleSnapshot(msg)
 	case tickMsg:
-		m.now = m.clock()
+		m.setNow()
 		if m.status.text != "" && !m.now.Before(m.status.until) {
 			m.status = status{}
 		}
@@ -154,6 +154,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, tea.Batch(cmds...)
 	case playbackMsg:
 		m.playback = msg.status
+		m.setNow()
 	case commandDoneMsg:
 		m.commandDone(msg)
 	default:
@@ -181,9 +182,18 @@ func (m *Model) handleSnapshot(msg snapshotMsg) tea.Cmd {
 	m.rows = logRows(m.st.Log)
 	if msg.playback != nil {
 		m.playback = *msg.playback
+		m.setNow()
 	}
 	m.clampScroll()
 	return frame() // read the next state after a frame's time: at most ten redraws a second
+}
+
+// setNow moves the clocks: to the recording's time in a replay, to the clock's otherwise.
+func (m *Model) setNow() {
+	m.now = m.clock()
+	if m.opts.Mode == ModeReplay && !m.playback.At.IsZero() {
+		m.now = m.playback.At
+	}
 }
 
 // quit leaves the view with choice, ending the subscription.

@@ -451,8 +451,9 @@ func TestReplayKeysDrivePlayback(t *testing.T) {
 	if h.m.dialog != nil || len(h.ctl.sent()) != 0 {
 		t.Error("a command key acted in a replay")
 	}
+	h.m.Update(playbackMsg{status: PlaybackStatus{Speed: 2, Paused: true, Pos: 40, Len: 100, At: st.StepStartedAt.Add(90 * time.Second)}})
 	screen := h.screen()
-	for _, s := range []string{"REPLAY ▶ 4× event 11/100", "space pause/play", "+/- speed", "←/→ step", "replay: commands are off"} {
+	for _, s := range []string{"REPLAY ‖ paused event 40/100", "in step 1m30s", "space pause/play", "+/- speed", "←/→ step", "replay: commands are off"} {
 		if !strings.Contains(screen, s) {
 			t.Errorf("replay screen lacks %q:\n%s", s, screen)
 		}
