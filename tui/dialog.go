@@ -59,11 +59,7 @@ func (m *Model) confirmDialog(kind engine.CommandKind) *dialog {
 		default:
 			d.body = append(d.body, "The rollout ends promoted.")
 		}
-		for _, c := range st.Checks {
-			if c.Last != nil && c.Last.Verdict != metrics.Pass {
-				d.warn = append(d.warn, fmt.Sprintf("%s is %s now.", c.Name, c.Last.Verdict))
-			}
-		}
+		d.warn = notPassing(st.Checks)
 		d.keys = [][2]string{{"y", "promote"}, {"n", "cancel"}}
 	case engine.CommandRetry:
 		d.title = "Retry " + st.Spec.Name + "?"
@@ -76,6 +72,28 @@ func (m *Model) confirmDialog(kind engine.CommandKind) *dialog {
 		d.keys = [][2]string{{"y", "retry"}, {"n", "cancel"}}
 	}
 	return d
+}
+
+// notPassing warns of checks that do not pass now, before traffic goes to the canary.
+func notPassing(checks []engine.CheckState) []string {
+	var bad []string
+	waiting := 0
+	for _, c := range checks {
+		switch {
+		case c.Last == nil:
+			waiting++
+		case c.Last.Verdict != metrics.Pass:
+			bad = append(bad, fmt.Sprintf("%s (%s)", c.Name, c.Last.Verdict))
+		}
+	}
+	var warn []string
+	if len(bad) > 0 {
+		warn = append(warn, "Not passing now: "+strings.Join(bad, ", ")+".")
+	}
+	if waiting > 0 {
+		warn = append(warn, fmt.Sprintf("%d of %d checks have no verdict yet in this step.", waiting, len(checks)))
+	}
+	return warn
 }
 
 func (m *Model) quitDialog() *dialog {

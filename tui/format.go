@@ -137,8 +137,11 @@ func rule(title, note string, width int, line func(...string) string) string {
 		extra += cells(note) + 3 // " " note " ─"
 	}
 	fill := width - cells(title) - extra
+	if fill < 1 && note != "" { // no room for the note: the title matters more
+		return rule(title, "", width, line)
+	}
 	if fill < 1 {
-		return cut(line("─ ")+title+" "+note, width)
+		return cut(line("─ ")+title, width)
 	}
 	s := line("─ ") + title + line(" "+strings.Repeat("─", fill))
 	if note != "" {

@@ -198,7 +198,8 @@ func TestConfirmDialog(t *testing.T) {
 		{name: "roll back, esc cancels", build: stateHolding, key: "r", answer: "esc", afterText: "roll back cancelled; nothing was sent"},
 		{name: "roll back, q cancels", build: stateRunning, key: "r", answer: "q", afterText: "roll back cancelled"},
 		{name: "promote names skipped steps", build: stateRunning, key: "P", says: []string{"Promote checkout-api?", "Send 100% to canary now (it has 25% now)", "Steps 5–6 are skipped"}, answer: "y", sent: engine.CommandPromote},
-		{name: "promote warns of a check not passing", build: stateHolding, key: "P", says: []string{"⚠ error_rate is inconclusive now."}, answer: "esc", afterText: "promote cancelled"},
+		{name: "promote warns of a check not passing", build: stateHolding, key: "P", says: []string{"⚠ Not passing now: error_rate (inconclusive)."}, answer: "esc", afterText: "promote cancelled"},
+		{name: "promote warns of checks not judged yet", build: statePauseStep, key: "P", says: []string{"⚠ 3 of 3 checks have no verdict yet in this step."}, answer: "n", afterText: "promote cancelled"},
 		{name: "retry", build: stateRolledBack, key: "R", says: []string{"Retry checkout-api?", "Start the rollout again from step 1: send 1% to canary (it has"}, answer: "y", sent: engine.CommandRetry},
 		{name: "other keys do nothing", build: stateRunning, key: "r", answer: "a"},
 	}
