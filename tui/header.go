@@ -102,9 +102,12 @@ func (m *Model) clocks() []string {
 	case step.Pause != nil && st.PauseStep && !st.PauseUntil.IsZero():
 		parts = append(parts, "resumes in "+formatDuration(until(now, st.PauseUntil)))
 	case !st.AnalysisStartedAt.IsZero():
-		if end := st.AnalysisEndsAt(); now.Before(end) {
+		switch end := st.AnalysisEndsAt(); {
+		case now.Before(end) && st.Phase == engine.PhasePaused: // no decision until resumed
+			parts = append(parts, "analysis ends in "+formatDuration(until(now, end)))
+		case now.Before(end):
 			parts = append(parts, "decision in "+formatDuration(until(now, end)))
-		} else {
+		default:
 			parts = append(parts, "analysis time over")
 		}
 		parts = append(parts, "next look "+formatDuration(until(now, st.NextLookAt())))
