@@ -227,21 +227,30 @@ func (e *Engine) shutdown() {
 }
 
 // reconcile asks the provider what weight it really has after a restart and records it, so
-// the rollout continues from the truth rather than from what the journal expected.
+// the rollout continues from the truth rather than from what the journal expected. A weight
+// that is neither the last confirmed one nor the one being set means someone moved traffic
+// while perch was down: a running rollout holds rather than overrule them.
 func (e *Engine) reconcile(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, reconcileTimeout)
 	defer cancel()
-	ev := Event{Type: EventReconciled, Step: e.state.Step}
+	s := &e.state
+	confirmed, target := s.Weight, s.Target
+	ev := Event{Type: EventReconciled}
 	w, err := e.router.Weight(ctx)
-	switch {
-	case err != nil:
+	if err != nil {
 		ev.Error = err.Error()
-		ev.Reason = fmt.Sprintf("could not read the provider's weight; setting %d%% again", e.state.Target)
-	default:
-		ev.Weight = intPtr(w)
-		ev.Reason = fmt.Sprintf("provider has %d%%, journal recorded %d%%", w, e.state.Weight)
+		ev.Reason = fmt.Sprintf("could not read the provider's weight; setting %d%% again", target)
+		e.emit(ev)
+		return
 	}
+	ev.Weight = intPtr(w)
+	ev.Reason = fmt.Sprintf("provider has %d%%, journal recorded %d%%", w, confirmed)
 	e.emit(ev)
+	if confirmed >= 0 && w != confirmed && w != target && s.Phase == PhaseRunning {
+		e.emit(Event{Type: EventHeld, Hold: HoldRouter, Reason: fmt.Sprintf(
+			"the provider has %d%% but perch last set %d%%: traffic was changed while perch was down; resume to set %d%% again, or roll back",
+			w, confirmed, target)})
+	}
 }
 
 // emit records an event in the journal, folds it into the state and publishes it. After a

@@ -133,7 +133,7 @@ func (d *decoder) validateTraffic(s *Spec) {
 		d.fail("traffic", "missing: name exactly one provider (alb, istio, gatewayAPI or proxy)")
 		return
 	case len(set) > 1:
-		d.fail("traffic."+set[1], "only one traffic provider may be set (got %s)", strings.Join(set, " and "))
+		d.fail(d.later("traffic.", set), "only one traffic provider may be set (got %s)", strings.Join(set, " and "))
 		return
 	}
 	switch {
@@ -185,6 +185,19 @@ func (d *decoder) validateTraffic(s *Spec) {
 	}
 }
 
+// later is the path of whichever of the fields was written last in the file: the one to
+// point at when only one may be set.
+func (d *decoder) later(prefix string, fields []string) string {
+	best := prefix + fields[len(fields)-1]
+	for _, f := range fields {
+		p, q := d.pos[prefix+f], d.pos[best]
+		if p.line > q.line || p.line == q.line && p.col > q.col {
+			best = prefix + f
+		}
+	}
+	return best
+}
+
 func (d *decoder) required(path, value string) bool {
 	if value == "" {
 		d.fail(path, "missing")
@@ -230,7 +243,7 @@ func (d *decoder) validateMetrics(s *Spec) {
 	case len(set) == 0:
 		d.fail("metrics", "missing: name exactly one source (prometheus, cloudwatch or builtin)")
 	case len(set) > 1:
-		d.fail("metrics."+set[1], "only one metrics source may be set (got %s)", strings.Join(set, " and "))
+		d.fail(d.later("metrics.", set), "only one metrics source may be set (got %s)", strings.Join(set, " and "))
 	case m.Prometheus != nil:
 		d.httpURL("metrics.prometheus.address", m.Prometheus.Address)
 	case m.Builtin != nil && s.Traffic.Proxy == nil && s.Traffic.Kind() != "":

@@ -65,7 +65,7 @@ func (a *app) run(c *cobra.Command, path string, f runFlags) error {
 	ctx := c.Context()
 	b, err := a.registry.connect(ctx, spec, f.connect)
 	if err != nil {
-		return runtimeError(err)
+		return err
 	}
 	defer b.close()
 	eng, err := engine.New(engine.Config{Spec: spec, Router: b.router, Source: b.source, Journal: journal, Resume: rec})
