@@ -126,4 +126,3 @@ func (a *app) finish(out engine.Outcome, err error, st engine.State, specPath, j
 	return runtimeError(fmt.Errorf("stopped at step %d with the canary at %s; traffic was left as it is.\nResume with: perch run %s --resume --journal %s",
 		st.Step+1, weight, specPath, journalPath))
 }
-
