@@ -102,6 +102,7 @@ type Engine struct {
 
 type cmdRequest struct {
 	cmd   Command
+	note  string // with Kind empty: a note to record for cmd.Actor
 	reply chan error
 }
 
@@ -195,6 +196,12 @@ func (e *Engine) Run(ctx context.Context) (Outcome, error) {
 			e.emit(Event{Type: EventStopped, Reason: "engine stopped; traffic left as it was"})
 			return OutcomeStopped, e.fatal
 		case req := <-e.cmds:
+			if req.cmd.Kind == "" {
+				actor := req.cmd.Actor
+				e.emit(Event{Type: EventNote, Actor: &actor, Reason: req.note})
+				req.reply <- e.fatal
+				continue
+			}
 			req.reply <- e.command(req.cmd)
 		case res := <-e.results:
 			e.handleResult(res)
@@ -280,10 +287,22 @@ func (e *Engine) Snapshot() State { return e.subs.snapshot() }
 // Spec is the rollout the engine runs.
 func (e *Engine) Spec() *Spec { return e.spec }
 
+// Note records text in the journal and the event log on behalf of actor (an alert that fired
+// or resolved, say) without changing the rollout.
+func (e *Engine) Note(ctx context.Context, actor Actor, text string) error {
+	return e.send(ctx, cmdRequest{cmd: Command{Actor: actor}, note: text, reply: make(chan error, 1)})
+}
+
 // Do sends a command to the engine and waits for it to be accepted or refused (with
 // ErrStaleCommand, ErrNotAllowed or ErrForbidden, wrapped with the reason).
 func (e *Engine) Do(ctx context.Context, cmd Command) error {
-	req := cmdRequest{cmd: cmd, reply: make(chan error, 1)}
+	if cmd.Kind == "" {
+		return fmt.Errorf("%w: empty command", ErrNotAllowed)
+	}
+	return e.send(ctx, cmdRequest{cmd: cmd, reply: make(chan error, 1)})
+}
+
+func (e *Engine) send(ctx context.Context, req cmdRequest) error {
 	select {
 	case e.cmds <- req:
 	case <-e.quit:

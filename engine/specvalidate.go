@@ -16,6 +16,7 @@ const (
 	DefaultInterval      = 30 * time.Second
 	DefaultStabilization = time.Minute
 	DefaultJudge         = "sequential"
+	DefaultMaxOutage     = 5 * time.Minute
 )
 
 // Builtin check names and what they measure on the proxy.
@@ -115,6 +116,51 @@ func (d *decoder) validate(s *Spec) {
 	d.validateAnalysis(s)
 	d.validateChecks(s)
 	d.validateSteps(s)
+	d.validateAlerts(s)
+	d.validateNotify(s)
+}
+
+func (d *decoder) validateAlerts(s *Spec) {
+	a := s.Alerts
+	if a == nil {
+		return
+	}
+	if d.required("alerts.listen", a.Listen) {
+		if _, _, err := net.SplitHostPort(a.Listen); err != nil {
+			d.fail("alerts.listen", "want HOST:PORT, got %q", a.Listen)
+		}
+	}
+	if len(a.RollbackOn) == 0 {
+		d.fail("alerts.rollbackOn", "missing: list the label sets of alerts that roll back (e.g. {alertname: HighErrorRate})")
+	}
+	for i, m := range a.RollbackOn {
+		if len(m) == 0 {
+			d.fail(fmt.Sprintf("alerts.rollbackOn[%d]", i), "empty label set: it would match every alert")
+		}
+	}
+}
+
+func (d *decoder) validateNotify(s *Spec) {
+	for i, n := range s.Notify {
+		p := fmt.Sprintf("notify[%d]", i)
+		switch {
+		case (n.Slack == nil) == (n.Webhook == nil):
+			d.fail(p, "name exactly one of slack or webhook")
+		case n.Slack != nil:
+			d.notifyURL(p+".slack.webhookURL", n.Slack.WebhookURL)
+		default:
+			d.notifyURL(p+".webhook.url", n.Webhook.URL)
+		}
+	}
+}
+
+// notifyURL checks a notification URL unless it names environment variables, which are only
+// known when the rollout runs.
+func (d *decoder) notifyURL(path, value string) {
+	if value != "" && strings.Contains(value, "${") {
+		return
+	}
+	d.httpURL(path, value)
 }
 
 func (d *decoder) validateTraffic(s *Spec) {
@@ -264,6 +310,12 @@ func (d *decoder) validateAnalysis(s *Spec) {
 	}
 	if a.Inconclusive == "" {
 		a.Inconclusive = InconclusiveHold
+	}
+	if !d.written("analysis.maxOutage") && a.MaxOutage == 0 {
+		a.MaxOutage = Duration(DefaultMaxOutage)
+	}
+	if a.MaxOutage <= 0 {
+		d.fail("analysis.maxOutage", "want a positive duration, got %s", a.MaxOutage)
 	}
 	if a.Interval <= 0 {
 		d.fail("analysis.interval", "want a positive duration, got %s", a.Interval)
