@@ -77,6 +77,7 @@ func (a *app) rootCmd() *cobra.Command {
 		return badInput(fmt.Errorf("%w\nRun '%s --help' for usage.", err, c.CommandPath()))
 	})
 	root.AddCommand(a.validateCmd(), a.runCmd())
+	root.AddCommand(a.controlCmds()...)
 	return root
 }
 

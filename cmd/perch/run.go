@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/control"
 )
 
 type runFlags struct {
@@ -16,6 +18,7 @@ type runFlags struct {
 	output   string
 	journal  string
 	resume   bool
+	socket   string
 	connect  connectFlags
 }
 
@@ -36,6 +39,7 @@ Exit codes: 0 promoted, 1 rolled back, 2 bad input, 3 stopped by an error or a s
 	c.Flags().StringVarP(&f.output, "output", "o", outputText, "headless output: text or json (the journal events)")
 	c.Flags().StringVar(&f.journal, "journal", "", "journal file (default ./perch-NAME-TIMESTAMP.jsonl)")
 	c.Flags().BoolVar(&f.resume, "resume", false, "continue the rollout recorded in --journal")
+	c.Flags().StringVar(&f.socket, "socket", "", "control socket for perch pause|resume|advance|rollback|promote|status (default $XDG_RUNTIME_DIR/perch/NAME.sock, else beside the journal; none: no socket)")
 	addConnectFlags(c, &f.connect)
 	return c
 }
@@ -72,6 +76,11 @@ func (a *app) run(c *cobra.Command, path string, f runFlags) error {
 	if err != nil {
 		return badInput(err)
 	}
+	stopControl, err := a.serveControl(ctx, eng, spec, f.socket, journal.Path())
+	if err != nil {
+		return err
+	}
+	defer stopControl()
 	printed := make(chan struct{})
 	go printEvents(eng.Events(), a.stdout, spec, f.output, printed)
 	out, err := eng.Run(ctx)
@@ -125,4 +134,26 @@ func (a *app) finish(out engine.Outcome, err error, st engine.State, specPath, j
 	}
 	return runtimeError(fmt.Errorf("stopped at step %d with the canary at %s; traffic was left as it is.\nResume with: perch run %s --resume --journal %s",
 		st.Step+1, weight, specPath, journalPath))
+}
+
+// serveControl listens on the rollout's control socket until the returned function is called.
+func (a *app) serveControl(ctx context.Context, eng *engine.Engine, spec *engine.Spec, socket, journalPath string) (func(), error) {
+	switch socket {
+	case "none":
+		return func() {}, nil
+	case "":
+		socket = control.DefaultPath(a.getenv, spec.Name, journalPath)
+	}
+	srv, err := control.Listen(socket, eng)
+	if err != nil {
+		return nil, runtimeError(err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(ctx)
+	}()
+	fmt.Fprintf(a.stderr, "perch: control socket %s\n", srv.Path())
+	return func() { cancel(); <-done }, nil
 }

@@ -114,7 +114,7 @@ func TestRunHeadless(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				c := newCLI(t, &memBackend{failAt: tc.failAt})
-				code := c.run(t.Context(), "run", "DIR/web.yaml", "--headless", "--journal", "DIR/j.jsonl")
+				code := c.run(t.Context(), "run", "DIR/web.yaml", "--headless", "--socket", "none", "--journal", "DIR/j.jsonl")
 				if code != tc.code {
 					t.Fatalf("exit %d, want %d; stderr:\n%s", code, tc.code, c.stderr.String())
 				}
@@ -137,7 +137,7 @@ func TestRunHeadless(t *testing.T) {
 func TestRunHeadlessJSONIsTheJournal(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newCLI(t, &memBackend{})
-		if code := c.run(t.Context(), "run", "DIR/web.yaml", "--headless", "-o", "json", "--journal", "DIR/j.jsonl"); code != 0 {
+		if code := c.run(t.Context(), "run", "DIR/web.yaml", "--headless", "--socket", "none", "-o", "json", "--journal", "DIR/j.jsonl"); code != 0 {
 			t.Fatalf("exit %d: %s", code, c.stderr.String())
 		}
 		journal, _ := os.ReadFile(filepath.Join(c.dir, "j.jsonl"))
@@ -163,14 +163,14 @@ func TestRunInterruptedThenResumed(t *testing.T) {
 			time.Sleep(100 * time.Second) // during step 2
 			cancel()
 		}()
-		code := c.run(ctx, "run", "DIR/web.yaml", "--headless", "--journal", "DIR/j.jsonl")
+		code := c.run(ctx, "run", "DIR/web.yaml", "--headless", "--socket", "none", "--journal", "DIR/j.jsonl")
 		if code != exitRuntime || !strings.Contains(c.stderr.String(), "Resume with: perch run "+c.dir+"/web.yaml --resume --journal "+c.dir+"/j.jsonl") {
 			t.Fatalf("exit %d, stderr:\n%s\nwant exit 3 and how to resume", code, c.stderr.String())
 		}
 		if m.weight != 50 {
 			t.Fatalf("weight %d after the interrupt, want 50 left as it was", m.weight)
 		}
-		if code := c.run(t.Context(), "run", "DIR/web.yaml", "--headless", "--resume", "--journal", "DIR/j.jsonl"); code != exitOK {
+		if code := c.run(t.Context(), "run", "DIR/web.yaml", "--headless", "--socket", "none", "--resume", "--journal", "DIR/j.jsonl"); code != exitOK {
 			t.Fatalf("resume: exit %d: %s", code, c.stderr.String())
 		}
 		if !strings.HasPrefix(c.stdout.String(), time.Now().UTC().Format("2006")) || !strings.Contains(c.stdout.String(), "resumed from journal") {
