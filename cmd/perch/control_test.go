@@ -21,7 +21,9 @@ func TestControlVerbs(t *testing.T) {
 	os.WriteFile(filepath.Join(c.dir, "web.yaml"), []byte(spec), 0o644)
 	socket := filepath.Join(c.dir, "s.sock")
 	exit := make(chan int, 1)
-	go func() { exit <- c.run(t.Context(), "run", "DIR/web.yaml", "--headless", "--journal", "DIR/j.jsonl", "--socket", socket) }()
+	go func() {
+		exit <- c.run(t.Context(), "run", "DIR/web.yaml", "--headless", "--journal", "DIR/j.jsonl", "--socket", socket)
+	}()
 
 	shell := func(args ...string) (int, string, string) {
 		var out, errOut bytes.Buffer
