@@ -19,7 +19,7 @@ import (
 
 // Resources the fakes know how to list.
 var listKinds = map[schema.GroupVersionResource]string{
-	{Group: "networking.istio.io", Version: "v1", Resource: "virtualservices"}:     "VirtualServiceList",
+	{Group: "networking.istio.io", Version: "v1", Resource: "virtualservices"}:  "VirtualServiceList",
 	{Group: "gateway.networking.k8s.io", Version: "v1", Resource: "httproutes"}: "HTTPRouteList",
 }
 
