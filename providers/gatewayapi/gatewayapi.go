@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 
+	"github.com/perchhq/perch/providers/internal/split"
 	"github.com/perchhq/perch/providers/kube"
 )
 
@@ -106,7 +107,7 @@ func (r *Router) Weight(ctx context.Context) (int, error) {
 	percent := -1
 	var seen []string
 	for _, rule := range rules {
-		p, err := kube.Percent(rule.canaryWeight, rule.stableWeight)
+		p, err := split.Percent(rule.canaryWeight, rule.stableWeight)
 		if err != nil {
 			return 0, fmt.Errorf("%s %s: %w", r.obj, rule.name, err)
 		}

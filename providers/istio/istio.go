@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 
+	"github.com/perchhq/perch/providers/internal/split"
 	"github.com/perchhq/perch/providers/kube"
 )
 
@@ -119,7 +120,7 @@ func (r *Router) Weight(ctx context.Context) (int, error) {
 	if !okS || !okC {
 		return 0, fmt.Errorf("%s: a destination weight is not a whole number", r.where())
 	}
-	p, err := kube.Percent(canary, stable)
+	p, err := split.Percent(canary, stable)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", r.where(), err)
 	}
