@@ -3,6 +3,8 @@ package cloudwatch
 import (
 	"errors"
 	"fmt"
+	"net/url"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/smithy-go"
@@ -13,7 +15,14 @@ import (
 // explain turns an SDK error into one line naming the query and what to check.
 func (s *Source) explain(q metrics.Query, err error) error {
 	var apiErr smithy.APIError
-	if !errors.As(err, &apiErr) {
+	var urlErr *url.Error
+	switch {
+	case errors.As(err, &urlErr):
+		// The SDK's own text repeats the operation, attempt count and an empty request ID.
+		return fmt.Errorf("CloudWatch in %s, %s: cannot reach the endpoint %s: %w", s.region, describe(q), endpointOf(urlErr.URL), urlErr.Err)
+	case strings.Contains(err.Error(), "get credentials"):
+		return fmt.Errorf("CloudWatch in %s, %s: no usable AWS credentials (set AWS_PROFILE or --aws-profile, run aws sso login, or export AWS_ACCESS_KEY_ID): %w", s.region, describe(q), withoutOperation(err))
+	case !errors.As(err, &apiErr):
 		return fmt.Errorf("CloudWatch in %s, %s: %w", s.region, describe(q), err)
 	}
 	switch code := apiErr.ErrorCode(); {
@@ -33,7 +42,25 @@ func (s *Source) explain(q metrics.Query, err error) error {
 	return fmt.Errorf("CloudWatch in %s, %s: %w", s.region, describe(q), apiErr)
 }
 
+// endpointOf is the scheme and host of a request URL.
+func endpointOf(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.Host != "" {
+		return u.Scheme + "://" + u.Host
+	}
+	return raw
+}
+
 func isThrottle(code string) bool {
 	_, ok := retry.DefaultThrottleErrorCodes[code]
 	return ok
+}
+
+// withoutOperation drops the SDK's "operation error SERVICE: OPERATION," prefix, which the
+// message perch writes around it already says.
+func withoutOperation(err error) error {
+	var op *smithy.OperationError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err
+	}
+	return err
 }

@@ -307,3 +307,40 @@ func TestEndpointAndProfileFromTheEnvironment(t *testing.T) {
 		t.Errorf("signed with key %q for region %q; want the profile's key, and the region of the listener ARN", req.AccessKey, req.Region)
 	}
 }
+
+func TestUnreachableEndpointAndMissingCredentials(t *testing.T) {
+	t.Run("unreachable", func(t *testing.T) {
+		albtest.IsolateAWS(t)
+		ts := httptest.NewServer(albtest.New())
+		url := ts.URL
+		ts.Close() // nothing listens there any more
+		r, err := alb.New(context.Background(), ruleConfig(), quickRetries, func(o *elbv2.Options) { o.BaseEndpoint = aws.String(url) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = r.Weight(context.Background())
+		want := "read ALB rule " + albtest.WeightedRule + ": cannot reach the ELBv2 endpoint " + url + ": dial tcp"
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "operation error") {
+			t.Errorf("err = %v\nwant %q without the SDK's operation preamble", err, want)
+		}
+	})
+	t.Run("no credentials", func(t *testing.T) {
+		fake := albtest.New()
+		albtest.IsolateAWS(t)
+		os.Unsetenv("AWS_ACCESS_KEY_ID")
+		os.Unsetenv("AWS_SECRET_ACCESS_KEY")
+		ts := httptest.NewServer(fake)
+		defer ts.Close()
+		r, err := alb.New(context.Background(), ruleConfig(), func(o *elbv2.Options) { o.BaseEndpoint = aws.String(ts.URL) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = r.Weight(context.Background())
+		if err == nil || !strings.Contains(err.Error(), "no usable AWS credentials (set AWS_PROFILE or --aws-profile, run aws sso login, or export AWS_ACCESS_KEY_ID)") {
+			t.Errorf("err = %v", err)
+		}
+		if n := len(fake.Requests()); n != 0 {
+			t.Errorf("%d unsigned requests reached the endpoint", n)
+		}
+	})
+}

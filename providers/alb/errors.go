@@ -3,6 +3,8 @@ package alb
 import (
 	"errors"
 	"fmt"
+	"net/url"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/smithy-go"
@@ -15,7 +17,14 @@ func (r *Router) explain(op, verb string, err error) error {
 		return nil
 	}
 	var apiErr smithy.APIError
-	if !errors.As(err, &apiErr) {
+	var urlErr *url.Error
+	switch {
+	case errors.As(err, &urlErr):
+		// The SDK's own text repeats the operation, attempt count and an empty request ID.
+		return fmt.Errorf("%s ALB %s: cannot reach the ELBv2 endpoint %s: %w", verb, r.target(), endpointOf(urlErr.URL), urlErr.Err)
+	case strings.Contains(err.Error(), "get credentials"):
+		return fmt.Errorf("%s ALB %s: no usable AWS credentials (set AWS_PROFILE or --aws-profile, run aws sso login, or export AWS_ACCESS_KEY_ID): %w", verb, r.target(), withoutOperation(err))
+	case !errors.As(err, &apiErr):
 		return fmt.Errorf("%s ALB %s: %w", verb, r.target(), err)
 	}
 	code := apiErr.ErrorCode()
@@ -39,7 +48,25 @@ func (r *Router) explain(op, verb string, err error) error {
 	return fmt.Errorf("%s ALB %s: %s: %w", verb, r.target(), op, apiErr)
 }
 
+// endpointOf is the scheme and host of a request URL.
+func endpointOf(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.Host != "" {
+		return u.Scheme + "://" + u.Host
+	}
+	return raw
+}
+
 func isThrottle(code string) bool {
 	_, ok := retry.DefaultThrottleErrorCodes[code]
 	return ok
+}
+
+// withoutOperation drops the SDK's "operation error SERVICE: OPERATION," prefix, which the
+// message perch writes around it already says.
+func withoutOperation(err error) error {
+	var op *smithy.OperationError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err
+	}
+	return err
 }
