@@ -134,7 +134,7 @@ func (r *Router) SetWeight(ctx context.Context, canaryPercent int) error {
 	if canaryPercent < 0 || canaryPercent > 100 {
 		return fmt.Errorf("set ALB weight on %s: %d%% is outside 0..100", r.target(), canaryPercent)
 	}
-	actions, err := r.actions(ctx)
+	actions, isDefault, err := r.actions(ctx)
 	if err != nil {
 		return err
 	}
@@ -146,7 +146,9 @@ func (r *Router) SetWeight(ctx context.Context, canaryPercent int) error {
 	if !changed {
 		return nil
 	}
-	if r.cfg.RuleARN == "" {
+	// The default rule's actions are the listener's default actions: ModifyRule cannot
+	// change them, ModifyListener can.
+	if isDefault {
 		_, err = r.api.ModifyListener(ctx, &elbv2.ModifyListenerInput{ListenerArn: aws.String(r.cfg.ListenerARN), DefaultActions: next})
 		return r.explain("ModifyListener", "change", err)
 	}
@@ -156,7 +158,7 @@ func (r *Router) SetWeight(ctx context.Context, canaryPercent int) error {
 
 // Weight reads the canary's share of the rule's traffic.
 func (r *Router) Weight(ctx context.Context) (int, error) {
-	actions, err := r.actions(ctx)
+	actions, _, err := r.actions(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -172,26 +174,27 @@ func (r *Router) Weight(ctx context.Context) (int, error) {
 	return p, nil
 }
 
-// actions reads the rule's actions, or the listener's default actions.
-func (r *Router) actions(ctx context.Context) ([]types.Action, error) {
+// actions reads the rule's actions, or the listener's default actions; isDefault says the
+// listener's default actions are the ones to change.
+func (r *Router) actions(ctx context.Context) (actions []types.Action, isDefault bool, err error) {
 	if r.cfg.RuleARN == "" {
 		out, err := r.api.DescribeListeners(ctx, &elbv2.DescribeListenersInput{ListenerArns: []string{r.cfg.ListenerARN}})
 		if err != nil {
-			return nil, r.explain("DescribeListeners", "read", err)
+			return nil, false, r.explain("DescribeListeners", "read", err)
 		}
 		if len(out.Listeners) != 1 {
-			return nil, fmt.Errorf("ALB listener %s: DescribeListeners returned %d listeners", r.cfg.ListenerARN, len(out.Listeners))
+			return nil, false, fmt.Errorf("ALB listener %s: DescribeListeners returned %d listeners", r.cfg.ListenerARN, len(out.Listeners))
 		}
-		return out.Listeners[0].DefaultActions, nil
+		return out.Listeners[0].DefaultActions, true, nil
 	}
 	out, err := r.api.DescribeRules(ctx, &elbv2.DescribeRulesInput{RuleArns: []string{r.cfg.RuleARN}})
 	if err != nil {
-		return nil, r.explain("DescribeRules", "read", err)
+		return nil, false, r.explain("DescribeRules", "read", err)
 	}
 	if len(out.Rules) != 1 {
-		return nil, fmt.Errorf("ALB rule %s: DescribeRules returned %d rules", r.cfg.RuleARN, len(out.Rules))
+		return nil, false, fmt.Errorf("ALB rule %s: DescribeRules returned %d rules", r.cfg.RuleARN, len(out.Rules))
 	}
-	return out.Rules[0].Actions, nil
+	return out.Rules[0].Actions, aws.ToBool(out.Rules[0].IsDefault), nil
 }
 
 // forward finds the forward action and checks it sends to exactly the two target groups.

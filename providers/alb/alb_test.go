@@ -150,6 +150,25 @@ func TestDefaultActionIsChangedWithModifyListener(t *testing.T) {
 	}
 }
 
+func TestTheDefaultRuleIsChangedThroughItsListener(t *testing.T) {
+	fake := albtest.New()
+	cfg := ruleConfig()
+	cfg.RuleARN = albtest.DefaultRule
+	r := serve(t, fake, cfg)
+	if err := r.SetWeight(context.Background(), 20); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.Weight(context.Background()); err != nil || got != 20 {
+		t.Errorf("Weight = %d, %v; want 20", got, err)
+	}
+	if a := fake.Actions(); !slices.Equal(a, []string{"DescribeRules", "ModifyListener", "DescribeRules"}) {
+		t.Errorf("calls = %v, want the default rule's actions changed with ModifyListener", a)
+	}
+	if w := fake.Weights(albtest.Listener); w[albtest.Canary] != 20 {
+		t.Errorf("listener weights = %v", w)
+	}
+}
+
 func TestSettingTheCurrentWeightWritesNothing(t *testing.T) {
 	fake := albtest.New()
 	r := serve(t, fake, ruleConfig())

@@ -28,6 +28,7 @@ const (
 	ThreeGroupRule = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/checkout/50dc6c495c0c9188/f2f7dc8efc522ab2/1a2b3c4d5e6f7a8b"
 	StableOnlyRule = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/checkout/50dc6c495c0c9188/f2f7dc8efc522ab2/0f1e2d3c4b5a6978"
 	FixedRule      = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/checkout/50dc6c495c0c9188/f2f7dc8efc522ab2/ffeeddccbbaa9988"
+	DefaultRule    = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/checkout/50dc6c495c0c9188/f2f7dc8efc522ab2/5b4f9a7e3c2d1a0b"
 	MissingRule    = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/checkout/50dc6c495c0c9188/f2f7dc8efc522ab2/0000000000000000"
 	Stable         = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/checkout-stable/73e2d6bc24d8a067"
 	Canary         = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/checkout-canary/1f2e3d4c5b6a7980"
@@ -234,11 +235,25 @@ func list(name string, items ...*node) *node {
 	return n
 }
 
+// defaultRule is the listener's default rule as DescribeRules shows it: no conditions, the
+// listener's default actions.
+func (f *Fake) defaultRule() *node {
+	actions := f.listeners[Listener].child("DefaultActions").clone()
+	actions.name = "Actions"
+	return &node{name: "member", children: []*node{
+		{name: "IsDefault", text: "true"}, {name: "Conditions"}, {name: "Priority", text: "default"},
+		actions, {name: "RuleArn", text: DefaultRule},
+	}}
+}
+
 func (f *Fake) describeRules(form url.Values) (*node, *APIError) {
 	var out []*node
 	if arns, _, _ := fromForm(form, "RuleArns"); arns != nil && len(arns.members()) > 0 {
 		for _, m := range arns.members() {
 			r := f.rules[m.text]
+			if m.text == DefaultRule {
+				r = f.defaultRule()
+			}
 			if r == nil {
 				return nil, &APIError{Status: 400, Code: "RuleNotFound", Message: "One or more rules not found"}
 			}
@@ -251,6 +266,7 @@ func (f *Fake) describeRules(form url.Values) (*node, *APIError) {
 		for _, arn := range f.ruleOrder {
 			out = append(out, f.rules[arn])
 		}
+		out = append(out, f.defaultRule())
 	} else {
 		return nil, &APIError{Status: 400, Code: "ValidationError", Message: "Either a listener or rules must be specified"}
 	}
@@ -281,6 +297,9 @@ func (f *Fake) describeListeners(form url.Values) (*node, *APIError) {
 // keeps the rest, as ModifyRule does.
 func (f *Fake) modifyRule(form url.Values) (*node, *APIError) {
 	arn := form.Get("RuleArn")
+	if arn == DefaultRule {
+		return nil, &APIError{Status: 400, Code: "OperationNotPermitted", Message: "The default rule's actions can only be changed with ModifyListener"}
+	}
 	rule := f.rules[arn]
 	if rule == nil {
 		return nil, &APIError{Status: 400, Code: "RuleNotFound", Message: "One or more rules not found"}
