@@ -44,8 +44,9 @@ func istioRouter(connect kubeConnector) routerFactory {
 		v := spec.Traffic.Istio
 		return istio.New(cluster.Client, cluster.Namespace, istio.Config{
 			Namespace: v.Namespace, VirtualService: v.VirtualService, Route: v.Route,
-			Stable: istio.Destination{Host: v.Stable.Host, Subset: v.Stable.Subset},
-			Canary: istio.Destination{Host: v.Canary.Host, Subset: v.Canary.Subset},
+			Stable:  istio.Destination{Host: v.Stable.Host, Subset: v.Stable.Subset},
+			Canary:  istio.Destination{Host: v.Canary.Host, Subset: v.Canary.Subset},
+			Cluster: cluster.Where,
 		})
 	}
 }
@@ -59,6 +60,7 @@ func gatewayAPIRouter(connect kubeConnector) routerFactory {
 		g := spec.Traffic.GatewayAPI
 		return gatewayapi.New(cluster.Client, cluster.Namespace, gatewayapi.Config{
 			Namespace: g.Namespace, HTTPRoute: g.HTTPRoute, StableBackend: g.StableBackend, CanaryBackend: g.CanaryBackend,
+			Cluster: cluster.Where,
 		})
 	}
 }

@@ -152,10 +152,10 @@ func TestTrafficThroughKubernetesProviders(t *testing.T) {
     route: primary
     stable: {host: checkout.shop.svc.cluster.local, subset: stable}
     canary: {host: checkout.shop.svc.cluster.local, subset: canary}`,
-			describe: `web: Istio virtualservice shop/checkout, http route "primary" (stable checkout.shop.svc.cluster.local/stable, canary checkout.shop.svc.cluster.local/canary)`},
+			describe: `web: Istio virtualservice shop/checkout, http route "primary" (stable checkout.shop.svc.cluster.local/stable, canary checkout.shop.svc.cluster.local/canary) in context test`},
 		{name: "gateway API", fixture: "../../providers/gatewayapi/testdata/checkout.yaml", traffic: `
   gatewayAPI: {httpRoute: checkout, stableBackend: checkout-stable, canaryBackend: checkout-canary}`,
-			describe: "web: Gateway API httproute shop/checkout (stable backend checkout-stable, canary backend checkout-canary)"},
+			describe: "web: Gateway API httproute shop/checkout (stable backend checkout-stable, canary backend checkout-canary) in context test"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

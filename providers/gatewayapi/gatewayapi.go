@@ -30,6 +30,7 @@ type Config struct {
 	HTTPRoute     string
 	StableBackend string
 	CanaryBackend string
+	Cluster       string // which cluster, for messages ("context prod-eu")
 }
 
 // Router sets and reads the canary weight of an HTTPRoute.
@@ -37,6 +38,7 @@ type Router struct {
 	client         dynamic.Interface
 	obj            kube.Object
 	stable, canary string
+	cluster        string
 }
 
 // New makes a router for cfg; defaultNamespace applies when cfg names none.
@@ -59,13 +61,17 @@ func New(client dynamic.Interface, defaultNamespace string, cfg Config) (*Router
 	return &Router{
 		client: client,
 		obj:    kube.Object{Resource: HTTPRoutes, Kind: "httproute", Namespace: ns, Name: cfg.HTTPRoute},
-		stable: cfg.StableBackend, canary: cfg.CanaryBackend,
+		stable: cfg.StableBackend, canary: cfg.CanaryBackend, cluster: cfg.Cluster,
 	}, nil
 }
 
 // String says what the router points at, for perch traffic.
 func (r *Router) String() string {
-	return fmt.Sprintf("Gateway API %s (stable backend %s, canary backend %s)", r.obj, r.stable, r.canary)
+	s := fmt.Sprintf("Gateway API %s (stable backend %s, canary backend %s)", r.obj, r.stable, r.canary)
+	if r.cluster != "" {
+		s += " in " + r.cluster
+	}
+	return s
 }
 
 // SetWeight sends canaryPercent of the traffic of every rule that references both backends

@@ -192,7 +192,7 @@ func TestEngineRollsOutThroughAnHTTPRoute(t *testing.T) {
 		client := kubetest.NewClient(fixture(t))
 		spec := rollouttest.Spec(t, `  gatewayAPI: {namespace: shop, httpRoute: checkout, stableBackend: checkout-stable, canaryBackend: checkout-canary}`)
 		g := spec.Traffic.GatewayAPI
-		r, err := gatewayapi.New(client, "", gatewayapi.Config(*g))
+		r, err := gatewayapi.New(client, "", gatewayapi.Config{Namespace: g.Namespace, HTTPRoute: g.HTTPRoute, StableBackend: g.StableBackend, CanaryBackend: g.CanaryBackend})
 		if err != nil {
 			t.Fatal(err)
 		}

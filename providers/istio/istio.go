@@ -26,6 +26,7 @@ type Destination struct {
 	Subset string
 }
 
+// String is "host/subset", or the host alone.
 func (d Destination) String() string {
 	if d.Subset == "" {
 		return d.Host
@@ -39,6 +40,7 @@ type Config struct {
 	VirtualService string
 	Route          string // the http route's name; empty: the only http route
 	Stable, Canary Destination
+	Cluster        string // which cluster, for messages ("context prod-eu")
 }
 
 // Router sets and reads the canary weight of one VirtualService route.
@@ -47,6 +49,7 @@ type Router struct {
 	obj            kube.Object
 	route          string
 	stable, canary Destination
+	cluster        string
 }
 
 // New makes a router for cfg; defaultNamespace applies when cfg names none.
@@ -69,7 +72,7 @@ func New(client dynamic.Interface, defaultNamespace string, cfg Config) (*Router
 	return &Router{
 		client: client,
 		obj:    kube.Object{Resource: VirtualServices, Kind: "virtualservice", Namespace: ns, Name: cfg.VirtualService},
-		route:  cfg.Route, stable: cfg.Stable, canary: cfg.Canary,
+		route:  cfg.Route, stable: cfg.Stable, canary: cfg.Canary, cluster: cfg.Cluster,
 	}, nil
 }
 
@@ -79,7 +82,11 @@ func (r *Router) String() string {
 	if r.route != "" {
 		route = fmt.Sprintf("http route %q", r.route)
 	}
-	return fmt.Sprintf("Istio %s, %s (stable %s, canary %s)", r.obj, route, r.stable, r.canary)
+	s := fmt.Sprintf("Istio %s, %s (stable %s, canary %s)", r.obj, route, r.stable, r.canary)
+	if r.cluster != "" {
+		s += " in " + r.cluster
+	}
+	return s
 }
 
 // SetWeight sends canaryPercent of the route's traffic to the canary and the rest to stable.
