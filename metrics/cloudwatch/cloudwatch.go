@@ -89,37 +89,9 @@ func (s *Source) Samples(ctx context.Context, q metrics.Query, start, end time.T
 		StartTime:         aws.Time(from), EndTime: aws.Time(to),
 		ScanBy: types.ScanByTimestampAscending,
 	}
-	series := map[string]map[time.Time]float64{} // by label: an expression may return several
-	var notes []string
-	for {
-		out, err := s.api.GetMetricData(ctx, in)
-		if err != nil {
-			return nil, s.explain(q, err)
-		}
-		for _, m := range out.Messages {
-			notes = append(notes, aws.ToString(m.Code)+": "+aws.ToString(m.Value))
-		}
-		for _, r := range out.MetricDataResults {
-			if aws.ToString(r.Id) != queryID {
-				continue
-			}
-			if err := resultError(r); err != nil {
-				return nil, fmt.Errorf("CloudWatch %s: %w", describe(q), err)
-			}
-			label := aws.ToString(r.Label)
-			if series[label] == nil {
-				series[label] = map[time.Time]float64{}
-			}
-			for i, ts := range r.Timestamps {
-				if i < len(r.Values) {
-					series[label][ts] = r.Values[i]
-				}
-			}
-		}
-		if aws.ToString(out.NextToken) == "" {
-			break
-		}
-		in.NextToken = out.NextToken
+	series, notes, err := s.fetch(ctx, q, in)
+	if err != nil {
+		return nil, err
 	}
 	if len(series) > 1 {
 		return nil, fmt.Errorf("CloudWatch %s returns %d time series (%s); perch compares one per side: aggregate them (e.g. SUM(...)) or narrow the query",
@@ -141,6 +113,43 @@ func (s *Source) Samples(ctx context.Context, q metrics.Query, start, end time.T
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
 	return out, nil
+}
+
+// fetch runs the query through every page and returns its datapoints by series label, with
+// the messages CloudWatch attached.
+func (s *Source) fetch(ctx context.Context, q metrics.Query, in *cw.GetMetricDataInput) (map[string]map[time.Time]float64, []string, error) {
+	series := map[string]map[time.Time]float64{} // an expression may return several
+	var notes []string
+	for {
+		out, err := s.api.GetMetricData(ctx, in)
+		if err != nil {
+			return nil, nil, s.explain(q, err)
+		}
+		for _, m := range out.Messages {
+			notes = append(notes, aws.ToString(m.Code)+": "+aws.ToString(m.Value))
+		}
+		for _, r := range out.MetricDataResults {
+			if aws.ToString(r.Id) != queryID {
+				continue
+			}
+			if err := resultError(r); err != nil {
+				return nil, nil, fmt.Errorf("CloudWatch %s: %w", describe(q), err)
+			}
+			label := aws.ToString(r.Label)
+			if series[label] == nil {
+				series[label] = map[time.Time]float64{}
+			}
+			for i, ts := range r.Timestamps {
+				if i < len(r.Values) {
+					series[label][ts] = r.Values[i]
+				}
+			}
+		}
+		if aws.ToString(out.NextToken) == "" {
+			return series, notes, nil
+		}
+		in.NextToken = out.NextToken
+	}
 }
 
 // periodOf is step as a CloudWatch period: 1, 5, 10, 20 or 30 seconds (high-resolution
