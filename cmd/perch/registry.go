@@ -31,7 +31,16 @@ type registry struct {
 }
 
 func defaultRegistry() registry {
-	return registry{routers: map[string]routerFactory{}, sources: map[string]sourceFactory{}}
+	return registry{
+		routers: map[string]routerFactory{
+			"alb":        albRouter,
+			"istio":      istioRouter(connectKube),
+			"gatewayAPI": gatewayAPIRouter(connectKube),
+		},
+		sources: map[string]sourceFactory{
+			"cloudwatch": cloudwatchSource,
+		},
+	}
 }
 
 // backend is a rollout's connected router and source.

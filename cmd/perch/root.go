@@ -78,6 +78,7 @@ func (a *app) rootCmd() *cobra.Command {
 	})
 	root.AddCommand(a.validateCmd(), a.runCmd())
 	root.AddCommand(a.controlCmds()...)
+	root.AddCommand(a.trafficCmd())
 	return root
 }
 
