@@ -72,9 +72,14 @@ func (a *app) run(c *cobra.Command, path string, f runFlags) error {
 	if err != nil {
 		return badInput(err)
 	}
+	stop, err := a.startIntegrations(ctx, spec, eng)
+	if err != nil {
+		return err
+	}
 	printed := make(chan struct{})
 	go printEvents(eng.Events(), a.stdout, spec, f.output, printed)
 	out, err := eng.Run(ctx)
+	stop()
 	<-printed
 	return a.finish(out, err, eng.Snapshot(), path, journal.Path())
 }

@@ -119,7 +119,7 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 
 func (r *Receiver) refuse(w http.ResponseWriter, req *http.Request, code int, err error) {
 	msg := strings.ReplaceAll(err.Error(), "\n", " ")
-	r.opts.Logf("alerts: %d to %s: %s", code, req.RemoteAddr, msg)
+	r.opts.Logf("alerts: answered %d to %s: %s", code, req.RemoteAddr, msg)
 	http.Error(w, msg, code)
 }
 

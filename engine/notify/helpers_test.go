@@ -111,13 +111,20 @@ func (w *world) Samples(_ context.Context, q metrics.Query, start, end time.Time
 type rollout struct {
 	eng      *engine.Engine
 	outcome  engine.Outcome
-	done     chan struct{} // closed when the engine's Run returns
+	stop     context.CancelFunc // stops the engine, as a signal would
+	done     chan struct{}      // closed when the engine's Run returns
 	notified chan struct{} // closed when the notifier's Run returns
 }
 
 func startRollout(t *testing.T, spec *engine.Spec, w *world, opts notify.Options) *rollout {
 	t.Helper()
-	eng, err := engine.New(engine.Config{Spec: spec, Router: w, Source: w})
+	return startWith(t, engine.Config{Spec: spec, Router: w, Source: w}, opts)
+}
+
+func startWith(t *testing.T, cfg engine.Config, opts notify.Options) *rollout {
+	t.Helper()
+	spec := cfg.Spec
+	eng, err := engine.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +132,8 @@ func startRollout(t *testing.T, spec *engine.Spec, w *world, opts notify.Options
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rollout{eng: eng, done: make(chan struct{}), notified: make(chan struct{})}
+	ctx, stop := context.WithCancel(context.Background())
+	r := &rollout{eng: eng, stop: stop, done: make(chan struct{}), notified: make(chan struct{})}
 	events, from := eng.Events(), eng.Snapshot()
 	go func() {
 		defer close(r.notified)
@@ -133,7 +141,7 @@ func startRollout(t *testing.T, spec *engine.Spec, w *world, opts notify.Options
 	}()
 	go func() {
 		defer close(r.done)
-		r.outcome, _ = eng.Run(context.Background())
+		r.outcome, _ = eng.Run(ctx)
 	}()
 	return r
 }

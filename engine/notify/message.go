@@ -63,6 +63,9 @@ func compose(st *engine.State, ev engine.Event) (message, bool) {
 		m.headline = fmt.Sprintf("promoted: all traffic is on the canary, %s after the rollout started%s", engine.Duration(ev.Time.Sub(st.StartedAt).Round(time.Second)), by(st.EndedBy))
 		m.details = append(why(st.EndReason, st.EndedBy), checkLines(st, false)...)
 	case engine.EventStopped:
+		if st.Phase.Done() {
+			return m, false // the outcome was news already; stopping after it changes nothing
+		}
 		m.headline = fmt.Sprintf("perch stopped at %s with the canary at %s; traffic was left as it is until perch is resumed", stepName(st, ev.Step), percent(st.Weight))
 		m.details = why(ev.Reason, nil)
 	default:

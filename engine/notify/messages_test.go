@@ -124,3 +124,34 @@ func TestPauseHoldAndPromoteMessages(t *testing.T) {
 		}
 	})
 }
+
+func TestStoppedIsNewsOnlyMidRollout(t *testing.T) {
+	tests := []struct {
+		name   string
+		failAt int
+		stopAt time.Duration
+		last   string
+	}{
+		{"mid-rollout", 0, 100 * time.Second, "perch stopped at step 2/2 (50% for 1m) with the canary at 50%; traffic was left as it is until perch is resumed"},
+		{"after a rollback", 50, 10 * time.Minute, "rolled back: all traffic is on stable; step 2/2 (50% for 1m) failed"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				net := newFakeNet()
+				w := &world{failAt: tc.failAt}
+				spec := parseSpec(t, rolloutYAML+webhookOnly)
+				// Linger keeps the engine up after a rollback, as perch serve does.
+				r := startWith(t, engine.Config{Spec: spec, Router: w, Source: w, Linger: true}, notify.Options{Client: net.client()})
+				time.Sleep(tc.stopAt)
+				r.stop()
+				<-r.done
+				<-r.notified
+				got := headlines(webhookDocs(t, net.delivered(hookHost)))
+				if got[len(got)-1] != tc.last {
+					t.Errorf("last notification %q, want %q", got[len(got)-1], tc.last)
+				}
+			})
+		})
+	}
+}
