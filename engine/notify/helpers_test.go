@@ -113,7 +113,7 @@ type rollout struct {
 	outcome  engine.Outcome
 	stop     context.CancelFunc // stops the engine, as a signal would
 	done     chan struct{}      // closed when the engine's Run returns
-	notified chan struct{} // closed when the notifier's Run returns
+	notified chan struct{}      // closed when the notifier's Run returns
 }
 
 func startRollout(t *testing.T, spec *engine.Spec, w *world, opts notify.Options) *rollout {
