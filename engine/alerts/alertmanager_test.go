@@ -56,6 +56,9 @@ func TestAlertmanagerRollsBack(t *testing.T) {
 	}
 	am.post(t, highErrors)
 	st := r.waitFor(30*time.Second, "the rollback", func(st engine.State) bool { return st.Phase == engine.PhaseRolledBack })
+	if rb := r.journal.ofType(engine.EventRollbackStarted); len(rb) == 1 {
+		t.Logf("alert posted to Alertmanager → rollback started: %s (group_wait 100ms)", rb[0].Time.Sub(highErrors.StartsAt).Round(time.Millisecond))
+	}
 	if st.EndedBy == nil || st.EndedBy.Name != "alertmanager/HighErrorRate" || st.EndedBy.Source != "alertmanager" || st.EndReason != "HighErrorRate firing: 5xx above 5% for 2m" {
 		t.Errorf("rolled back by %+v: %q; want alertmanager/HighErrorRate with the alert's summary", st.EndedBy, st.EndReason)
 	}

@@ -72,6 +72,7 @@ type Outcome struct {
 	Repeats    int      // alerts skipped because they were noted before
 }
 
+// String is the outcome in one line, the answer Alertmanager logs.
 func (o Outcome) String() string {
 	var parts []string
 	if len(o.RolledBack) > 0 {
