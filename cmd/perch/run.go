@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -61,17 +62,25 @@ func (a *app) run(c *cobra.Command, path string, f runFlags) error {
 	if err != nil {
 		return err
 	}
-	journal, rec, err := a.openJournal(spec, f)
-	if err != nil {
-		return err
-	}
-	defer journal.Close()
 	ctx := c.Context()
 	b, err := a.registry.connect(ctx, spec, f.connect)
 	if err != nil {
 		return err
 	}
 	defer b.close()
+	journal, rec, err := a.openJournal(spec, f)
+	if err != nil {
+		return err
+	}
+	defer journal.Close()
+	// Until the engine runs, a new journal holds only its header: drop it if setup fails, so a
+	// bad flag or an unset variable leaves no stray file behind.
+	started := false
+	defer func() {
+		if !started && rec == nil {
+			os.Remove(journal.Path())
+		}
+	}()
 	eng, err := engine.New(engine.Config{Spec: spec, Router: b.router, Source: b.source, Journal: journal, Resume: rec})
 	if err != nil {
 		return badInput(err)
@@ -81,9 +90,15 @@ func (a *app) run(c *cobra.Command, path string, f runFlags) error {
 		return err
 	}
 	defer stopControl()
+	stop, err := a.startIntegrations(ctx, spec, eng)
+	if err != nil {
+		return err
+	}
+	started = true
 	printed := make(chan struct{})
 	go printEvents(eng.Events(), a.stdout, spec, f.output, printed)
 	out, err := eng.Run(ctx)
+	stop()
 	<-printed
 	return a.finish(out, err, eng.Snapshot(), path, journal.Path())
 }

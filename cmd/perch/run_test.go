@@ -233,3 +233,16 @@ func TestValidate(t *testing.T) {
 		t.Errorf("exit %d, stderr:\n%s\nwant exit 2 and every problem listed", code, c.stderr.String())
 	}
 }
+
+func TestRunSetupFailureLeavesNoJournal(t *testing.T) {
+	c := newCLI(t, &memBackend{})
+	spec := rolloutYAML + "notify:\n  - webhook: {url: \"${PERCH_TEST_UNSET_HOOK}\"}\n"
+	os.WriteFile(filepath.Join(c.dir, "web.yaml"), []byte(spec), 0o644)
+	code := c.run(t.Context(), "run", "DIR/web.yaml", "--headless", "--socket", "none", "--journal", "DIR/j.jsonl")
+	if code != exitBadInput || !strings.Contains(c.stderr.String(), "PERCH_TEST_UNSET_HOOK") {
+		t.Fatalf("exit %d, stderr %q: want exit 2 naming the unset variable", code, c.stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(c.dir, "j.jsonl")); !os.IsNotExist(err) {
+		t.Errorf("a failed start left its journal behind (%v)", err)
+	}
+}
