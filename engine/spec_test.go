@@ -90,6 +90,7 @@ func TestSpecErrors(t *testing.T) {
 		{"builtin without proxy source", "    canary: lat{version=\"canary\"}\n    baseline: lat{version=\"stable\"}\n", "    builtin: latency_p99\n", 10, 14, "checks[0].builtin: needs metrics.builtin"},
 		{"bad proxy url", `stable: "http://127.0.0.1:9001"`, `stable: "127.0.0.1:9001"`, 3, 45, `traffic.proxy.stable: want an http:// or https:// URL, got "127.0.0.1:9001"`},
 		{"list where mapping", "analysis:\n  judge: threshold\n", "analysis: [threshold]\n", 6, 11, "analysis: want a mapping, got a list"},
+		{"cloudwatch period", "metrics:\n  prometheus: {address: \"http://127.0.0.1:9090\"}\nanalysis:\n  judge: threshold\n", "metrics:\n  cloudwatch: {}\nanalysis:\n  judge: threshold\n  interval: 45s\n", 8, 13, "analysis.interval: 45s is not a CloudWatch period"},
 		{"not YAML", "  - pause: {}\n", "  - pause: {\n", 17, 1, "not valid YAML"},
 	}
 	for _, tc := range tests {

@@ -292,6 +292,8 @@ func (d *decoder) validateMetrics(s *Spec) {
 		d.fail(d.later("metrics.", set), "only one metrics source may be set (got %s)", strings.Join(set, " and "))
 	case m.Prometheus != nil:
 		d.httpURL("metrics.prometheus.address", m.Prometheus.Address)
+	case m.CloudWatch != nil && !cloudWatchPeriod(time.Duration(s.Analysis.Interval)) && s.Analysis.Interval != 0:
+		d.fail("analysis.interval", "%s is not a CloudWatch period: with metrics.cloudwatch use 1s, 5s, 10s, 20s, 30s or whole minutes", s.Analysis.Interval)
 	case m.Builtin != nil && s.Traffic.Proxy == nil && s.Traffic.Kind() != "":
 		d.fail("metrics.builtin", "the builtin source is the proxy's own observations: it needs traffic.proxy")
 	}
@@ -525,4 +527,13 @@ func (d *decoder) validateSteps(s *Spec) {
 			d.fail(p+".analyze", "nothing to analyze: the rollout has no checks")
 		}
 	}
+}
+
+// cloudWatchPeriod reports whether d is a period GetMetricData accepts.
+func cloudWatchPeriod(d time.Duration) bool {
+	switch d {
+	case time.Second, 5 * time.Second, 10 * time.Second, 20 * time.Second, 30 * time.Second:
+		return true
+	}
+	return d > 0 && d%time.Minute == 0
 }
