@@ -148,6 +148,9 @@ func (e *Engine) judgeLook(now time.Time) {
 		e.rollback(nil, strings.Join(append(critical, overLimit...), "; "))
 		return
 	}
+	if e.outage(now) {
+		return
+	}
 	if now.Before(s.AnalysisEndsAt()) || s.Phase == PhasePaused {
 		return
 	}
@@ -161,4 +164,32 @@ func (e *Engine) judgeLook(now time.Time) {
 	case s.Phase != PhaseHolding:
 		e.emit(Event{Type: EventHeld, Hold: HoldInconclusive, Reason: strings.Join(inconclusive, "; ")})
 	}
+}
+
+// outage handles a look on which the metrics source failed: the rollout holds at once (a
+// failing source is never a pass), continues by itself when data returns, and after
+// analysis.maxOutage applies the inconclusive action. It reports whether the look was one.
+func (e *Engine) outage(now time.Time) bool {
+	s := &e.state
+	if s.OutageSince.IsZero() {
+		if s.Phase == PhaseHolding && s.Hold == HoldOutage {
+			e.emit(Event{Type: EventResumed, Reason: "metrics source recovered"})
+		}
+		return false
+	}
+	var failing []string
+	for _, c := range s.Checks {
+		if c.Last != nil && c.Last.SourceError != "" {
+			failing = append(failing, fmt.Sprintf("%s: %s", c.Name, c.Last.SourceError))
+		}
+	}
+	down := now.Sub(s.OutageSince)
+	limit := time.Duration(e.spec.Analysis.MaxOutage)
+	switch {
+	case down >= limit && e.spec.Analysis.Inconclusive == InconclusiveFail:
+		e.rollback(nil, fmt.Sprintf("metrics source down for %s (analysis.maxOutage %s): %s", Duration(down), e.spec.Analysis.MaxOutage, strings.Join(failing, "; ")))
+	case s.Phase == PhaseRunning:
+		e.emit(Event{Type: EventHeld, Hold: HoldOutage, Reason: "metrics source failing: " + strings.Join(failing, "; ")})
+	}
+	return true
 }

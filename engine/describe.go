@@ -64,6 +64,8 @@ func (ev Event) Describe(spec *Spec) string {
 		}
 	case EventStopped:
 		b.WriteString("engine stopped")
+	case EventNote:
+		b.WriteString("note")
 	default:
 		b.WriteString(string(ev.Type))
 	}

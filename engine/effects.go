@@ -187,18 +187,21 @@ func (e *Engine) look(ctx context.Context, start, end time.Time, step time.Durat
 func (e *Engine) lookAt(ctx context.Context, i int, start, end time.Time, step time.Duration) CheckResult {
 	c := e.spec.Checks[i]
 	res := CheckResult{Check: c.Name, LastCanary: metrics.Number(math.NaN()), LastBaseline: metrics.Number(math.NaN())}
+	var missing string // a query that matched nothing: too little evidence, not an outage
 	fetch := func(q metrics.Query, emptyIsZero bool) []metrics.Sample {
-		if res.SourceError != "" {
+		if res.SourceError != "" || missing != "" {
 			return nil
 		}
 		samples, err := e.source.Samples(ctx, q, start, end, step)
 		if err == nil && len(samples) == 0 {
 			err = metrics.ErrNoData
 		}
-		if emptyIsZero && errors.Is(err, metrics.ErrNoData) {
-			return nil
-		}
-		if err != nil {
+		switch {
+		case err == nil:
+		case errors.Is(err, metrics.ErrNoData) && emptyIsZero:
+		case errors.Is(err, metrics.ErrNoData):
+			missing = q.String()
+		default:
 			res.SourceError = fmt.Sprintf("%s: %v", q, err)
 		}
 		return samples
@@ -214,8 +217,12 @@ func (e *Engine) lookAt(ctx context.Context, i int, start, end time.Time, step t
 		baseline = metrics.Series{Values: values(fetch(c.Baseline, false))}
 		res.LastCanary, res.LastBaseline = lastValue(canary.Values), lastValue(baseline.Values)
 	}
-	if res.SourceError != "" {
-		res.Result = metrics.Result{Verdict: metrics.Inconclusive, Reason: "metrics source: " + res.SourceError,
+	if res.SourceError != "" || missing != "" {
+		reason := "metrics source: " + res.SourceError
+		if res.SourceError == "" {
+			reason = "no data for " + missing
+		}
+		res.Result = metrics.Result{Verdict: metrics.Inconclusive, Reason: reason,
 			Canary: metrics.Number(math.NaN()), Baseline: metrics.Number(math.NaN()), Deviation: metrics.Number(math.NaN())}
 		return res
 	}

@@ -102,6 +102,7 @@ type Engine struct {
 
 type cmdRequest struct {
 	cmd   Command
+	note  string // with Kind empty: a note to record for cmd.Actor
 	reply chan error
 }
 
@@ -195,6 +196,12 @@ func (e *Engine) Run(ctx context.Context) (Outcome, error) {
 			e.emit(Event{Type: EventStopped, Reason: "engine stopped; traffic left as it was"})
 			return OutcomeStopped, e.fatal
 		case req := <-e.cmds:
+			if req.cmd.Kind == "" {
+				actor := req.cmd.Actor
+				e.emit(Event{Type: EventNote, Actor: &actor, Reason: req.note})
+				req.reply <- e.fatal
+				continue
+			}
 			req.reply <- e.command(req.cmd)
 		case res := <-e.results:
 			e.handleResult(res)
@@ -227,21 +234,30 @@ func (e *Engine) shutdown() {
 }
 
 // reconcile asks the provider what weight it really has after a restart and records it, so
-// the rollout continues from the truth rather than from what the journal expected.
+// the rollout continues from the truth rather than from what the journal expected. A weight
+// that is neither the last confirmed one nor the one being set means someone moved traffic
+// while perch was down: a running rollout holds rather than overrule them.
 func (e *Engine) reconcile(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, reconcileTimeout)
 	defer cancel()
-	ev := Event{Type: EventReconciled, Step: e.state.Step}
+	s := &e.state
+	confirmed, target := s.Weight, s.Target
+	ev := Event{Type: EventReconciled}
 	w, err := e.router.Weight(ctx)
-	switch {
-	case err != nil:
+	if err != nil {
 		ev.Error = err.Error()
-		ev.Reason = fmt.Sprintf("could not read the provider's weight; setting %d%% again", e.state.Target)
-	default:
-		ev.Weight = intPtr(w)
-		ev.Reason = fmt.Sprintf("provider has %d%%, journal recorded %d%%", w, e.state.Weight)
+		ev.Reason = fmt.Sprintf("could not read the provider's weight; setting %d%% again", target)
+		e.emit(ev)
+		return
 	}
+	ev.Weight = intPtr(w)
+	ev.Reason = fmt.Sprintf("provider has %d%%, journal recorded %d%%", w, confirmed)
 	e.emit(ev)
+	if confirmed >= 0 && w != confirmed && w != target && s.Phase == PhaseRunning {
+		e.emit(Event{Type: EventHeld, Hold: HoldRouter, Reason: fmt.Sprintf(
+			"the provider has %d%% but perch last set %d%%: traffic was changed while perch was down; resume to set %d%% again, or roll back",
+			w, confirmed, target)})
+	}
 }
 
 // emit records an event in the journal, folds it into the state and publishes it. After a
@@ -271,10 +287,22 @@ func (e *Engine) Snapshot() State { return e.subs.snapshot() }
 // Spec is the rollout the engine runs.
 func (e *Engine) Spec() *Spec { return e.spec }
 
+// Note records text in the journal and the event log on behalf of actor (an alert that fired
+// or resolved, say) without changing the rollout.
+func (e *Engine) Note(ctx context.Context, actor Actor, text string) error {
+	return e.send(ctx, cmdRequest{cmd: Command{Actor: actor}, note: text, reply: make(chan error, 1)})
+}
+
 // Do sends a command to the engine and waits for it to be accepted or refused (with
 // ErrStaleCommand, ErrNotAllowed or ErrForbidden, wrapped with the reason).
 func (e *Engine) Do(ctx context.Context, cmd Command) error {
-	req := cmdRequest{cmd: cmd, reply: make(chan error, 1)}
+	if cmd.Kind == "" {
+		return fmt.Errorf("%w: empty command", ErrNotAllowed)
+	}
+	return e.send(ctx, cmdRequest{cmd: cmd, reply: make(chan error, 1)})
+}
+
+func (e *Engine) send(ctx context.Context, req cmdRequest) error {
 	select {
 	case e.cmds <- req:
 	case <-e.quit:

@@ -30,6 +30,7 @@ const (
 	EventCommandRefused  EventType = "command_refused"  // Actor's Command was refused; Reason
 	EventReconciled      EventType = "reconciled"       // on resume: Weight is what the provider really has
 	EventStopped         EventType = "stopped"          // the engine stopped without touching traffic; Reason
+	EventNote            EventType = "note"             // Actor recorded Reason (an alert that fired or resolved, say)
 )
 
 // Event is one thing the engine did or observed. Fields beyond the first four are set only by
@@ -58,7 +59,8 @@ type CheckResult struct {
 	Check        string         `json:"check"`
 	LastCanary   metrics.Number `json:"lastCanary"`
 	LastBaseline metrics.Number `json:"lastBaseline"`
-	// SourceError is why the metrics source gave nothing this look (the verdict is then inconclusive).
+	// SourceError is why the metrics source failed this look (the verdict is then
+	// inconclusive); a query that merely matched nothing is not a source error.
 	SourceError string `json:"sourceError,omitempty"`
 	metrics.Result
 }
@@ -69,7 +71,8 @@ type HoldKind string
 // The reasons to hold.
 const (
 	HoldInconclusive HoldKind = "inconclusive" // the analysis ended without a conclusive verdict
-	HoldRouter       HoldKind = "router"       // the traffic provider keeps failing
+	HoldRouter       HoldKind = "router"       // the traffic provider keeps failing, or traffic was moved by hand
+	HoldOutage       HoldKind = "outage"       // the metrics source is failing; continues when it recovers
 )
 
 // Role is what an actor may do.

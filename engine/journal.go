@@ -228,7 +228,7 @@ func checkEvent(spec *Spec, ev Event) error {
 		}
 	case EventRolloutStarted, EventAnalysisStarted, EventAnalysis, EventStepPassed, EventPaused,
 		EventResumed, EventHeld, EventRollbackStarted, EventRolledBack, EventPromoteStarted,
-		EventPromoted, EventCommandRefused, EventStopped:
+		EventPromoted, EventCommandRefused, EventStopped, EventNote:
 	default:
 		return fmt.Errorf("event %d: unknown type %q", ev.Seq, ev.Type)
 	}

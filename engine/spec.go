@@ -19,6 +19,8 @@ type Spec struct {
 	Analysis Analysis `yaml:"analysis" json:"analysis"`
 	Checks   []Check  `yaml:"checks" json:"checks"`
 	Steps    []Step   `yaml:"steps" json:"steps"`
+	Alerts   *Alerts  `yaml:"alerts" json:"alerts,omitempty"`
+	Notify   []Notify `yaml:"notify" json:"notify,omitempty"`
 
 	file string            // the file it was read from, for messages
 	pos  map[string]srcPos // where each field was written, by path ("checks[1].name")
@@ -155,6 +157,36 @@ type Analysis struct {
 	Judge         string             `yaml:"judge" json:"judge"`
 	Inconclusive  InconclusiveAction `yaml:"inconclusive" json:"inconclusive"`
 	FailureLimit  int                `yaml:"failureLimit" json:"failureLimit"`
+	// MaxOutage is how long the metrics source may fail before the inconclusive action
+	// applies; until then the rollout holds and continues by itself when data returns.
+	MaxOutage Duration `yaml:"maxOutage" json:"maxOutage"`
+}
+
+// Alerts is the Alertmanager webhook receiver: a firing alert matching any RollbackOn entry
+// rolls the canary back at once.
+type Alerts struct {
+	Listen string `yaml:"listen" json:"listen"`
+	// RollbackOn lists label sets; an alert matches one when it has every label with that value.
+	RollbackOn []map[string]string `yaml:"rollbackOn" json:"rollbackOn"`
+}
+
+// Notify is one place rollout news is sent: exactly one of Slack or a generic webhook.
+// URLs and header values may name environment variables as ${NAME}, so secrets stay out of
+// the file.
+type Notify struct {
+	Slack   *SlackNotify   `yaml:"slack" json:"slack,omitempty"`
+	Webhook *WebhookNotify `yaml:"webhook" json:"webhook,omitempty"`
+}
+
+// SlackNotify posts to a Slack incoming webhook.
+type SlackNotify struct {
+	WebhookURL string `yaml:"webhookURL" json:"webhookURL"`
+}
+
+// WebhookNotify posts a JSON document per event to a URL.
+type WebhookNotify struct {
+	URL     string            `yaml:"url" json:"url"`
+	Headers map[string]string `yaml:"headers" json:"headers,omitempty"`
 }
 
 // Check is one metric compared between canary and baseline.

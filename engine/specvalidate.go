@@ -16,6 +16,7 @@ const (
 	DefaultInterval      = 30 * time.Second
 	DefaultStabilization = time.Minute
 	DefaultJudge         = "sequential"
+	DefaultMaxOutage     = 5 * time.Minute
 )
 
 // Builtin check names and what they measure on the proxy.
@@ -115,6 +116,51 @@ func (d *decoder) validate(s *Spec) {
 	d.validateAnalysis(s)
 	d.validateChecks(s)
 	d.validateSteps(s)
+	d.validateAlerts(s)
+	d.validateNotify(s)
+}
+
+func (d *decoder) validateAlerts(s *Spec) {
+	a := s.Alerts
+	if a == nil {
+		return
+	}
+	if d.required("alerts.listen", a.Listen) {
+		if _, _, err := net.SplitHostPort(a.Listen); err != nil {
+			d.fail("alerts.listen", "want HOST:PORT, got %q", a.Listen)
+		}
+	}
+	if len(a.RollbackOn) == 0 {
+		d.fail("alerts.rollbackOn", "missing: list the label sets of alerts that roll back (e.g. {alertname: HighErrorRate})")
+	}
+	for i, m := range a.RollbackOn {
+		if len(m) == 0 {
+			d.fail(fmt.Sprintf("alerts.rollbackOn[%d]", i), "empty label set: it would match every alert")
+		}
+	}
+}
+
+func (d *decoder) validateNotify(s *Spec) {
+	for i, n := range s.Notify {
+		p := fmt.Sprintf("notify[%d]", i)
+		switch {
+		case (n.Slack == nil) == (n.Webhook == nil):
+			d.fail(p, "name exactly one of slack or webhook")
+		case n.Slack != nil:
+			d.notifyURL(p+".slack.webhookURL", n.Slack.WebhookURL)
+		default:
+			d.notifyURL(p+".webhook.url", n.Webhook.URL)
+		}
+	}
+}
+
+// notifyURL checks a notification URL unless it names environment variables, which are only
+// known when the rollout runs.
+func (d *decoder) notifyURL(path, value string) {
+	if value != "" && strings.Contains(value, "${") {
+		return
+	}
+	d.httpURL(path, value)
 }
 
 func (d *decoder) validateTraffic(s *Spec) {
@@ -133,7 +179,7 @@ func (d *decoder) validateTraffic(s *Spec) {
 		d.fail("traffic", "missing: name exactly one provider (alb, istio, gatewayAPI or proxy)")
 		return
 	case len(set) > 1:
-		d.fail("traffic."+set[1], "only one traffic provider may be set (got %s)", strings.Join(set, " and "))
+		d.fail(d.later("traffic.", set), "only one traffic provider may be set (got %s)", strings.Join(set, " and "))
 		return
 	}
 	switch {
@@ -185,6 +231,19 @@ func (d *decoder) validateTraffic(s *Spec) {
 	}
 }
 
+// later is the path of whichever of the fields was written last in the file: the one to
+// point at when only one may be set.
+func (d *decoder) later(prefix string, fields []string) string {
+	best := prefix + fields[len(fields)-1]
+	for _, f := range fields {
+		p, q := d.pos[prefix+f], d.pos[best]
+		if p.line > q.line || p.line == q.line && p.col > q.col {
+			best = prefix + f
+		}
+	}
+	return best
+}
+
 func (d *decoder) required(path, value string) bool {
 	if value == "" {
 		d.fail(path, "missing")
@@ -230,9 +289,11 @@ func (d *decoder) validateMetrics(s *Spec) {
 	case len(set) == 0:
 		d.fail("metrics", "missing: name exactly one source (prometheus, cloudwatch or builtin)")
 	case len(set) > 1:
-		d.fail("metrics."+set[1], "only one metrics source may be set (got %s)", strings.Join(set, " and "))
+		d.fail(d.later("metrics.", set), "only one metrics source may be set (got %s)", strings.Join(set, " and "))
 	case m.Prometheus != nil:
 		d.httpURL("metrics.prometheus.address", m.Prometheus.Address)
+	case m.CloudWatch != nil && !cloudWatchPeriod(time.Duration(s.Analysis.Interval)) && s.Analysis.Interval != 0:
+		d.fail("analysis.interval", "%s is not a CloudWatch period: with metrics.cloudwatch use 1s, 5s, 10s, 20s, 30s or whole minutes", s.Analysis.Interval)
 	case m.Builtin != nil && s.Traffic.Proxy == nil && s.Traffic.Kind() != "":
 		d.fail("metrics.builtin", "the builtin source is the proxy's own observations: it needs traffic.proxy")
 	}
@@ -251,6 +312,12 @@ func (d *decoder) validateAnalysis(s *Spec) {
 	}
 	if a.Inconclusive == "" {
 		a.Inconclusive = InconclusiveHold
+	}
+	if !d.written("analysis.maxOutage") && a.MaxOutage == 0 {
+		a.MaxOutage = Duration(DefaultMaxOutage)
+	}
+	if a.MaxOutage <= 0 {
+		d.fail("analysis.maxOutage", "want a positive duration, got %s", a.MaxOutage)
 	}
 	if a.Interval <= 0 {
 		d.fail("analysis.interval", "want a positive duration, got %s", a.Interval)
@@ -460,4 +527,13 @@ func (d *decoder) validateSteps(s *Spec) {
 			d.fail(p+".analyze", "nothing to analyze: the rollout has no checks")
 		}
 	}
+}
+
+// cloudWatchPeriod reports whether d is a period GetMetricData accepts.
+func cloudWatchPeriod(d time.Duration) bool {
+	switch d {
+	case time.Second, 5 * time.Second, 10 * time.Second, 20 * time.Second, 30 * time.Second:
+		return true
+	}
+	return d > 0 && d%time.Minute == 0
 }

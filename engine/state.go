@@ -72,6 +72,9 @@ type State struct {
 	LastLookAt        time.Time
 	Looks             int
 	Checks            []CheckState
+	// OutageSince is the first look of the current run of looks where the metrics source
+	// failed for some check; zero when the last look had data.
+	OutageSince time.Time
 
 	PausedBy    *Actor // nil for a pause step
 	PauseReason string
@@ -190,6 +193,16 @@ func (s *State) Apply(ev Event) {
 	case EventAnalysis:
 		s.LastLookAt = ev.Time
 		s.Looks++
+		outage := false
+		for _, r := range ev.Checks {
+			outage = outage || r.SourceError != ""
+		}
+		switch {
+		case !outage:
+			s.OutageSince = time.Time{}
+		case s.OutageSince.IsZero():
+			s.OutageSince = ev.Time
+		}
 		for _, r := range ev.Checks {
 			i := s.checkIndex(r.Check)
 			if i < 0 {
@@ -275,7 +288,7 @@ func (s *State) clearPause() {
 func (s *State) clearHold() { s.Hold, s.HoldReason = "", "" }
 
 func (s *State) resetAnalysis() {
-	s.AnalysisStartedAt, s.LastLookAt, s.Looks = time.Time{}, time.Time{}, 0
+	s.AnalysisStartedAt, s.LastLookAt, s.Looks, s.OutageSince = time.Time{}, time.Time{}, 0, time.Time{}
 	for i := range s.Checks {
 		s.Checks[i].Last = nil
 		s.Checks[i].Failures = 0

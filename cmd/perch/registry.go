@@ -31,7 +31,16 @@ type registry struct {
 }
 
 func defaultRegistry() registry {
-	return registry{routers: map[string]routerFactory{}, sources: map[string]sourceFactory{}}
+	return registry{
+		routers: map[string]routerFactory{
+			"alb":        albRouter,
+			"istio":      istioRouter(connectKube),
+			"gatewayAPI": gatewayAPIRouter(connectKube),
+		},
+		sources: map[string]sourceFactory{
+			"cloudwatch": cloudwatchSource,
+		},
+	}
 }
 
 // backend is a rollout's connected router and source.
@@ -51,15 +60,16 @@ func (b *backend) close() error {
 	return errors.Join(errs...)
 }
 
+// connect builds the rollout's router and source; its errors carry their exit code.
 func (r registry) connect(ctx context.Context, spec *engine.Spec, flags connectFlags) (*backend, error) {
 	kind := spec.Traffic.Kind()
 	mkRouter, ok := r.routers[kind]
 	if !ok {
-		return nil, fmt.Errorf("traffic provider %q is not available in this build of perch", kind)
+		return nil, badInput(fmt.Errorf("traffic provider %q is not available in this build of perch", kind))
 	}
 	router, err := mkRouter(ctx, spec, flags)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", kind, err)
+		return nil, runtimeError(fmt.Errorf("connect to %s: %w", kind, err))
 	}
 	b := &backend{router: router}
 	if len(spec.Checks) == 0 {
@@ -69,11 +79,11 @@ func (r registry) connect(ctx context.Context, spec *engine.Spec, flags connectF
 	mkSource, ok := r.sources[source]
 	if !ok {
 		b.close()
-		return nil, fmt.Errorf("metrics source %q is not available in this build of perch", source)
+		return nil, badInput(fmt.Errorf("metrics source %q is not available in this build of perch", source))
 	}
 	if b.source, err = mkSource(ctx, spec, router, flags); err != nil {
 		b.close()
-		return nil, fmt.Errorf("connect to %s: %w", source, err)
+		return nil, runtimeError(fmt.Errorf("connect to %s: %w", source, err))
 	}
 	return b, nil
 }

@@ -73,8 +73,12 @@ func (a *app) rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return badInput(fmt.Errorf("%w\nRun '%s --help' for usage.", err, c.CommandPath())) })
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return badInput(fmt.Errorf("%w\nRun '%s --help' for usage.", err, c.CommandPath()))
+	})
 	root.AddCommand(a.validateCmd(), a.runCmd())
+	root.AddCommand(a.controlCmds()...)
+	root.AddCommand(a.trafficCmd())
 	return root
 }
 

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/control"
 	"github.com/perchhq/perch/themes"
 )
 
@@ -19,6 +22,7 @@ type runFlags struct {
 	journal  string
 	resume   bool
 	theme    string
+	socket   string
 	connect  connectFlags
 }
 
@@ -40,6 +44,7 @@ Exit codes: 0 promoted, 1 rolled back, 2 bad input, 3 stopped by an error or a s
 	c.Flags().StringVar(&f.journal, "journal", "", "journal file (default ./perch-NAME-TIMESTAMP.jsonl)")
 	c.Flags().BoolVar(&f.resume, "resume", false, "continue the rollout recorded in --journal")
 	c.Flags().StringVar(&f.theme, "theme", themes.Default, "TUI colours: "+strings.Join(themes.Names(), ", ")+", or a theme file NAME.yaml")
+	c.Flags().StringVar(&f.socket, "socket", "", "control socket for perch pause|resume|advance|rollback|promote|status (default $XDG_RUNTIME_DIR/perch/NAME.sock, else beside the journal; none: no socket)")
 	addConnectFlags(c, &f.connect)
 	return c
 }
@@ -62,28 +67,52 @@ func (a *app) run(c *cobra.Command, path string, f runFlags) error {
 	if err != nil {
 		return err
 	}
+	ctx := c.Context()
+	b, err := a.registry.connect(ctx, spec, f.connect)
+	if err != nil {
+		return err
+	}
+	defer b.close()
 	journal, rec, err := a.openJournal(spec, f)
 	if err != nil {
 		return err
 	}
 	defer journal.Close()
-	ctx := c.Context()
-	b, err := a.registry.connect(ctx, spec, f.connect)
-	if err != nil {
-		return runtimeError(err)
-	}
-	defer b.close()
+	// Until the engine runs, a new journal holds only its header: drop it if setup fails, so a
+	// bad flag or an unset variable leaves no stray file behind.
+	started := false
+	defer func() {
+		if !started && rec == nil {
+			os.Remove(journal.Path())
+		}
+	}()
 	eng, err := engine.New(engine.Config{Spec: spec, Router: b.router, Source: b.source, Journal: journal, Resume: rec})
 	if err != nil {
 		return badInput(err)
 	}
+	stopControl, err := a.serveControl(ctx, eng, spec, f.socket, journal.Path())
+	if err != nil {
+		return err
+	}
+	defer stopControl()
+	integrations, held := a, (*heldWriter)(nil)
 	if !f.headless {
-		out, err := a.runTUI(ctx, eng, theme, f.output)
+		integrations, held = a.holdingStderr()
+	}
+	stop, err := integrations.startIntegrations(ctx, spec, eng)
+	if err != nil {
+		return err
+	}
+	started = true
+	if !f.headless {
+		out, err := a.runTUI(ctx, eng, theme, f.output, held)
+		stop()
 		return a.finish(out, err, eng.Snapshot(), path, journal.Path())
 	}
 	printed := make(chan struct{})
 	go printEvents(eng.Events(), a.stdout, spec, f.output, printed)
 	out, err := eng.Run(ctx)
+	stop()
 	<-printed
 	return a.finish(out, err, eng.Snapshot(), path, journal.Path())
 }
@@ -134,4 +163,26 @@ func (a *app) finish(out engine.Outcome, err error, st engine.State, specPath, j
 	}
 	return runtimeError(fmt.Errorf("stopped at step %d with the canary at %s; traffic was left as it is.\nResume with: perch run %s --resume --journal %s",
 		st.Step+1, weight, specPath, journalPath))
+}
+
+// serveControl listens on the rollout's control socket until the returned function is called.
+func (a *app) serveControl(ctx context.Context, eng *engine.Engine, spec *engine.Spec, socket, journalPath string) (func(), error) {
+	switch socket {
+	case "none":
+		return func() {}, nil
+	case "":
+		socket = control.DefaultPath(a.getenv, spec.Name, journalPath)
+	}
+	srv, err := control.Listen(socket, eng)
+	if err != nil {
+		return nil, runtimeError(err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(ctx)
+	}()
+	fmt.Fprintf(a.stderr, "perch: control socket %s\n", srv.Path())
+	return func() { cancel(); <-done }, nil
 }

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"sync"
 
 	"github.com/charmbracelet/x/term"
 
@@ -32,7 +35,7 @@ func (a *app) checkTUI(f runFlags) (themes.Theme, error) {
 // runTUI runs the engine under the terminal UI. Leaving the view never changes traffic: the
 // operator either detaches (the engine carries on, printing events as --headless does) or
 // stops the engine (traffic stays as it is, to resume later).
-func (a *app) runTUI(ctx context.Context, eng *engine.Engine, theme themes.Theme, format string) (engine.Outcome, error) {
+func (a *app) runTUI(ctx context.Context, eng *engine.Engine, theme themes.Theme, format string, held *heldWriter) (engine.Outcome, error) {
 	engineCtx, stopEngine := context.WithCancel(ctx)
 	defer stopEngine()
 	type result struct {
@@ -48,8 +51,10 @@ func (a *app) runTUI(ctx context.Context, eng *engine.Engine, theme themes.Theme
 	if user == "" {
 		user = "operator"
 	}
+	held.hold()
 	choice, err := tui.Run(ctx, tui.Options{Snapshots: eng, Controller: eng, Mode: tui.ModeLocal, Theme: theme,
 		Actor: engine.Actor{Name: user, Role: engine.RoleOperator, Source: "tui"}})
+	held.release()
 	switch {
 	case ctx.Err() != nil: // a signal: the engine stops with it, as headless
 	case err != nil:
@@ -71,4 +76,46 @@ func (a *app) runTUI(ctx context.Context, eng *engine.Engine, theme themes.Theme
 	r := <-done
 	<-printed
 	return r.out, r.err
+}
+
+// heldWriter passes writes through, except while held, when it keeps them to write on
+// release. The alerts receiver and the notifier report on stderr from their goroutines; while
+// the TUI owns the screen their lines would tear it, so they wait until it is gone.
+type heldWriter struct {
+	mu   sync.Mutex
+	w    io.Writer
+	held bool
+	buf  bytes.Buffer
+}
+
+func (h *heldWriter) Write(p []byte) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.held {
+		return h.buf.Write(p)
+	}
+	return h.w.Write(p)
+}
+
+func (h *heldWriter) hold() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.held = true
+}
+
+// release writes what was held and lets later writes through.
+func (h *heldWriter) release() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.held = false
+	h.w.Write(h.buf.Bytes()) // stderr: nowhere to report a failure to
+	h.buf.Reset()
+}
+
+// holdingStderr is the app with a stderr that can be held while the TUI runs.
+func (a *app) holdingStderr() (*app, *heldWriter) {
+	held := &heldWriter{w: a.stderr}
+	b := *a
+	b.stderr = held
+	return &b, held
 }

@@ -206,3 +206,26 @@ func TestRunTUIStop(t *testing.T) {
 	waitScreen(t, tmux, "stopped", "stopped at step 1 with the canary at 10%; traffic was left as it is.",
 		"--resume --journal", "perch exited 3")
 }
+
+// TestHeldStderr: what other parts of perch write while the TUI owns the screen waits for it
+// to close, in order, and nothing is lost.
+func TestHeldStderr(t *testing.T) {
+	var out bytes.Buffer
+	a := &app{stderr: &out}
+	b, held := a.holdingStderr()
+	fmt.Fprintln(b.stderr, "before")
+	held.hold()
+	fmt.Fprintln(b.stderr, "during 1")
+	fmt.Fprintln(b.stderr, "during 2")
+	if got := out.String(); got != "before\n" {
+		t.Fatalf("while held, stderr got %q", got)
+	}
+	held.release()
+	fmt.Fprintln(b.stderr, "after")
+	if got, want := out.String(), "before\nduring 1\nduring 2\nafter\n"; got != want {
+		t.Errorf("stderr %q, want %q", got, want)
+	}
+	if a.stderr != &out {
+		t.Error("holdingStderr changed the app it was called on")
+	}
+}

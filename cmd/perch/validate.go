@@ -9,20 +9,41 @@ import (
 	"github.com/perchhq/perch/engine"
 )
 
+type validateFlags struct {
+	checkAccess bool
+	connect     connectFlags
+}
+
 func (a *app) validateCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "validate ROLLOUT.yaml",
+	var f validateFlags
+	c := &cobra.Command{
+		Use:   "validate ROLLOUT.yaml [--check-access]",
 		Short: "Check a rollout file and print every problem with its line",
-		Args:  exactlyOneArg("rollout file"),
+		Long: `Check a rollout file and print every problem with its line.
+
+With --check-access, also reach what the file names: read the traffic provider's weight
+(which checks the rule or route has the shape perch needs) and run each check's metric
+queries once over the last ten analysis intervals, saying which return no data. No data
+is a warning, not a failure: a canary that takes no traffic yet has none.
+
+Exit codes: 0 the file is good (and, with --check-access, everything was reachable),
+2 problems in the file, 3 a provider or query failed.`,
+		Args: exactlyOneArg("rollout file"),
 		RunE: func(c *cobra.Command, args []string) error {
 			spec, err := loadSpec(args[0])
 			if err != nil {
 				return err
 			}
 			fmt.Fprintln(a.stdout, summarize(spec))
-			return nil
+			if !f.checkAccess {
+				return nil
+			}
+			return a.checkAccess(c.Context(), args[0], spec, f.connect)
 		},
 	}
+	c.Flags().BoolVar(&f.checkAccess, "check-access", false, "also reach the traffic provider and run each metric query once")
+	addConnectFlags(c, &f.connect)
+	return c
 }
 
 // loadSpec loads a rollout file; every problem in it is printed, one per line, as exit 2.

@@ -1,0 +1,116 @@
+package notify
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/perchhq/perch/engine"
+)
+
+// target is where one notify entry posts, with its environment references expanded.
+type target struct {
+	name    string // for messages about it: "notify[1] (webhook to hooks.example.com)"; never the URL, which may hold a token
+	slack   bool
+	url     string
+	headers map[string]string
+}
+
+// targets expands and checks every notify entry of the rollout file.
+func targets(spec *engine.Spec, getenv func(string) string) ([]target, error) {
+	var out []target
+	for i, n := range spec.Notify {
+		path := fmt.Sprintf("notify[%d]", i)
+		var t target
+		var err error
+		switch {
+		case n.Slack != nil:
+			t.slack = true
+			t.url, err = expandURL(path+".slack.webhookURL", n.Slack.WebhookURL, getenv)
+		case n.Webhook != nil:
+			t.url, err = expandURL(path+".webhook.url", n.Webhook.URL, getenv)
+			if err == nil {
+				t.headers, err = expandHeaders(path+".webhook.headers", n.Webhook.Headers, getenv)
+			}
+		default:
+			err = fmt.Errorf("%s: name exactly one of slack or webhook", path)
+		}
+		if err != nil {
+			return nil, err
+		}
+		u, _ := url.Parse(t.url)
+		kind := "webhook to " + u.Hostname()
+		if t.slack {
+			kind = "slack"
+		}
+		t.name = fmt.Sprintf("%s (%s)", path, kind)
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+func expandURL(path, raw string, getenv func(string) string) (string, error) {
+	v, err := expand(raw, getenv)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		// The value is not shown: it may hold a secret token.
+		return "", fmt.Errorf("%s: %s is not an http:// or https:// URL once expanded", path, raw)
+	}
+	return v, nil
+}
+
+func expandHeaders(path string, headers map[string]string, getenv func(string) string) (map[string]string, error) {
+	out := make(map[string]string, len(headers))
+	for name, raw := range headers {
+		if !headerName.MatchString(name) {
+			return nil, fmt.Errorf("%s: %q is not a valid header name", path, name)
+		}
+		v, err := expand(raw, getenv)
+		if err != nil {
+			return nil, fmt.Errorf("%s.%s: %w", path, name, err)
+		}
+		if strings.ContainsAny(v, "\r\n\x00") {
+			return nil, fmt.Errorf("%s.%s: the value holds a line break once expanded", path, name)
+		}
+		out[name] = v
+	}
+	return out, nil
+}
+
+var (
+	headerName = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$") // RFC 9110 token
+	envName    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+// expand replaces each ${NAME} in s with the variable's value from getenv. A variable that is
+// unset (or empty) is an error: a notification URL missing its token would fail every send.
+// Nothing else is special: a lone $ stays as it is.
+func expand(s string, getenv func(string) string) (string, error) {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "${")
+		if i < 0 {
+			b.WriteString(s)
+			return b.String(), nil
+		}
+		b.WriteString(s[:i])
+		end := strings.IndexByte(s[i:], '}')
+		if end < 0 {
+			return "", fmt.Errorf("%q: ${ without a closing }", s[i:])
+		}
+		name := s[i+2 : i+end]
+		if !envName.MatchString(name) {
+			return "", fmt.Errorf("${%s}: not a variable name (letters, digits and _, not starting with a digit)", name)
+		}
+		v := getenv(name)
+		if v == "" {
+			return "", fmt.Errorf("environment variable %s is not set", name)
+		}
+		b.WriteString(v)
+		s = s[i+end+1:]
+	}
+}

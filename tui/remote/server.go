@@ -1,0 +1,303 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/log"
+	"github.com/charmbracelet/ssh"
+	"github.com/charmbracelet/wish"
+	"github.com/charmbracelet/wish/activeterm"
+	"github.com/charmbracelet/wish/logging"
+	"github.com/muesli/termenv"
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/perchhq/perch/engine"
+)
+
+// Controller is the engine as a session uses it.
+type Controller interface {
+	Subscribe() (<-chan engine.State, func())
+	Do(ctx context.Context, cmd engine.Command) error
+}
+
+// Session is what a model is built from for one SSH session.
+type Session struct {
+	Actor engine.Actor
+	// Controller is scoped to the session: its subscriptions end when the session does, and
+	// every command it sends carries the session's identity, whatever the model put in it.
+	Controller Controller
+	Renderer   *lipgloss.Renderer
+	Presence   *Presence
+}
+
+// Config is what a Server runs with.
+type Config struct {
+	Addr        string
+	HostKeyPath string
+	// Keys are the keys allowed in. Nil is the demo's open mode: any client on the loopback
+	// interface may connect, without a key, as an operator named by its SSH user name.
+	Keys       *Keyring
+	Controller Controller
+	NewModel   func(Session) tea.Model
+	Logger     *log.Logger
+}
+
+// Server serves the TUI over SSH.
+type Server struct {
+	cfg      Config
+	srv      *ssh.Server
+	presence *Presence
+}
+
+// New builds the SSH server; the host key at cfg.HostKeyPath is created (mode 0600) if absent
+// and reused afterwards. Password and keyboard-interactive logins are never offered.
+func New(cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = log.New(nil)
+	}
+	s := &Server{cfg: cfg, presence: &Presence{sessions: map[string]engine.Actor{}}}
+	opts := []ssh.Option{
+		wish.WithAddress(cfg.Addr),
+		wish.WithHostKeyPath(cfg.HostKeyPath),
+		wish.WithMiddleware(
+			s.programMiddleware,
+			activeterm.Middleware(),
+			logging.MiddlewareWithLogger(cfg.Logger),
+		),
+	}
+	if cfg.Keys != nil {
+		opts = append(opts, wish.WithPublicKeyAuth(s.allowKey))
+	} else {
+		opts = append(opts, func(srv *ssh.Server) error {
+			srv.ConnCallback = loopbackOnly(cfg.Logger)
+			return nil
+		})
+	}
+	srv, err := wish.NewServer(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("ssh server: %w", err)
+	}
+	s.srv = srv
+	return s, nil
+}
+
+// Presence is who is connected now.
+func (s *Server) Presence() *Presence { return s.presence }
+
+// Serve listens on ln until ctx ends, then closes every session.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.srv.Shutdown(shutdown); err != nil {
+			s.srv.Close()
+		}
+	}()
+	if err := s.srv.Serve(ln); err != nil && !errors.Is(err, ssh.ErrServerClosed) {
+		return fmt.Errorf("ssh server: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) allowKey(ctx ssh.Context, key ssh.PublicKey) bool {
+	id, ok := s.cfg.Keys.Lookup(key)
+	if !ok {
+		s.cfg.Logger.Warn("refused unknown key", "fingerprint", gossh.FingerprintSHA256(key), "user", ctx.User(), "remote", ctx.RemoteAddr())
+		return false
+	}
+	s.cfg.Logger.Debug("key accepted", "name", id.Name, "role", id.Role)
+	return true
+}
+
+// identity names the person behind a session.
+func (s *Server) identity(sess ssh.Session) (engine.Actor, bool) {
+	if s.cfg.Keys == nil {
+		return engine.Actor{Name: sess.User() + " (open demo)", Role: engine.RoleOperator, Source: "ssh"}, true
+	}
+	id, ok := s.cfg.Keys.Lookup(sess.PublicKey())
+	if !ok {
+		return engine.Actor{}, false
+	}
+	return engine.Actor{Name: id.Name, Role: id.Role, Source: "ssh", Fingerprint: id.Fingerprint}, true
+}
+
+// programMiddleware runs one TUI per session. It registers the session, gives its model a
+// scoped controller, and releases both when the session ends however it ends: the connection
+// drops, or only this session's channel closes (several sessions can share one connection).
+func (s *Server) programMiddleware(next ssh.Handler) ssh.Handler {
+	return func(sess ssh.Session) {
+		defer next(sess)
+		actor, ok := s.identity(sess)
+		if !ok {
+			wish.Fatalln(sess, "perch: this key may not connect")
+			return
+		}
+		pty, winch, ok := sess.Pty()
+		if !ok {
+			wish.Fatalln(sess, "perch: the TUI needs a terminal; connect with ssh -t")
+			return
+		}
+		scoped := &scopedController{ctl: s.cfg.Controller, actor: actor}
+		defer scoped.close()
+		id := sess.Context().SessionID()
+		s.presence.add(id, actor)
+		defer s.presence.remove(id)
+
+		model := s.cfg.NewModel(Session{Actor: actor, Controller: scoped, Renderer: sessionRenderer(sess), Presence: s.presence})
+		opts := []tea.ProgramOption{tea.WithAltScreen(), tea.WithInput(sess), tea.WithOutput(sess)}
+		if pty.Slave != nil && !sess.EmulatedPty() {
+			opts = []tea.ProgramOption{tea.WithAltScreen(), tea.WithInput(pty.Slave), tea.WithOutput(pty.Slave)}
+		}
+		program := tea.NewProgram(model, opts...)
+		ctx, cancel := context.WithCancel(sess.Context())
+		defer cancel()
+		go func() {
+			program.Send(tea.WindowSizeMsg{Width: pty.Window.Width, Height: pty.Window.Height})
+			for {
+				select {
+				case <-ctx.Done():
+					program.Quit()
+					return
+				case w, open := <-winch:
+					if !open { // the client closed this session's channel
+						program.Quit()
+						return
+					}
+					program.Send(tea.WindowSizeMsg{Width: w.Width, Height: w.Height})
+				}
+			}
+		}()
+		if _, err := program.Run(); err != nil && !errors.Is(err, tea.ErrProgramKilled) {
+			s.cfg.Logger.Error("session ended with an error", "name", actor.Name, "error", err)
+		}
+		program.Kill()
+	}
+}
+
+// sessionRenderer styles for the client's terminal as its TERM and environment describe it.
+// Unlike wish's MakeRenderer it does not ask the terminal for its background colour: perch's
+// themes say whether they are dark or light, and a client that never answers the query would
+// otherwise leave the session blank.
+func sessionRenderer(sess ssh.Session) *lipgloss.Renderer {
+	pty, _, _ := sess.Pty()
+	env := append(sess.Environ(), "TERM="+pty.Term)
+	opts := []termenv.OutputOption{termenv.WithEnvironment(environ(env)), termenv.WithColorCache(true)}
+	var r *lipgloss.Renderer
+	if pty.Slave != nil {
+		r = lipgloss.NewRenderer(pty.Slave, opts...)
+	} else {
+		r = lipgloss.NewRenderer(sess, append(opts, termenv.WithUnsafe())...)
+	}
+	if pty.Term == "" || pty.Term == "dumb" {
+		r.SetColorProfile(termenv.Ascii)
+	}
+	r.SetHasDarkBackground(true)
+	return r
+}
+
+// environ is a session's environment as termenv reads it.
+type environ []string
+
+func (e environ) Environ() []string { return e }
+
+func (e environ) Getenv(key string) string {
+	for i := len(e) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(e[i], "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
+}
+
+// loopbackOnly refuses connections from anywhere but this machine, for the open demo mode.
+func loopbackOnly(logger *log.Logger) ssh.ConnCallback {
+	return func(ctx ssh.Context, conn net.Conn) net.Conn {
+		if addr, ok := conn.RemoteAddr().(*net.TCPAddr); ok && addr.IP.IsLoopback() {
+			return conn
+		}
+		logger.Warn("refused a non-loopback connection in open demo mode", "remote", conn.RemoteAddr())
+		conn.Close()
+		return nil
+	}
+}
+
+// scopedController is one session's view of the engine.
+type scopedController struct {
+	ctl   Controller
+	actor engine.Actor
+	mu    sync.Mutex
+	subs  []func()
+	done  bool
+}
+
+func (c *scopedController) Subscribe() (<-chan engine.State, func()) {
+	ch, cancel := c.ctl.Subscribe()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done {
+		cancel()
+		return ch, func() {}
+	}
+	c.subs = append(c.subs, cancel)
+	return ch, cancel
+}
+
+func (c *scopedController) Do(ctx context.Context, cmd engine.Command) error {
+	cmd.Actor = c.actor
+	return c.ctl.Do(ctx, cmd)
+}
+
+func (c *scopedController) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.done = true
+	for _, cancel := range c.subs {
+		cancel()
+	}
+	c.subs = nil
+}
+
+// Presence is the set of people connected, for the TUI's header.
+type Presence struct {
+	mu       sync.Mutex
+	sessions map[string]engine.Actor
+}
+
+func (p *Presence) add(id string, a engine.Actor) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.sessions[id] = a
+}
+
+func (p *Presence) remove(id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.sessions, id)
+}
+
+// List is everyone connected, operators first, then by name.
+func (p *Presence) List() []engine.Actor {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]engine.Actor, 0, len(p.sessions))
+	for _, a := range p.sessions {
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Role != out[j].Role {
+			return out[i].Role == engine.RoleOperator
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
