@@ -50,33 +50,43 @@ func (e *Engine) allowed(cmd Command) error {
 	if cmd.Step != s.Step {
 		return fmt.Errorf("%w: it was for step %d, the rollout is at step %d now", ErrStaleCommand, cmd.Step+1, s.Step+1)
 	}
+	return s.Allowed(cmd.Kind)
+}
+
+// Allowed says whether a command of kind makes sense in the rollout's current phase, and if
+// not, why, in words for the one who sent it. The engine also refuses viewers and stale
+// commands; a UI uses this to show which keys work now.
+func (s *State) Allowed(kind CommandKind) error {
 	var ok bool
-	switch cmd.Kind {
+	switch ph := s.Phase; kind {
 	case CommandPause:
-		ok = s.Phase == PhaseRunning || s.Phase == PhaseHolding
+		ok = ph == PhaseRunning || ph == PhaseHolding
 	case CommandResume:
-		ok = s.Phase == PhasePaused || s.Phase == PhaseHolding
+		ok = ph == PhasePaused || ph == PhaseHolding
 	case CommandAdvance, CommandPromote:
-		ok = s.Phase == PhaseRunning || s.Phase == PhasePaused || s.Phase == PhaseHolding
+		ok = ph == PhaseRunning || ph == PhasePaused || ph == PhaseHolding
 	case CommandRollback:
-		ok = s.Phase == PhaseRunning || s.Phase == PhasePaused || s.Phase == PhaseHolding || s.Phase == PhasePromoting
+		ok = ph == PhaseRunning || ph == PhasePaused || ph == PhaseHolding || ph == PhasePromoting
 	case CommandRetry:
-		ok = s.Phase == PhaseRolledBack
+		ok = ph == PhaseRolledBack
 	default:
-		return fmt.Errorf("%w: unknown command %q", ErrNotAllowed, cmd.Kind)
+		return fmt.Errorf("%w: unknown command %q", ErrNotAllowed, kind)
 	}
 	if !ok {
-		return fmt.Errorf("%w: cannot %s while the rollout is %s", ErrNotAllowed, cmd.Kind, describePhase(s.Phase))
+		return fmt.Errorf("%w: cannot %s while the rollout is %s", ErrNotAllowed, kind, s.Phase.Words())
 	}
 	return nil
 }
 
-func describePhase(p Phase) string {
+// Words is the phase in running text ("rolling back").
+func (p Phase) Words() string {
 	switch p {
 	case PhaseRollingBack:
 		return "rolling back"
 	case PhaseRolledBack:
 		return "rolled back"
+	case PhasePending:
+		return "starting"
 	}
 	return string(p)
 }

@@ -100,7 +100,7 @@ func (m *Model) quitDialog() *dialog {
 	st := &m.st
 	where := "The rollout has not started yet."
 	if m.have {
-		where = fmt.Sprintf("The rollout is %s at step %d of %d, with %s to canary.", phaseWords(st.Phase), st.Step+1, len(st.Steps), weightText(st.Weight))
+		where = fmt.Sprintf("The rollout is %s at step %d of %d, with %s to canary.", st.Phase.Words(), st.Step+1, len(st.Steps), weightText(st.Weight))
 	}
 	return &dialog{
 		kind:  dialogQuit,

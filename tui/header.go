@@ -55,7 +55,7 @@ func (m *Model) situationLine(width int) string {
 func (m *Model) phaseBadge() string {
 	s := &m.styles
 	st := &m.st
-	word, style := strings.ToUpper(phaseWords(st.Phase)), s.badgeRunning
+	word, style := strings.ToUpper(st.Phase.Words()), s.badgeRunning
 	switch st.Phase {
 	case engine.PhasePaused:
 		style = s.badgePaused

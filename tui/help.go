@@ -64,7 +64,7 @@ func (m *Model) offWords(err error) string {
 	case !m.have:
 		return "no state from the engine yet"
 	}
-	return "not while " + phaseWords(m.st.Phase)
+	return "not while " + m.st.Phase.Words()
 }
 
 func (m *Model) commandHelp(kind engine.CommandKind) string {
@@ -117,7 +117,7 @@ func (m *Model) helpPane(width, height int) []string {
 	s := &m.styles
 	title := "KEYS"
 	if m.have {
-		title = fmt.Sprintf("KEYS — the rollout is %s at step %d/%d", phaseWords(m.st.Phase), m.st.Step+1, len(m.st.Steps))
+		title = fmt.Sprintf("KEYS — the rollout is %s at step %d/%d", m.st.Phase.Words(), m.st.Step+1, len(m.st.Steps))
 	}
 	if m.opts.Actor.Role == engine.RoleViewer {
 		title += " — you are a viewer"

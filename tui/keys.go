@@ -101,34 +101,6 @@ func (m *Model) refusal(kind engine.CommandKind) error {
 	case !m.have:
 		return fmt.Errorf("%w: no state from the engine yet", engine.ErrNotAllowed)
 	}
-	var ok bool
-	switch ph := m.st.Phase; kind {
-	case engine.CommandPause:
-		ok = ph == engine.PhaseRunning || ph == engine.PhaseHolding
-	case engine.CommandResume:
-		ok = ph == engine.PhasePaused || ph == engine.PhaseHolding
-	case engine.CommandAdvance, engine.CommandPromote:
-		ok = ph == engine.PhaseRunning || ph == engine.PhasePaused || ph == engine.PhaseHolding
-	case engine.CommandRollback:
-		ok = ph == engine.PhaseRunning || ph == engine.PhasePaused || ph == engine.PhaseHolding || ph == engine.PhasePromoting
-	case engine.CommandRetry:
-		ok = ph == engine.PhaseRolledBack
-	}
-	if !ok {
-		return fmt.Errorf("%w: cannot %s while the rollout is %s", engine.ErrNotAllowed, kind, phaseWords(m.st.Phase))
-	}
-	return nil
+	return m.st.Allowed(kind)
 }
 
-// phaseWords is a phase in running text.
-func phaseWords(p engine.Phase) string {
-	switch p {
-	case engine.PhaseRollingBack:
-		return "rolling back"
-	case engine.PhaseRolledBack:
-		return "rolled back"
-	case engine.PhasePending:
-		return "starting"
-	}
-	return string(p)
-}

@@ -169,8 +169,8 @@ func (r *Receiver) rollback(ctx context.Context, a Alert, out *Outcome) error {
 	reason := firingText(a)
 	for range staleRetries {
 		st := r.eng.Snapshot()
-		if !canRollBack(st.Phase) {
-			return r.note(ctx, a, fmt.Sprintf("%s; it matches alerts.rollbackOn but the rollout is already %s", reason, phaseWords(st.Phase)), out)
+		if !canRollBack(st) {
+			return r.note(ctx, a, fmt.Sprintf("%s; it matches alerts.rollbackOn but the rollout is already %s", reason, st.Phase.Words()), out)
 		}
 		err := r.eng.Do(ctx, engine.Command{Kind: engine.CommandRollback, Actor: actorFor(a), Step: st.Step, Reason: reason})
 		switch {
@@ -223,11 +223,9 @@ func firingText(a Alert) string {
 	return text
 }
 
-// canRollBack reports whether the engine would take a rollback in phase p.
-func canRollBack(p engine.Phase) bool {
-	return p != engine.PhaseRollingBack && p != engine.PhaseRolledBack && p != engine.PhasePromoted
+// canRollBack reports whether the engine would take a rollback now. A pending rollout counts:
+// Run starts it before it reads any command.
+func canRollBack(st engine.State) bool {
+	return st.Phase == engine.PhasePending || st.Allowed(engine.CommandRollback) == nil
 }
 
-func phaseWords(p engine.Phase) string {
-	return strings.ReplaceAll(string(p), "_", " ")
-}
