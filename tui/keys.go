@@ -103,4 +103,3 @@ func (m *Model) refusal(kind engine.CommandKind) error {
 	}
 	return m.st.Allowed(kind)
 }
-

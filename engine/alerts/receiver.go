@@ -228,4 +228,3 @@ func firingText(a Alert) string {
 func canRollBack(st engine.State) bool {
 	return st.Phase == engine.PhasePending || st.Allowed(engine.CommandRollback) == nil
 }
-
