@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/perchhq/perch/engine"
 	"github.com/perchhq/perch/metrics"
+	"github.com/perchhq/perch/tui/tmuxtest"
 )
 
 // childEnv makes the test binary run the TUI on a real engine instead of the tests: the tmux
@@ -106,128 +105,32 @@ func (memSource) Samples(_ context.Context, q metrics.Query, start, end time.Tim
 	return out, nil
 }
 
-// tmuxSession is the TUI running in a detached tmux session on a private server.
-type tmuxSession struct {
-	t       *testing.T
-	socket  string
-	started time.Time
-}
-
-func startTmux(t *testing.T, width, height int) *tmuxSession {
+// startTmux runs this test binary as the TUI program in a real terminal.
+func startTmux(t *testing.T, width, height int) *tmuxtest.Session {
 	t.Helper()
-	if _, err := exec.LookPath("tmux"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("tmux is missing: CI must install the Debian package tmux (.ci/run)")
-		}
-		t.Skip("tmux not installed: apt-get install tmux to run the real-terminal test")
-	}
 	dir, err := os.Getwd()
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf := filepath.Join(t.TempDir(), "tmux.conf")
-	// Keep the pane after the program exits, so its last words can be read.
-	if err := os.WriteFile(conf, []byte("set -g remain-on-exit on\nset -g status off\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := &tmuxSession{t: t, started: time.Now(), socket: fmt.Sprintf("perch-e2e-%d-%d", os.Getpid(), time.Now().UnixNano())}
-	s.tmux("-f", conf, "new-session", "-d", "-s", "e2e", "-x", fmt.Sprint(width), "-y", fmt.Sprint(height),
-		"-c", dir, "-e", childEnv+"=1", "-e", "TERM=xterm-256color", os.Args[0], "-test.run=^$")
-	t.Cleanup(func() { _ = exec.Command("tmux", "-L", s.socket, "kill-server").Run() })
-	return s
-}
-
-func (s *tmuxSession) tmux(args ...string) string {
-	s.t.Helper()
-	out, err := exec.Command("tmux", append([]string{"-L", s.socket}, args...)...).CombinedOutput()
-	if err != nil {
-		s.t.Fatalf("tmux %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-// screen is what the pane shows now.
-func (s *tmuxSession) screen() string { return s.tmux("capture-pane", "-p", "-t", "e2e") }
-
-// lastWords polls the pane and its scrollback until the program has printed every want after
-// leaving the alternate screen (tmux may scroll them up when it marks the pane dead).
-func (s *tmuxSession) lastWords(want ...string) {
-	s.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		all := s.tmux("capture-pane", "-p", "-S", "-", "-t", "e2e")
-		ok := true
-		for _, w := range want {
-			ok = ok && strings.Contains(all, w)
-		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("the program's last words %q never appeared:\n%s", want, all)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// key sends one key, then pauses briefly: tmux delivers keys sent together as one (FACTS.md).
-func (s *tmuxSession) key(k string) {
-	s.t.Helper()
-	s.tmux("send-keys", "-t", "e2e", k)
-	time.Sleep(50 * time.Millisecond)
-}
-
-// waitFor polls the screen until every want is on it.
-func (s *tmuxSession) waitFor(what string, want ...string) string {
-	s.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		screen := s.screen()
-		missing := ""
-		for _, w := range want {
-			if !strings.Contains(screen, w) {
-				missing = w
-				break
-			}
-		}
-		if missing == "" {
-			s.t.Logf("%s: %s", what, time.Since(s.started))
-			return screen
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("%s: %q never appeared; the screen:\n%s", what, missing, screen)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// waitGone polls the screen until gone is no longer on it.
-func (s *tmuxSession) waitGone(what, gone string) {
-	s.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for strings.Contains(s.screen(), gone) {
-		if time.Now().After(deadline) {
-			s.t.Fatalf("%s: %q is still on the screen:\n%s", what, gone, s.screen())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return tmuxtest.Start(t, tmuxtest.Options{Width: width, Height: height, Dir: dir,
+		Env: []string{childEnv + "=1"}, Command: []string{os.Args[0], "-test.run=^$"}})
 }
 
 // TestRealTerminal drives the TUI in tmux: pause shows paused, rollback asks and then shows
 // rolled back, a resize to 80×24 keeps the header and the keys, and q leaves.
 func TestRealTerminal(t *testing.T) {
 	s := startTmux(t, 120, 40)
-	s.waitFor("start", "e2e-api", "RUNNING", "every check passes", "p pause")
-	s.key("p")
-	s.waitFor("pause", "PAUSED", "paused by e2e", "p resume")
-	s.key("p")
-	s.waitFor("resume", "RUNNING", "resumed by e2e", "p pause")
-	s.key("r")
-	s.waitFor("rollback asks", "Roll back e2e-api?", "Send 0% to canary (it has 10% now)")
-	s.key("y")
-	s.waitFor("rolled back", "ROLLED BACK", "rolled back by e2e", "canary weight is 0%", "✔ roll back accepted")
-	s.tmux("resize-window", "-t", "e2e", "-x", "80", "-y", "24")
-	screen := s.waitFor("resize", "e2e-api", "ROLLED BACK", "STEPS", "? help", "q quit")
+	s.WaitFor("start", "e2e-api", "RUNNING", "every check passes", "p pause")
+	s.Key("p")
+	s.WaitFor("pause", "PAUSED", "paused by e2e", "p resume")
+	s.Key("p")
+	s.WaitFor("resume", "RUNNING", "resumed by e2e", "p pause")
+	s.Key("r")
+	s.WaitFor("rollback asks", "Roll back e2e-api?", "Send 0% to canary (it has 10% now)")
+	s.Key("y")
+	s.WaitFor("rolled back", "ROLLED BACK", "rolled back by e2e", "canary weight is 0%", "✔ roll back accepted")
+	s.Resize(80, 24)
+	screen := s.WaitFor("resize", "e2e-api", "ROLLED BACK", "STEPS", "? help", "q quit")
 	lines := strings.Split(strings.TrimRight(screen, "\n"), "\n")
 	if !strings.Contains(lines[0], "e2e-api") || !strings.Contains(lines[len(lines)-1], "q quit") {
 		t.Errorf("after resizing, the header is not on the first line or the keys not on the last:\n%s", screen)
@@ -237,21 +140,21 @@ func TestRealTerminal(t *testing.T) {
 			t.Errorf("line %d is %d cells wide at 80 columns: %q", i+1, w, l)
 		}
 	}
-	s.key("q")
-	s.lastWords("child choice: none", "child outcome: rolled_back")
+	s.Key("q")
+	s.WaitForHistory("last words", "child choice: none", "child outcome: rolled_back")
 }
 
 // TestRealTerminalQuitStops: q on a running rollout asks, and s stops the engine without
 // touching traffic.
 func TestRealTerminalQuitStops(t *testing.T) {
 	s := startTmux(t, 100, 30)
-	s.waitFor("start", "e2e-api", "RUNNING")
-	s.key("q")
-	s.waitFor("quit asks", "Leave the view?", "Neither choice changes traffic.", "detach", "stop the engine")
-	s.key("Escape")
-	s.waitGone("esc stays", "Leave the view?")
-	s.key("q")
-	s.waitFor("quit asks again", "Leave the view?")
-	s.key("s")
-	s.lastWords("child choice: stop", "child outcome: stopped")
+	s.WaitFor("start", "e2e-api", "RUNNING")
+	s.Key("q")
+	s.WaitFor("quit asks", "Leave the view?", "Neither choice changes traffic.", "detach", "stop the engine")
+	s.Key("Escape")
+	s.WaitGone("esc stays", "Leave the view?")
+	s.Key("q")
+	s.WaitFor("quit asks again", "Leave the view?")
+	s.Key("s")
+	s.WaitForHistory("last words", "child choice: stop", "child outcome: stopped")
 }

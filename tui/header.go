@@ -23,6 +23,9 @@ func (m *Model) header(width int) []string {
 	if st.Attempt > 1 {
 		left += s.muted.Render(fmt.Sprintf("  attempt %d", st.Attempt))
 	}
+	if len(m.people) > 0 {
+		left += s.muted.Render("  " + presenceText(m.people))
+	}
 	right := s.text.Render(fmt.Sprintf("step %d/%d", st.Step+1, len(st.Steps))) + s.muted.Render(" · "+st.CurrentStep().String())
 	if m.opts.Mode == ModeReplay {
 		right = m.replayStatus() + s.muted.Render("  ") + right
@@ -194,4 +197,16 @@ func (m *Model) runningWords() string {
 		return s.accent.Render(fmt.Sprintf("analysing %d%%: first look coming", st.Weight))
 	}
 	return s.pass.Render(fmt.Sprintf("✔ analysing %d%%: every check passes (look %d)", st.Weight, st.Looks))
+}
+
+// presenceText lists who is connected, marking viewers: "3 here: alice, carol, bob (viewer)".
+func presenceText(people []engine.Actor) string {
+	names := make([]string, len(people))
+	for i, p := range people {
+		names[i] = p.Name
+		if p.Role == engine.RoleViewer {
+			names[i] += " (viewer)"
+		}
+	}
+	return fmt.Sprintf("%d here: %s", len(people), strings.Join(names, ", "))
 }

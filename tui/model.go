@@ -60,8 +60,9 @@ type Model struct {
 	choice   Choice
 	quitting bool
 
-	view  string // the last frame, reused until something changes
-	dirty bool
+	people []engine.Actor // who is connected, when served over SSH
+	view   string         // the last frame, reused until something changes
+	dirty  bool
 }
 
 // status is the message line: what a command came to, or what a key did.
@@ -120,7 +121,15 @@ func (m *Model) Choice() Choice { return m.choice }
 
 // Init subscribes to the snapshots and starts the clock.
 func (m *Model) Init() tea.Cmd {
+	m.readPresence()
 	return tea.Batch(subscribe(m.opts.Snapshots), tick())
+}
+
+// readPresence takes the list of who is connected, for the header.
+func (m *Model) readPresence() {
+	if m.opts.Presence != nil {
+		m.people = m.opts.Presence()
+	}
 }
 
 // Update handles one message: keys, snapshots, command results, clock ticks.
@@ -143,6 +152,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.handleSnapshot(msg)
 	case tickMsg:
 		m.setNow()
+		m.readPresence()
 		if m.status.text != "" && !m.now.Before(m.status.until) {
 			m.status = status{}
 		}

@@ -99,6 +99,9 @@ type Options struct {
 	// Context ends the subscription when done (an SSH session's context); nil: only quitting
 	// ends it.
 	Context context.Context
+	// Presence lists who is watching the same engine (the sessions of `perch serve`), shown in
+	// the header; nil for a local view. It is read once a second, so it must not block.
+	Presence func() []engine.Actor
 	// Clock and Location give the time shown (defaults time.Now and time.Local); tests fix
 	// them. A replay shows the recording's time instead.
 	Clock    func() time.Time

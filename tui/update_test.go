@@ -519,3 +519,21 @@ func TestSnapshotsAreCoalesced(t *testing.T) {
 		}
 	})
 }
+
+func TestHeaderShowsWhoIsConnected(t *testing.T) {
+	st, now := stateRunning(t)
+	people := []engine.Actor{{Name: "alice", Role: engine.RoleOperator}, {Name: "bob", Role: engine.RoleViewer}}
+	h := newHarness(t, st, now, func(o *Options) {
+		o.Mode = ModeRemote
+		o.Presence = func() []engine.Actor { return people }
+	})
+	h.m.Init()
+	if first := strings.Split(h.screen(), "\n")[0]; !strings.Contains(first, "2 here: alice, bob (viewer)") {
+		t.Errorf("header does not list who is connected:\n%s", first)
+	}
+	people = append(people, engine.Actor{Name: "carol", Role: engine.RoleOperator})
+	h.m.Update(tickMsg{})
+	if first := strings.Split(h.screen(), "\n")[0]; !strings.Contains(first, "3 here: alice, bob (viewer), carol") {
+		t.Errorf("header did not follow a new arrival within a tick:\n%s", first)
+	}
+}

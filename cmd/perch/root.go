@@ -77,6 +77,7 @@ func (a *app) rootCmd() *cobra.Command {
 		return badInput(fmt.Errorf("%w\nRun '%s --help' for usage.", err, c.CommandPath()))
 	})
 	root.AddCommand(a.validateCmd(), a.runCmd())
+	root.AddCommand(a.serveCmd())
 	root.AddCommand(a.controlCmds()...)
 	root.AddCommand(a.trafficCmd())
 	return root

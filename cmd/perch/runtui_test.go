@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/perchhq/perch/engine"
 	"github.com/perchhq/perch/metrics"
+	"github.com/perchhq/perch/tui/tmuxtest"
 )
 
 // The tmux test runs this test binary as `perch run` in a real terminal, with in-memory
@@ -124,74 +124,25 @@ func TestRunRefusesTheTUIWithoutATerminal(t *testing.T) {
 	}
 }
 
-// runInTmux starts `perch run ROLLOUT` in a tmux session on a private server.
-func runInTmux(t *testing.T, rollout string) func(...string) string {
+// runInTmux starts `perch run ROLLOUT` (this test binary as perch) in a real terminal.
+func runInTmux(t *testing.T, rollout string) *tmuxtest.Session {
 	t.Helper()
-	if _, err := exec.LookPath("tmux"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("tmux is missing: CI must install the Debian package tmux (.ci/run)")
-		}
-		t.Skip("tmux not installed: apt-get install tmux to run the real-terminal test")
-	}
 	dir := t.TempDir()
-	conf := filepath.Join(dir, "tmux.conf")
-	if err := os.WriteFile(conf, []byte("set -g remain-on-exit on\nset -g status off\nset -g history-limit 5000\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	socket := fmt.Sprintf("perch-run-%d-%d", os.Getpid(), time.Now().UnixNano())
-	tmux := func(args ...string) string {
-		t.Helper()
-		out, err := exec.Command("tmux", append([]string{"-L", socket}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("tmux %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
 	args := fmt.Sprintf("run %s --journal %s", rollout, filepath.Join(dir, "journal.jsonl"))
-	tmux("-f", conf, "new-session", "-d", "-s", "run", "-x", "100", "-y", "30", "-c", dir,
-		"-e", childEnv+"=1", "-e", childArgsEnv+"="+args, "-e", "USER=carol", "-e", "TERM=xterm-256color", os.Args[0], "-test.run=^$")
-	t.Cleanup(func() { _ = exec.Command("tmux", "-L", socket, "kill-server").Run() })
-	return tmux
-}
-
-// waitScreen polls the pane (and its scrollback, where the program's last lines go) until every
-// want is there.
-func waitScreen(t *testing.T, tmux func(...string) string, what string, want ...string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		all := tmux("capture-pane", "-p", "-S", "-", "-t", "run")
-		missing := ""
-		for _, w := range want {
-			if !strings.Contains(all, w) {
-				missing = w
-				break
-			}
-		}
-		if missing == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %q never appeared:\n%s", what, missing, all)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func sendKey(tmux func(...string) string, k string) {
-	tmux("send-keys", "-t", "run", k)
-	time.Sleep(50 * time.Millisecond)
+	return tmuxtest.Start(t, tmuxtest.Options{Width: 100, Height: 30, Dir: dir,
+		Env:     []string{childEnv + "=1", childArgsEnv + "=" + args, "USER=carol"},
+		Command: []string{os.Args[0], "-test.run=^$"}})
 }
 
 // TestRunTUIDetach: leaving the view with d keeps the engine running, printing events as
 // --headless does, until the rollout ends (promoted, exit 0).
 func TestRunTUIDetach(t *testing.T) {
 	tmux := runInTmux(t, writeRollout(t, "4s"))
-	waitScreen(t, tmux, "start", "tui-run", "RUNNING", "you are carol (operator)")
-	sendKey(tmux, "q")
-	waitScreen(t, tmux, "asks", "Leave the view?")
-	sendKey(tmux, "d")
-	waitScreen(t, tmux, "detached", "perch: detached from the view; the rollout carries on here",
+	tmux.WaitForHistory("start", "tui-run", "RUNNING", "you are carol (operator)")
+	tmux.Key("q")
+	tmux.WaitForHistory("asks", "Leave the view?")
+	tmux.Key("d")
+	tmux.WaitForHistory("detached", "perch: detached from the view; the rollout carries on here",
 		"promoted: canary weight is 100%", "perch exited 0")
 }
 
@@ -199,11 +150,11 @@ func TestRunTUIDetach(t *testing.T) {
 // how to resume (exit 3).
 func TestRunTUIStop(t *testing.T) {
 	tmux := runInTmux(t, writeRollout(t, "10m"))
-	waitScreen(t, tmux, "start", "tui-run", "RUNNING")
-	sendKey(tmux, "q")
-	waitScreen(t, tmux, "asks", "Leave the view?")
-	sendKey(tmux, "s")
-	waitScreen(t, tmux, "stopped", "stopped at step 1 with the canary at 10%; traffic was left as it is.",
+	tmux.WaitForHistory("start", "tui-run", "RUNNING")
+	tmux.Key("q")
+	tmux.WaitForHistory("asks", "Leave the view?")
+	tmux.Key("s")
+	tmux.WaitForHistory("stopped", "stopped at step 1 with the canary at 10%; traffic was left as it is.",
 		"--resume --journal", "perch exited 3")
 }
 
