@@ -95,13 +95,17 @@ func (f JudgeFunc) Judge(in Input) Result { return f(in) }
 type Options map[string]any
 
 // Names lists the judges perch knows, sorted.
-func Names() []string { return []string{"threshold"} }
+func Names() []string { return []string{"mannwhitney", "sequential", "threshold"} }
 
 // New builds the named judge with its options, or says what is wrong with them.
 func New(name string, opts Options) (Judge, error) {
 	switch name {
 	case "threshold":
 		return newThreshold(opts)
+	case "mannwhitney":
+		return newMannWhitney(opts)
+	case "sequential":
+		return newSequential(opts)
 	}
 	return nil, fmt.Errorf("unknown judge %q (want one of %s)", name, strings.Join(Names(), ", "))
 }
