@@ -60,8 +60,8 @@ func Wilson(k, n int) Proportion {
 }
 
 // Quantile is an order-statistic estimate of a quantile with its distribution-free 95% interval
-// (the order statistics whose ranks bound Binomial(n, q) at 2.5% and 97.5%, by the normal
-// approximation). Values may be +Inf: the quantile was not reached within the run.
+// (the order statistics at ranks nq ∓ z·sqrt(nq(1−q)), +1 for the upper, rounded: the normal
+// approximation to the binomial). Values may be +Inf: the quantile was not reached in the run.
 type Quantile struct{ Value, Low, High float64 }
 
 // QuantileOf estimates the q-quantile of sorted values.
@@ -75,8 +75,8 @@ func QuantileOf(sorted []float64, q float64) Quantile {
 	spread := z95 * math.Sqrt(nq*(1-q))
 	return Quantile{
 		Value: at(int(math.Ceil(nq))),
-		Low:   at(int(math.Floor(nq - spread))),
-		High:  at(int(math.Ceil(nq+spread)) + 1),
+		Low:   at(int(math.Round(nq - spread))),
+		High:  at(int(math.Round(nq + 1 + spread))),
 	}
 }
 
@@ -176,7 +176,7 @@ func WriteTargets(w io.Writer, sums []Summary, judges []string) error {
 				any = true
 				allMet = allMet && ok
 				if t.Scenario == "" {
-					m = strings.TrimPrefix(strings.SplitN(s.Scenario.Name, ",", 2)[0], "A/A ") + " " + m
+					m = strings.TrimPrefix(s.Scenario.Name, "A/A ") + ": " + m
 				}
 				cells = append(cells, m)
 			}
