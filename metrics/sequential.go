@@ -183,8 +183,9 @@ func (p seqPlan) show(v float64) string {
 	return FormatValue(v)
 }
 
-// toleranceText describes the check's tolerance the way a person would write it.
-func toleranceText(c Criteria) string {
+// toleranceText describes the check's tolerance the way a person would write it; for rates
+// (shown as percentages) an absolute tolerance is in percentage points.
+func toleranceText(c Criteria, rates bool) string {
 	sign := "+"
 	if c.Direction == HigherIsBetter {
 		sign = "−"
@@ -193,7 +194,10 @@ func toleranceText(c Criteria) string {
 	if c.MaxDeviationPercent != nil {
 		parts = append(parts, sign+FormatValue(*c.MaxDeviationPercent)+"%")
 	}
-	if c.MaxIncrease != nil {
+	switch {
+	case c.MaxIncrease != nil && rates:
+		parts = append(parts, sign+FormatValue(*c.MaxIncrease*100)+" pp")
+	case c.MaxIncrease != nil:
 		parts = append(parts, sign+FormatValue(*c.MaxIncrease))
 	}
 	return strings.Join(parts, " and ")

@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/metrics/prometheus"
 )
 
 // connectFlags say how to reach the providers, the way kubectl and the AWS CLI users expect.
@@ -31,7 +32,11 @@ type registry struct {
 }
 
 func defaultRegistry() registry {
-	return registry{routers: map[string]routerFactory{}, sources: map[string]sourceFactory{}}
+	return registry{routers: map[string]routerFactory{}, sources: map[string]sourceFactory{
+		"prometheus": func(_ context.Context, s *engine.Spec, _ engine.Router, _ connectFlags) (engine.Source, error) {
+			return prometheus.New(s.Metrics.Prometheus.Address, nil)
+		},
+	}}
 }
 
 // backend is a rollout's connected router and source.

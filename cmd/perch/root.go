@@ -75,6 +75,7 @@ func (a *app) rootCmd() *cobra.Command {
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return badInput(fmt.Errorf("%w\nRun '%s --help' for usage.", err, c.CommandPath())) })
 	root.AddCommand(a.validateCmd(), a.runCmd())
+	root.AddCommand(a.analyzeCmd())
 	return root
 }
 

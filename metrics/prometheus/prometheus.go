@@ -56,7 +56,7 @@ func (e *WarningsError) Error() string {
 }
 
 // Samples evaluates q.Expr from start to end at every step and returns one sample per step, in
-// time order, at the times Prometheus evaluated it. A step the query had no value for is NaN,
+// time order. A step the query had no value for is NaN,
 // so the canary's and the baseline's series line up by index; NaN and ±Inf from Prometheus
 // itself pass through (judges count non-finite values as missing). A query with "increase(" in
 // it counts events, so its values are rounded to whole numbers: increase() extrapolates to the
@@ -113,9 +113,10 @@ func (s *Source) Samples(ctx context.Context, q metrics.Query, start, end time.T
 }
 
 // onGrid places Prometheus's points on the steps start, start+step, … ≤ end, NaN where a step
-// has none.
+// has none. Every sample carries its step's time (start rounded to the millisecond, as
+// Prometheus rounds it), so the series of different queries over one window pair up exactly.
 func onGrid(points []model.SamplePair, start, end time.Time, step time.Duration, round bool) []metrics.Sample {
-	first := start.Truncate(time.Millisecond)
+	first := start.Round(time.Millisecond)
 	n := int(end.Sub(first)/step) + 1
 	out := make([]metrics.Sample, n)
 	for i := range out {
@@ -130,7 +131,7 @@ func onGrid(points []model.SamplePair, start, end time.Time, step time.Duration,
 		if round && !math.IsNaN(v) && !math.IsInf(v, 0) {
 			v = math.Round(v)
 		}
-		out[i] = metrics.Sample{Time: p.Timestamp.Time(), Value: v}
+		out[i].Value = v
 	}
 	return out
 }
