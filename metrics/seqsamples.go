@@ -33,10 +33,12 @@ type tTest struct {
 	m2     float64 // sum of squared deviations (Welford)
 }
 
-// Winsorizing uses the scale of at least winsorMin d's; bounds are winsorK robust sds.
+// Winsorizing uses the scale of at least winsorMin d's, and of the last winsorWindow at most
+// (so a long hold stays cheap and the scale follows slow drift); bounds are winsorK robust sds.
 const (
-	winsorMin = 5
-	winsorK   = 2.0
+	winsorMin    = 5
+	winsorWindow = 256
+	winsorK      = 2.0
 )
 
 func (t *tTest) add(i int) (evidence, bool) {
@@ -50,7 +52,7 @@ func (t *tTest) add(i int) (evidence, bool) {
 				t.push(winsorize(early, bound))
 			}
 		case n > winsorMin:
-			t.push(winsorize(d, winsorK*robustSD(t.seen[:n-1])))
+			t.push(winsorize(d, winsorK*robustSD(t.seen[max(0, n-1-winsorWindow):n-1])))
 		}
 	}
 	none := math.Inf(-1)
