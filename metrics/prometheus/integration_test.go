@@ -200,19 +200,7 @@ func TestAgainstRealPrometheus(t *testing.T) {
 	}
 	canaryTotal, canaryErrors := fetch(total("canary")), fetch(errs("canary"))
 	stableTotal, stableErrors := fetch(total("stable")), fetch(errs("stable"))
-	for i := range canaryTotal {
-		// 2 s is 40 ticks: 200 canary requests with 40 errors, 400 stable with 4. Scrape
-		// timing and increase()'s extrapolation move the counts a little; rounding keeps
-		// them whole.
-		for _, c := range []struct {
-			name      string
-			got, want float64
-		}{{"canary requests", canaryTotal[i], 200}, {"canary errors", canaryErrors[i], 40}, {"stable requests", stableTotal[i], 400}} {
-			if c.got != math.Round(c.got) || math.Abs(c.got-c.want) > 0.35*c.want {
-				t.Errorf("interval %d: %s %v, want a whole number near %v", i, c.name, c.got, c.want)
-			}
-		}
-	}
+	checkCounts(t, canaryTotal, canaryErrors, stableTotal)
 
 	// The default judge, as the engine asks it, rolls this canary back.
 	tolerance := 0.01
@@ -247,5 +235,22 @@ func TestAgainstRealPrometheus(t *testing.T) {
 	_, err = src.Samples(ctx, metrics.Query{Expr: `http_requests_total{version="canary"}`}, start, end, step)
 	if err == nil || !strings.Contains(err.Error(), `returned 2 series`) {
 		t.Errorf("two series: got %v", err)
+	}
+}
+
+// checkCounts compares each interval's counts with the service's load: 2 s is 40 ticks, 200
+// canary requests with 40 errors and 400 stable ones. Scrape timing and increase()'s
+// extrapolation move the counts a little; rounding keeps them whole.
+func checkCounts(t *testing.T, canaryTotal, canaryErrors, stableTotal []float64) {
+	t.Helper()
+	for i := range canaryTotal {
+		for _, c := range []struct {
+			name      string
+			got, want float64
+		}{{"canary requests", canaryTotal[i], 200}, {"canary errors", canaryErrors[i], 40}, {"stable requests", stableTotal[i], 400}} {
+			if c.got != math.Round(c.got) || math.Abs(c.got-c.want) > 0.35*c.want {
+				t.Errorf("interval %d: %s %v, want a whole number near %v", i, c.name, c.got, c.want)
+			}
+		}
 	}
 }
