@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"time"
 
@@ -202,7 +203,10 @@ func (e *Engine) lookAt(ctx context.Context, i int, start, end time.Time, step t
 		case errors.Is(err, metrics.ErrNoData):
 			missing = q.String()
 		default:
-			res.SourceError = fmt.Sprintf("%s: %v", q, err)
+			res.SourceError = err.Error()
+			if !strings.Contains(res.SourceError, q.String()) {
+				res.SourceError = fmt.Sprintf("%s: %v", q, err)
+			}
 		}
 		return samples
 	}
@@ -227,7 +231,7 @@ func (e *Engine) lookAt(ctx context.Context, i int, start, end time.Time, step t
 		return res
 	}
 	criteria := c.Criteria()
-	criteria.Family = len(e.spec.Checks)
+	criteria.Family = e.family
 	res.Result = e.judges[i].Judge(metrics.Input{Criteria: criteria, Canary: canary, Baseline: baseline})
 	return res
 }

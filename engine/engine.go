@@ -78,6 +78,7 @@ type Engine struct {
 	source  Source
 	journal EventSink
 	judges  []metrics.Judge
+	family  int // tests sharing the false-alarm budget: checks × analysed steps
 	linger  bool
 	resumed bool
 
@@ -138,6 +139,11 @@ func New(cfg Config) (*Engine, error) {
 			return nil, fmt.Errorf("check %s: %w", c.Name, err)
 		}
 		e.judges = append(e.judges, j)
+	}
+	for _, st := range cfg.Spec.Steps {
+		if st.Analyze > 0 {
+			e.family += len(cfg.Spec.Checks)
+		}
 	}
 	if cfg.Resume != nil {
 		if err := sameSpec(cfg.Resume.Header.Spec, cfg.Spec); err != nil {

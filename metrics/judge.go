@@ -48,8 +48,9 @@ type Criteria struct {
 	Direction           Direction `json:"direction,omitempty"`
 	MaxDeviationPercent *float64  `json:"maxDeviationPercent,omitempty"` // relative tolerance, percent of baseline
 	MaxIncrease         *float64  `json:"maxIncrease,omitempty"`         // absolute tolerance, in the metric's unit
-	// Family is how many checks are judged together in one analysis. Judges that control a
-	// false-alarm rate share it across the family; 0 or 1 means this check alone.
+	// Family is how many tests share one false-alarm budget: the engine passes its checks
+	// times its analysed steps, so the budget holds per rollout. Judges that control a
+	// false-alarm rate split it across the family; 0 or 1 means this test alone.
 	Family int `json:"family,omitempty"`
 }
 
@@ -95,13 +96,17 @@ func (f JudgeFunc) Judge(in Input) Result { return f(in) }
 type Options map[string]any
 
 // Names lists the judges perch knows, sorted.
-func Names() []string { return []string{"threshold"} }
+func Names() []string { return []string{"mannwhitney", "sequential", "threshold"} }
 
 // New builds the named judge with its options, or says what is wrong with them.
 func New(name string, opts Options) (Judge, error) {
 	switch name {
 	case "threshold":
 		return newThreshold(opts)
+	case "mannwhitney":
+		return newMannWhitney(opts)
+	case "sequential":
+		return newSequential(opts)
 	}
 	return nil, fmt.Errorf("unknown judge %q (want one of %s)", name, strings.Join(Names(), ", "))
 }

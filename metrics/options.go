@@ -77,3 +77,72 @@ func (o Options) string(key, def string) (string, error) {
 	}
 	return s, nil
 }
+
+// bool reads a true/false option, or def when absent.
+func (o Options) bool(key string, def bool) (bool, error) {
+	v, ok := o[key]
+	if !ok {
+		return def, nil
+	}
+	b, ok := v.(bool)
+	if !ok {
+		return false, fmt.Errorf("option %s: want true or false, got %v", key, v)
+	}
+	return b, nil
+}
+
+// choice reads a text option that must be one of allowed, or def when absent.
+func (o Options) choice(key, def string, allowed ...string) (string, error) {
+	s, err := o.string(key, def)
+	if err != nil {
+		return "", err
+	}
+	if !slices.Contains(allowed, s) {
+		return "", fmt.Errorf("option %s: want one of %s, got %q", key, strings.Join(allowed, ", "), s)
+	}
+	return s, nil
+}
+
+// between reads a number option that must lie in (lo, hi) — or [lo, hi] where closed says so —
+// or def when absent.
+func (o Options) between(key string, def, lo, hi float64, closed bool) (float64, error) {
+	f, err := o.float(key, def)
+	if err != nil {
+		return 0, err
+	}
+	if f < lo || f > hi || (!closed && (f == lo || f == hi)) {
+		l, r := "(", ")"
+		if closed {
+			l, r = "[", "]"
+		}
+		return 0, fmt.Errorf("option %s: want a number in %s%v, %v%s, got %v", key, l, lo, hi, r, f)
+	}
+	return f, nil
+}
+
+// flatten turns nested mappings into dotted keys ({"effectSize": {"measure": "cles"}} becomes
+// {"effectSize.measure": "cles"}), so nested options are read and named like flat ones.
+func (o Options) flatten() Options {
+	out := Options{}
+	var walk func(prefix string, m map[string]any)
+	walk = func(prefix string, m map[string]any) {
+		for k, v := range m {
+			switch sub := v.(type) {
+			case map[string]any:
+				walk(prefix+k+".", sub)
+			case Options:
+				walk(prefix+k+".", sub)
+			case map[any]any:
+				conv := make(map[string]any, len(sub))
+				for sk, sv := range sub {
+					conv[fmt.Sprint(sk)] = sv
+				}
+				walk(prefix+k+".", conv)
+			default:
+				out[prefix+k] = v
+			}
+		}
+	}
+	walk("", o)
+	return out
+}

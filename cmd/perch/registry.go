@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/metrics/prometheus"
 )
 
 // connectFlags say how to reach the providers, the way kubectl and the AWS CLI users expect.
@@ -39,6 +40,9 @@ func defaultRegistry() registry {
 		},
 		sources: map[string]sourceFactory{
 			"cloudwatch": cloudwatchSource,
+			"prometheus": func(_ context.Context, s *engine.Spec, _ engine.Router, _ connectFlags) (engine.Source, error) {
+				return prometheus.New(s.Metrics.Prometheus.Address, nil)
+			},
 		},
 	}
 }

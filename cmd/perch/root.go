@@ -80,6 +80,7 @@ func (a *app) rootCmd() *cobra.Command {
 	root.AddCommand(a.serveCmd())
 	root.AddCommand(a.controlCmds()...)
 	root.AddCommand(a.trafficCmd())
+	root.AddCommand(a.analyzeCmd())
 	return root
 }
 

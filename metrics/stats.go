@@ -1,0 +1,119 @@
+package metrics
+
+import (
+	"math"
+	"slices"
+	"sort"
+)
+
+// mean is the arithmetic mean of v, NaN when v is empty.
+func mean(v []float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	var sum float64
+	for _, x := range v {
+		sum += x
+	}
+	return sum / float64(len(v))
+}
+
+// percentileR7 is the p-th percentile (0 < p ≤ 100) of v by the R-7 rule (R's and Excel's
+// default, Apache Commons' EstimationType.R_7): linear interpolation between order statistics
+// at rank (n-1)·p/100 + 1. NaN when v is empty.
+func percentileR7(v []float64, p float64) float64 {
+	n := len(v)
+	if n == 0 {
+		return math.NaN()
+	}
+	sorted := slices.Clone(v)
+	sort.Float64s(sorted)
+	if n == 1 {
+		return sorted[0]
+	}
+	pos := float64(n-1)*p/100 + 1
+	if p == 100 {
+		pos = float64(n)
+	}
+	switch {
+	case pos < 1:
+		return sorted[0]
+	case pos >= float64(n):
+		return sorted[n-1]
+	}
+	lo := math.Floor(pos)
+	lower, upper := sorted[int(lo)-1], sorted[int(lo)]
+	return lower + (pos-lo)*(upper-lower)
+}
+
+// rankSum ranks the concatenation of x and y (ties get their average rank) and returns the
+// sum of the ranks of x and the tie term Σ(t³−t) over groups of t tied values.
+func rankSum(x, y []float64) (sumX, ties float64) {
+	n := len(x) + len(y)
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	at := func(i int) float64 {
+		if i < len(x) {
+			return x[i]
+		}
+		return y[i-len(x)]
+	}
+	sort.Slice(idx, func(a, b int) bool { return at(idx[a]) < at(idx[b]) })
+	for lo := 0; lo < n; {
+		hi := lo + 1
+		for hi < n && at(idx[hi]) == at(idx[lo]) {
+			hi++
+		}
+		// Ranks lo+1 … hi share their average.
+		rank := float64(lo+1+hi) / 2
+		t := float64(hi - lo)
+		ties += t*t*t - t
+		for _, i := range idx[lo:hi] {
+			if i < len(x) {
+				sumX += rank
+			}
+		}
+		lo = hi
+	}
+	return sumX, ties
+}
+
+// normalQuantile is the inverse of the standard normal distribution function.
+func normalQuantile(p float64) float64 { return math.Sqrt2 * math.Erfinv(2*p-1) }
+
+// normalSurvival is P(Z > z) for a standard normal Z.
+func normalSurvival(z float64) float64 { return 0.5 * math.Erfc(z/math.Sqrt2) }
+
+// minOf is the smallest of v (+Inf when empty).
+func minOf(v []float64) float64 {
+	m := math.Inf(1)
+	for _, x := range v {
+		m = math.Min(m, x)
+	}
+	return m
+}
+
+// maxOf is the largest of v (-Inf when empty).
+func maxOf(v []float64) float64 {
+	m := math.Inf(-1)
+	for _, x := range v {
+		m = math.Max(m, x)
+	}
+	return m
+}
+
+// median is the middle of v (the mean of the two middle values for an even count).
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(v)
+	sort.Float64s(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
