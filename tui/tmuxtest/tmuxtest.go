@@ -27,6 +27,7 @@ type Options struct {
 type Session struct {
 	t       testing.TB
 	socket  string
+	target  string // the tmux window this Session reads and types into
 	started time.Time
 	timeout time.Duration
 }
@@ -56,7 +57,7 @@ func Start(t testing.TB, o Options) *Session {
 	if err := os.WriteFile(conf, []byte("set -g remain-on-exit on\nset -g status off\nset -g history-limit 5000\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := &Session{t: t, started: time.Now(), timeout: o.Timeout,
+	s := &Session{t: t, started: time.Now(), timeout: o.Timeout, target: "main",
 		socket: fmt.Sprintf("perch-test-%d-%d", os.Getpid(), time.Now().UnixNano())}
 	args := []string{"-f", conf, "new-session", "-d", "-s", "main", "-x", fmt.Sprint(o.Width), "-y", fmt.Sprint(o.Height),
 		"-c", o.Dir, "-e", "TERM=xterm-256color"}
@@ -66,6 +67,35 @@ func Start(t testing.TB, o Options) *Session {
 	s.Tmux(append(args, o.Command...)...)
 	t.Cleanup(func() { _ = exec.Command("tmux", "-L", s.socket, "kill-server").Run() })
 	return s
+}
+
+// Window runs another program in a new window of the same tmux server, so keys can be sent
+// to several programs in one tmux command (see KeyTogether).
+func (s *Session) Window(name string, env []string, command ...string) *Session {
+	s.t.Helper()
+	args := []string{"new-window", "-d", "-n", name, "-e", "TERM=xterm-256color"}
+	for _, e := range env {
+		args = append(args, "-e", e)
+	}
+	s.Tmux(append(args, command...)...)
+	w := *s
+	w.target = name
+	return &w
+}
+
+// KeyTogether sends key to every session in one tmux command, as near to simultaneous as a
+// terminal allows.
+func KeyTogether(key string, sessions ...*Session) {
+	s := sessions[0]
+	s.t.Helper()
+	var args []string
+	for i, w := range sessions {
+		if i > 0 {
+			args = append(args, ";")
+		}
+		args = append(args, "send-keys", "-t", w.target, key)
+	}
+	s.Tmux(args...)
 }
 
 // Tmux runs a tmux command against the session's server.
@@ -79,23 +109,23 @@ func (s *Session) Tmux(args ...string) string {
 }
 
 // Screen is what the pane shows now.
-func (s *Session) Screen() string { return s.Tmux("capture-pane", "-p", "-t", "main") }
+func (s *Session) Screen() string { return s.Tmux("capture-pane", "-p", "-t", s.target) }
 
 // History is the pane with its scrollback, where a program's last lines go after it leaves
 // the alternate screen.
-func (s *Session) History() string { return s.Tmux("capture-pane", "-p", "-S", "-", "-t", "main") }
+func (s *Session) History() string { return s.Tmux("capture-pane", "-p", "-S", "-", "-t", s.target) }
 
 // Key sends one key, then pauses briefly: tmux delivers keys sent together as one key.
 func (s *Session) Key(k string) {
 	s.t.Helper()
-	s.Tmux("send-keys", "-t", "main", k)
+	s.Tmux("send-keys", "-t", s.target, k)
 	time.Sleep(50 * time.Millisecond)
 }
 
 // Resize changes the terminal's size.
 func (s *Session) Resize(width, height int) {
 	s.t.Helper()
-	s.Tmux("resize-window", "-t", "main", "-x", fmt.Sprint(width), "-y", fmt.Sprint(height))
+	s.Tmux("resize-window", "-t", s.target, "-x", fmt.Sprint(width), "-y", fmt.Sprint(height))
 }
 
 // WaitFor polls the screen until every want is on it, and returns it.
