@@ -36,7 +36,9 @@ func backend(t *testing.T, name string) *httptest.Server {
 	mux.HandleFunc("/headers", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "secret=%q host=%q", r.Header.Get("X-Secret"), r.Host)
 	})
-	mux.HandleFunc("/fail", func(w http.ResponseWriter, r *http.Request) { http.Error(w, name+" broke", http.StatusInternalServerError) })
+	mux.HandleFunc("/fail", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, name+" broke", http.StatusInternalServerError)
+	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv
