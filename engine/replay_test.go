@@ -459,4 +459,3 @@ func (steadySource) Samples(_ context.Context, q metrics.Query, start, end time.
 	}
 	return out, nil
 }
-
