@@ -31,7 +31,10 @@ type registry struct {
 }
 
 func defaultRegistry() registry {
-	return registry{routers: map[string]routerFactory{}, sources: map[string]sourceFactory{}}
+	return registry{
+		routers: map[string]routerFactory{"proxy": proxyRouter},
+		sources: map[string]sourceFactory{"builtin": builtinSource},
+	}
 }
 
 // backend is a rollout's connected router and source.

@@ -73,8 +73,11 @@ func (a *app) rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return badInput(fmt.Errorf("%w\nRun '%s --help' for usage.", err, c.CommandPath())) })
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return badInput(fmt.Errorf("%w\nRun '%s --help' for usage.", err, c.CommandPath()))
+	})
 	root.AddCommand(a.validateCmd(), a.runCmd())
+	root.AddCommand(a.demoCmd(), a.replayCmd())
 	return root
 }
 

@@ -17,6 +17,8 @@ type runFlags struct {
 	journal  string
 	resume   bool
 	connect  connectFlags
+
+	metricsAddr string
 }
 
 func (a *app) runCmd() *cobra.Command {
@@ -37,6 +39,7 @@ Exit codes: 0 promoted, 1 rolled back, 2 bad input, 3 stopped by an error or a s
 	c.Flags().StringVar(&f.journal, "journal", "", "journal file (default ./perch-NAME-TIMESTAMP.jsonl)")
 	c.Flags().BoolVar(&f.resume, "resume", false, "continue the rollout recorded in --journal")
 	addConnectFlags(c, &f.connect)
+	addMetricsAddrFlag(c, &f.metricsAddr)
 	return c
 }
 
@@ -72,6 +75,11 @@ func (a *app) run(c *cobra.Command, path string, f runFlags) error {
 	if err != nil {
 		return badInput(err)
 	}
+	stopMetrics, err := a.serveMetrics(f.metricsAddr, eng, b.router, b.source)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	printed := make(chan struct{})
 	go printEvents(eng.Events(), a.stdout, spec, f.output, printed)
 	out, err := eng.Run(ctx)
@@ -126,4 +134,3 @@ func (a *app) finish(out engine.Outcome, err error, st engine.State, specPath, j
 	return runtimeError(fmt.Errorf("stopped at step %d with the canary at %s; traffic was left as it is.\nResume with: perch run %s --resume --journal %s",
 		st.Step+1, weight, specPath, journalPath))
 }
-
