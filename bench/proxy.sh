@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Benchmark perch's proxy against nginx with split_clients on this machine: both split
+# requests 50/50 between the same two Go backends on loopback, and wrk measures each (and
+# the backend alone, for the latency a proxy adds). Installs nothing: it needs
+#   apt-get install -y nginx wrk
+# Usage: bash bench/proxy.sh [SECONDS per run, default 10] [ROUNDS, default 2]
+# Environment: CONNECTIONS (default 64), THREADS (default 2), BASE_PORT (default 18080).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${1:-10}
+rounds=${2:-2}
+connections=${CONNECTIONS:-64}
+threads=${THREADS:-2}
+base=${BASE_PORT:-18080}
+for tool in nginx wrk; do
+  if ! command -v "$tool" >/dev/null; then
+    echo "bench/proxy.sh needs $tool: apt-get install -y nginx wrk" >&2
+    exit 2
+  fi
+done
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+go build -o "$work/proxybench" ./bench/proxybench
+perch_port=$base nginx_port=$((base + 10)) stable_port=$((base + 1)) canary_port=$((base + 2))
+"$work/proxybench" backend -listen "127.0.0.1:$stable_port" & pids+=($!)
+"$work/proxybench" backend -listen "127.0.0.1:$canary_port" & pids+=($!)
+"$work/proxybench" proxy -listen "127.0.0.1:$perch_port" -weight 50 \
+  -stable "http://127.0.0.1:$stable_port" -canary "http://127.0.0.1:$canary_port" & pids+=($!)
+
+mkdir -p "$work/nginx/logs"
+cat >"$work/nginx/nginx.conf" <<CONF
+user root;
+worker_processes auto;
+pid $work/nginx.pid;
+error_log $work/nginx/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream stable { server 127.0.0.1:$stable_port; keepalive 256; }
+  upstream canary { server 127.0.0.1:$canary_port; keepalive 256; }
+  split_clients "\$request_id" \$backend { 50% stable; * canary; }
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location / {
+      proxy_pass http://\$backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+CONF
+nginx -p "$work/nginx" -c "$work/nginx/nginx.conf"
+
+for port in $stable_port $canary_port $perch_port $nginx_port; do
+  for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+done
+
+# run NAME PORT: one wrk run; prints "requests/s p99_ms".
+run() {
+  local out
+  out=$(wrk -t"$threads" -c"$connections" -d"${duration}s" --latency "http://127.0.0.1:$2/")
+  echo "$out" >"$work/wrk-$1.txt"
+  local rps p99
+  rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+  p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' <<<"$out")
+  echo "$rps $p99"
+}
+
+echo "# $(nproc) cores, load average before: $(cut -d' ' -f1-3 /proc/loadavg); wrk -t$threads -c$connections -d${duration}s, $rounds rounds"
+for target in backend:$stable_port perch:$perch_port nginx:$nginx_port; do
+  wrk -t1 -c8 -d1s "http://127.0.0.1:${target#*:}/" >/dev/null # warm connections and caches
+done
+declare -A rps p99
+for round in $(seq "$rounds"); do
+  for target in backend:$stable_port nginx:$nginx_port perch:$perch_port; do
+    name=${target%%:*}
+    read -r r p < <(run "$name" "${target#*:}")
+    echo "round $round  $name  $r req/s  p99 ${p} ms"
+    rps[$name]="${rps[$name]:-} $r"
+    p99[$name]="${p99[$name]:-} $p"
+  done
+done
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+b_p99=$(median <<<"${p99[backend]}")
+n_rps=$(median <<<"${rps[nginx]}") n_p99=$(median <<<"${p99[nginx]}")
+p_rps=$(median <<<"${rps[perch]}") p_p99=$(median <<<"${p99[perch]}")
+echo
+echo "| | requests/s | p99 | p99 added over the backend alone |"
+echo "|---|---:|---:|---:|"
+printf "| backend alone | %.0f | %.2f ms | |\n" "$(median <<<"${rps[backend]}")" "$b_p99"
+printf "| nginx split_clients | %.0f | %.2f ms | %+.2f ms |\n" "$n_rps" "$n_p99" "$(echo "$n_p99 - $b_p99" | bc -l)"
+printf "| perch proxy | %.0f | %.2f ms | %+.2f ms |\n" "$p_rps" "$p_p99" "$(echo "$p_p99 - $b_p99" | bc -l)"
+printf "\nperch/nginx requests/s: %.0f%%; perch p99 - nginx p99: %+.2f ms; load average after: %s\n" \
+  "$(echo "100 * $p_rps / $n_rps" | bc -l)" "$(echo "$p_p99 - $n_p99" | bc -l)" "$(cut -d' ' -f1-3 /proc/loadavg)"
