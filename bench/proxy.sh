@@ -4,13 +4,16 @@
 # the backend alone, for the latency a proxy adds). Installs nothing: it needs
 #   apt-get install -y nginx wrk
 # Usage: bash bench/proxy.sh [SECONDS per run, default 10] [ROUNDS, default 2]
-# Environment: CONNECTIONS (default 64), THREADS (default 2), BASE_PORT (default 18080).
+# Each target runs saturated (THREADS wrk threads, CONNECTIONS connections: requests/s) and
+# lightly loaded (1 thread, LIGHT connections: the latency a proxy adds when not queueing).
+# Environment: CONNECTIONS (default 64), THREADS (default 2), LIGHT (default 4), BASE_PORT (default 18080).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10}
 rounds=${2:-2}
 connections=${CONNECTIONS:-64}
 threads=${THREADS:-2}
+light=${LIGHT:-4}
 base=${BASE_PORT:-18080}
 for tool in nginx wrk; do
   if ! command -v "$tool" >/dev/null; then
@@ -64,40 +67,45 @@ for port in $stable_port $canary_port $perch_port $nginx_port; do
   for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
 done
 
-# run NAME PORT: one wrk run; prints "requests/s p99_ms".
+# run NAME PORT THREADS CONNECTIONS: one wrk run; prints "requests/s p99_ms".
 run() {
   local out
-  out=$(wrk -t"$threads" -c"$connections" -d"${duration}s" --latency "http://127.0.0.1:$2/")
-  echo "$out" >"$work/wrk-$1.txt"
+  out=$(wrk -t"$3" -c"$4" -d"${duration}s" --latency "http://127.0.0.1:$2/")
+  echo "$out" >"$work/wrk-$1-c$4.txt"
   local rps p99
   rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
   p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' <<<"$out")
   echo "$rps $p99"
 }
 
-echo "# $(nproc) cores, load average before: $(cut -d' ' -f1-3 /proc/loadavg); wrk -t$threads -c$connections -d${duration}s, $rounds rounds"
+echo "# $(nproc) cores, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# saturated: wrk -t$threads -c$connections; light: wrk -t1 -c$light; ${duration}s each, $rounds rounds, medians"
 for target in backend:$stable_port perch:$perch_port nginx:$nginx_port; do
   wrk -t1 -c8 -d1s "http://127.0.0.1:${target#*:}/" >/dev/null # warm connections and caches
 done
-declare -A rps p99
+declare -A rps p99 lp99
 for round in $(seq "$rounds"); do
   for target in backend:$stable_port nginx:$nginx_port perch:$perch_port; do
     name=${target%%:*}
-    read -r r p < <(run "$name" "${target#*:}")
-    echo "round $round  $name  $r req/s  p99 ${p} ms"
+    read -r r p < <(run "$name" "${target#*:}" "$threads" "$connections")
+    read -r _ lp < <(run "$name" "${target#*:}" 1 "$light")
+    echo "round $round  $name  saturated: $r req/s, p99 $p ms;  light: p99 $lp ms"
     rps[$name]="${rps[$name]:-} $r"
     p99[$name]="${p99[$name]:-} $p"
+    lp99[$name]="${lp99[$name]:-} $lp"
   done
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-b_p99=$(median <<<"${p99[backend]}")
-n_rps=$(median <<<"${rps[nginx]}") n_p99=$(median <<<"${p99[nginx]}")
-p_rps=$(median <<<"${rps[perch]}") p_p99=$(median <<<"${p99[perch]}")
+m() { median <<<"$1"; }
 echo
-echo "| | requests/s | p99 | p99 added over the backend alone |"
-echo "|---|---:|---:|---:|"
-printf "| backend alone | %.0f | %.2f ms | |\n" "$(median <<<"${rps[backend]}")" "$b_p99"
-printf "| nginx split_clients | %.0f | %.2f ms | %+.2f ms |\n" "$n_rps" "$n_p99" "$(echo "$n_p99 - $b_p99" | bc -l)"
-printf "| perch proxy | %.0f | %.2f ms | %+.2f ms |\n" "$p_rps" "$p_p99" "$(echo "$p_p99 - $b_p99" | bc -l)"
-printf "\nperch/nginx requests/s: %.0f%%; perch p99 - nginx p99: %+.2f ms; load average after: %s\n" \
-  "$(echo "100 * $p_rps / $n_rps" | bc -l)" "$(echo "$p_p99 - $n_p99" | bc -l)" "$(cut -d' ' -f1-3 /proc/loadavg)"
+awk -v b_rps="$(m "${rps[backend]}")" -v b_p99="$(m "${p99[backend]}")" -v b_l="$(m "${lp99[backend]}")" \
+  -v n_rps="$(m "${rps[nginx]}")" -v n_p99="$(m "${p99[nginx]}")" -v n_l="$(m "${lp99[nginx]}")" \
+  -v p_rps="$(m "${rps[perch]}")" -v p_p99="$(m "${p99[perch]}")" -v p_l="$(m "${lp99[perch]}")" \
+  -v load="$(cut -d' ' -f1-3 /proc/loadavg)" 'BEGIN {
+  print "| | requests/s (saturated) | p99 saturated | p99 light | p99 light added over the backend |"
+  print "|---|---:|---:|---:|---:|"
+  printf "| backend alone | %.0f | %.2f ms | %.2f ms | |\n", b_rps, b_p99, b_l
+  printf "| nginx split_clients | %.0f | %.2f ms | %.2f ms | %+.2f ms |\n", n_rps, n_p99, n_l, n_l - b_l
+  printf "| perch proxy | %.0f | %.2f ms | %.2f ms | %+.2f ms |\n", p_rps, p_p99, p_l, p_l - b_l
+  printf "\nperch/nginx requests/s: %.0f%%; light p99, perch - nginx: %+.2f ms; load average after: %s\n", 100 * p_rps / n_rps, p_l - n_l, load
+}'

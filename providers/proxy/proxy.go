@@ -17,6 +17,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -69,6 +70,7 @@ func New(cfg Config) (*Proxy, error) {
 	if transport == nil {
 		transport = defaultTransport()
 	}
+	buffers := &bufferPool{}
 	for v, raw := range map[version]string{stable: cfg.Stable, canary: cfg.Canary} {
 		target, err := url.Parse(raw)
 		if err != nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
@@ -83,6 +85,7 @@ func New(cfg Config) (*Proxy, error) {
 			Transport:    transport,
 			ErrorHandler: errorHandler,
 			ErrorLog:     cfg.ErrorLog,
+			BufferPool:   buffers,
 		}
 	}
 	return p, nil
@@ -97,6 +100,19 @@ func defaultTransport() *http.Transport {
 	t.DisableCompression = true
 	return t
 }
+
+// bufferPool lends ReverseProxy its 32 KiB copy buffers: without a pool it allocates one per
+// request, which costs more than anything else the proxy does.
+type bufferPool struct{ pool sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if buf, ok := b.pool.Get().(*[]byte); ok {
+		return *buf
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.pool.Put(&buf) }
 
 // statusClientClosed is recorded (nginx's convention) when the client went away before the
 // backend answered: not the backend's fault, so not an error.
