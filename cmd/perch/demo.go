@@ -49,7 +49,7 @@ Exit codes: 0 promoted, 1 rolled back, 2 bad input, 3 stopped by an error or a s
 	c.Flags().BoolVar(&f.headless, "headless", false, "print one line per event instead of the TUI")
 	c.Flags().StringVarP(&f.output, "output", "o", outputText, "headless output: text or json (the journal events)")
 	c.Flags().StringVar(&f.record, "record", "", "journal file (default ./perch-demo-SCENARIO-TIMESTAMP.jsonl)")
-	c.Flags().Float64Var(&f.speed, "speed", 1, "run the rollout this many times faster (the load grows with it, up to 2,000 requests/s)")
+	c.Flags().Float64Var(&f.speed, "speed", 1, "run the rollout this many times faster; the load grows with it up to 2,000 requests/s, so past about 10× the first step may hold for want of data")
 	addMetricsAddrFlag(c, &f.metricsAddr)
 	return c
 }
