@@ -5,15 +5,15 @@
 #   apt-get install -y nginx wrk
 # Usage: bash bench/proxy.sh [SECONDS per run, default 10] [ROUNDS, default 2]
 # Each target runs saturated (THREADS wrk threads, CONNECTIONS connections: requests/s) and
-# lightly loaded (1 thread, LIGHT connections: the latency a proxy adds when not queueing).
-# Environment: CONNECTIONS (default 64), THREADS (default 2), LIGHT (default 4), BASE_PORT (default 18080).
+# lightly loaded (1 thread, LIGHT connections, one request at a time by default: the latency a proxy adds).
+# Environment: CONNECTIONS (default 64), THREADS (default 2), LIGHT (default 1), BASE_PORT (default 18080).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10}
 rounds=${2:-2}
 connections=${CONNECTIONS:-64}
 threads=${THREADS:-2}
-light=${LIGHT:-4}
+light=${LIGHT:-1}
 base=${BASE_PORT:-18080}
 for tool in nginx wrk; do
   if ! command -v "$tool" >/dev/null; then
