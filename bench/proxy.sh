@@ -67,15 +67,19 @@ for port in $stable_port $canary_port $perch_port $nginx_port; do
   for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
 done
 
-# run NAME PORT THREADS CONNECTIONS: one wrk run; prints "requests/s p99_ms".
+# run NAME PORT THREADS CONNECTIONS: one wrk run; prints "requests/s p99_ms p50_ms".
 run() {
   local out
   out=$(wrk -t"$3" -c"$4" -d"${duration}s" --latency "http://127.0.0.1:$2/")
   echo "$out" >"$work/wrk-$1-c$4.txt"
-  local rps p99
+  local rps
   rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
-  p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' <<<"$out")
-  echo "$rps $p99"
+  echo "$rps $(percentile 99% <<<"$out") $(percentile 50% <<<"$out")"
+}
+
+# percentile P: wrk's latency at P (as "99%"), in ms.
+percentile() {
+  awk -v p="$1" '$1 == p {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}'
 }
 
 echo "# $(nproc) cores, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -83,29 +87,30 @@ echo "# saturated: wrk -t$threads -c$connections; light: wrk -t1 -c$light; ${dur
 for target in backend:$stable_port perch:$perch_port nginx:$nginx_port; do
   wrk -t1 -c8 -d1s "http://127.0.0.1:${target#*:}/" >/dev/null # warm connections and caches
 done
-declare -A rps p99 lp99
+declare -A rps p99 lp99 lp50
 for round in $(seq "$rounds"); do
   for target in backend:$stable_port nginx:$nginx_port perch:$perch_port; do
     name=${target%%:*}
-    read -r r p < <(run "$name" "${target#*:}" "$threads" "$connections")
-    read -r _ lp < <(run "$name" "${target#*:}" 1 "$light")
-    echo "round $round  $name  saturated: $r req/s, p99 $p ms;  light: p99 $lp ms"
+    read -r r p _ < <(run "$name" "${target#*:}" "$threads" "$connections")
+    read -r _ lp l50 < <(run "$name" "${target#*:}" 1 "$light")
+    echo "round $round  $name  saturated: $r req/s, p99 $p ms;  light: p50 $l50 ms, p99 $lp ms"
     rps[$name]="${rps[$name]:-} $r"
     p99[$name]="${p99[$name]:-} $p"
     lp99[$name]="${lp99[$name]:-} $lp"
+    lp50[$name]="${lp50[$name]:-} $l50"
   done
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 m() { median <<<"$1"; }
 echo
-awk -v b_rps="$(m "${rps[backend]}")" -v b_p99="$(m "${p99[backend]}")" -v b_l="$(m "${lp99[backend]}")" \
-  -v n_rps="$(m "${rps[nginx]}")" -v n_p99="$(m "${p99[nginx]}")" -v n_l="$(m "${lp99[nginx]}")" \
-  -v p_rps="$(m "${rps[perch]}")" -v p_p99="$(m "${p99[perch]}")" -v p_l="$(m "${lp99[perch]}")" \
+awk -v b_rps="$(m "${rps[backend]}")" -v b_p99="$(m "${p99[backend]}")" -v b_l="$(m "${lp99[backend]}")" -v b_m="$(m "${lp50[backend]}")" \
+  -v n_rps="$(m "${rps[nginx]}")" -v n_p99="$(m "${p99[nginx]}")" -v n_l="$(m "${lp99[nginx]}")" -v n_m="$(m "${lp50[nginx]}")" \
+  -v p_rps="$(m "${rps[perch]}")" -v p_p99="$(m "${p99[perch]}")" -v p_l="$(m "${lp99[perch]}")" -v p_m="$(m "${lp50[perch]}")" \
   -v load="$(cut -d' ' -f1-3 /proc/loadavg)" 'BEGIN {
-  print "| | requests/s (saturated) | p99 saturated | p99 light | p99 light added over the backend |"
-  print "|---|---:|---:|---:|---:|"
-  printf "| backend alone | %.0f | %.2f ms | %.2f ms | |\n", b_rps, b_p99, b_l
-  printf "| nginx split_clients | %.0f | %.2f ms | %.2f ms | %+.2f ms |\n", n_rps, n_p99, n_l, n_l - b_l
-  printf "| perch proxy | %.0f | %.2f ms | %.2f ms | %+.2f ms |\n", p_rps, p_p99, p_l, p_l - b_l
+  print "| | requests/s (saturated) | p99 saturated | p50 light | p99 light | p99 light added over the backend |"
+  print "|---|---:|---:|---:|---:|---:|"
+  printf "| backend alone | %.0f | %.2f ms | %.2f ms | %.2f ms | |\n", b_rps, b_p99, b_m, b_l
+  printf "| nginx split_clients | %.0f | %.2f ms | %.2f ms | %.2f ms | %+.2f ms |\n", n_rps, n_p99, n_m, n_l, n_l - b_l
+  printf "| perch proxy | %.0f | %.2f ms | %.2f ms | %.2f ms | %+.2f ms |\n", p_rps, p_p99, p_m, p_l, p_l - b_l
   printf "\nperch/nginx requests/s: %.0f%%; light p99, perch - nginx: %+.2f ms; load average after: %s\n", 100 * p_rps / n_rps, p_l - n_l, load
 }'
