@@ -37,8 +37,10 @@ func defaultRegistry() registry {
 			"alb":        albRouter,
 			"istio":      istioRouter(connectKube),
 			"gatewayAPI": gatewayAPIRouter(connectKube),
+			"proxy":      proxyRouter,
 		},
 		sources: map[string]sourceFactory{
+			"builtin":    builtinSource,
 			"cloudwatch": cloudwatchSource,
 			"prometheus": func(_ context.Context, s *engine.Spec, _ engine.Router, _ connectFlags) (engine.Source, error) {
 				return prometheus.New(s.Metrics.Prometheus.Address, nil)

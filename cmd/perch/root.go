@@ -81,6 +81,7 @@ func (a *app) rootCmd() *cobra.Command {
 	root.AddCommand(a.controlCmds()...)
 	root.AddCommand(a.trafficCmd())
 	root.AddCommand(a.analyzeCmd())
+	root.AddCommand(a.demoCmd(), a.replayCmd())
 	return root
 }
 

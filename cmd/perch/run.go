@@ -24,6 +24,8 @@ type runFlags struct {
 	theme    string
 	socket   string
 	connect  connectFlags
+
+	metricsAddr string
 }
 
 func (a *app) runCmd() *cobra.Command {
@@ -46,6 +48,7 @@ Exit codes: 0 promoted, 1 rolled back, 2 bad input, 3 stopped by an error or a s
 	c.Flags().StringVar(&f.theme, "theme", themes.Default, "TUI colours: "+strings.Join(themes.Names(), ", ")+", or a theme file NAME.yaml")
 	c.Flags().StringVar(&f.socket, "socket", "", "control socket for perch pause|resume|advance|rollback|promote|status (default $XDG_RUNTIME_DIR/perch/NAME.sock, else beside the journal; none: no socket)")
 	addConnectFlags(c, &f.connect)
+	addMetricsAddrFlag(c, &f.metricsAddr)
 	return c
 }
 
@@ -95,6 +98,11 @@ func (a *app) run(c *cobra.Command, path string, f runFlags) error {
 		return err
 	}
 	defer stopControl()
+	stopMetrics, err := a.serveMetrics(f.metricsAddr, eng, b.router, b.source)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	integrations, held := a, (*heldWriter)(nil)
 	if !f.headless {
 		integrations, held = a.holdingStderr()

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/providers/proxy"
+)
+
+// proxyRouter starts perch's own proxy on the rollout's listen address.
+func proxyRouter(_ context.Context, spec *engine.Spec, _ connectFlags) (engine.Router, error) {
+	p := spec.Traffic.Proxy
+	cfg := proxy.Config{Stable: p.Stable, Canary: p.Canary}
+	if p.Sticky != nil {
+		cfg.StickyHeader, cfg.StickyCookie = p.Sticky.Header, p.Sticky.Cookie
+	}
+	if p.Override != nil {
+		cfg.OverrideHeader = p.Override.Header
+	}
+	cfg.Resolution, cfg.Retention = builtinWindow(spec)
+	return proxy.Listen(p.Listen, cfg)
+}
+
+// builtinWindow sizes the proxy's observations for the rollout: slots of a quarter of the look
+// interval (1 s at most), kept for the longest step's analysis and a few intervals more (5
+// minutes at least). A hold that outlasts it loses its oldest points, not its newest.
+func builtinWindow(spec *engine.Spec) (resolution, retention time.Duration) {
+	interval := time.Duration(spec.Analysis.Interval)
+	resolution = max(min(time.Second, interval/4), time.Millisecond)
+	var longest time.Duration
+	for _, st := range spec.Steps {
+		longest = max(longest, time.Duration(st.Analyze))
+	}
+	return resolution, max(longest+4*interval, 5*time.Minute)
+}
+
+// builtinSource is the proxy's own observations; the proxy is the rollout's router.
+func builtinSource(_ context.Context, _ *engine.Spec, router engine.Router, _ connectFlags) (engine.Source, error) {
+	p, ok := router.(interface{ Source() *proxy.Source })
+	if !ok {
+		return nil, errors.New("the builtin metrics source is the proxy's own observations: it needs traffic.proxy")
+	}
+	return p.Source(), nil
+}

@@ -1,0 +1,115 @@
+package demo
+
+import (
+	"context"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// quantile is the nearest-rank q-quantile of sorted values.
+func quantile(sorted []float64, q float64) float64 {
+	return sorted[int(math.Ceil(q*float64(len(sorted))))-1]
+}
+
+func draw(b Behavior, n int) []float64 {
+	out := make([]float64, n)
+	for i := range out {
+		out[i] = b.latency().Seconds()
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestLatencyRegressionIsATailRegression checks the latency-regression scenario's premise:
+// its canary's p99 is about 40% above stable's while the median does not move.
+func TestLatencyRegressionIsATailRegression(t *testing.T) {
+	const n = 200_000
+	stretched := normal
+	stretched.TailStretch = 1.8
+	base, slow := draw(normal, n), draw(stretched, n)
+	p99 := quantile(slow, 0.99)/quantile(base, 0.99) - 1
+	p50 := quantile(slow, 0.50)/quantile(base, 0.50) - 1
+	if p99 < 0.35 || p99 > 0.45 {
+		t.Errorf("p99 moved %+.1f%%, want about +40%%", p99*100)
+	}
+	if math.Abs(p50) > 0.02 {
+		t.Errorf("median moved %+.1f%%, want it unchanged", p50*100)
+	}
+	if m := quantile(base, 0.5); math.Abs(m-0.030) > 0.001 {
+		t.Errorf("normal median %.4fs, want 30ms", m)
+	}
+}
+
+func TestSpecScalesWithSpeed(t *testing.T) {
+	for _, speed := range []float64{1, 4, 0.5} {
+		spec, err := Spec("healthy", speed, "127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := time.Duration(spec.Steps[0].Analyze); got != time.Duration(float64(stepAnalysis)/speed) {
+			t.Errorf("speed %v: step analysis %s", speed, got)
+		}
+		if got := time.Duration(spec.Analysis.Interval); got != time.Duration(float64(interval)/speed) {
+			t.Errorf("speed %v: interval %s", speed, got)
+		}
+		var weights []int
+		for _, st := range spec.Steps {
+			weights = append(weights, st.Weight())
+		}
+		if !slices.Equal(weights, []int{1, 5, 25, 50}) {
+			t.Errorf("steps %v, want 1 5 25 50", weights)
+		}
+		// At speed 1 the whole rollout (stabilization and analysis of every step) fits in 90 s.
+		if total := 4 * (stabilization + stepAnalysis); speed == 1 && total > 90*time.Second {
+			t.Errorf("a demo takes %s at speed 1", total)
+		}
+	}
+}
+
+// TestLoadNeverExceedsItsConcurrency points the load at a backend that answers only when
+// released: it must hold at most Concurrency requests and skip the rest.
+func TestLoadNeverExceedsItsConcurrency(t *testing.T) {
+	release := make(chan struct{})
+	var inFlight, most atomic.Int64
+	var users sync.Map
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		users.Store(r.Header.Get(UserHeader), true)
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	l := &Load{Target: srv.URL, Rate: 1000, Concurrency: 4, Users: 3, UserHeader: UserHeader}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); l.Run(ctx) }()
+	for l.Stats().Skipped < 20 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(release)
+	cancel()
+	<-done
+	if m := most.Load(); m > 4 {
+		t.Errorf("%d requests in flight at once, want at most 4", m)
+	}
+	if s := l.Stats(); s.Sent < 4 || s.Failed != 0 {
+		t.Errorf("stats %+v: want at least 4 sent and none failed", s)
+	}
+	users.Range(func(k, _ any) bool {
+		if u := k.(string); u != "user-0" && u != "user-1" && u != "user-2" {
+			t.Errorf("request from %q, want user-0..2", u)
+		}
+		return true
+	})
+}

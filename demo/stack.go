@@ -1,0 +1,201 @@
+// Package demo runs a whole canary rollout on one machine: a stable and a canary HTTP backend
+// on loopback, perch's proxy in front of them, a load generator sending real HTTP requests
+// through it, and scenarios in which the canary misbehaves in known ways.
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"sync"
+	"time"
+
+	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/providers/proxy"
+)
+
+// Options say which scenario to run and how fast.
+type Options struct {
+	Scenario string  // a name from Scenarios (empty: healthy)
+	Speed    float64 // durations are divided by it (0: 1)
+	// Rate is the load in requests per second at speed 1 (0: 200). It grows with the speed,
+	// up to MaxRate, so each step sees about the same number of requests at any speed.
+	Rate float64
+}
+
+// Load limits.
+const (
+	DefaultRate     = 200
+	MaxRate         = 2000
+	loadConcurrency = 256
+)
+
+// Stack is a running demo: backends, proxy, load, and what the engine needs to run over them.
+type Stack struct {
+	Scenario Scenario
+	Spec     *engine.Spec
+	Proxy    *proxy.Server
+	Source   engine.Source // the proxy's own observations, through the scenario's outage switch
+	Load     *Load
+
+	stable, canary *Backend
+	outage         *flakySource
+	speed          float64
+	cancel         context.CancelFunc
+	running        sync.WaitGroup
+}
+
+// Start brings the demo stack up on 127.0.0.1 and starts the load; Close takes it down.
+func Start(opts Options) (*Stack, error) {
+	if opts.Scenario == "" {
+		opts.Scenario = "healthy"
+	}
+	if opts.Speed == 0 {
+		opts.Speed = 1
+	}
+	if opts.Rate == 0 {
+		opts.Rate = DefaultRate
+	}
+	if opts.Speed <= 0 || opts.Rate <= 0 {
+		return nil, fmt.Errorf("demo: speed and rate must be positive (got %v and %v)", opts.Speed, opts.Rate)
+	}
+	sc, err := FindScenario(opts.Scenario)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Stack{Scenario: sc, speed: opts.Speed, cancel: cancel}
+	if err := s.build(opts); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.running.Go(func() { s.Load.Run(ctx) })
+	return s, nil
+}
+
+func (s *Stack) build(opts Options) error {
+	var err error
+	if s.stable, err = StartBackend("stable", normal); err != nil {
+		return err
+	}
+	if s.canary, err = StartBackend("canary", normal); err != nil {
+		return err
+	}
+	// Slots of a quarter of the look interval, kept for 5 minutes of demo time: enough for a
+	// step's window and a long hold.
+	resolution := max(time.Duration(float64(interval)/4/s.speed), time.Millisecond)
+	s.Proxy, err = proxy.Listen("127.0.0.1:0", proxy.Config{
+		Stable: s.stable.URL(), Canary: s.canary.URL(),
+		StickyHeader: UserHeader, OverrideHeader: OverrideHeader,
+		Resolution: resolution, Retention: 1200 * resolution,
+		ErrorLog: log.New(io.Discard, "", 0),
+	})
+	if err != nil {
+		return err
+	}
+	s.outage = &flakySource{source: s.Proxy.Source()}
+	s.Source = s.outage
+	if s.Spec, err = Spec(s.Scenario.Name, s.speed, s.Proxy.Addr(), s.stable.URL(), s.canary.URL()); err != nil {
+		return err
+	}
+	s.Load = &Load{
+		Target:      s.Proxy.URL() + "/",
+		Rate:        min(opts.Rate*s.speed, MaxRate),
+		Concurrency: loadConcurrency,
+		Users:       10_000,
+		UserHeader:  UserHeader,
+	}
+	return nil
+}
+
+// Drive plays the scenario against a rollout: it sets the canary up, then changes it as the
+// rollout's events arrive, until the stream ends.
+func (s *Stack) Drive(ctx context.Context, events *engine.EventStream) {
+	ctx, cancel := context.WithCancel(ctx)
+	d := &driver{ctx: ctx, stack: s, canary: s.canary}
+	defer func() {
+		cancel() // stop the scenario's timers, then wait for them
+		d.timers.Wait()
+	}()
+	if s.Scenario.start != nil {
+		s.Scenario.start(d)
+	}
+	for {
+		ev, ok := events.Next(ctx)
+		if !ok {
+			return
+		}
+		if s.Scenario.react != nil {
+			s.Scenario.react(d, ev)
+		}
+	}
+}
+
+// Close stops the load, then the proxy and the backends.
+func (s *Stack) Close() error {
+	s.cancel()
+	s.running.Wait()
+	var errs []error
+	if s.Proxy != nil {
+		errs = append(errs, s.Proxy.Close())
+	}
+	for _, b := range []*Backend{s.stable, s.canary} {
+		if b != nil {
+			errs = append(errs, b.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// driver is what a scenario acts through; its times are in demo time (divided by the speed).
+type driver struct {
+	ctx    context.Context
+	stack  *Stack
+	canary *Backend
+	timers sync.WaitGroup
+}
+
+// after runs f once after delay, unless the drive ends first.
+func (d *driver) after(delay time.Duration, f func()) {
+	d.timers.Go(func() {
+		t := time.NewTimer(d.wall(delay))
+		defer t.Stop()
+		select {
+		case <-t.C:
+			f()
+		case <-d.ctx.Done():
+		}
+	})
+}
+
+// every runs f every period until the drive ends.
+func (d *driver) every(period time.Duration, f func()) {
+	d.timers.Go(func() {
+		t := time.NewTicker(d.wall(period))
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				f()
+			case <-d.ctx.Done():
+				return
+			}
+		}
+	})
+}
+
+// outage makes the metrics source fail from delay on, for length.
+func (d *driver) outage(delay, length time.Duration) {
+	from := time.Now().Add(d.wall(delay))
+	d.stack.outage.fail(from, from.Add(d.wall(length)))
+}
+
+func (d *driver) wall(demo time.Duration) time.Duration {
+	return time.Duration(float64(demo) / d.stack.speed)
+}
+
+func (d *driver) demoSince(t time.Time) time.Duration {
+	return time.Duration(float64(time.Since(t)) * d.stack.speed)
+}
