@@ -17,15 +17,8 @@ type subscribers struct {
 }
 
 func (s *subscribers) publish(ev Event, st State) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.latest = st
-	for ch := range s.states {
-		offerLatest(ch, st)
-	}
-	for es := range s.streams {
-		es.push(ev)
-	}
+	s.publishState(st)
+	s.pushEvent(ev)
 }
 
 // offerLatest puts st in ch, replacing a value the reader has not taken yet. Only the engine
@@ -66,29 +59,7 @@ func (s *subscribers) close() {
 // Subscribe returns a channel that always holds the newest state (a reader that falls behind
 // skips to the newest) and a function to unsubscribe. The channel is closed, after the last
 // state, when the engine stops. States share memory with each other: read them, never write.
-func (e *Engine) Subscribe() (<-chan State, func()) {
-	s := &e.subs
-	ch := make(chan State, 1)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ch <- s.latest
-	if s.closed {
-		close(ch)
-		return ch, func() {}
-	}
-	if s.states == nil {
-		s.states = map[chan State]struct{}{}
-	}
-	s.states[ch] = struct{}{}
-	return ch, func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if _, ok := s.states[ch]; ok {
-			delete(s.states, ch)
-			close(ch)
-		}
-	}
-}
+func (e *Engine) Subscribe() (<-chan State, func()) { return e.subs.subscribe() }
 
 // Subscribers is how many snapshot subscriptions are open (for leak checks and the header).
 func (e *Engine) Subscribers() int {
@@ -98,21 +69,7 @@ func (e *Engine) Subscribers() int {
 }
 
 // Events returns a stream of every event published from now on, in order.
-func (e *Engine) Events() *EventStream {
-	s := &e.subs
-	es := &EventStream{wake: make(chan struct{}, 1), owner: s}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		es.close()
-		return es
-	}
-	if s.streams == nil {
-		s.streams = map[*EventStream]struct{}{}
-	}
-	s.streams[es] = struct{}{}
-	return es
-}
+func (e *Engine) Events() *EventStream { return e.subs.events() }
 
 // EventStream delivers every event in order.
 type EventStream struct {
@@ -173,4 +130,66 @@ func (es *EventStream) Close() {
 	delete(es.owner.streams, es)
 	es.owner.mu.Unlock()
 	es.close()
+}
+
+// subscribe opens a latest-wins state subscription (Engine.Subscribe, Player.Subscribe).
+func (s *subscribers) subscribe() (<-chan State, func()) {
+	ch := make(chan State, 1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch <- s.latest
+	if s.closed {
+		close(ch)
+		return ch, func() {}
+	}
+	if s.states == nil {
+		s.states = map[chan State]struct{}{}
+	}
+	s.states[ch] = struct{}{}
+	return ch, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if _, ok := s.states[ch]; ok {
+			delete(s.states, ch)
+			close(ch)
+		}
+	}
+}
+
+// events opens a stream of every event from now on (Engine.Events, Player.Events).
+func (s *subscribers) events() *EventStream {
+	es := &EventStream{wake: make(chan struct{}, 1), owner: s}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		es.close()
+		return es
+	}
+	if s.streams == nil {
+		s.streams = map[*EventStream]struct{}{}
+	}
+	s.streams[es] = struct{}{}
+	return es
+}
+
+// publishState offers st to every state subscriber without an event.
+func (s *subscribers) publishState(st State) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.latest = st
+	for ch := range s.states {
+		offerLatest(ch, st)
+	}
+}
+
+// pushEvent hands ev to every event stream without publishing a state.
+func (s *subscribers) pushEvent(ev Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for es := range s.streams {
+		es.push(ev)
+	}
 }

@@ -226,7 +226,7 @@ func (m *Model) reason(c *engine.CheckState) string {
 }
 
 func signed(v float64, unit string, rate bool) string {
-	if rate && unit == "" {
+	if asPercent(unit, rate) {
 		return formatRateChange(v)
 	}
 	if v >= 0 {
@@ -247,7 +247,7 @@ func toleranceText(cr metrics.Criteria, unit string, rate bool) string {
 		parts = append(parts, sign+metrics.FormatValue(*cr.MaxDeviationPercent)+"%")
 	}
 	if cr.MaxIncrease != nil {
-		if rate && unit == "" {
+		if asPercent(unit, rate) {
 			parts = append(parts, sign+strings.TrimPrefix(formatRateChange(*cr.MaxIncrease), "+"))
 		} else {
 			parts = append(parts, sign+formatValue(*cr.MaxIncrease, unit, rate))

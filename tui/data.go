@@ -21,11 +21,11 @@ type (
 	snapshotMsg struct {
 		st       engine.State
 		ok       bool
-		playback *PlaybackStatus
+		playback *engine.PlaybackStatus
 	}
 	frameMsg       struct{} // a frame's time has passed since the last state: read the next
 	tickMsg        struct{} // a second has passed: clocks move
-	playbackMsg    struct{ status PlaybackStatus }
+	playbackMsg    struct{ status engine.PlaybackStatus }
 	commandDoneMsg struct {
 		kind engine.CommandKind
 		err  error

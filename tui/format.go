@@ -19,7 +19,7 @@ func formatValue(v float64, unit string, rate bool) string {
 		return "—"
 	case math.IsInf(v, 0):
 		return metrics.FormatValue(v)
-	case rate && unit == "":
+	case asPercent(unit, rate):
 		return metrics.FormatValue(v*100) + "%"
 	case unit == "s" && math.Abs(v) < 1 && v != 0:
 		return metrics.FormatValue(v*1000) + " ms"
@@ -28,6 +28,10 @@ func formatValue(v float64, unit string, rate bool) string {
 	}
 	return metrics.FormatValue(v) + " " + unit
 }
+
+// asPercent reports whether values are a ratio shown as a percentage: a rate (events out of
+// total) with no unit or the unit "%".
+func asPercent(unit string, rate bool) bool { return rate && (unit == "" || unit == "%") }
 
 // formatRateChange shows an absolute change of a rate in percentage points: "+0.14pp".
 func formatRateChange(v float64) string {

@@ -40,7 +40,7 @@ type Model struct {
 	have     bool     // a state has arrived
 	ended    bool     // the snapshot channel closed: the engine (or the replay) has stopped
 	rows     []logRow // the event log as shown
-	playback PlaybackStatus
+	playback engine.PlaybackStatus
 	now      time.Time
 
 	sub    <-chan engine.State

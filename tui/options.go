@@ -30,7 +30,7 @@ type Controller interface {
 	Do(ctx context.Context, cmd engine.Command) error
 }
 
-// Playback steers a replay.
+// Playback steers a replay: *engine.Player.
 type Playback interface {
 	TogglePause()
 	Faster()
@@ -39,18 +39,9 @@ type Playback interface {
 	NextStep()
 	ToStart()
 	ToEnd()
-	Status() PlaybackStatus
+	Status() engine.PlaybackStatus
 }
 
-// PlaybackStatus is where a replay stands.
-type PlaybackStatus struct {
-	Speed  float64   // 1 is real time
-	Paused bool      // playback is paused
-	Pos    int       // events played
-	Len    int       // events in the recording
-	At     time.Time // the recording's time at Pos
-	Done   bool      // every event has been played
-}
 
 // Mode says who the view is for, which decides what q does.
 type Mode int
@@ -99,6 +90,9 @@ type Options struct {
 	// Context ends the subscription when done (an SSH session's context); nil: only quitting
 	// ends it.
 	Context context.Context
+	// Note is shown in the status bar beside who you are, when no message is (the demo puts
+	// its proxy's address there, since the screen hides what perch printed before).
+	Note string
 	// Presence lists who is watching the same engine (the sessions of `perch serve`), shown in
 	// the header; nil for a local view. It is read once a second, so it must not block.
 	Presence func() []engine.Actor

@@ -99,8 +99,8 @@ func (f *fakePlayback) PrevStep()    { f.calls = append(f.calls, "prev") }
 func (f *fakePlayback) NextStep()    { f.calls = append(f.calls, "next") }
 func (f *fakePlayback) ToStart()     { f.calls = append(f.calls, "start") }
 func (f *fakePlayback) ToEnd()       { f.calls = append(f.calls, "end") }
-func (f *fakePlayback) Status() PlaybackStatus {
-	return PlaybackStatus{Speed: 4, Pos: len(f.calls), Len: 100}
+func (f *fakePlayback) Status() engine.PlaybackStatus {
+	return engine.PlaybackStatus{Speed: 4, Pos: len(f.calls), Len: 100}
 }
 
 // Outcomes of a command key.
@@ -452,7 +452,7 @@ func TestReplayKeysDrivePlayback(t *testing.T) {
 	if h.m.dialog != nil || len(h.ctl.sent()) != 0 {
 		t.Error("a command key acted in a replay")
 	}
-	h.m.Update(playbackMsg{status: PlaybackStatus{Speed: 2, Paused: true, Pos: 40, Len: 100, At: st.StepStartedAt.Add(90 * time.Second)}})
+	h.m.Update(playbackMsg{status: engine.PlaybackStatus{Speed: 2, Paused: true, Pos: 40, Len: 100, At: st.StepStartedAt.Add(90 * time.Second)}})
 	screen := h.screen()
 	for _, s := range []string{"REPLAY ‖ paused event 40/100", "in step 1m30s", "space pause/play", "+/- speed", "←/→ step", "replay: commands are off"} {
 		if !strings.Contains(screen, s) {
@@ -535,5 +535,14 @@ func TestHeaderShowsWhoIsConnected(t *testing.T) {
 	h.m.Update(tickMsg{})
 	if first := strings.Split(h.screen(), "\n")[0]; !strings.Contains(first, "3 here: alice, bob (viewer), carol") {
 		t.Errorf("header did not follow a new arrival within a tick:\n%s", first)
+	}
+}
+
+func TestNoteInStatusBar(t *testing.T) {
+	st, now := stateRunning(t)
+	h := newHarness(t, st, now, func(o *Options) { o.Note = "proxy http://127.0.0.1:8080" })
+	lines := strings.Split(strings.TrimRight(h.screen(), "\n"), "\n")
+	if !strings.Contains(lines[len(lines)-2], "you are alice (operator) · proxy http://127.0.0.1:8080") {
+		t.Errorf("status bar does not carry the note:\n%s", lines[len(lines)-2])
 	}
 }

@@ -191,6 +191,9 @@ func (m *Model) statusBar(width int) []string {
 		msg = s.warning.Render("the engine has finished; nothing more will change (q to leave)")
 	default:
 		msg = s.muted.Render(m.identity())
+		if m.opts.Note != "" {
+			msg += s.muted.Render(" · ") + s.text.Render(m.opts.Note)
+		}
 	}
 	line := cut(msg, width)
 	if fresh := m.freshness(); fresh != "" && m.status.text == "" {

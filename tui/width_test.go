@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/charmbracelet/x/ansi"
+
+	"github.com/perchhq/perch/metrics"
 )
 
 // TestWidthAgreesWithAnsi: cells must give what ansi.StringWidth gives, for the view's own
@@ -33,5 +35,16 @@ func TestWidthAgreesWithAnsi(t *testing.T) {
 		if got, want := cells(s), ansi.StringWidth(s); got != want {
 			t.Errorf("cells(%q) = %d, ansi.StringWidth = %d", s, got, want)
 		}
+	}
+}
+
+func TestRatesWithPercentUnit(t *testing.T) {
+	inc := 0.02
+	cr := metrics.Criteria{Direction: metrics.LowerIsBetter, MaxIncrease: &inc}
+	if got := formatValue(0.015, "%", true); got != "1.5%" {
+		t.Errorf("a 0.015 error ratio with unit %% shows as %q, want 1.5%%", got)
+	}
+	if got := toleranceText(cr, "%", true); got != "+2pp" {
+		t.Errorf("maxIncrease 0.02 on an error ratio shows as %q, want +2pp", got)
 	}
 }

@@ -113,7 +113,7 @@ func (a *app) run(c *cobra.Command, path string, f runFlags) error {
 	}
 	started = true
 	if !f.headless {
-		out, err := a.runTUI(ctx, eng, theme, f.output, held)
+		out, err := a.runTUI(ctx, eng, theme, f.output, held, "")
 		stop()
 		return a.finish(out, err, eng.Snapshot(), path, journal.Path())
 	}

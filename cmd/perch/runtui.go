@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"sync"
 
 	"github.com/charmbracelet/x/term"
@@ -35,7 +36,7 @@ func (a *app) checkTUI(f runFlags) (themes.Theme, error) {
 // runTUI runs the engine under the terminal UI. Leaving the view never changes traffic: the
 // operator either detaches (the engine carries on, printing events as --headless does) or
 // stops the engine (traffic stays as it is, to resume later).
-func (a *app) runTUI(ctx context.Context, eng *engine.Engine, theme themes.Theme, format string, held *heldWriter) (engine.Outcome, error) {
+func (a *app) runTUI(ctx context.Context, eng *engine.Engine, theme themes.Theme, format string, held *heldWriter, note string) (engine.Outcome, error) {
 	engineCtx, stopEngine := context.WithCancel(ctx)
 	defer stopEngine()
 	type result struct {
@@ -47,13 +48,10 @@ func (a *app) runTUI(ctx context.Context, eng *engine.Engine, theme themes.Theme
 		out, err := eng.Run(engineCtx)
 		done <- result{out, err}
 	}()
-	user := a.getenv("USER")
-	if user == "" {
-		user = "operator"
-	}
+	name := a.localUser()
 	held.hold()
 	choice, err := tui.Run(ctx, tui.Options{Snapshots: eng, Controller: eng, Mode: tui.ModeLocal, Theme: theme,
-		Actor: engine.Actor{Name: user, Role: engine.RoleOperator, Source: "tui"}})
+		Actor: engine.Actor{Name: name, Role: engine.RoleOperator, Source: "tui"}, Note: note})
 	held.release()
 	switch {
 	case ctx.Err() != nil: // a signal: the engine stops with it, as headless
@@ -118,4 +116,15 @@ func (a *app) holdingStderr() (*app, *heldWriter) {
 	b := *a
 	b.stderr = held
 	return &b, held
+}
+
+// localUser names the person at this terminal: $USER, else the account perch runs as.
+func (a *app) localUser() string {
+	if name := a.getenv("USER"); name != "" {
+		return name
+	}
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	return "operator"
 }

@@ -41,6 +41,7 @@ func addSSHFlags(c *cobra.Command, f *sshFlags, demo bool) {
 
 type serveFlags struct {
 	run      runFlags
+	metrics  string
 	ssh      sshFlags
 	holdOpen time.Duration
 }
@@ -70,6 +71,7 @@ Exit codes: 0 promoted, 1 rolled back, 2 bad input, 3 stopped by an error or a s
 	c.Flags().StringVar(&f.run.theme, "theme", themes.Default, "starting theme of each session: "+strings.Join(themes.Names(), ", ")+", or a theme file NAME.yaml")
 	c.Flags().DurationVar(&f.holdOpen, "hold-open", time.Minute, "how long sessions stay open after the rollout is promoted")
 	addSSHFlags(c, &f.ssh, false)
+	addMetricsAddrFlag(c, &f.metrics)
 	addConnectFlags(c, &f.run.connect)
 	return c
 }
@@ -112,36 +114,53 @@ func (a *app) serve(ctx context.Context, path string, f serveFlags) error {
 		return err
 	}
 	defer stopControl()
+	stopMetrics, err := a.serveMetrics(f.metrics, eng, b.router, b.source)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	stopIntegrations, err := a.startIntegrations(ctx, spec, eng)
 	if err != nil {
 		return err
 	}
-	sshCtx, stopSSH := context.WithCancel(context.Background())
-	sshDone, err := a.startSSH(sshCtx, eng, keys, f.ssh, theme)
-	if err != nil {
-		stopSSH()
-		stopIntegrations()
-		return err
-	}
-	printed := make(chan struct{})
-	go printEvents(eng.Events(), a.stdout, spec, f.run.output, printed)
-	out, runErr := eng.Run(ctx)
+	out, runErr := a.runServed(ctx, eng, keys, f.ssh, theme, f.run.output, f.holdOpen)
 	stopIntegrations()
-	<-printed
-	if out == engine.OutcomePromoted && f.holdOpen > 0 {
-		fmt.Fprintf(a.stderr, "perch: promoted; sessions stay open for %s\n", f.holdOpen)
-		select {
-		case <-time.After(f.holdOpen):
-		case <-ctx.Done():
-		}
+	if errors.Is(runErr, errSSHStart) {
+		return runErr
 	}
-	stopSSH()
-	<-sshDone
 	st := eng.Snapshot()
 	if out == engine.OutcomeStopped && st.Phase == engine.PhaseRolledBack {
 		return exitWith(exitRolledBack) // stopped while waiting for a retry that never came
 	}
 	return a.finish(out, runErr, st, path, journal.Path())
+}
+
+// errSSHStart marks a failure to start serving, before the engine ran.
+var errSSHStart = errors.New("ssh")
+
+// runServed runs eng headless, printing its events, while serving its TUI over SSH; after a
+// promotion sessions stay open for holdOpen so everyone sees the end.
+func (a *app) runServed(ctx context.Context, eng *engine.Engine, keys *remote.Keyring, f sshFlags, theme themes.Theme, format string, holdOpen time.Duration) (engine.Outcome, error) {
+	sshCtx, stopSSH := context.WithCancel(context.Background())
+	defer stopSSH()
+	sshDone, err := a.startSSH(sshCtx, eng, keys, f, theme)
+	if err != nil {
+		return engine.OutcomeStopped, fmt.Errorf("%w: %w", errSSHStart, err)
+	}
+	printed := make(chan struct{})
+	go printEvents(eng.Events(), a.stdout, eng.Spec(), format, printed)
+	out, runErr := eng.Run(ctx)
+	<-printed
+	if out == engine.OutcomePromoted && holdOpen > 0 {
+		fmt.Fprintf(a.stderr, "perch: promoted; sessions stay open for %s\n", holdOpen)
+		select {
+		case <-time.After(holdOpen):
+		case <-ctx.Done():
+		}
+	}
+	stopSSH()
+	<-sshDone
+	return out, runErr
 }
 
 // startSSH serves the TUI of eng over SSH until ctx ends; the returned channel closes once
