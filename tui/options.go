@@ -42,7 +42,6 @@ type Playback interface {
 	Status() engine.PlaybackStatus
 }
 
-
 // Mode says who the view is for, which decides what q does.
 type Mode int
 
