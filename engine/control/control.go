@@ -108,7 +108,11 @@ func DefaultPath(getenv func(string) string, name, journalPath string) string {
 	if dir := getenv("XDG_RUNTIME_DIR"); dir != "" {
 		return filepath.Join(dir, "perch", name+".sock")
 	}
-	return filepath.Join(filepath.Dir(journalPath), "perch-"+name+".sock")
+	path := filepath.Join(filepath.Dir(journalPath), "perch-"+name+".sock")
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	return path
 }
 
 // Server answers requests on a Unix socket.
