@@ -34,6 +34,15 @@ type Recording struct {
 	needsNewline bool
 }
 
+// Fold is the state the recording ends in.
+func (r *Recording) Fold() State {
+	st := NewState(r.Header.Spec)
+	for _, ev := range r.Events {
+		st.Apply(ev)
+	}
+	return st
+}
+
 // Journal appends events to a JSON Lines file, each one flushed and fsynced before Append
 // returns, so whatever the engine published survives a crash.
 type Journal struct {

@@ -10,7 +10,7 @@ import (
 )
 
 // proxyRouter starts perch's own proxy on the rollout's listen address.
-func proxyRouter(_ context.Context, spec *engine.Spec, _ connectFlags) (engine.Router, error) {
+func proxyRouter(ctx context.Context, spec *engine.Spec, flags connectFlags) (engine.Router, error) {
 	p := spec.Traffic.Proxy
 	cfg := proxy.Config{Stable: p.Stable, Canary: p.Canary}
 	if p.Sticky != nil {
@@ -20,7 +20,17 @@ func proxyRouter(_ context.Context, spec *engine.Spec, _ connectFlags) (engine.R
 		cfg.OverrideHeader = p.Override.Header
 	}
 	cfg.Resolution, cfg.Retention = builtinWindow(spec)
-	return proxy.Listen(p.Listen, cfg)
+	px, err := proxy.Listen(p.Listen, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if flags.restoreWeight > 0 { // resuming: the proxy died with the last perch; bring its split back
+		if err := px.SetWeight(ctx, flags.restoreWeight); err != nil {
+			px.Close()
+			return nil, err
+		}
+	}
+	return px, nil
 }
 
 // builtinWindow sizes the proxy's observations for the rollout: slots of a quarter of the look

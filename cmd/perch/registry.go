@@ -15,6 +15,9 @@ type connectFlags struct {
 	kubeconfig  string
 	kubeContext string
 	awsProfile  string
+	// restoreWeight is, on --resume, the weight the journal last confirmed (-1 if none): a
+	// provider that lives in perch and died with it (the proxy) starts from it.
+	restoreWeight int
 }
 
 // routerFactory connects to the traffic provider a rollout file names.

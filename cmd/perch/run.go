@@ -66,30 +66,14 @@ func (a *app) run(c *cobra.Command, path string, f runFlags) error {
 	if err != nil {
 		return err
 	}
-	spec, err := loadSpec(path)
-	if err != nil {
-		return err
-	}
 	ctx := c.Context()
-	b, err := a.registry.connect(ctx, spec, f.connect)
+	r, err := a.openRollout(ctx, path, f)
 	if err != nil {
 		return err
 	}
-	defer b.close()
-	journal, rec, err := a.openJournal(spec, f)
-	if err != nil {
-		return err
-	}
-	defer journal.Close()
-	// Until the engine runs, a new journal holds only its header: drop it if setup fails, so a
-	// bad flag or an unset variable leaves no stray file behind.
-	started := false
-	defer func() {
-		if !started && rec == nil {
-			os.Remove(journal.Path())
-		}
-	}()
-	eng, err := engine.New(engine.Config{Spec: spec, Router: b.router, Source: b.source, Journal: journal, Resume: rec})
+	defer r.close()
+	spec, b, journal := r.spec, r.backend, r.journal
+	eng, err := engine.New(engine.Config{Spec: spec, Router: b.router, Source: b.source, Journal: journal, Resume: r.rec})
 	if err != nil {
 		return badInput(err)
 	}
@@ -111,7 +95,7 @@ func (a *app) run(c *cobra.Command, path string, f runFlags) error {
 	if err != nil {
 		return err
 	}
-	started = true
+	r.started = true
 	if !f.headless {
 		out, err := a.runTUI(ctx, eng, theme, f.output, held, "")
 		stop()
@@ -125,34 +109,86 @@ func (a *app) run(c *cobra.Command, path string, f runFlags) error {
 	return a.finish(out, err, eng.Snapshot(), path, journal.Path())
 }
 
-// openJournal creates the run's journal, or with --resume reopens the one named.
-func (a *app) openJournal(spec *engine.Spec, f runFlags) (*engine.Journal, *engine.Recording, error) {
-	if f.resume {
-		if f.journal == "" {
-			return nil, nil, badInput(errors.New("--resume needs --journal FILE (the journal of the run to continue)"))
-		}
-		j, rec, err := engine.OpenJournal(f.journal)
-		if err != nil {
-			return nil, nil, badInput(err)
-		}
-		for _, w := range rec.Warnings {
-			fmt.Fprintf(a.stderr, "perch: %s: %s\n", f.journal, w)
-		}
-		return j, rec, nil
+// rollout is a rollout file connected to its provider and its journal, ready for an engine.
+type rollout struct {
+	spec    *engine.Spec
+	backend *backend
+	journal *engine.Journal
+	rec     *engine.Recording // with --resume: what the journal recorded
+	// started is set once the engine has run; until then a journal this run created holds
+	// only its header and is removed on close, so a failed start leaves no stray file.
+	started bool
+}
+
+// openRollout loads the rollout file, connects to its provider and source and creates its
+// journal, or with --resume reopens the journal named first, so that a provider that lives
+// in perch (the proxy) comes back at the weight it had.
+func (a *app) openRollout(ctx context.Context, path string, f runFlags) (*rollout, error) {
+	spec, err := loadSpec(path)
+	if err != nil {
+		return nil, err
 	}
-	path := f.journal
+	r := &rollout{spec: spec}
+	if f.resume {
+		if r.journal, r.rec, err = a.resumeJournal(f.journal); err != nil {
+			return nil, err
+		}
+		f.connect.restoreWeight = r.rec.Fold().Weight
+	}
+	if r.backend, err = a.registry.connect(ctx, spec, f.connect); err != nil {
+		r.close()
+		return nil, err
+	}
+	if !f.resume {
+		if r.journal, err = a.createJournal(spec, f.journal); err != nil {
+			r.close()
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+func (r *rollout) close() {
+	if r.journal != nil {
+		r.journal.Close()
+		if !r.started && r.rec == nil {
+			os.Remove(r.journal.Path())
+		}
+	}
+	if r.backend != nil {
+		r.backend.close()
+	}
+}
+
+// resumeJournal reopens the journal of a run to continue.
+func (a *app) resumeJournal(path string) (*engine.Journal, *engine.Recording, error) {
+	if path == "" {
+		return nil, nil, badInput(errors.New("--resume needs --journal FILE (the journal of the run to continue)"))
+	}
+	j, rec, err := engine.OpenJournal(path)
+	if err != nil {
+		return nil, nil, badInput(err)
+	}
+	for _, w := range rec.Warnings {
+		fmt.Fprintf(a.stderr, "perch: %s: %s\n", path, w)
+	}
+	return j, rec, nil
+}
+
+// createJournal starts a new journal at path, or ./perch-NAME-TIMESTAMP.jsonl.
+func (a *app) createJournal(spec *engine.Spec, path string) (*engine.Journal, error) {
 	if path == "" {
 		path = fmt.Sprintf("perch-%s-%s.jsonl", spec.Name, time.Now().UTC().Format("20060102T150405Z"))
 	}
 	j, err := engine.CreateJournal(path, spec, time.Now())
 	if err != nil {
-		return nil, nil, badInput(err)
+		return nil, badInput(err)
 	}
 	if abs, err := filepath.Abs(path); err == nil {
 		path = abs
 	}
 	fmt.Fprintf(a.stderr, "perch: journal %s\n", path)
-	return j, nil, nil
+	return j, nil
 }
 
 // finish turns how the engine ended into the exit code, saying how to resume a stopped run.

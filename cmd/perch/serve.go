@@ -91,21 +91,13 @@ func (a *app) serve(ctx context.Context, path string, f serveFlags) error {
 	if err != nil {
 		return badInput(fmt.Errorf("--theme: %w", err))
 	}
-	spec, err := loadSpec(path)
+	r, err := a.openRollout(ctx, path, f.run)
 	if err != nil {
 		return err
 	}
-	b, err := a.registry.connect(ctx, spec, f.run.connect)
-	if err != nil {
-		return err
-	}
-	defer b.close()
-	journal, rec, err := a.openJournal(spec, f.run)
-	if err != nil {
-		return err
-	}
-	defer journal.Close()
-	eng, err := engine.New(engine.Config{Spec: spec, Router: b.router, Source: b.source, Journal: journal, Resume: rec, Linger: true})
+	defer r.close()
+	spec, b, journal := r.spec, r.backend, r.journal
+	eng, err := engine.New(engine.Config{Spec: spec, Router: b.router, Source: b.source, Journal: journal, Resume: r.rec, Linger: true})
 	if err != nil {
 		return badInput(err)
 	}
@@ -123,6 +115,7 @@ func (a *app) serve(ctx context.Context, path string, f serveFlags) error {
 	if err != nil {
 		return err
 	}
+	r.started = true
 	out, runErr := a.runServed(ctx, eng, keys, f.ssh, theme, f.run.output, f.holdOpen)
 	stopIntegrations()
 	if errors.Is(runErr, errSSHStart) {

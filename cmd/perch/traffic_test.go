@@ -177,3 +177,10 @@ steps: [{setWeight: 5}]
 		})
 	}
 }
+
+func TestTrafficOnAProxyRolloutPointsAtTheRunningPerch(t *testing.T) {
+	c := newCLI(t, &memBackend{})
+	if code := c.run(t.Context(), "traffic", "DIR/web.yaml", "--set", "0"); code != exitBadInput || !strings.Contains(c.stderr.String(), "perch status") {
+		t.Errorf("exit %d, stderr %q: want exit 2 pointing at perch status", code, c.stderr.String())
+	}
+}
