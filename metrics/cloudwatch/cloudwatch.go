@@ -14,11 +14,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	cw "github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 
 	"github.com/perchhq/perch/metrics"
+	"github.com/perchhq/perch/providers/awsconf"
 )
 
 // Config says which CloudWatch to ask.
@@ -42,16 +42,9 @@ type Source struct {
 // config and credentials files with cfg.Profile, SSO, IMDS; AWS_ENDPOINT_URL and
 // AWS_ENDPOINT_URL_CLOUDWATCH) and makes a source. optFns adjust the client.
 func New(ctx context.Context, cfg Config, optFns ...func(*cw.Options)) (*Source, error) {
-	var load []func(*config.LoadOptions) error
-	if cfg.Region != "" {
-		load = append(load, config.WithRegion(cfg.Region))
-	}
-	if cfg.Profile != "" {
-		load = append(load, config.WithSharedConfigProfile(cfg.Profile))
-	}
-	awsCfg, err := config.LoadDefaultConfig(ctx, load...)
+	awsCfg, err := awsconf.Load(ctx, cfg.Region, cfg.Profile)
 	if err != nil {
-		return nil, fmt.Errorf("AWS configuration: %w", err)
+		return nil, err
 	}
 	if awsCfg.Region == "" {
 		return nil, errors.New("no AWS region for CloudWatch: set metrics.cloudwatch.region, AWS_REGION, or a region in the AWS profile")

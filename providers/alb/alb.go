@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 
+	"github.com/perchhq/perch/providers/awsconf"
 	"github.com/perchhq/perch/providers/internal/split"
 )
 
@@ -54,16 +54,9 @@ func New(ctx context.Context, cfg Config, optFns ...func(*elbv2.Options)) (*Rout
 	if err := check(cfg); err != nil {
 		return nil, err
 	}
-	var load []func(*config.LoadOptions) error
-	if region := regionOf(cfg); region != "" {
-		load = append(load, config.WithRegion(region))
-	}
-	if cfg.Profile != "" {
-		load = append(load, config.WithSharedConfigProfile(cfg.Profile))
-	}
-	awsCfg, err := config.LoadDefaultConfig(ctx, load...)
+	awsCfg, err := awsconf.Load(ctx, regionOf(cfg), cfg.Profile)
 	if err != nil {
-		return nil, fmt.Errorf("AWS configuration: %w", err)
+		return nil, err
 	}
 	return &Router{api: elbv2.NewFromConfig(awsCfg, optFns...), cfg: cfg}, nil
 }
