@@ -7,13 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/perchhq/perch/engine"
-	"github.com/perchhq/perch/metrics"
 )
 
 const rolloutYAML = `name: web
@@ -32,46 +30,6 @@ steps:
   - {setWeight: 50, analyze: 1m}
 `
 
-// memBackend is an in-memory provider and source: the canary's error ratio is errorRatio
-// once the weight reaches failAt (never, if failAt is 0).
-type memBackend struct {
-	mu     sync.Mutex
-	weight int
-	sets   []int
-	failAt int
-}
-
-func (m *memBackend) SetWeight(_ context.Context, w int) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.weight = w
-	m.sets = append(m.sets, w)
-	return nil
-}
-
-func (m *memBackend) Weight(context.Context) (int, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.weight, nil
-}
-
-func (m *memBackend) Samples(_ context.Context, q metrics.Query, start, end time.Time, step time.Duration) ([]metrics.Sample, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	v := 100.0
-	if q.Expr == "canary_errors" || q.Expr == "stable_errors" {
-		v = 0
-		if q.Expr == "canary_errors" && m.failAt > 0 && m.weight >= m.failAt {
-			v = 30
-		}
-	}
-	var out []metrics.Sample
-	for t := start; !t.After(end); t = t.Add(step) {
-		out = append(out, metrics.Sample{Time: t, Value: v})
-	}
-	return out, nil
-}
-
 type cli struct {
 	dir            string
 	stdout, stderr bytes.Buffer
@@ -84,10 +42,7 @@ func newCLI(t *testing.T, m *memBackend) *cli {
 	if err := os.WriteFile(filepath.Join(c.dir, "web.yaml"), []byte(rolloutYAML), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	reg := defaultRegistry()
-	reg.routers["proxy"] = func(context.Context, *engine.Spec, connectFlags) (engine.Router, error) { return m, nil }
-	reg.sources["prometheus"] = func(context.Context, *engine.Spec, engine.Router, connectFlags) (engine.Source, error) { return m, nil }
-	c.app = &app{stdin: strings.NewReader(""), stdout: &c.stdout, stderr: &c.stderr, registry: reg, getenv: func(string) string { return "" }}
+	c.app = &app{stdin: strings.NewReader(""), stdout: &c.stdout, stderr: &c.stderr, registry: memRegistry(m), getenv: func(string) string { return "" }}
 	return c
 }
 

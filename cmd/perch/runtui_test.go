@@ -7,12 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
-	"github.com/perchhq/perch/engine"
-	"github.com/perchhq/perch/metrics"
 	"github.com/perchhq/perch/tui/tmuxtest"
 )
 
@@ -25,51 +21,12 @@ const (
 
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" {
-		a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, registry: memRegistry(), getenv: os.Getenv}
+		a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, registry: memRegistry(&memBackend{}), getenv: os.Getenv}
 		code := a.main(context.Background(), strings.Fields(os.Getenv(childArgsEnv)))
 		fmt.Printf("perch exited %d\n", code)
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
-}
-
-// memRegistry connects every rollout to a router and a source in memory.
-func memRegistry() registry {
-	r := defaultRegistry()
-	r.routers["istio"] = func(context.Context, *engine.Spec, connectFlags) (engine.Router, error) { return &memRouter{}, nil }
-	r.sources["prometheus"] = func(context.Context, *engine.Spec, engine.Router, connectFlags) (engine.Source, error) {
-		return memSource{}, nil
-	}
-	return r
-}
-
-type memRouter struct {
-	mu     sync.Mutex
-	weight int
-}
-
-func (r *memRouter) SetWeight(_ context.Context, w int) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.weight = w
-	return nil
-}
-
-func (r *memRouter) Weight(context.Context) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.weight, nil
-}
-
-// memSource answers 0.2 to every query: canary and baseline alike.
-type memSource struct{}
-
-func (memSource) Samples(_ context.Context, _ metrics.Query, start, end time.Time, step time.Duration) ([]metrics.Sample, error) {
-	var out []metrics.Sample
-	for t := start; !t.After(end); t = t.Add(step) {
-		out = append(out, metrics.Sample{Time: t, Value: 0.2})
-	}
-	return out, nil
 }
 
 // writeRollout writes a rollout of one step analysed for analyze.
@@ -109,7 +66,7 @@ func TestRunRefusesTheTUIWithoutATerminal(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			a := &app{stdout: &stdout, stderr: &stderr, registry: memRegistry(), getenv: func(string) string { return "" }}
+			a := &app{stdout: &stdout, stderr: &stderr, registry: memRegistry(&memBackend{}), getenv: func(string) string { return "" }}
 			args := strings.Fields(strings.NewReplacer("ROLLOUT", rollout, "THEMEFILE", themeFile).Replace(strings.Join(tt.args, " ")))
 			if code := a.main(context.Background(), args); code != exitBadInput {
 				t.Errorf("exit %d, want %d; stderr:\n%s", code, exitBadInput, stderr.String())

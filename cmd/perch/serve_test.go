@@ -91,7 +91,7 @@ steps:
 `), 0o644)
 
 	var stdout, stderr lockedBuffer
-	a := &app{stdout: &stdout, stderr: &stderr, registry: memRegistry(), getenv: func(string) string { return "" }}
+	a := &app{stdout: &stdout, stderr: &stderr, registry: memRegistry(&memBackend{}), getenv: func(string) string { return "" }}
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	exit := make(chan int, 1)
