@@ -137,3 +137,37 @@ func TestHeldStderr(t *testing.T) {
 		t.Error("holdingStderr changed the app it was called on")
 	}
 }
+
+// TestDemoInRealTerminal drives `perch demo` from the keyboard in tmux: pause and resume,
+// roll back through the confirm dialog, resize to 80×24 with the header and keys kept, quit.
+func TestDemoInRealTerminal(t *testing.T) {
+	dir := t.TempDir()
+	args := fmt.Sprintf("demo --speed 2 --socket none --record %s", filepath.Join(dir, "demo.jsonl"))
+	s := tmuxtest.Start(t, tmuxtest.Options{Width: 120, Height: 40, Dir: dir,
+		Env: []string{childEnv + "=1", childArgsEnv + "=" + args, "USER=dana"}, Command: []string{os.Args[0], "-test.run=^$"}})
+	s.WaitFor("the demo runs", "demo-healthy", "RUNNING", "error_rate", "latency_p99", "proxy http://127.0.0.1:", "you are dana (operator)")
+	s.Key("p")
+	s.WaitFor("paused", "PAUSED", "paused by dana")
+	s.Key("p")
+	s.WaitFor("resumed", "RUNNING", "resumed by dana")
+	s.Key("?")
+	s.WaitFor("help", "KEYS", "roll back")
+	s.Key("Escape")
+	s.WaitGone("help closed", "KEYS —")
+	s.Key("r")
+	s.WaitFor("rollback asks", "Roll back demo-healthy?", "Send 0% to canary")
+	s.Key("n")
+	s.WaitGone("cancelled", "Roll back demo-healthy?")
+	s.Key("r")
+	s.WaitFor("rollback asks again", "Roll back demo-healthy?")
+	s.Key("y")
+	s.WaitFor("rolled back", "ROLLED BACK", "rolled back by dana", "canary weight is 0%")
+	s.Resize(80, 24)
+	screen := s.WaitFor("narrow", "demo-healthy", "ROLLED BACK", "q quit")
+	lines := strings.Split(strings.TrimRight(screen, "\n"), "\n")
+	if !strings.Contains(lines[0], "demo-healthy") || !strings.Contains(lines[len(lines)-1], "q quit") {
+		t.Errorf("at 80×24 the header is not first or the keys not last:\n%s", screen)
+	}
+	s.Key("q")
+	s.WaitForHistory("exit", "perch exited 1")
+}
