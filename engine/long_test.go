@@ -2,12 +2,15 @@ package engine_test
 
 import (
 	"context"
+	"fmt"
 	"runtime"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/metrics"
 )
 
 // TestLongRolloutStaysBounded runs a 24-hour step (2,880 looks) in virtual time and checks that
@@ -89,4 +92,68 @@ checks:
 steps:
   - {setWeight: 10, analyze: ` + time.Duration(looks*int(time.Millisecond)).String() + `}
 `
+}
+
+// BenchmarkReplayHeap replays recordings of one long step — a look every 30 s for 6, 24 and
+// 96 hours — to their end and reports the live heap the Player holds beyond the recording
+// itself, which must not grow with the recording's length:
+// go test -run XXX -bench ReplayHeap -benchtime 3x ./engine
+func BenchmarkReplayHeap(b *testing.B) {
+	for _, hours := range []int{6, 24, 96} {
+		b.Run(fmt.Sprintf("%dh", hours), func(b *testing.B) {
+			rec := longRecording(b, hours*120)
+			var base runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&base)
+			for range b.N {
+				p := engine.NewPlayer(rec, engine.MaxReplaySpeed)
+				p.ToEnd()
+				if st := p.Status(); !st.Done {
+					b.Fatalf("replay at %d of %d", st.Pos, st.Len)
+				}
+				var after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				b.ReportMetric(float64(len(rec.Events)), "events")
+				b.ReportMetric(float64(int64(after.HeapInuse)-int64(base.HeapInuse))/1024, "player-KiB")
+				runtime.KeepAlive(p)
+			}
+		})
+	}
+}
+
+// longRecording is the journal of a promoted rollout with one step of looks looks, 30 s apart.
+func longRecording(tb testing.TB, looks int) *engine.Recording {
+	tb.Helper()
+	text := strings.Replace(benchSpec(looks*30000), "interval: 1ms", "interval: 30s", 1) // analyze: looks × 30 s
+	spec, err := engine.ParseSpec("bench.yaml", []byte(text))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
+	var evs []engine.Event
+	add := func(at time.Duration, ev engine.Event) {
+		ev.Seq, ev.Time = int64(len(evs)+1), t0.Add(at)
+		evs = append(evs, ev)
+	}
+	w, full := 10, 100
+	add(0, engine.Event{Type: engine.EventRolloutStarted, Attempt: 1})
+	add(0, engine.Event{Type: engine.EventStepStarted, Weight: &w})
+	add(0, engine.Event{Type: engine.EventWeightSet, Weight: &w})
+	add(0, engine.Event{Type: engine.EventAnalysisStarted})
+	for i := 1; i <= looks; i++ {
+		var checks []engine.CheckResult
+		for _, name := range []string{"latency", "errors"} {
+			checks = append(checks, engine.CheckResult{Check: name, LastCanary: metrics.Number(100 + i%7), LastBaseline: 100,
+				Result: metrics.Result{Verdict: metrics.Pass, Reason: fmt.Sprintf("canary %d vs baseline 100 (+%d%%; tolerance 20%%)", 100+i%7, i%7),
+					Canary: metrics.Number(100 + i%7), Baseline: 100, Deviation: metrics.Number(i % 7)}})
+		}
+		add(time.Duration(i)*30*time.Second, engine.Event{Type: engine.EventAnalysis, Checks: checks})
+	}
+	end := time.Duration(looks) * 30 * time.Second
+	add(end, engine.Event{Type: engine.EventStepPassed, Reason: "every check passed"})
+	add(end, engine.Event{Type: engine.EventPromoteStarted, Reason: "every step passed"})
+	add(end, engine.Event{Type: engine.EventWeightSet, Weight: &full})
+	add(end, engine.Event{Type: engine.EventPromoted, Weight: &full})
+	return &engine.Recording{Header: engine.Header{Spec: spec}, Events: evs}
 }
