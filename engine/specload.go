@@ -15,6 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/perchhq/perch/engine/suggest"
 	"github.com/perchhq/perch/metrics"
 )
 
@@ -230,7 +231,7 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 		idx, ok := fields[key.Value]
 		switch {
 		case !ok:
-			d.errAt(key, path, "unknown field %q%s", key.Value, suggest(key.Value, names))
+			d.errAt(key, path, "unknown field %q%s", key.Value, suggest.Hint(key.Value, names))
 			d.bad[path] = false // the rest of the mapping is still worth checking
 			continue
 		case seen[key.Value]:
@@ -329,38 +330,4 @@ func joinPath(path, field string) string {
 		return field
 	}
 	return path + "." + field
-}
-
-// suggest names the closest known field, for typos.
-func suggest(got string, known []string) string {
-	best, bestDist := "", 3
-	for _, k := range known {
-		if dist := editDistance(strings.ToLower(got), strings.ToLower(k)); dist < bestDist {
-			best, bestDist = k, dist
-		}
-	}
-	if best == "" {
-		return " (want one of " + strings.Join(known, ", ") + ")"
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/perchhq/perch/engine/suggest"
 	"gopkg.in/yaml.v3"
 )
 
@@ -59,7 +60,7 @@ func Parse(file string, data []byte) (Theme, error) {
 		case "colors":
 			colors = val
 		default:
-			p.fail(key, "unknown field %q%s", key.Value, suggest(key.Value, []string{"name", "extends", "colors"}))
+			p.fail(key, "unknown field %q%s", key.Value, suggest.Hint(key.Value, []string{"name", "extends", "colors"}))
 		}
 	}
 	if extends != nil {
@@ -159,7 +160,7 @@ func (p *parser) colors(n *yaml.Node, t *Theme, set map[string]bool) {
 			}
 		}
 		if idx < 0 {
-			p.fail(key, "colors: unknown colour %q%s", key.Value, suggest(key.Value, known))
+			p.fail(key, "colors: unknown colour %q%s", key.Value, suggest.Hint(key.Value, known))
 			continue
 		}
 		c, err := ParseColor(p.scalar(val, "colors."+key.Value))
@@ -191,38 +192,4 @@ func ParseColor(s string) (Color, error) {
 		return Color(s), nil
 	}
 	return "", fmt.Errorf("%q: want #RGB, #RRGGBB, an ANSI colour number 0..255, or default", s)
-}
-
-// suggest names the closest known word, for typos.
-func suggest(got string, known []string) string {
-	best, bestDist := "", 3
-	for _, k := range known {
-		if d := editDistance(strings.ToLower(got), k); d < bestDist {
-			best, bestDist = k, d
-		}
-	}
-	if best == "" {
-		return " (want one of " + strings.Join(known, ", ") + ")"
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
