@@ -51,10 +51,15 @@ func (m *Model) handleKey(msg tea.KeyMsg) tea.Cmd {
 	return nil
 }
 
-// quitKey leaves the view. A local run with the engine still running asks first whether to
-// keep it running headless or stop it; nothing else asks.
+// quitKey leaves the view. A local run with the engine still supervising asks first whether
+// to keep it running headless or stop it; nothing else asks.
 func (m *Model) quitKey() tea.Cmd {
 	if m.opts.Mode == ModeLocal && !m.ended && m.opts.Controller != nil {
+		if m.have && m.st.Phase.Done() {
+			// Rolled back (the engine waits for a retry) or promoted: nothing left to
+			// supervise and nothing for stopping to change.
+			return m.quit(ChoiceStop)
+		}
 		m.dialog = m.quitDialog()
 		return nil
 	}

@@ -546,3 +546,17 @@ func TestNoteInStatusBar(t *testing.T) {
 		t.Errorf("status bar does not carry the note:\n%s", lines[len(lines)-2])
 	}
 }
+
+// TestQuitAfterRollbackDoesNotAsk: a local run whose engine waits after a rollback (for R)
+// leaves at once on q, stopping the engine: there is nothing left to supervise.
+func TestQuitAfterRollbackDoesNotAsk(t *testing.T) {
+	st, now := stateRolledBack(t)
+	h := newHarness(t, st, now, nil)
+	if !strings.Contains(h.screen(), "R retry") {
+		t.Errorf("a rolled-back local run does not offer R:\n%s", h.screen())
+	}
+	h.press("q")
+	if h.m.dialog != nil || !h.quit || h.m.Choice() != ChoiceStop {
+		t.Errorf("q after a rollback: dialog %v, quit %v, choice %v; want to leave at once, stopping", h.m.dialog, h.quit, h.m.Choice())
+	}
+}

@@ -73,7 +73,8 @@ func (a *app) run(c *cobra.Command, path string, f runFlags) error {
 	}
 	defer r.close()
 	spec, b, journal := r.spec, r.backend, r.journal
-	eng, err := engine.New(engine.Config{Spec: spec, Router: b.router, Source: b.source, Journal: journal, Resume: r.rec})
+	// Under the TUI the engine stays after a rollback, so the operator can retry (R).
+	eng, err := engine.New(engine.Config{Spec: spec, Router: b.router, Source: b.source, Journal: journal, Resume: r.rec, Linger: !f.headless})
 	if err != nil {
 		return badInput(err)
 	}
@@ -198,8 +199,8 @@ func (a *app) finish(out engine.Outcome, err error, st engine.State, specPath, j
 		return runtimeError(fmt.Errorf("stopped: %w", err))
 	case out == engine.OutcomePromoted:
 		return nil
-	case out == engine.OutcomeRolledBack:
-		return exitWith(exitRolledBack)
+	case out == engine.OutcomeRolledBack, st.Phase == engine.PhaseRolledBack:
+		return exitWith(exitRolledBack) // a lingering engine stopped after a rollback, too
 	}
 	weight := "unknown"
 	if st.Weight >= 0 {

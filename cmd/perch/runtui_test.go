@@ -171,3 +171,24 @@ func TestDemoInRealTerminal(t *testing.T) {
 	s.Key("q")
 	s.WaitForHistory("exit", "perch exited 1")
 }
+
+// TestRunTUIRetry: after a rollback the local engine waits, R starts the rollout again (attempt
+// 2), and q after the next rollback leaves at once with exit 1.
+func TestRunTUIRetry(t *testing.T) {
+	tmux := runInTmux(t, writeRollout(t, "10m"))
+	tmux.WaitFor("start", "tui-run", "RUNNING")
+	tmux.Key("r")
+	tmux.WaitFor("asks", "Roll back tui-run?")
+	tmux.Key("y")
+	tmux.WaitFor("rolled back", "ROLLED BACK", "R retry")
+	tmux.Key("R")
+	tmux.WaitFor("retry asks", "Retry tui-run")
+	tmux.Key("y")
+	tmux.WaitFor("retried", "RUNNING", "attempt 2")
+	tmux.Key("r")
+	tmux.WaitFor("asks again", "Roll back tui-run?")
+	tmux.Key("y")
+	tmux.WaitFor("rolled back again", "ROLLED BACK", "attempt 2")
+	tmux.Key("q")
+	tmux.WaitForHistory("exit", "perch exited 1")
+}

@@ -121,11 +121,7 @@ func (a *app) serve(ctx context.Context, path string, f serveFlags) error {
 	if errors.Is(runErr, errSSHStart) {
 		return runErr
 	}
-	st := eng.Snapshot()
-	if out == engine.OutcomeStopped && st.Phase == engine.PhaseRolledBack {
-		return exitWith(exitRolledBack) // stopped while waiting for a retry that never came
-	}
-	return a.finish(out, runErr, st, path, journal.Path())
+	return a.finish(out, runErr, eng.Snapshot(), path, journal.Path())
 }
 
 // errSSHStart marks a failure to start serving, before the engine ran.
