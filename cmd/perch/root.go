@@ -76,12 +76,21 @@ func (a *app) rootCmd() *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return badInput(fmt.Errorf("%w\nRun '%s --help' for usage.", err, c.CommandPath()))
 	})
-	root.AddCommand(a.validateCmd(), a.runCmd())
-	root.AddCommand(a.serveCmd())
-	root.AddCommand(a.controlCmds()...)
-	root.AddCommand(a.trafficCmd())
-	root.AddCommand(a.analyzeCmd())
-	root.AddCommand(a.demoCmd(), a.replayCmd())
+	groups := []struct {
+		id, title string
+		cmds      []*cobra.Command
+	}{
+		{"rollouts", "Rollouts:", []*cobra.Command{a.runCmd(), a.serveCmd(), a.demoCmd(), a.replayCmd()}},
+		{"control", "Steer a running perch (through its control socket):", a.controlCmds()},
+		{"tools", "Files, metrics and traffic:", []*cobra.Command{a.validateCmd(), a.analyzeCmd(), a.trafficCmd()}},
+	}
+	for _, g := range groups {
+		root.AddGroup(&cobra.Group{ID: g.id, Title: g.title})
+		for _, c := range g.cmds {
+			c.GroupID = g.id
+			root.AddCommand(c)
+		}
+	}
 	return root
 }
 
