@@ -10,6 +10,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/metrics"
 )
 
 // quantile is the nearest-rank q-quantile of sorted values.
@@ -112,4 +115,46 @@ func TestLoadNeverExceedsItsConcurrency(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// firstStepErrorVerdict judges the demo's error check as the engine would at the end of the
+// 1% step, on a canary and a stable that never fail, with rate requests per second split
+// exactly by the weight.
+func firstStepErrorVerdict(t *testing.T, rate float64) metrics.Result {
+	t.Helper()
+	spec, err := Spec("healthy", 1, "127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := spec.Checks[slices.IndexFunc(spec.Checks, func(c engine.Check) bool { return c.IsCounts() })]
+	judge, err := metrics.New(spec.Analysis.Judge, check.JudgeOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	weight := float64(spec.Steps[0].Weight()) / 100
+	perInterval := rate * time.Duration(spec.Analysis.Interval).Seconds()
+	intervals := int(time.Duration(spec.Steps[0].Analyze) / time.Duration(spec.Analysis.Interval))
+	criteria := check.Criteria()
+	criteria.Family = len(spec.Checks) * len(spec.Steps) // as the engine sets it: every step is analysed
+	in := metrics.Input{Criteria: criteria}
+	for range intervals {
+		in.Canary.Events, in.Canary.Total = append(in.Canary.Events, 0), append(in.Canary.Total, weight*perInterval)
+		in.Baseline.Events, in.Baseline.Total = append(in.Baseline.Events, 0), append(in.Baseline.Total, (1-weight)*perInterval)
+	}
+	return judge.Judge(in)
+}
+
+// TestDefaultLoadLetsTheFirstStepPass checks the arithmetic behind DefaultRate: at 1% the
+// canary gets just enough requests in the step for the default judge to show its error rate
+// within tolerance, which the first figure, 200 requests/s, does not give it.
+func TestDefaultLoadLetsTheFirstStepPass(t *testing.T) {
+	if spec, _ := Spec("healthy", 1, "127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3"); spec.Analysis.Judge != engine.DefaultJudge {
+		t.Fatalf("the demo is judged by %q, want the default judge %q", spec.Analysis.Judge, engine.DefaultJudge)
+	}
+	if r := firstStepErrorVerdict(t, DefaultRate); r.Verdict != metrics.Pass {
+		t.Errorf("at %d requests/s the 1%% step ends %s: %s", DefaultRate, r.Verdict, r.Reason)
+	}
+	if r := firstStepErrorVerdict(t, 200); r.Verdict != metrics.Inconclusive {
+		t.Errorf("at 200 requests/s the 1%% step ends %s, want it to hold for want of evidence: %s", r.Verdict, r.Reason)
+	}
 }
