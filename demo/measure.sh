@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Measure how reliably the demo scenarios end as designed: run each scenario RUNS times
 # headless, JOBS at once, and print per scenario the outcomes, the exit codes, the median and
-# worst duration, where the rollbacks happened and how long the rollout held.
+# worst duration, where the rollbacks happened and how long the rollout held. Runs go without a
+# control socket, which concurrent runs of one scenario would otherwise share.
 # Usage: bash demo/measure.sh [-n RUNS] [-j JOBS] [-s SPEED] [-r] [SCENARIO...]
 #   -r builds with -race, as CI runs the scenario test.
 set -euo pipefail
@@ -31,7 +32,7 @@ done | xargs -P "$jobs" -L 1 bash -c '
   s=$0 i=$1 out="'"$dir"'/$0-$1"
   start=$(date +%s.%N)
   code=0
-  "'"$dir"'/perch" demo --headless -o json --scenario "$s" --speed '"$speed"' --record "$out.jsonl" >"$out.events" 2>"$out.err" || code=$?
+  "'"$dir"'/perch" demo --headless -o json --socket none --scenario "$s" --speed '"$speed"' --record "$out.jsonl" >"$out.events" 2>"$out.err" || code=$?
   echo "$code $(echo "$(date +%s.%N) - $start" | bc)" >"$out.result"
 '
 echo "load average $(cut -d' ' -f1-3 /proc/loadavg) after"
