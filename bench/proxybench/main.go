@@ -61,6 +61,7 @@ func runProxy(ctx context.Context, args []string) error {
 	canary := fs.String("canary", "http://127.0.0.1:18082", "canary backend URL")
 	weight := fs.Int("weight", 50, "canary percent")
 	fs.Parse(args)
+	proxy.TuneGC(os.Getenv) // as perch does
 	p, err := proxy.Listen(*listen, proxy.Config{Stable: *stable, Canary: *canary})
 	if err != nil {
 		return err
