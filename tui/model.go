@@ -192,8 +192,10 @@ func (m *Model) handleSnapshot(msg snapshotMsg) tea.Cmd {
 	m.rows = logRows(m.st.Log)
 	if msg.playback != nil {
 		m.playback = *msg.playback
-		m.setNow()
 	}
+	// The countdowns are drawn against the state just taken, not the last tick's clock,
+	// which may be a second old: "next look 2s" on a 1 s interval.
+	m.setNow()
 	m.clampScroll()
 	return frame() // read the next state after a frame's time: at most ten redraws a second
 }

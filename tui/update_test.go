@@ -560,3 +560,19 @@ func TestQuitAfterRollbackDoesNotAsk(t *testing.T) {
 		t.Errorf("q after a rollback: dialog %v, quit %v, choice %v; want to leave at once, stopping", h.m.dialog, h.quit, h.m.Choice())
 	}
 }
+
+// TestCountdownsCountFromTheSnapshot: a snapshot that arrives between clock ticks is drawn
+// against the time it arrived, not the last tick's, so the next look is never shown further
+// off than one interval.
+func TestCountdownsCountFromTheSnapshot(t *testing.T) {
+	st, _ := stateRunning(t)
+	now := st.LastLookAt.Add(-900 * time.Millisecond) // a tick just before the last look
+	h := newHarness(t, st, now, func(o *Options) { o.Clock = func() time.Time { return now } })
+	h.m.Update(tickMsg{})
+	now = st.LastLookAt.Add(50 * time.Millisecond) // the look's snapshot arrives
+	h.m.Update(snapshotMsg{st: st, ok: true})
+	want := "next look " + formatDuration(st.NextLookAt().Sub(now))
+	if !strings.Contains(h.screen(), want) {
+		t.Errorf("header does not say %q:\n%s", want, h.screen())
+	}
+}
