@@ -177,8 +177,10 @@ func TestAgainstRealPrometheus(t *testing.T) {
 		}
 		return false
 	})
-	time.Sleep(time.Until(start.Add(4 * step)))
-	end := time.Now()
+	// Four whole intervals, then two scrape intervals more, so every target has been scraped
+	// past the last sample's time: without the margin the newest sample can be NaN.
+	end := start.Add(4 * step)
+	time.Sleep(time.Until(end.Add(2 * time.Second)))
 
 	fetch := func(q metrics.Query) []float64 {
 		t.Helper()
