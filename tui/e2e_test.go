@@ -140,6 +140,9 @@ func TestRealTerminal(t *testing.T) {
 			t.Errorf("line %d is %d cells wide at 80 columns: %q", i+1, w, l)
 		}
 	}
+	// The engine (no Linger here) ends after the rollback; once the view has seen that, q
+	// leaves with no choice to make. Before, it would leave choosing stop: waiting makes it one.
+	s.WaitFor("engine ended", "the engine has finished")
 	s.Key("q")
 	s.WaitForHistory("last words", "child choice: none", "child outcome: rolled_back")
 }
