@@ -135,7 +135,7 @@ func firstStepErrorVerdict(t *testing.T, rate float64) metrics.Result {
 	perInterval := rate * time.Duration(spec.Analysis.Interval).Seconds()
 	intervals := int(time.Duration(spec.Steps[0].Analyze) / time.Duration(spec.Analysis.Interval))
 	criteria := check.Criteria()
-	criteria.Family = len(spec.Checks) * len(spec.Steps) // as the engine sets it: every step is analysed
+	criteria.Family = spec.Family()
 	in := metrics.Input{Criteria: criteria}
 	for range intervals {
 		in.Canary.Events, in.Canary.Total = append(in.Canary.Events, 0), append(in.Canary.Total, weight*perInterval)

@@ -41,7 +41,7 @@ func Scenarios() []Scenario {
 		},
 		{
 			Name:    "error-spike",
-			Summary: "3 s into the 25% step's analysis, 20% of canary requests start failing; the critical error check rolls back within three looks",
+			Summary: "3 s into the 25% step's analysis, 20% of canary requests start failing; the critical error check rolls back within a few looks",
 			Expect:  engine.OutcomeRolledBack,
 			react: func(d *driver, ev engine.Event) {
 				if ev.Type == engine.EventAnalysisStarted && ev.Step == step25Percent {
@@ -55,7 +55,7 @@ func Scenarios() []Scenario {
 		},
 		{
 			Name:    "latency-regression",
-			Summary: "once the canary takes 25% of the traffic its slow tail stretches (p99 +40%, median unchanged); the p99 check rolls back after 10 to 25 looks, holding the step if it needs more than 15",
+			Summary: "once the canary takes 25% of the traffic its slow tail stretches (p99 +40%, median unchanged); the p99 check rolls back after about 15 looks, holding the step when it needs more than the step's 15",
 			Expect:  engine.OutcomeRolledBack,
 			react: func(d *driver, ev engine.Event) {
 				if ev.Type == engine.EventStepStarted && ev.Step == step25Percent {
@@ -77,7 +77,7 @@ func Scenarios() []Scenario {
 		},
 		{
 			Name:    "slow-burn",
-			Summary: "from the 25% step 8% of canary requests fail, 3 points past the error check's tolerance: no single look shows it; the evidence of 5 to 15 looks adds up and rolls back",
+			Summary: "from the 25% step 8% of canary requests fail, 3 points past the error check's tolerance: no single look shows it; the evidence of several looks adds up and rolls back",
 			Expect:  engine.OutcomeRolledBack,
 			react: func(d *driver, ev engine.Event) {
 				if ev.Type == engine.EventStepStarted && ev.Step == step25Percent {

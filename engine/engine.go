@@ -78,7 +78,7 @@ type Engine struct {
 	source  Source
 	journal EventSink
 	judges  []metrics.Judge
-	family  int // tests sharing the false-alarm budget: checks × analysed steps
+	family  int // spec.Family(), asked once
 	linger  bool
 	resumed bool
 
@@ -124,6 +124,7 @@ func New(cfg Config) (*Engine, error) {
 		source:  cfg.Source,
 		journal: cfg.Journal,
 		linger:  cfg.Linger,
+		family:  cfg.Spec.Family(),
 		state:   NewState(cfg.Spec),
 		cmds:    make(chan cmdRequest),
 		results: make(chan any),
@@ -139,11 +140,6 @@ func New(cfg Config) (*Engine, error) {
 			return nil, fmt.Errorf("check %s: %w", c.Name, err)
 		}
 		e.judges = append(e.judges, j)
-	}
-	for _, st := range cfg.Spec.Steps {
-		if st.Analyze > 0 {
-			e.family += len(cfg.Spec.Checks)
-		}
 	}
 	if cfg.Resume != nil {
 		if err := sameSpec(cfg.Resume.Header.Spec, cfg.Spec); err != nil {

@@ -218,6 +218,18 @@ func (c Check) Criteria() metrics.Criteria {
 	return metrics.Criteria{Direction: c.Direction, MaxDeviationPercent: c.MaxDeviationPercent, MaxIncrease: c.MaxIncrease}
 }
 
+// Family is how many tests share the rollout's false-alarm budget (metrics.Criteria.Family):
+// every check in every step that is analysed.
+func (s *Spec) Family() int {
+	n := 0
+	for _, st := range s.Steps {
+		if st.Analyze > 0 {
+			n += len(s.Checks)
+		}
+	}
+	return n
+}
+
 // QueryPair is a query for each side.
 type QueryPair struct {
 	Canary   metrics.Query `yaml:"canary" json:"canary"`

@@ -46,16 +46,23 @@ func TestSpecDefaults(t *testing.T) {
 	}
 	noJudge := strings.Replace(goodSpec, "analysis:\n  judge: threshold\n", "", 1)
 	spec, err = engine.ParseSpec("web.yaml", []byte(noJudge))
-	var specErrs engine.SpecErrors
-	switch {
-	case err == nil:
-		if spec.Analysis.Judge != engine.DefaultJudge {
-			t.Errorf("default judge %q, want %q", spec.Analysis.Judge, engine.DefaultJudge)
-		}
-	case errors.As(err, &specErrs) && strings.Contains(err.Error(), `unknown judge "sequential"`):
-		t.Skip("the sequential judge is not in this build yet")
-	default:
-		t.Errorf("without a judge: %v", err)
+	if err != nil {
+		t.Fatalf("without a judge: %v", err)
+	}
+	if spec.Analysis.Judge != engine.DefaultJudge {
+		t.Errorf("default judge %q, want %q", spec.Analysis.Judge, engine.DefaultJudge)
+	}
+}
+
+// TestSpecFamily: the false-alarm budget is shared by every check of every analysed step, and
+// a pause step is not analysed.
+func TestSpecFamily(t *testing.T) {
+	spec, err := engine.ParseSpec("web.yaml", []byte(goodSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := spec.Family(); got != 2 {
+		t.Errorf("family %d, want 2: one check in two analysed steps (the pause is not)", got)
 	}
 }
 

@@ -86,12 +86,6 @@ type Judge interface {
 	Judge(in Input) Result
 }
 
-// JudgeFunc adapts a function to Judge.
-type JudgeFunc func(Input) Result
-
-// Judge calls f.
-func (f JudgeFunc) Judge(in Input) Result { return f(in) }
-
 // Options are judge-specific parameters from a rollout file or `perch analyze` input.
 type Options map[string]any
 

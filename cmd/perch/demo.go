@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"net"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -102,10 +101,11 @@ func (a *app) demo(c *cobra.Command, f demoFlags) error {
 		return runtimeError(err)
 	}
 	defer stack.Close()
-	journal, err := a.createRecording(stack.Spec, f.record)
+	journal, journalPath, err := createJournal(stack.Spec, f.record)
 	if err != nil {
 		return err
 	}
+	fmt.Fprintf(a.stderr, "perch: journal %s (replay it with: perch replay %s)\n", journalPath, journalPath)
 	defer journal.Close()
 	eng, err := engine.New(engine.Config{Spec: stack.Spec, Router: stack.Proxy, Source: stack.Source, Journal: journal, Linger: served})
 	if err != nil {
@@ -169,21 +169,4 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-// createRecording starts the journal a demo writes, at path or a default name in the current
-// directory, and says where it is.
-func (a *app) createRecording(spec *engine.Spec, path string) (*engine.Journal, error) {
-	if path == "" {
-		path = fmt.Sprintf("perch-%s-%s.jsonl", spec.Name, time.Now().UTC().Format("20060102T150405Z"))
-	}
-	j, err := engine.CreateJournal(path, spec, time.Now())
-	if err != nil {
-		return nil, badInput(err)
-	}
-	if abs, err := filepath.Abs(path); err == nil {
-		path = abs
-	}
-	fmt.Fprintf(a.stderr, "perch: journal %s (replay it with: perch replay %s)\n", path, path)
-	return j, nil
 }

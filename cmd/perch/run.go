@@ -141,10 +141,12 @@ func (a *app) openRollout(ctx context.Context, path string, f runFlags) (*rollou
 		return nil, err
 	}
 	if !f.resume {
-		if r.journal, err = a.createJournal(spec, f.journal); err != nil {
+		var journalPath string
+		if r.journal, journalPath, err = createJournal(spec, f.journal); err != nil {
 			r.close()
 			return nil, err
 		}
+		fmt.Fprintf(a.stderr, "perch: journal %s\n", journalPath)
 	}
 	return r, nil
 }
@@ -176,20 +178,20 @@ func (a *app) resumeJournal(path string) (*engine.Journal, *engine.Recording, er
 	return j, rec, nil
 }
 
-// createJournal starts a new journal at path, or ./perch-NAME-TIMESTAMP.jsonl.
-func (a *app) createJournal(spec *engine.Spec, path string) (*engine.Journal, error) {
+// createJournal starts a new journal at path, or ./perch-NAME-TIMESTAMP.jsonl, and returns it
+// with its absolute path, for the caller to say where it is.
+func createJournal(spec *engine.Spec, path string) (*engine.Journal, string, error) {
 	if path == "" {
 		path = fmt.Sprintf("perch-%s-%s.jsonl", spec.Name, time.Now().UTC().Format("20060102T150405Z"))
 	}
 	j, err := engine.CreateJournal(path, spec, time.Now())
 	if err != nil {
-		return nil, badInput(err)
+		return nil, "", badInput(err)
 	}
 	if abs, err := filepath.Abs(path); err == nil {
 		path = abs
 	}
-	fmt.Fprintf(a.stderr, "perch: journal %s\n", path)
-	return j, nil
+	return j, path, nil
 }
 
 // finish turns how the engine ended into the exit code, saying how to resume a stopped run.

@@ -52,9 +52,6 @@ func New(ctx context.Context, cfg Config, optFns ...func(*cw.Options)) (*Source,
 	return &Source{api: cw.NewFromConfig(awsCfg, optFns...), region: awsCfg.Region}, nil
 }
 
-// NewWithAPI makes a source over a CloudWatch client already built; region is for messages.
-func NewWithAPI(api API, region string) *Source { return &Source{api: api, region: region} }
-
 // queryID names perch's one query in a request; CloudWatch wants a lower-case first letter.
 const queryID = "perch"
 

@@ -61,14 +61,6 @@ func New(ctx context.Context, cfg Config, optFns ...func(*elbv2.Options)) (*Rout
 	return &Router{api: elbv2.NewFromConfig(awsCfg, optFns...), cfg: cfg}, nil
 }
 
-// NewWithAPI makes a router over an ELBv2 client already built.
-func NewWithAPI(api API, cfg Config) (*Router, error) {
-	if err := check(cfg); err != nil {
-		return nil, err
-	}
-	return &Router{api: api, cfg: cfg}, nil
-}
-
 func check(cfg Config) error {
 	switch {
 	case cfg.ListenerARN == "":

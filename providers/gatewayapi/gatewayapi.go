@@ -51,13 +51,7 @@ func New(client dynamic.Interface, defaultNamespace string, cfg Config) (*Router
 	case cfg.StableBackend == cfg.CanaryBackend:
 		return nil, fmt.Errorf("gatewayAPI: stable and canary are the same backend %q", cfg.StableBackend)
 	}
-	ns := cfg.Namespace
-	if ns == "" {
-		ns = defaultNamespace
-	}
-	if ns == "" {
-		ns = "default"
-	}
+	ns := kube.Namespace(cfg.Namespace, defaultNamespace)
 	return &Router{
 		client: client,
 		obj:    kube.Object{Resource: HTTPRoutes, Kind: "httproute", Namespace: ns, Name: cfg.HTTPRoute},

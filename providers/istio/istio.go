@@ -62,13 +62,7 @@ func New(client dynamic.Interface, defaultNamespace string, cfg Config) (*Router
 	case cfg.Stable == cfg.Canary:
 		return nil, fmt.Errorf("istio: stable and canary are the same destination %s", cfg.Stable)
 	}
-	ns := cfg.Namespace
-	if ns == "" {
-		ns = defaultNamespace
-	}
-	if ns == "" {
-		ns = "default"
-	}
+	ns := kube.Namespace(cfg.Namespace, defaultNamespace)
 	return &Router{
 		client: client,
 		obj:    kube.Object{Resource: VirtualServices, Kind: "virtualservice", Namespace: ns, Name: cfg.VirtualService},

@@ -74,6 +74,18 @@ type Object struct {
 	Name      string
 }
 
+// Namespace is where an object lives: named (the rollout file's), else the cluster's default,
+// else "default", as kubectl decides.
+func Namespace(named, clusterDefault string) string {
+	switch {
+	case named != "":
+		return named
+	case clusterDefault != "":
+		return clusterDefault
+	}
+	return "default"
+}
+
 // String is "virtualservice prod/checkout".
 func (o Object) String() string { return fmt.Sprintf("%s %s/%s", o.Kind, o.Namespace, o.Name) }
 
