@@ -44,6 +44,13 @@ func jsonEvents(t *testing.T, out []byte) []engine.Event {
 // TestDemoScenariosEndAsDesigned runs every scenario headless, as CI does, and checks how and
 // why it ended, then that its journal replays to the same events.
 func TestDemoScenariosEndAsDesigned(t *testing.T) {
+	if raceEnabled {
+		// Measured: at the test's 2,000 requests/s the race detector makes the demo's proxy,
+		// backends and load cost about a core (0.4 without it), and on two shared cores the
+		// p99 of both versions then measures the detector's queueing, not the backends: a +40%
+		// tail fell inside the +15% tolerance and was promoted. .ci/run runs it without -race.
+		t.Skip("latency scenarios are not measurable under the race detector; run without -race")
+	}
 	cases := []struct {
 		scenario string
 		exit     int

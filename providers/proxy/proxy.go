@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
 	"net/url"
 	"strings"
@@ -82,7 +83,7 @@ func New(cfg Config) (*Proxy, error) {
 				r.SetXForwarded()
 				r.Out.Host = r.In.Host // the backends see the host the client asked for
 			},
-			Transport:    transport,
+			Transport:    timedTransport{transport},
 			ErrorHandler: errorHandler,
 			ErrorLog:     cfg.ErrorLog,
 			BufferPool:   buffers,
@@ -147,6 +148,7 @@ func (p *Proxy) Source() *Source { return p.source }
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	v := p.choose(r)
 	rec := &recorder{ResponseWriter: w, start: time.Now()}
+	r = r.WithContext(context.WithValue(r.Context(), recorderKey{}, rec))
 	defer func() {
 		aborted := recover()
 		p.record(v, rec, aborted != nil)
@@ -167,9 +169,9 @@ func (p *Proxy) record(v version, rec *recorder, aborted bool) {
 	case code == 0:
 		code = http.StatusOK // the handler wrote nothing: net/http answers 200
 	}
-	d := now.Sub(rec.start)
-	if !rec.headersAt.IsZero() && code == http.StatusSwitchingProtocols {
-		d = rec.headersAt.Sub(rec.start) // a websocket's lifetime is not its latency
+	d := time.Duration(rec.upstream.Load())
+	if d == 0 {
+		d = now.Sub(rec.start) // the upstream never answered: the client waited this long
 	}
 	p.source.observe(v, code >= 500, d, now)
 	p.exporter.observe(v, code, d)
@@ -239,25 +241,55 @@ func stickyBucket(key string) uint64 {
 	return h % (100 * stickyBucketsPerPercent)
 }
 
-// recorder notes the status a response was sent with and when its headers went out.
+// recorder notes the status a response was sent with, and how long the upstream took.
 type recorder struct {
 	http.ResponseWriter
-	start     time.Time
-	status    int
-	headersAt time.Time
+	start    time.Time
+	status   int
+	upstream atomic.Int64 // request written to the answer's first byte, a Duration; 0 if none came
+}
+
+// recorderKey finds a request's recorder in its context, for timedTransport.
+type recorderKey struct{}
+
+// timedTransport measures the upstream's own time, from the request written to the first byte
+// of its answer: a request's latency is the backend's, not the client's upload or download
+// time nor the proxy's own queueing (a slow client or a busy proxy says nothing about the
+// version behind it). For a websocket it is the time to the 101, not the connection's lifetime.
+type timedTransport struct{ next http.RoundTripper }
+
+func (t timedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	rec, ok := req.Context().Value(recorderKey{}).(*recorder)
+	if !ok {
+		return t.next.RoundTrip(req)
+	}
+	// The two hooks run on the transport's writing and reading goroutines, and an upstream
+	// may answer before it has read the whole request.
+	start := time.Now()
+	var written atomic.Int64 // since start; 0 until the request is written
+	trace := &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { written.Store(int64(max(time.Since(start), 1))) },
+		GotFirstResponseByte: func() {
+			at := time.Since(start)
+			if w := time.Duration(written.Load()); w > 0 {
+				at -= w
+			}
+			rec.upstream.Store(int64(at))
+		},
+	}
+	return t.next.RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
 }
 
 func (r *recorder) WriteHeader(code int) {
 	if r.status == 0 || (r.status >= 100 && r.status < 200 && r.status != http.StatusSwitchingProtocols) {
 		r.status = code
-		r.headersAt = time.Now()
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
 
 func (r *recorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
-		r.status, r.headersAt = http.StatusOK, time.Now()
+		r.status = http.StatusOK
 	}
 	return r.ResponseWriter.Write(b)
 }
@@ -267,7 +299,7 @@ func (r *recorder) Write(b []byte) (int, error) {
 func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, brw, err := http.NewResponseController(r.ResponseWriter).Hijack()
 	if err == nil {
-		r.status, r.headersAt = http.StatusSwitchingProtocols, time.Now()
+		r.status = http.StatusSwitchingProtocols
 	}
 	return conn, brw, err
 }

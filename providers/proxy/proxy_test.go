@@ -425,3 +425,41 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestLatencyIsTheBackendsTime uploads a body slowly to a backend that answers 50 ms after
+// reading it: the recorded latency is the backend's 50 ms, not the client's upload.
+func TestLatencyIsTheBackendsTime(t *testing.T) {
+	const backendTime, upload = 50 * time.Millisecond, time.Second
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		time.Sleep(backendTime)
+		fmt.Fprint(w, "done")
+	}))
+	t.Cleanup(slow.Close)
+	f := start(t, proxy.Config{Canary: slow.URL})
+	f.setWeight(t, 100)
+	from := time.Now()
+	body, w := io.Pipe()
+	go func() {
+		for range 5 {
+			time.Sleep(upload / 5)
+			w.Write([]byte("chunk"))
+		}
+		w.Close()
+	}()
+	resp, err := f.client.Post(f.proxy.URL(), "text/plain", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	end := time.Now().Add(2 * f.proxy.Source().Resolution())
+	samples, err := f.proxy.Source().Samples(context.Background(), metrics.BuiltinQuery(metrics.MeasureLatencyP99, metrics.VersionCanary), end, end, end.Sub(from)+f.proxy.Source().Resolution())
+	if err != nil || len(samples) != 1 {
+		t.Fatalf("latency samples %v, %v: want one", samples, err)
+	}
+	// The sketch is accurate to a few percent; the upload took 20 times the backend's time.
+	if got := time.Duration(samples[0].Value * float64(time.Second)); got < backendTime*9/10 || got >= upload/2 {
+		t.Errorf("recorded latency %s, want the backend's %s, not the client's %s upload", got, backendTime, upload)
+	}
+}
