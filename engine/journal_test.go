@@ -10,11 +10,12 @@ import (
 	"time"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics"
 )
 
 // writeJournal writes a journal with n simple events through the real Journal.
-func writeJournal(t *testing.T, spec *engine.Spec, n int) (string, []engine.Event) {
+func writeJournal(t *testing.T, spec *spec.Rollout, n int) (string, []engine.Event) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "j.jsonl")
 	j, err := engine.CreateJournal(path, spec, time.Unix(0, 0))
@@ -121,7 +122,7 @@ func TestJournalErrors(t *testing.T) {
 }
 
 func FuzzReadJournal(f *testing.F) {
-	spec, err := engine.LoadSpec("testdata/checkout-api.yaml")
+	spec, err := spec.Load("spec/testdata/checkout-api.yaml")
 	if err != nil {
 		f.Fatal(err)
 	}

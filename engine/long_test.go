@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics"
 )
 
@@ -50,7 +51,7 @@ func BenchmarkLongRolloutHeap(b *testing.B) {
 	for _, looks := range []int{720, 2880, 11520} {
 		b.Run(time.Duration(looks*30*int(time.Second)).String()+"-equivalent", func(b *testing.B) {
 			for range b.N {
-				spec, err := engine.ParseSpec("bench.yaml", []byte(benchSpec(looks)))
+				spec, err := spec.Parse("bench.yaml", []byte(benchSpec(looks)))
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -126,7 +127,7 @@ func BenchmarkReplayHeap(b *testing.B) {
 func longRecording(tb testing.TB, looks int) *engine.Recording {
 	tb.Helper()
 	text := strings.Replace(benchSpec(looks*30000), "interval: 1ms", "interval: 30s", 1) // analyze: looks × 30 s
-	spec, err := engine.ParseSpec("bench.yaml", []byte(text))
+	spec, err := spec.Parse("bench.yaml", []byte(text))
 	if err != nil {
 		tb.Fatal(err)
 	}

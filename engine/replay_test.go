@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics"
 )
 
@@ -27,9 +28,9 @@ steps:
   - {setWeight: 50, analyze: 4s}
 `
 
-func parseSpec(t *testing.T) *engine.Spec {
+func parseSpec(t *testing.T) *spec.Rollout {
 	t.Helper()
-	spec, err := engine.ParseSpec("replay.yaml", []byte(replaySpec))
+	spec, err := spec.Parse("replay.yaml", []byte(replaySpec))
 	if err != nil {
 		t.Fatal(err)
 	}

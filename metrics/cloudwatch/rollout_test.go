@@ -12,6 +12,7 @@ import (
 	cw "github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics/cloudwatch"
 	"github.com/perchhq/perch/metrics/cloudwatch/cwtest"
 )
@@ -76,7 +77,7 @@ func TestEngineJudgesFromCloudWatch(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				spec, err := engine.ParseSpec("rollout.yaml", []byte(rollout))
+				spec, err := spec.Parse("rollout.yaml", []byte(rollout))
 				if err != nil {
 					t.Fatal(err)
 				}
