@@ -145,11 +145,11 @@ func testSpec(t *testing.T, o specOpts) *spec.Rollout {
 		o.steps = threeSteps
 	}
 	text := strings.NewReplacer("INCONCLUSIVE", o.inconclusive, "LIMIT", fmt.Sprint(o.limit), "STEPS", o.steps).Replace(specYAML)
-	spec, err := spec.Parse("test.yaml", []byte(text))
+	rollout, err := spec.Parse("test.yaml", []byte(text))
 	if err != nil {
 		t.Fatalf("test spec: %v", err)
 	}
-	return spec
+	return rollout
 }
 
 // memJournal keeps events in memory, as a journal would on disk.

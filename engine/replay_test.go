@@ -30,11 +30,11 @@ steps:
 
 func parseSpec(t *testing.T) *spec.Rollout {
 	t.Helper()
-	spec, err := spec.Parse("replay.yaml", []byte(replaySpec))
+	rollout, err := spec.Parse("replay.yaml", []byte(replaySpec))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return spec
+	return rollout
 }
 
 var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)

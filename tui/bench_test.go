@@ -35,11 +35,11 @@ checks:
 		}
 	}
 	b.WriteString("steps:\n  - {setWeight: 5, analyze: 6h}\n  - {setWeight: 50, analyze: 6h}\n")
-	spec, err := spec.Parse("big.yaml", []byte(b.String()))
+	rollout, err := spec.Parse("big.yaml", []byte(b.String()))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s := newSimSpec(tb, spec).start()
+	s := newSimSpec(tb, rollout).start()
 	s.lookN(600, healthy)
 	return s.st, s.now.Add(10 * time.Second)
 }

@@ -34,11 +34,11 @@ var simStart = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 
 func newSim(t testing.TB) *sim {
 	t.Helper()
-	spec, err := spec.Load("testdata/rollout.yaml")
+	rollout, err := spec.Load("testdata/rollout.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newSimSpec(t, spec)
+	return newSimSpec(t, rollout)
 }
 
 func newSimSpec(t testing.TB, spec *spec.Rollout) *sim {

@@ -36,11 +36,11 @@ alerts:
 
 func parseSpec(t *testing.T, yaml string) *spec.Rollout {
 	t.Helper()
-	spec, err := spec.Parse("web.yaml", []byte(yaml))
+	rollout, err := spec.Parse("web.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatalf("parse spec: %v", err)
 	}
-	return spec
+	return rollout
 }
 
 // world is an in-memory traffic provider and metrics source where canary and baseline are

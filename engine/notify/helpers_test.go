@@ -50,11 +50,11 @@ func getenv(name string) string { return testEnv[name] }
 
 func parseSpec(t *testing.T, yaml string) *spec.Rollout {
 	t.Helper()
-	spec, err := spec.Parse("web.yaml", []byte(yaml))
+	r, err := spec.Parse("web.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatalf("parse spec: %v", err)
 	}
-	return spec
+	return r
 }
 
 // world is an in-memory provider and source: the canary has 30% errors once its weight

@@ -52,11 +52,11 @@ steps:
   - setWeight: 50
     analyze: 2m
 `, traffic)
-	spec, err := spec.Parse("rollout.yaml", []byte(file))
+	rollout, err := spec.Parse("rollout.yaml", []byte(file))
 	if err != nil {
 		t.Fatalf("rollout file: %v", err)
 	}
-	return spec
+	return rollout
 }
 
 // recorder keeps the events in memory, in order.
