@@ -3,8 +3,8 @@ package cloudwatch
 import (
 	"fmt"
 
+	"github.com/perchhq/perch/internal/awsconf"
 	"github.com/perchhq/perch/metrics"
-	"github.com/perchhq/perch/providers/awsconf"
 )
 
 // explain turns an SDK error into one line naming the query and what to check.

@@ -3,7 +3,7 @@ package alb
 import (
 	"fmt"
 
-	"github.com/perchhq/perch/providers/awsconf"
+	"github.com/perchhq/perch/internal/awsconf"
 )
 
 // explain turns an SDK error into one line naming the rule or listener and what to check.

@@ -7,7 +7,7 @@ import (
 
 	"github.com/aws/smithy-go"
 
-	"github.com/perchhq/perch/providers/awsconf"
+	"github.com/perchhq/perch/internal/awsconf"
 )
 
 func TestClassify(t *testing.T) {
