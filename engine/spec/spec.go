@@ -1,3 +1,6 @@
+// Package spec is the rollout file: its schema, the defaults it leaves out, and loading it
+// from YAML with every problem reported at its FILE:LINE:COL. The engine runs what it holds;
+// journals carry it in their header.
 package spec
 
 import (
