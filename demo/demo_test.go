@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics"
 )
 
@@ -122,20 +122,20 @@ func TestLoadNeverExceedsItsConcurrency(t *testing.T) {
 // exactly by the weight.
 func firstStepErrorVerdict(t *testing.T, rate float64) metrics.Result {
 	t.Helper()
-	spec, err := Spec("healthy", 1, "127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3")
+	rollout, err := Spec("healthy", 1, "127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3")
 	if err != nil {
 		t.Fatal(err)
 	}
-	check := spec.Checks[slices.IndexFunc(spec.Checks, func(c engine.Check) bool { return c.IsCounts() })]
-	judge, err := metrics.New(spec.Analysis.Judge, check.JudgeOptions)
+	check := rollout.Checks[slices.IndexFunc(rollout.Checks, func(c spec.Check) bool { return c.IsCounts() })]
+	judge, err := metrics.New(rollout.Analysis.Judge, check.JudgeOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
-	weight := float64(spec.Steps[0].Weight()) / 100
-	perInterval := rate * time.Duration(spec.Analysis.Interval).Seconds()
-	intervals := int(time.Duration(spec.Steps[0].Analyze) / time.Duration(spec.Analysis.Interval))
+	weight := float64(rollout.Steps[0].Weight()) / 100
+	perInterval := rate * time.Duration(rollout.Analysis.Interval).Seconds()
+	intervals := int(time.Duration(rollout.Steps[0].Analyze) / time.Duration(rollout.Analysis.Interval))
 	criteria := check.Criteria()
-	criteria.Family = spec.Family()
+	criteria.Family = rollout.Family()
 	in := metrics.Input{Criteria: criteria}
 	for range intervals {
 		in.Canary.Events, in.Canary.Total = append(in.Canary.Events, 0), append(in.Canary.Total, weight*perInterval)
@@ -148,8 +148,8 @@ func firstStepErrorVerdict(t *testing.T, rate float64) metrics.Result {
 // canary gets just enough requests in the step for the default judge to show its error rate
 // within tolerance, which the first figure, 200 requests/s, does not give it.
 func TestDefaultLoadLetsTheFirstStepPass(t *testing.T) {
-	if spec, _ := Spec("healthy", 1, "127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3"); spec.Analysis.Judge != engine.DefaultJudge {
-		t.Fatalf("the demo is judged by %q, want the default judge %q", spec.Analysis.Judge, engine.DefaultJudge)
+	if rollout, _ := Spec("healthy", 1, "127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3"); rollout.Analysis.Judge != spec.DefaultJudge {
+		t.Fatalf("the demo is judged by %q, want the default judge %q", rollout.Analysis.Judge, spec.DefaultJudge)
 	}
 	if r := firstStepErrorVerdict(t, DefaultRate); r.Verdict != metrics.Pass {
 		t.Errorf("at %d requests/s the 1%% step ends %s: %s", DefaultRate, r.Verdict, r.Reason)

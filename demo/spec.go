@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/spec"
 )
 
 // The demo rollout at speed 1: four steps of 15 s, each after 3 s of stabilization, looked at
@@ -25,43 +25,43 @@ const (
 
 // Spec is the demo's rollout over a proxy at proxyAddr in front of the two backends, with
 // every duration divided by speed. It goes through Validate like a rollout file.
-func Spec(scenario string, speed float64, proxyAddr, stableURL, canaryURL string) (*engine.Spec, error) {
-	scaled := func(d time.Duration) engine.Duration { return engine.Duration(time.Duration(float64(d) / speed)) }
+func Spec(scenario string, speed float64, proxyAddr, stableURL, canaryURL string) (*spec.Rollout, error) {
+	scaled := func(d time.Duration) spec.Duration { return spec.Duration(time.Duration(float64(d) / speed)) }
 	percent := func(v float64) *float64 { return &v }
-	spec := &engine.Spec{
+	r := &spec.Rollout{
 		Name: "demo-" + scenario,
-		Traffic: engine.Traffic{Proxy: &engine.ProxyTraffic{
+		Traffic: spec.Traffic{Proxy: &spec.ProxyTraffic{
 			Listen:   proxyAddr,
 			Stable:   stableURL,
 			Canary:   canaryURL,
-			Sticky:   &engine.ProxySticky{Header: UserHeader},
-			Override: &engine.ProxyOverride{Header: OverrideHeader},
+			Sticky:   &spec.ProxySticky{Header: UserHeader},
+			Override: &spec.ProxyOverride{Header: OverrideHeader},
 		}},
-		Metrics: engine.Metrics{Builtin: &engine.BuiltinMetrics{}},
-		Analysis: engine.Analysis{
+		Metrics: spec.Metrics{Builtin: &spec.BuiltinMetrics{}},
+		Analysis: spec.Analysis{
 			Interval:      scaled(interval),
 			Stabilization: scaled(stabilization),
-			Inconclusive:  engine.InconclusiveHold,
+			Inconclusive:  spec.InconclusiveHold,
 			FailureLimit:  1,
 		},
 		// Both checks are judged by the default judge, sequential: a step passes once each is
 		// shown within its tolerance, rolls back once one is shown beyond it, and holds while
 		// the evidence is not in either way.
-		Checks: []engine.Check{
+		Checks: []spec.Check{
 			// The canary's error rate at most 5 points above stable's. Critical: harm shown
 			// rolls back at once. Showing it within 5 points takes about 90 error-free canary
 			// requests (2 points would take 225): 15 s of the 1% step at the default load.
-			{Name: "error_rate", Builtin: engine.BuiltinErrorRate, MaxIncrease: percent(0.05), Critical: true},
+			{Name: "error_rate", Builtin: spec.BuiltinErrorRate, MaxIncrease: percent(0.05), Critical: true},
 			// The canary's p99 at most 15% above stable's, interval by interval; harm shown at
 			// two looks rolls back.
-			{Name: "latency_p99", Builtin: engine.BuiltinLatencyP99, MaxDeviationPercent: percent(15)},
+			{Name: "latency_p99", Builtin: spec.BuiltinLatencyP99, MaxDeviationPercent: percent(15)},
 		},
 	}
 	for _, w := range []int{1, 5, 25, 50} {
-		spec.Steps = append(spec.Steps, engine.Step{SetWeight: &w, Analyze: scaled(stepAnalysis)})
+		r.Steps = append(r.Steps, spec.Step{SetWeight: &w, Analyze: scaled(stepAnalysis)})
 	}
-	if err := spec.Validate(); err != nil {
+	if err := r.Validate(); err != nil {
 		return nil, fmt.Errorf("demo rollout: %w", err)
 	}
-	return spec, nil
+	return r, nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/providers/proxy"
 )
 
@@ -39,7 +40,7 @@ const (
 // Stack is a running demo: backends, proxy, load, and what the engine needs to run over them.
 type Stack struct {
 	Scenario Scenario
-	Spec     *engine.Spec
+	Spec     *spec.Rollout
 	Proxy    *proxy.Server
 	Source   engine.Source // the proxy's own observations, through the scenario's outage switch
 	Load     *Load

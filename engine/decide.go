@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics"
 )
 
@@ -159,7 +160,7 @@ func (e *Engine) judgeLook(now time.Time) {
 		e.passStep(nil, "every check passed")
 	case len(failing) > 0:
 		// Failing within the limit: keep looking until it passes or the limit is crossed.
-	case e.spec.Analysis.Inconclusive == InconclusiveFail:
+	case e.spec.Analysis.Inconclusive == spec.InconclusiveFail:
 		e.rollback(nil, strings.Join(inconclusive, "; "))
 	case s.Phase != PhaseHolding:
 		e.emit(Event{Type: EventHeld, Hold: HoldInconclusive, Reason: strings.Join(inconclusive, "; ")})
@@ -186,8 +187,8 @@ func (e *Engine) outage(now time.Time) bool {
 	down := now.Sub(s.OutageSince)
 	limit := time.Duration(e.spec.Analysis.MaxOutage)
 	switch {
-	case down >= limit && e.spec.Analysis.Inconclusive == InconclusiveFail:
-		e.rollback(nil, fmt.Sprintf("metrics source down for %s (analysis.maxOutage %s): %s", Duration(down), e.spec.Analysis.MaxOutage, strings.Join(failing, "; ")))
+	case down >= limit && e.spec.Analysis.Inconclusive == spec.InconclusiveFail:
+		e.rollback(nil, fmt.Sprintf("metrics source down for %s (analysis.maxOutage %s): %s", spec.Duration(down), e.spec.Analysis.MaxOutage, strings.Join(failing, "; ")))
 	case s.Phase == PhaseRunning:
 		e.emit(Event{Type: EventHeld, Hold: HoldOutage, Reason: "metrics source failing: " + strings.Join(failing, "; ")})
 	}

@@ -4,18 +4,19 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics"
 )
 
 // Describe is the event in one line for people: the headless printer, a replay and the TUI's
-// event log all show it. spec supplies step descriptions and may be nil.
-func (ev Event) Describe(spec *Spec) string {
+// event log all show it. rollout supplies step descriptions and may be nil.
+func (ev Event) Describe(rollout *spec.Rollout) string {
 	var b strings.Builder
 	step := func() string {
-		if spec == nil || ev.Step < 0 || ev.Step >= len(spec.Steps) {
+		if rollout == nil || ev.Step < 0 || ev.Step >= len(rollout.Steps) {
 			return fmt.Sprintf("step %d", ev.Step+1)
 		}
-		return fmt.Sprintf("step %d/%d (%s)", ev.Step+1, len(spec.Steps), spec.Steps[ev.Step])
+		return fmt.Sprintf("step %d/%d (%s)", ev.Step+1, len(rollout.Steps), rollout.Steps[ev.Step])
 	}
 	switch ev.Type {
 	case EventRolloutStarted:

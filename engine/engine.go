@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics"
 )
 
@@ -37,7 +38,7 @@ type EventSink interface {
 
 // Config is what an Engine runs with.
 type Config struct {
-	Spec   *Spec
+	Spec   *spec.Rollout
 	Router Router
 	Source Source // may be nil for a rollout without checks
 	// Journal records events before they are published; nil keeps them in memory only.
@@ -73,7 +74,7 @@ const (
 // Engine runs one rollout. Its Run goroutine owns the state; everything else talks to it
 // through Do, Snapshot, Subscribe and Events.
 type Engine struct {
-	spec    *Spec
+	spec    *spec.Rollout
 	router  Router
 	source  Source
 	journal EventSink
@@ -155,14 +156,14 @@ func New(cfg Config) (*Engine, error) {
 }
 
 // sameSpec refuses to resume a journal with a rollout file that has changed since.
-func sameSpec(recorded, given *Spec) error {
+func sameSpec(recorded, given *spec.Rollout) error {
 	a, err1 := json.Marshal(recorded)
 	b, err2 := json.Marshal(given)
 	if err1 != nil || err2 != nil {
 		return errors.Join(err1, err2)
 	}
 	if !bytes.Equal(a, b) {
-		return fmt.Errorf("the journal records a different rollout than %s (it changed since the journal was written); resume with the file the journal was started with", given.file)
+		return fmt.Errorf("the journal records a different rollout than %s (it changed since the journal was written); resume with the file the journal was started with", given.File())
 	}
 	return nil
 }
@@ -287,7 +288,7 @@ func (e *Engine) emit(ev Event) {
 func (e *Engine) Snapshot() State { return e.subs.snapshot() }
 
 // Spec is the rollout the engine runs.
-func (e *Engine) Spec() *Spec { return e.spec }
+func (e *Engine) Spec() *spec.Rollout { return e.spec }
 
 // Note records text in the journal and the event log on behalf of actor (an alert that fired
 // or resolved, say) without changing the rollout.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics"
 )
 
@@ -135,7 +136,7 @@ type specOpts struct {
 	steps        string
 }
 
-func testSpec(t *testing.T, o specOpts) *engine.Spec {
+func testSpec(t *testing.T, o specOpts) *spec.Rollout {
 	t.Helper()
 	if o.inconclusive == "" {
 		o.inconclusive = "hold"
@@ -144,11 +145,11 @@ func testSpec(t *testing.T, o specOpts) *engine.Spec {
 		o.steps = threeSteps
 	}
 	text := strings.NewReplacer("INCONCLUSIVE", o.inconclusive, "LIMIT", fmt.Sprint(o.limit), "STEPS", o.steps).Replace(specYAML)
-	spec, err := engine.ParseSpec("test.yaml", []byte(text))
+	rollout, err := spec.Parse("test.yaml", []byte(text))
 	if err != nil {
 		t.Fatalf("test spec: %v", err)
 	}
-	return spec
+	return rollout
 }
 
 // memJournal keeps events in memory, as a journal would on disk.
@@ -185,7 +186,7 @@ type running struct {
 	err     error
 }
 
-func start(t *testing.T, spec *engine.Spec, w *world, cfg engine.Config) *running {
+func start(t *testing.T, spec *spec.Rollout, w *world, cfg engine.Config) *running {
 	t.Helper()
 	cfg.Spec, cfg.Router, cfg.Source = spec, w, w
 	j := &memJournal{}

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/perchhq/perch/engine/spec"
 )
 
 // JournalVersion is the journal format written by this build.
@@ -17,9 +19,9 @@ const JournalVersion = 1
 
 // Header is the first line of a journal: the rollout it records.
 type Header struct {
-	Journal int       `json:"perchJournal"`
-	Created time.Time `json:"created"`
-	Spec    *Spec     `json:"spec"`
+	Journal int           `json:"perchJournal"`
+	Created time.Time     `json:"created"`
+	Spec    *spec.Rollout `json:"spec"`
 }
 
 // Recording is a journal as read back: its header and every complete event.
@@ -50,9 +52,9 @@ type Journal struct {
 	path string
 }
 
-// CreateJournal starts a new journal at path with the header for spec. It refuses to overwrite
+// CreateJournal starts a new journal at path with the header for rollout. It refuses to overwrite
 // an existing file: a journal is a record, and resuming one is OpenJournal's job.
-func CreateJournal(path string, spec *Spec, now time.Time) (*Journal, error) {
+func CreateJournal(path string, rollout *spec.Rollout, now time.Time) (*Journal, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		if errors.Is(err, os.ErrExist) {
@@ -61,7 +63,7 @@ func CreateJournal(path string, spec *Spec, now time.Time) (*Journal, error) {
 		return nil, fmt.Errorf("create journal: %w", err)
 	}
 	j := &Journal{f: f, path: path}
-	line, err := json.Marshal(Header{Journal: JournalVersion, Created: now.UTC(), Spec: spec})
+	line, err := json.Marshal(Header{Journal: JournalVersion, Created: now.UTC(), Spec: rollout})
 	if err == nil {
 		err = j.write(line)
 	}
@@ -186,7 +188,7 @@ func (rec *Recording) parseLine(lineNo int, line []byte) error {
 		if h.Journal > JournalVersion {
 			return fmt.Errorf("journal format %d is newer than this perch understands (%d)", h.Journal, JournalVersion)
 		}
-		if err := h.Spec.recheck(); err != nil {
+		if err := h.Spec.Recheck(); err != nil {
 			return fmt.Errorf("the rollout in the journal header is invalid: %w", err)
 		}
 		rec.Header = h
@@ -221,10 +223,10 @@ func strictUnmarshal(line []byte, v any) error {
 	return nil
 }
 
-// checkEvent rejects an event the reducer could not apply to a rollout of spec.
-func checkEvent(spec *Spec, ev Event) error {
-	if ev.Step < 0 || ev.Step >= len(spec.Steps) {
-		return fmt.Errorf("event %d: step %d outside the rollout's %d steps", ev.Seq, ev.Step, len(spec.Steps))
+// checkEvent rejects an event the reducer could not apply to rollout.
+func checkEvent(rollout *spec.Rollout, ev Event) error {
+	if ev.Step < 0 || ev.Step >= len(rollout.Steps) {
+		return fmt.Errorf("event %d: step %d outside the rollout's %d steps", ev.Seq, ev.Step, len(rollout.Steps))
 	}
 	switch ev.Type {
 	case EventWeightSet, EventWeightFailed:

@@ -10,11 +10,12 @@ import (
 	"time"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics"
 )
 
 // writeJournal writes a journal with n simple events through the real Journal.
-func writeJournal(t *testing.T, spec *engine.Spec, n int) (string, []engine.Event) {
+func writeJournal(t *testing.T, spec *spec.Rollout, n int) (string, []engine.Event) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "j.jsonl")
 	j, err := engine.CreateJournal(path, spec, time.Unix(0, 0))
@@ -121,12 +122,12 @@ func TestJournalErrors(t *testing.T) {
 }
 
 func FuzzReadJournal(f *testing.F) {
-	spec, err := engine.LoadSpec("testdata/checkout-api.yaml")
+	rollout, err := spec.Load("spec/testdata/checkout-api.yaml")
 	if err != nil {
 		f.Fatal(err)
 	}
 	var buf bytes.Buffer
-	header, _ := json.Marshal(engine.Header{Journal: 1, Spec: spec})
+	header, _ := json.Marshal(engine.Header{Journal: 1, Spec: rollout})
 	buf.Write(append(header, '\n'))
 	buf.WriteString(`{"seq":1,"time":"2026-11-22T10:00:00Z","type":"rollout_started","step":0,"attempt":1}` + "\n")
 	buf.WriteString(`{"seq":2,"time":"2026-11-22T10:00:00Z","type":"step_started","step":0,"weight":1}` + "\n")

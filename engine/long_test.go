@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics"
 )
 
@@ -50,12 +51,12 @@ func BenchmarkLongRolloutHeap(b *testing.B) {
 	for _, looks := range []int{720, 2880, 11520} {
 		b.Run(time.Duration(looks*30*int(time.Second)).String()+"-equivalent", func(b *testing.B) {
 			for range b.N {
-				spec, err := engine.ParseSpec("bench.yaml", []byte(benchSpec(looks)))
+				rollout, err := spec.Parse("bench.yaml", []byte(benchSpec(looks)))
 				if err != nil {
 					b.Fatal(err)
 				}
 				w := newWorld()
-				eng, err := engine.New(engine.Config{Spec: spec, Router: w, Source: w, Journal: discard{}})
+				eng, err := engine.New(engine.Config{Spec: rollout, Router: w, Source: w, Journal: discard{}})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -126,7 +127,7 @@ func BenchmarkReplayHeap(b *testing.B) {
 func longRecording(tb testing.TB, looks int) *engine.Recording {
 	tb.Helper()
 	text := strings.Replace(benchSpec(looks*30000), "interval: 1ms", "interval: 30s", 1) // analyze: looks × 30 s
-	spec, err := engine.ParseSpec("bench.yaml", []byte(text))
+	rollout, err := spec.Parse("bench.yaml", []byte(text))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -155,5 +156,5 @@ func longRecording(tb testing.TB, looks int) *engine.Recording {
 	add(end, engine.Event{Type: engine.EventPromoteStarted, Reason: "every step passed"})
 	add(end, engine.Event{Type: engine.EventWeightSet, Weight: &full})
 	add(end, engine.Event{Type: engine.EventPromoted, Weight: &full})
-	return &engine.Recording{Header: engine.Header{Spec: spec}, Events: evs}
+	return &engine.Recording{Header: engine.Header{Spec: rollout}, Events: evs}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics"
 )
 
@@ -27,13 +28,13 @@ steps:
   - {setWeight: 50, analyze: 4s}
 `
 
-func parseSpec(t *testing.T) *engine.Spec {
+func parseSpec(t *testing.T) *spec.Rollout {
 	t.Helper()
-	spec, err := engine.ParseSpec("replay.yaml", []byte(replaySpec))
+	rollout, err := spec.Parse("replay.yaml", []byte(replaySpec))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return spec
+	return rollout
 }
 
 var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics"
 )
 
@@ -47,9 +48,9 @@ const (
 // what a resumed engine continues from. Apply is its only mutator and uses nothing but the
 // event (no clock, no I/O), so folding the same events always gives the same State.
 type State struct {
-	Spec    *Spec `json:"-"`
-	Seq     int64 // last event applied
-	Attempt int   // 1 for the first run, +1 per retry
+	Spec    *spec.Rollout `json:"-"`
+	Seq     int64         // last event applied
+	Attempt int           // 1 for the first run, +1 per retry
 	Phase   Phase
 
 	Step          int // current step index
@@ -119,18 +120,18 @@ type Point struct {
 	Baseline float64
 }
 
-// NewState is the state of a rollout of spec before its first event.
-func NewState(spec *Spec) State {
-	s := State{Spec: spec, Phase: PhasePending, Weight: -1, Target: -1}
-	s.Steps = make([]StepState, len(spec.Steps))
+// NewState is the state of rollout before its first event.
+func NewState(rollout *spec.Rollout) State {
+	s := State{Spec: rollout, Phase: PhasePending, Weight: -1, Target: -1}
+	s.Steps = make([]StepState, len(rollout.Steps))
 	for i := range s.Steps {
 		s.Steps[i].Status = StepPending
 	}
-	s.Checks = make([]CheckState, len(spec.Checks))
-	for i, c := range spec.Checks {
+	s.Checks = make([]CheckState, len(rollout.Checks))
+	for i, c := range rollout.Checks {
 		judge := c.Judge
 		if judge == "" {
-			judge = spec.Analysis.Judge
+			judge = rollout.Analysis.Judge
 		}
 		s.Checks[i] = CheckState{Name: c.Name, Unit: c.Unit, Critical: c.Critical, Judge: judge, Criteria: c.Criteria()}
 	}
@@ -318,7 +319,7 @@ func (s State) Clone() State {
 }
 
 // CurrentStep is the spec's step the rollout is in.
-func (s *State) CurrentStep() Step { return s.Spec.Steps[s.Step] }
+func (s *State) CurrentStep() spec.Step { return s.Spec.Steps[s.Step] }
 
 // AnalysisEndsAt is when the current step's analysis time is over (zero if it has not begun or
 // the step does not analyze).

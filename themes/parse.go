@@ -10,29 +10,16 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/perchhq/perch/engine/suggest"
 	"gopkg.in/yaml.v3"
+
+	"github.com/perchhq/perch/internal/yamlpos"
 )
 
 // Error is one problem in a theme file, at the line and column where it was written.
-type Error struct {
-	File      string
-	Line, Col int
-	Msg       string
-}
+type Error = yamlpos.Error
 
-func (e *Error) Error() string { return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Col, e.Msg) }
-
-// Errors is every problem found in a theme file, in file order.
-type Errors []*Error
-
-func (es Errors) Error() string {
-	lines := make([]string, len(es))
-	for i, e := range es {
-		lines[i] = e.Error()
-	}
-	return strings.Join(lines, "\n")
-}
+// Errors is every problem found in a theme file, in file order; Parse returns them.
+type Errors = yamlpos.Errors
 
 // Parse reads a theme file's bytes; file names it in messages. The format:
 //
@@ -60,7 +47,7 @@ func Parse(file string, data []byte) (Theme, error) {
 		case "colors":
 			colors = val
 		default:
-			p.fail(key, "unknown field %q%s", key.Value, suggest.Hint(key.Value, []string{"name", "extends", "colors"}))
+			p.fail(key, "unknown field %q%s", key.Value, yamlpos.Hint(key.Value, []string{"name", "extends", "colors"}))
 		}
 	}
 	if extends != nil {
@@ -109,8 +96,6 @@ func (p *parser) fail(n *yaml.Node, format string, args ...any) {
 	p.errs = append(p.errs, &Error{File: p.file, Line: n.Line, Col: n.Column, Msg: fmt.Sprintf(format, args...)})
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
 // document parses data and returns its top-level mapping.
 func (p *parser) document(data []byte) (*yaml.Node, error) {
 	var root yaml.Node
@@ -119,12 +104,7 @@ func (p *parser) document(data []byte) (*yaml.Node, error) {
 	case errors.Is(err, io.EOF):
 		return nil, Errors{{File: p.file, Line: 1, Col: 1, Msg: "empty theme file"}}
 	case err != nil:
-		msg, line := strings.TrimPrefix(err.Error(), "yaml: "), 1
-		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
-			line, _ = strconv.Atoi(m[1])
-			msg = m[2]
-		}
-		return nil, Errors{{File: p.file, Line: line, Col: 1, Msg: "not valid YAML: " + msg}}
+		return nil, Errors{yamlpos.Syntax(p.file, err)}
 	}
 	doc := root.Content[0]
 	if doc.Kind != yaml.MappingNode {
@@ -160,7 +140,7 @@ func (p *parser) colors(n *yaml.Node, t *Theme, set map[string]bool) {
 			}
 		}
 		if idx < 0 {
-			p.fail(key, "colors: unknown colour %q%s", key.Value, suggest.Hint(key.Value, known))
+			p.fail(key, "colors: unknown colour %q%s", key.Value, yamlpos.Hint(key.Value, known))
 			continue
 		}
 		c, err := ParseColor(p.scalar(val, "colors."+key.Value))

@@ -12,6 +12,7 @@ import (
 	"github.com/muesli/termenv"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/spec"
 )
 
 // bigState is a rollout with 12 checks, 600 looks into a long step, folded from events.
@@ -34,11 +35,11 @@ checks:
 		}
 	}
 	b.WriteString("steps:\n  - {setWeight: 5, analyze: 6h}\n  - {setWeight: 50, analyze: 6h}\n")
-	spec, err := engine.ParseSpec("big.yaml", []byte(b.String()))
+	rollout, err := spec.Parse("big.yaml", []byte(b.String()))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s := newSimSpec(tb, spec).start()
+	s := newSimSpec(tb, rollout).start()
 	s.lookN(600, healthy)
 	return s.st, s.now.Add(10 * time.Second)
 }

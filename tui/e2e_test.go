@@ -13,6 +13,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics"
 	"github.com/perchhq/perch/tui/tmuxtest"
 )
@@ -31,12 +32,12 @@ func TestMain(m *testing.M) {
 // runChild runs testdata/e2e.yaml on a real engine.New over an in-memory router and source,
 // shows it with Run as `perch run` would, and prints what the operator chose.
 func runChild() int {
-	spec, err := engine.LoadSpec("testdata/e2e.yaml")
+	rollout, err := spec.Load("testdata/e2e.yaml")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	eng, err := engine.New(engine.Config{Spec: spec, Router: &memRouter{}, Source: memSource{}})
+	eng, err := engine.New(engine.Config{Spec: rollout, Router: &memRouter{}, Source: memSource{}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2

@@ -12,6 +12,7 @@ import (
 	"github.com/muesli/termenv"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics"
 	"github.com/perchhq/perch/themes"
 )
@@ -20,7 +21,7 @@ import (
 // threshold judge, so tests draw states the reducer really produces.
 type sim struct {
 	t      testing.TB
-	spec   *engine.Spec
+	spec   *spec.Rollout
 	st     engine.State
 	now    time.Time
 	judges []metrics.Judge
@@ -33,14 +34,14 @@ var simStart = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 
 func newSim(t testing.TB) *sim {
 	t.Helper()
-	spec, err := engine.LoadSpec("testdata/rollout.yaml")
+	rollout, err := spec.Load("testdata/rollout.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newSimSpec(t, spec)
+	return newSimSpec(t, rollout)
 }
 
-func newSimSpec(t testing.TB, spec *engine.Spec) *sim {
+func newSimSpec(t testing.TB, spec *spec.Rollout) *sim {
 	s := &sim{t: t, spec: spec, st: engine.NewState(spec), now: simStart}
 	for _, c := range spec.Checks {
 		j, err := metrics.New("threshold", c.JudgeOptions)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics"
 )
 
@@ -21,14 +22,14 @@ const (
 
 // checkAccess reaches the provider and the metrics source the rollout file names, the way
 // a run would, and reports what it found. Problems go to stderr as FILE:LINE:COL: message.
-func (a *app) checkAccess(ctx context.Context, file string, spec *engine.Spec, flags connectFlags) error {
+func (a *app) checkAccess(ctx context.Context, file string, rollout *spec.Rollout, flags connectFlags) error {
 	problems := 0
 	problem := func(path, msg string) {
 		problems++
-		fmt.Fprintf(a.stderr, "%s: %s: %s\n", spec.Where(path), path, msg)
+		fmt.Fprintf(a.stderr, "%s: %s: %s\n", rollout.Where(path), path, msg)
 	}
-	trafficPath := "traffic." + spec.Traffic.Kind()
-	router, closeRouter, err := a.registry.router(ctx, spec, flags)
+	trafficPath := "traffic." + rollout.Traffic.Kind()
+	router, closeRouter, err := a.registry.router(ctx, rollout, flags)
 	if err != nil {
 		var ee *exitError
 		if errors.As(err, &ee) && ee.code == exitBadInput {
@@ -43,11 +44,11 @@ func (a *app) checkAccess(ctx context.Context, file string, spec *engine.Spec, f
 		if err != nil {
 			problem(trafficPath, err.Error())
 		} else {
-			fmt.Fprintf(a.stdout, "traffic: %s: reachable, canary at %d%%\n", describeRouter(spec, router), w)
+			fmt.Fprintf(a.stdout, "traffic: %s: reachable, canary at %d%%\n", describeRouter(rollout, router), w)
 		}
 	}
-	if len(spec.Checks) > 0 {
-		a.checkQueries(ctx, spec, router, flags, problem)
+	if len(rollout.Checks) > 0 {
+		a.checkQueries(ctx, rollout, router, flags, problem)
 	}
 	if problems > 0 {
 		return runtimeError(fmt.Errorf("%d problem(s) reaching what %s names", problems, file))
@@ -57,29 +58,29 @@ func (a *app) checkAccess(ctx context.Context, file string, spec *engine.Spec, f
 
 // checkQueries connects the metrics source and runs every query once, reporting failures
 // through problem.
-func (a *app) checkQueries(ctx context.Context, spec *engine.Spec, router engine.Router, flags connectFlags, problem func(path, msg string)) {
-	kind := spec.Metrics.Kind()
+func (a *app) checkQueries(ctx context.Context, rollout *spec.Rollout, router engine.Router, flags connectFlags, problem func(path, msg string)) {
+	kind := rollout.Metrics.Kind()
 	mk, ok := a.registry.sources[kind]
 	switch {
 	case !ok:
 		problem("metrics."+kind, fmt.Sprintf("metrics source %q is not available in this build of perch", kind))
 		return
-	case router == nil && spec.Metrics.Builtin != nil:
+	case router == nil && rollout.Metrics.Builtin != nil:
 		problem("metrics."+kind, "the builtin source is the proxy's own observations; it cannot be checked without the proxy")
 		return
 	}
-	source, err := mk(ctx, spec, router, flags)
+	source, err := mk(ctx, rollout, router, flags)
 	if err != nil {
 		problem("metrics."+kind, err.Error())
 		return
 	}
 	defer (&backend{source: source}).close()
 
-	step := time.Duration(spec.Analysis.Interval)
+	step := time.Duration(rollout.Analysis.Interval)
 	end := time.Now()
 	start := end.Add(-accessIntervals * step)
-	window := engine.Duration(accessIntervals * step).String()
-	queries := queriesOf(spec)
+	window := spec.Duration(accessIntervals * step).String()
+	queries := queriesOf(rollout)
 	results := make([]queryResult, len(queries))
 	var wg sync.WaitGroup
 	for i, q := range queries {
@@ -98,7 +99,7 @@ func (a *app) checkQueries(ctx context.Context, spec *engine.Spec, router engine
 		case r.err != nil && !errors.Is(r.err, metrics.ErrNoData):
 			problem(q.path, fmt.Sprintf("%s: %v", name, r.err))
 		case len(r.samples) == 0:
-			fmt.Fprintf(a.stdout, "%s: %s: %s: no data over the last %s (%s)\n", spec.Where(q.path), q.path, name, window, noDataHint(q.side))
+			fmt.Fprintf(a.stdout, "%s: %s: %s: no data over the last %s (%s)\n", rollout.Where(q.path), q.path, name, window, noDataHint(q.side))
 		default:
 			last := r.samples[len(r.samples)-1].Value
 			fmt.Fprintf(a.stdout, "%s: %d sample(s) over the last %s, latest %s\n", name, len(r.samples), window, metrics.FormatValue(last))
@@ -128,9 +129,9 @@ type namedQuery struct {
 }
 
 // queriesOf lists every check's queries in file order.
-func queriesOf(spec *engine.Spec) []namedQuery {
+func queriesOf(rollout *spec.Rollout) []namedQuery {
 	var out []namedQuery
-	for i, c := range spec.Checks {
+	for i, c := range rollout.Checks {
 		p := fmt.Sprintf("checks[%d]", i)
 		at := func(field string) string {
 			if c.Builtin != "" {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics"
 	"github.com/perchhq/perch/metrics/cloudwatch/cwtest"
 	"github.com/perchhq/perch/providers/alb/albtest"
@@ -105,8 +106,10 @@ func (m *memProvider) Samples(_ context.Context, q metrics.Query, start, end tim
 func TestCheckAccessUsesWhateverTheRegistryHolds(t *testing.T) {
 	m := &memProvider{weight: 5}
 	reg := defaultRegistry()
-	reg.routers["proxy"] = func(context.Context, *engine.Spec, connectFlags) (engine.Router, error) { return m, nil }
-	reg.sources["prometheus"] = func(context.Context, *engine.Spec, engine.Router, connectFlags) (engine.Source, error) { return m, nil }
+	reg.routers["proxy"] = func(context.Context, *spec.Rollout, connectFlags) (engine.Router, error) { return m, nil }
+	reg.sources["prometheus"] = func(context.Context, *spec.Rollout, engine.Router, connectFlags) (engine.Source, error) {
+		return m, nil
+	}
 	file := writeFile(t, "web.yaml", `name: web
 traffic: {proxy: {listen: "127.0.0.1:0", stable: "http://127.0.0.1:1", canary: "http://127.0.0.1:2"}}
 metrics: {prometheus: {address: "http://127.0.0.1:9090"}}
@@ -141,7 +144,7 @@ steps: [{setWeight: 10, analyze: 1m}]
 
 func TestValidateWithoutCheckAccessReachesNothing(t *testing.T) {
 	reg := defaultRegistry()
-	reg.routers["alb"] = func(context.Context, *engine.Spec, connectFlags) (engine.Router, error) {
+	reg.routers["alb"] = func(context.Context, *spec.Rollout, connectFlags) (engine.Router, error) {
 		t.Error("validate connected to the provider without --check-access")
 		return nil, nil
 	}

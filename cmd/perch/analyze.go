@@ -13,7 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics"
 )
 
@@ -206,7 +206,7 @@ func readCheck(fields map[string]json.RawMessage, path string, p *problems) anal
 	if !field("name", &c.name, "text") || c.name == "" {
 		p.add(path+".name", "missing: every check needs a name")
 	}
-	c.judge = engine.DefaultJudge
+	c.judge = spec.DefaultJudge
 	field("judge", &c.judge, "text")
 	field("direction", &c.criteria.Direction, "text")
 	switch c.criteria.Direction {

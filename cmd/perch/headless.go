@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/spec"
 )
 
 // Output formats of --output.
@@ -24,7 +25,7 @@ func checkOutput(format string) error {
 }
 
 // printEvent writes one line for ev: the journal's JSON object, or the time and a description.
-func printEvent(w io.Writer, ev engine.Event, spec *engine.Spec, format string) error {
+func printEvent(w io.Writer, ev engine.Event, spec *spec.Rollout, format string) error {
 	if format == outputJSON {
 		line, err := json.Marshal(ev)
 		if err != nil {
@@ -38,7 +39,7 @@ func printEvent(w io.Writer, ev engine.Event, spec *engine.Spec, format string) 
 }
 
 // printEvents prints every event of the stream until the engine stops; it closes done after.
-func printEvents(stream *engine.EventStream, w io.Writer, spec *engine.Spec, format string, done chan<- struct{}) {
+func printEvents(stream *engine.EventStream, w io.Writer, spec *spec.Rollout, format string, done chan<- struct{}) {
 	defer close(done)
 	for {
 		ev, ok := stream.Next(context.Background())

@@ -9,6 +9,7 @@ import (
 	"github.com/perchhq/perch/engine"
 	"github.com/perchhq/perch/engine/alerts"
 	"github.com/perchhq/perch/engine/notify"
+	"github.com/perchhq/perch/engine/spec"
 )
 
 // alertsCloseTimeout bounds how long stopping waits for alert payloads being handled.
@@ -18,7 +19,7 @@ const alertsCloseTimeout = 5 * time.Second
 // Alertmanager receiver (alerts) and the notifier (notify). Call it after engine.New and
 // before eng.Run, so the notifier sees the first event; call stop once Run has returned: it
 // closes the receiver and waits for the last notifications (at most notify's drain timeout).
-func (a *app) startIntegrations(ctx context.Context, spec *engine.Spec, eng *engine.Engine) (stop func(), err error) {
+func (a *app) startIntegrations(ctx context.Context, spec *spec.Rollout, eng *engine.Engine) (stop func(), err error) {
 	var mu sync.Mutex // the receiver and the notifier's workers report from their goroutines
 	logf := func(format string, args ...any) {
 		mu.Lock()

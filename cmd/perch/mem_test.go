@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics"
 )
 
@@ -53,10 +54,12 @@ func (m *memBackend) Samples(_ context.Context, q metrics.Query, start, end time
 func memRegistry(m *memBackend) registry {
 	r := defaultRegistry()
 	for kind := range r.routers {
-		r.routers[kind] = func(context.Context, *engine.Spec, connectFlags) (engine.Router, error) { return m, nil }
+		r.routers[kind] = func(context.Context, *spec.Rollout, connectFlags) (engine.Router, error) { return m, nil }
 	}
 	for kind := range r.sources {
-		r.sources[kind] = func(context.Context, *engine.Spec, engine.Router, connectFlags) (engine.Source, error) { return m, nil }
+		r.sources[kind] = func(context.Context, *spec.Rollout, engine.Router, connectFlags) (engine.Source, error) {
+			return m, nil
+		}
 	}
 	return r
 }

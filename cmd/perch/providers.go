@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics/cloudwatch"
 	"github.com/perchhq/perch/providers/alb"
 	"github.com/perchhq/perch/providers/gatewayapi"
@@ -15,7 +16,7 @@ import (
 // Factories of the cloud and mesh providers: each turns its block of the rollout file into
 // the provider package's own configuration.
 
-func albRouter(ctx context.Context, spec *engine.Spec, flags connectFlags) (engine.Router, error) {
+func albRouter(ctx context.Context, spec *spec.Rollout, flags connectFlags) (engine.Router, error) {
 	a := spec.Traffic.ALB
 	cfg := alb.Config{
 		Region: a.Region, ListenerARN: a.ListenerARN, RuleARN: a.RuleARN,
@@ -36,7 +37,7 @@ func connectKube(flags connectFlags) (*kube.Cluster, error) {
 }
 
 func istioRouter(connect kubeConnector) routerFactory {
-	return func(_ context.Context, spec *engine.Spec, flags connectFlags) (engine.Router, error) {
+	return func(_ context.Context, spec *spec.Rollout, flags connectFlags) (engine.Router, error) {
 		cluster, err := connect(flags)
 		if err != nil {
 			return nil, err
@@ -52,7 +53,7 @@ func istioRouter(connect kubeConnector) routerFactory {
 }
 
 func gatewayAPIRouter(connect kubeConnector) routerFactory {
-	return func(_ context.Context, spec *engine.Spec, flags connectFlags) (engine.Router, error) {
+	return func(_ context.Context, spec *spec.Rollout, flags connectFlags) (engine.Router, error) {
 		cluster, err := connect(flags)
 		if err != nil {
 			return nil, err
@@ -65,6 +66,6 @@ func gatewayAPIRouter(connect kubeConnector) routerFactory {
 	}
 }
 
-func cloudwatchSource(ctx context.Context, spec *engine.Spec, _ engine.Router, flags connectFlags) (engine.Source, error) {
+func cloudwatchSource(ctx context.Context, spec *spec.Rollout, _ engine.Router, flags connectFlags) (engine.Source, error) {
 	return cloudwatch.New(ctx, cloudwatch.Config{Region: spec.Metrics.CloudWatch.Region, Profile: flags.awsProfile})
 }

@@ -6,11 +6,12 @@ import (
 	"time"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/providers/proxy"
 )
 
 // proxyRouter starts perch's own proxy on the rollout's listen address.
-func proxyRouter(ctx context.Context, spec *engine.Spec, flags connectFlags) (engine.Router, error) {
+func proxyRouter(ctx context.Context, spec *spec.Rollout, flags connectFlags) (engine.Router, error) {
 	p := spec.Traffic.Proxy
 	cfg := proxy.Config{Stable: p.Stable, Canary: p.Canary}
 	if p.Sticky != nil {
@@ -36,7 +37,7 @@ func proxyRouter(ctx context.Context, spec *engine.Spec, flags connectFlags) (en
 // builtinWindow sizes the proxy's observations for the rollout: slots of a quarter of the look
 // interval (1 s at most), kept for the longest step's analysis and a few intervals more (5
 // minutes at least). A hold that outlasts it loses its oldest points, not its newest.
-func builtinWindow(spec *engine.Spec) (resolution, retention time.Duration) {
+func builtinWindow(spec *spec.Rollout) (resolution, retention time.Duration) {
 	interval := time.Duration(spec.Analysis.Interval)
 	resolution = max(min(time.Second, interval/4), time.Millisecond)
 	var longest time.Duration
@@ -47,7 +48,7 @@ func builtinWindow(spec *engine.Spec) (resolution, retention time.Duration) {
 }
 
 // builtinSource is the proxy's own observations; the proxy is the rollout's router.
-func builtinSource(_ context.Context, _ *engine.Spec, router engine.Router, _ connectFlags) (engine.Source, error) {
+func builtinSource(_ context.Context, _ *spec.Rollout, router engine.Router, _ connectFlags) (engine.Source, error) {
 	p, ok := router.(interface{ Source() *proxy.Source })
 	if !ok {
 		return nil, errors.New("the builtin metrics source is the proxy's own observations: it needs traffic.proxy")

@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics/prometheus"
 )
 
@@ -21,17 +22,17 @@ type connectFlags struct {
 }
 
 // routerFactory connects to the traffic provider a rollout file names.
-type routerFactory func(ctx context.Context, spec *engine.Spec, flags connectFlags) (engine.Router, error)
+type routerFactory func(ctx context.Context, spec *spec.Rollout, flags connectFlags) (engine.Router, error)
 
 // sourceFactory connects to the metrics source a rollout file names. It gets the router
 // because the builtin source is the proxy's own observations.
-type sourceFactory func(ctx context.Context, spec *engine.Spec, router engine.Router, flags connectFlags) (engine.Source, error)
+type sourceFactory func(ctx context.Context, spec *spec.Rollout, router engine.Router, flags connectFlags) (engine.Source, error)
 
 // registry maps the providers and sources of the rollout file to the code that connects to
 // them. It is a value built in main, so tests can put in-memory ones in its place.
 type registry struct {
-	routers map[string]routerFactory // by engine.Traffic.Kind()
-	sources map[string]sourceFactory // by engine.Metrics.Kind()
+	routers map[string]routerFactory // by spec.Traffic.Kind()
+	sources map[string]sourceFactory // by spec.Metrics.Kind()
 }
 
 func defaultRegistry() registry {
@@ -45,7 +46,7 @@ func defaultRegistry() registry {
 		sources: map[string]sourceFactory{
 			"builtin":    builtinSource,
 			"cloudwatch": cloudwatchSource,
-			"prometheus": func(_ context.Context, s *engine.Spec, _ engine.Router, _ connectFlags) (engine.Source, error) {
+			"prometheus": func(_ context.Context, s *spec.Rollout, _ engine.Router, _ connectFlags) (engine.Source, error) {
 				return prometheus.New(s.Metrics.Prometheus.Address, nil)
 			},
 		},
@@ -70,7 +71,7 @@ func (b *backend) close() error {
 }
 
 // connect builds the rollout's router and source; its errors carry their exit code.
-func (r registry) connect(ctx context.Context, spec *engine.Spec, flags connectFlags) (*backend, error) {
+func (r registry) connect(ctx context.Context, spec *spec.Rollout, flags connectFlags) (*backend, error) {
 	kind := spec.Traffic.Kind()
 	mkRouter, ok := r.routers[kind]
 	if !ok {

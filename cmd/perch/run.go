@@ -13,6 +13,7 @@ import (
 
 	"github.com/perchhq/perch/engine"
 	"github.com/perchhq/perch/engine/control"
+	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/themes"
 )
 
@@ -112,7 +113,7 @@ func (a *app) run(c *cobra.Command, path string, f runFlags) error {
 
 // rollout is a rollout file connected to its provider and its journal, ready for an engine.
 type rollout struct {
-	spec    *engine.Spec
+	spec    *spec.Rollout
 	backend *backend
 	journal *engine.Journal
 	rec     *engine.Recording // with --resume: what the journal recorded
@@ -180,7 +181,7 @@ func (a *app) resumeJournal(path string) (*engine.Journal, *engine.Recording, er
 
 // createJournal starts a new journal at path, or ./perch-NAME-TIMESTAMP.jsonl, and returns it
 // with its absolute path, for the caller to say where it is.
-func createJournal(spec *engine.Spec, path string) (*engine.Journal, string, error) {
+func createJournal(spec *spec.Rollout, path string) (*engine.Journal, string, error) {
 	if path == "" {
 		path = fmt.Sprintf("perch-%s-%s.jsonl", spec.Name, time.Now().UTC().Format("20060102T150405Z"))
 	}
@@ -213,7 +214,7 @@ func (a *app) finish(out engine.Outcome, err error, st engine.State, specPath, j
 }
 
 // serveControl listens on the rollout's control socket until the returned function is called.
-func (a *app) serveControl(ctx context.Context, eng *engine.Engine, spec *engine.Spec, socket, journalPath string) (func(), error) {
+func (a *app) serveControl(ctx context.Context, eng *engine.Engine, spec *spec.Rollout, socket, journalPath string) (func(), error) {
 	switch socket {
 	case "none":
 		return func() {}, nil

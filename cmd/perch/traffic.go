@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/spec"
 )
 
 // trafficTimeout bounds perch traffic's calls to the provider, SDK retries included.
@@ -89,7 +90,7 @@ func (a *app) traffic(ctx context.Context, path string, f trafficFlags, set bool
 }
 
 // router connects only the rollout's traffic provider; close lets go of it.
-func (r registry) router(ctx context.Context, spec *engine.Spec, flags connectFlags) (engine.Router, func(), error) {
+func (r registry) router(ctx context.Context, spec *spec.Rollout, flags connectFlags) (engine.Router, func(), error) {
 	kind := spec.Traffic.Kind()
 	mk, ok := r.routers[kind]
 	if !ok {
@@ -104,7 +105,7 @@ func (r registry) router(ctx context.Context, spec *engine.Spec, flags connectFl
 }
 
 // describeRouter says what the provider points at, when it can tell.
-func describeRouter(spec *engine.Spec, router engine.Router) string {
+func describeRouter(spec *spec.Rollout, router engine.Router) string {
 	if s, ok := router.(fmt.Stringer); ok {
 		return s.String()
 	}

@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/spec"
 )
 
 type validateFlags struct {
@@ -47,20 +47,20 @@ Exit codes: 0 the file is good (and, with --check-access, everything was reachab
 }
 
 // loadSpec loads a rollout file; every problem in it is printed, one per line, as exit 2.
-func loadSpec(path string) (*engine.Spec, error) {
-	spec, err := engine.LoadSpec(path)
-	var specErrs engine.SpecErrors
+func loadSpec(path string) (*spec.Rollout, error) {
+	rollout, err := spec.Load(path)
+	var specErrs spec.Errors
 	switch {
 	case errors.As(err, &specErrs):
 		return nil, badInput(fmt.Errorf("%w\n%d problem(s) in %s", specErrs, len(specErrs), path))
 	case err != nil:
 		return nil, badInput(err)
 	}
-	return spec, nil
+	return rollout, nil
 }
 
 // summarize is the one line validate prints for a good file.
-func summarize(s *engine.Spec) string {
+func summarize(s *spec.Rollout) string {
 	weights := ""
 	for _, st := range s.Steps {
 		if weights != "" {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/spec"
 )
 
 // Engine is what the receiver needs of the rollout engine; *engine.Engine is the real one.
@@ -52,7 +53,7 @@ type Receiver struct {
 }
 
 // NewReceiver builds a receiver that rolls back on alerts matching cfg.RollbackOn.
-func NewReceiver(eng Engine, cfg *engine.Alerts, opts Options) *Receiver {
+func NewReceiver(eng Engine, cfg *spec.Alerts, opts Options) *Receiver {
 	if opts.MaxBody <= 0 {
 		opts.MaxBody = DefaultMaxBody
 	}

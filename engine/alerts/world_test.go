@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics"
 )
 
@@ -33,13 +34,13 @@ alerts:
     - {severity: page}
 `
 
-func parseSpec(t *testing.T, yaml string) *engine.Spec {
+func parseSpec(t *testing.T, yaml string) *spec.Rollout {
 	t.Helper()
-	spec, err := engine.ParseSpec("web.yaml", []byte(yaml))
+	rollout, err := spec.Parse("web.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatalf("parse spec: %v", err)
 	}
-	return spec
+	return rollout
 }
 
 // world is an in-memory traffic provider and metrics source where canary and baseline are
@@ -114,7 +115,7 @@ type running struct {
 	journal *memJournal
 }
 
-func startEngine(t *testing.T, spec *engine.Spec, w *world) *running {
+func startEngine(t *testing.T, spec *spec.Rollout, w *world) *running {
 	t.Helper()
 	j := &memJournal{}
 	eng, err := engine.New(engine.Config{Spec: spec, Router: w, Source: w, Journal: j, Linger: true})

@@ -6,7 +6,7 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/spec"
 )
 
 // target is where one notify entry posts, with its environment references expanded.
@@ -18,7 +18,7 @@ type target struct {
 }
 
 // targets expands and checks every notify entry of the rollout file.
-func targets(spec *engine.Spec, getenv func(string) string) ([]target, error) {
+func targets(spec *spec.Rollout, getenv func(string) string) ([]target, error) {
 	var out []target
 	for i, n := range spec.Notify {
 		path := fmt.Sprintf("notify[%d]", i)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/perchhq/perch/engine"
 	"github.com/perchhq/perch/engine/notify"
+	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics"
 )
 
@@ -47,13 +48,13 @@ var testEnv = map[string]string{"SLACK_TOKEN": "T0/B0/slack-secret", "HOOK_TOKEN
 
 func getenv(name string) string { return testEnv[name] }
 
-func parseSpec(t *testing.T, yaml string) *engine.Spec {
+func parseSpec(t *testing.T, yaml string) *spec.Rollout {
 	t.Helper()
-	spec, err := engine.ParseSpec("web.yaml", []byte(yaml))
+	r, err := spec.Parse("web.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatalf("parse spec: %v", err)
 	}
-	return spec
+	return r
 }
 
 // world is an in-memory provider and source: the canary has 30% errors once its weight
@@ -116,7 +117,7 @@ type rollout struct {
 	notified chan struct{}      // closed when the notifier's Run returns
 }
 
-func startRollout(t *testing.T, spec *engine.Spec, w *world, opts notify.Options) *rollout {
+func startRollout(t *testing.T, spec *spec.Rollout, w *world, opts notify.Options) *rollout {
 	t.Helper()
 	return startWith(t, engine.Config{Spec: spec, Router: w, Source: w}, opts)
 }

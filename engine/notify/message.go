@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics"
 )
 
@@ -60,7 +61,7 @@ func compose(st *engine.State, ev engine.Event) (message, bool) {
 		m.headline = fmt.Sprintf("rolled back: all traffic is on stable; %s failed%s", stepName(st, ev.Step), by(st.EndedBy))
 		m.details = append(why(st.EndReason, st.EndedBy), checkLines(st, true)...)
 	case engine.EventPromoted:
-		m.headline = fmt.Sprintf("promoted: all traffic is on the canary, %s after the rollout started%s", engine.Duration(ev.Time.Sub(st.StartedAt).Round(time.Second)), by(st.EndedBy))
+		m.headline = fmt.Sprintf("promoted: all traffic is on the canary, %s after the rollout started%s", spec.Duration(ev.Time.Sub(st.StartedAt).Round(time.Second)), by(st.EndedBy))
 		m.details = append(why(st.EndReason, st.EndedBy), checkLines(st, false)...)
 	case engine.EventStopped:
 		if st.Phase.Done() {
@@ -147,7 +148,7 @@ func stepName(st *engine.State, i int) string {
 	return fmt.Sprintf("step %d/%d (%s)", i+1, len(st.Spec.Steps), st.Spec.Steps[i])
 }
 
-func plan(spec *engine.Spec) string {
+func plan(spec *spec.Rollout) string {
 	var parts []string
 	for _, s := range spec.Steps {
 		parts = append(parts, s.String())
@@ -155,7 +156,7 @@ func plan(spec *engine.Spec) string {
 	return strings.Join(append(parts, "promote"), " → ")
 }
 
-func checkNames(spec *engine.Spec) string {
+func checkNames(spec *spec.Rollout) string {
 	if len(spec.Checks) == 0 {
 		return "none"
 	}

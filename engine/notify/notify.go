@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/spec"
 )
 
 // Events is the stream of every engine event in order; *engine.EventStream is the real one.
@@ -72,14 +73,14 @@ func (o Options) withDefaults() Options {
 
 // Notifier sends a rollout's news to the destinations of its rollout file.
 type Notifier struct {
-	spec  *engine.Spec
+	spec  *spec.Rollout
 	dests []*destination
 	opts  Options
 }
 
 // New checks the rollout file's notify entries, expanding ${NAME} references in URLs and
 // header values with getenv; a reference to an unset variable is an error.
-func New(spec *engine.Spec, getenv func(string) string, opts Options) (*Notifier, error) {
+func New(spec *spec.Rollout, getenv func(string) string, opts Options) (*Notifier, error) {
 	ts, err := targets(spec, getenv)
 	if err != nil {
 		return nil, err

@@ -17,8 +17,8 @@ import (
 	cw "github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 
+	"github.com/perchhq/perch/internal/awsconf"
 	"github.com/perchhq/perch/metrics"
-	"github.com/perchhq/perch/providers/awsconf"
 )
 
 // Config says which CloudWatch to ask.

@@ -12,6 +12,7 @@ import (
 	cw "github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics/cloudwatch"
 	"github.com/perchhq/perch/metrics/cloudwatch/cwtest"
 )
@@ -76,22 +77,22 @@ func TestEngineJudgesFromCloudWatch(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				spec, err := engine.ParseSpec("rollout.yaml", []byte(rollout))
+				r, err := spec.Parse("rollout.yaml", []byte(rollout))
 				if err != nil {
 					t.Fatal(err)
 				}
 				fake := cwtest.New()
 				now := time.Now().Truncate(time.Minute)
-				fake.AddMetric(*spec.Checks[0].Canary.Metric, cwtest.Every(now, now.Add(time.Hour), time.Minute, cwtest.Constant(tt.canaryMillis/1000))...)
-				fake.AddMetric(*spec.Checks[0].Baseline.Metric, cwtest.Every(now, now.Add(time.Hour), time.Minute, cwtest.Constant(0.120))...)
-				src, err := cloudwatch.New(context.Background(), cloudwatch.Config{Region: spec.Metrics.CloudWatch.Region}, func(o *cw.Options) {
+				fake.AddMetric(*r.Checks[0].Canary.Metric, cwtest.Every(now, now.Add(time.Hour), time.Minute, cwtest.Constant(tt.canaryMillis/1000))...)
+				fake.AddMetric(*r.Checks[0].Baseline.Metric, cwtest.Every(now, now.Add(time.Hour), time.Minute, cwtest.Constant(0.120))...)
+				src, err := cloudwatch.New(context.Background(), cloudwatch.Config{Region: r.Metrics.CloudWatch.Region}, func(o *cw.Options) {
 					o.BaseEndpoint = aws.String("https://monitoring.us-east-1.amazonaws.com")
 					o.HTTPClient = &http.Client{Transport: fake.Transport()}
 				})
 				if err != nil {
 					t.Fatal(err)
 				}
-				eng, err := engine.New(engine.Config{Spec: spec, Router: &memoryRouter{}, Source: src})
+				eng, err := engine.New(engine.Config{Spec: r, Router: &memoryRouter{}, Source: src})
 				if err != nil {
 					t.Fatal(err)
 				}

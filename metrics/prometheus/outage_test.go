@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics"
 	"github.com/perchhq/perch/metrics/prometheus"
 )
@@ -124,7 +125,7 @@ func TestOutageOfARealPrometheus(t *testing.T) {
 		return err == nil
 	})
 
-	spec, err := engine.ParseSpec("outage.yaml", fmt.Appendf(nil, `name: outage
+	rollout, err := spec.Parse("outage.yaml", fmt.Appendf(nil, `name: outage
 traffic: {istio: {virtualService: web, stable: {host: web, subset: stable}, canary: {host: web, subset: canary}}}
 metrics: {prometheus: {address: "http://%s"}}
 analysis: {interval: 2s, stabilization: 0s, judge: threshold, maxOutage: 5m}
@@ -146,7 +147,7 @@ steps:
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := engine.New(engine.Config{Spec: spec, Router: &memRouter{}, Source: src})
+	eng, err := engine.New(engine.Config{Spec: rollout, Router: &memRouter{}, Source: src})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 
-	"github.com/perchhq/perch/providers/awsconf"
+	"github.com/perchhq/perch/internal/awsconf"
 	"github.com/perchhq/perch/providers/internal/split"
 )
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics"
 )
 
@@ -31,7 +32,7 @@ func (Source) Samples(_ context.Context, _ metrics.Query, start, end time.Time, 
 
 // Spec is a rollout over the traffic block given (YAML, indented under "traffic:"): 10% then
 // 50%, each analysed for two minutes, then promotion.
-func Spec(t testing.TB, traffic string) *engine.Spec {
+func Spec(t testing.TB, traffic string) *spec.Rollout {
 	t.Helper()
 	file := fmt.Sprintf(`name: checkout
 traffic:
@@ -51,11 +52,11 @@ steps:
   - setWeight: 50
     analyze: 2m
 `, traffic)
-	spec, err := engine.ParseSpec("rollout.yaml", []byte(file))
+	rollout, err := spec.Parse("rollout.yaml", []byte(file))
 	if err != nil {
 		t.Fatalf("rollout file: %v", err)
 	}
-	return spec
+	return rollout
 }
 
 // recorder keeps the events in memory, in order.
@@ -69,7 +70,7 @@ func (r *recorder) Append(ev engine.Event) error {
 // Promote runs spec against router until the engine ends, fails the test unless the rollout
 // was promoted, and returns the weights the provider confirmed, in order. Call it inside a
 // synctest bubble unless the router talks over a real network.
-func Promote(t testing.TB, spec *engine.Spec, router engine.Router) []int {
+func Promote(t testing.TB, spec *spec.Rollout, router engine.Router) []int {
 	t.Helper()
 	rec := &recorder{}
 	eng, err := engine.New(engine.Config{Spec: spec, Router: router, Source: Source{}, Journal: rec})

@@ -1,6 +1,6 @@
 // Package awsconf is what perch's AWS clients (the ALB provider, the CloudWatch source) share:
 // configuration loaded the way the AWS CLI loads it, and SDK errors sorted into the few kinds
-// an operator acts on, each with what to check.
+// an operator acts on, each worded as one line with what to check.
 package awsconf
 
 import (
@@ -59,8 +59,8 @@ type Problem struct {
 }
 
 // Hint is what to check, for the kinds that have one.
-func (p Problem) Hint() string {
-	switch p.Kind {
+func (k Kind) Hint() string {
+	switch k {
 	case NoCredentials:
 		return "set AWS_PROFILE or --aws-profile, run aws sso login, or export AWS_ACCESS_KEY_ID"
 	case BadCredentials:

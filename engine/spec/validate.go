@@ -1,4 +1,4 @@
-package engine
+package spec
 
 import (
 	"fmt"
@@ -30,9 +30,9 @@ const (
 
 var builtinChecks = []string{BuiltinErrorRate, BuiltinLatencyP50, BuiltinLatencyP95, BuiltinLatencyP99, BuiltinThroughput}
 
-// Validate applies defaults to a Spec built in code (to fields left zero) and checks it as a
+// Validate applies defaults to a Rollout built in code (to fields left zero) and checks it as a
 // file would be checked.
-func (s *Spec) Validate() error {
+func (s *Rollout) Validate() error {
 	d := &decoder{file: "rollout", pos: map[string]srcPos{}, bad: map[string]bool{}}
 	if s.file != "" {
 		d.file = s.file
@@ -49,8 +49,9 @@ func (s *Spec) Validate() error {
 	return nil
 }
 
-// recheck validates a spec perch itself wrote, applying no defaults over its zeros.
-func (s *Spec) recheck() error {
+// Recheck validates a rollout perch itself wrote (a journal header), applying no defaults over
+// its zeros: they were applied when the file was first loaded, and a zero there is deliberate.
+func (s *Rollout) Recheck() error {
 	d := &decoder{checked: true, file: "journal header", pos: map[string]srcPos{}, bad: map[string]bool{}}
 	s.pos = d.pos
 	d.validate(s)
@@ -86,7 +87,7 @@ func (d *decoder) fail(path, format string, args ...any) {
 		msg = path + ": " + msg
 	}
 	d.bad[path] = true
-	d.errs = append(d.errs, &SpecError{File: d.file, Line: pos.line, Col: pos.col, Msg: msg})
+	d.errs = append(d.errs, &Error{File: d.file, Line: pos.line, Col: pos.col, Msg: msg})
 }
 
 // written reports whether the file set the field at path.
@@ -104,7 +105,7 @@ func parentPath(p string) string {
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
-func (d *decoder) validate(s *Spec) {
+func (d *decoder) validate(s *Rollout) {
 	switch {
 	case s.Name == "":
 		d.fail("name", "missing: give the rollout a name")
@@ -120,7 +121,7 @@ func (d *decoder) validate(s *Spec) {
 	d.validateNotify(s)
 }
 
-func (d *decoder) validateAlerts(s *Spec) {
+func (d *decoder) validateAlerts(s *Rollout) {
 	a := s.Alerts
 	if a == nil {
 		return
@@ -140,7 +141,7 @@ func (d *decoder) validateAlerts(s *Spec) {
 	}
 }
 
-func (d *decoder) validateNotify(s *Spec) {
+func (d *decoder) validateNotify(s *Rollout) {
 	for i, n := range s.Notify {
 		p := fmt.Sprintf("notify[%d]", i)
 		switch {
@@ -163,7 +164,7 @@ func (d *decoder) notifyURL(path, value string) {
 	d.httpURL(path, value)
 }
 
-func (d *decoder) validateTraffic(s *Spec) {
+func (d *decoder) validateTraffic(s *Rollout) {
 	t := s.Traffic
 	var set []string
 	for _, p := range []struct {
@@ -274,7 +275,7 @@ func (d *decoder) httpURL(path, value string) {
 	}
 }
 
-func (d *decoder) validateMetrics(s *Spec) {
+func (d *decoder) validateMetrics(s *Rollout) {
 	m := s.Metrics
 	var set []string
 	for _, p := range []struct {
@@ -299,7 +300,7 @@ func (d *decoder) validateMetrics(s *Spec) {
 	}
 }
 
-func (d *decoder) validateAnalysis(s *Spec) {
+func (d *decoder) validateAnalysis(s *Rollout) {
 	a := &s.Analysis
 	if !d.written("analysis.interval") && a.Interval == 0 {
 		a.Interval = Duration(DefaultInterval)
@@ -336,7 +337,7 @@ func (d *decoder) validateAnalysis(s *Spec) {
 	}
 }
 
-func (d *decoder) validateChecks(s *Spec) {
+func (d *decoder) validateChecks(s *Rollout) {
 	names := map[string]string{}
 	for i := range s.Checks {
 		c := &s.Checks[i]
@@ -383,7 +384,7 @@ func (d *decoder) validateChecks(s *Spec) {
 }
 
 // builtinCheck fills in the proxy queries behind a builtin check.
-func (d *decoder) builtinCheck(s *Spec, c *Check, p string) {
+func (d *decoder) builtinCheck(s *Rollout, c *Check, p string) {
 	switch {
 	case c.Builtin == "":
 		d.fail(p+".builtin", "missing: with metrics.builtin a check names a measure (%s)", strings.Join(builtinChecks, ", "))
@@ -443,7 +444,7 @@ func sameQueries(a, b Check) bool {
 		(a.Events == nil) == (b.Events == nil)
 }
 
-func (d *decoder) queryCheck(s *Spec, c *Check, p string) {
+func (d *decoder) queryCheck(s *Rollout, c *Check, p string) {
 	hasSamples := !c.Canary.IsZero() || !c.Baseline.IsZero()
 	switch {
 	case hasSamples && (c.Events != nil || c.Total != nil):
@@ -471,7 +472,7 @@ func (d *decoder) queryCheck(s *Spec, c *Check, p string) {
 	}
 }
 
-func (d *decoder) checkQuery(s *Spec, path string, q metrics.Query) {
+func (d *decoder) checkQuery(s *Rollout, path string, q metrics.Query) {
 	switch {
 	case q.IsZero():
 		d.fail(path, "missing query")
@@ -482,7 +483,7 @@ func (d *decoder) checkQuery(s *Spec, path string, q metrics.Query) {
 	}
 }
 
-func (d *decoder) validateSteps(s *Spec) {
+func (d *decoder) validateSteps(s *Rollout) {
 	if len(s.Steps) == 0 {
 		d.fail("steps", "missing: a rollout needs at least one step")
 		return

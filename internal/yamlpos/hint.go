@@ -1,6 +1,4 @@
-// Package suggest turns a misspelt name into a hint naming what was probably meant, for the
-// FILE:LINE:COL errors of rollout and theme files.
-package suggest
+package yamlpos
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package engine_test
+package spec_test
 
 import (
 	"errors"
@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics"
 )
 
@@ -34,39 +34,39 @@ steps:
     analyze: 10m
 `
 
-func TestSpecDefaults(t *testing.T) {
-	spec, err := engine.ParseSpec("web.yaml", []byte(goodSpec))
+func TestDefaults(t *testing.T) {
+	r, err := spec.Parse("web.yaml", []byte(goodSpec))
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := spec.Analysis
+	a := r.Analysis
 	if time.Duration(a.Interval) != 30*time.Second || time.Duration(a.Stabilization) != time.Minute ||
-		a.Inconclusive != engine.InconclusiveHold || a.FailureLimit != 0 || a.Judge != "threshold" {
+		a.Inconclusive != spec.InconclusiveHold || a.FailureLimit != 0 || a.Judge != "threshold" {
 		t.Errorf("analysis %+v: want interval 30s, stabilization 1m, hold, limit 0, the judge given", a)
 	}
 	noJudge := strings.Replace(goodSpec, "analysis:\n  judge: threshold\n", "", 1)
-	spec, err = engine.ParseSpec("web.yaml", []byte(noJudge))
+	r, err = spec.Parse("web.yaml", []byte(noJudge))
 	if err != nil {
 		t.Fatalf("without a judge: %v", err)
 	}
-	if spec.Analysis.Judge != engine.DefaultJudge {
-		t.Errorf("default judge %q, want %q", spec.Analysis.Judge, engine.DefaultJudge)
+	if r.Analysis.Judge != spec.DefaultJudge {
+		t.Errorf("default judge %q, want %q", r.Analysis.Judge, spec.DefaultJudge)
 	}
 }
 
-// TestSpecFamily: the false-alarm budget is shared by every check of every analysed step, and
+// TestFamily: the false-alarm budget is shared by every check of every analysed step, and
 // a pause step is not analysed.
-func TestSpecFamily(t *testing.T) {
-	spec, err := engine.ParseSpec("web.yaml", []byte(goodSpec))
+func TestFamily(t *testing.T) {
+	r, err := spec.Parse("web.yaml", []byte(goodSpec))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := spec.Family(); got != 2 {
+	if got := r.Family(); got != 2 {
 		t.Errorf("family %d, want 2: one check in two analysed steps (the pause is not)", got)
 	}
 }
 
-func TestSpecErrors(t *testing.T) {
+func TestErrors(t *testing.T) {
 	tests := []struct {
 		name      string
 		old, new  string // edit of goodSpec
@@ -106,8 +106,8 @@ func TestSpecErrors(t *testing.T) {
 				t.Fatalf("edit %q does not apply", tc.old)
 			}
 			text := strings.Replace(goodSpec, tc.old, tc.new, 1)
-			_, err := engine.ParseSpec("web.yaml", []byte(text))
-			var errs engine.SpecErrors
+			_, err := spec.Parse("web.yaml", []byte(text))
+			var errs spec.Errors
 			if !errors.As(err, &errs) {
 				t.Fatalf("error %v, want SpecErrors", err)
 			}
@@ -121,10 +121,10 @@ func TestSpecErrors(t *testing.T) {
 	}
 }
 
-func TestSpecReportsEveryError(t *testing.T) {
+func TestReportsEveryError(t *testing.T) {
 	text := strings.NewReplacer("setWeight: 50", "setWeight: 500", "direction: lower_is_better", "direction: sideways", "analyze: 5m", "analyze: soon").Replace(goodSpec)
-	_, err := engine.ParseSpec("web.yaml", []byte(text))
-	var errs engine.SpecErrors
+	_, err := spec.Parse("web.yaml", []byte(text))
+	var errs spec.Errors
 	if !errors.As(err, &errs) || len(errs) != 3 {
 		t.Fatalf("got %v, want 3 errors", err)
 	}
@@ -135,19 +135,19 @@ func TestSpecReportsEveryError(t *testing.T) {
 	}
 }
 
-func TestSpecEmptyAndMissing(t *testing.T) {
+func TestEmptyAndMissing(t *testing.T) {
 	for name, text := range map[string]string{"empty": "", "only comments": "# nothing here\n"} {
-		_, err := engine.ParseSpec("x.yaml", []byte(text))
+		_, err := spec.Parse("x.yaml", []byte(text))
 		if err == nil || !strings.Contains(err.Error(), "x.yaml:1:1: empty rollout file") {
 			t.Errorf("%s: %v, want x.yaml:1:1: empty rollout file", name, err)
 		}
 	}
-	if _, err := engine.LoadSpec(filepath.Join(t.TempDir(), "absent.yaml")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := spec.Load(filepath.Join(t.TempDir(), "absent.yaml")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v, want not-exist", err)
 	}
 }
 
-func TestSpecBuiltinChecks(t *testing.T) {
+func TestBuiltinChecks(t *testing.T) {
 	text := `name: web
 traffic: {proxy: {listen: "127.0.0.1:8080", stable: "http://127.0.0.1:9001", canary: "http://127.0.0.1:9002"}}
 metrics: {builtin: {}}
@@ -159,11 +159,11 @@ checks:
 steps:
   - {setWeight: 10, analyze: 1m}
 `
-	spec, err := engine.ParseSpec("b.yaml", []byte(text))
+	r, err := spec.Parse("b.yaml", []byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
-	errs, p99, rps := spec.Checks[0], spec.Checks[1], spec.Checks[2]
+	errs, p99, rps := r.Checks[0], r.Checks[1], r.Checks[2]
 	if !errs.IsCounts() || errs.Events.Canary != metrics.BuiltinQuery(metrics.MeasureErrors, metrics.VersionCanary) ||
 		errs.Total.Baseline != metrics.BuiltinQuery(metrics.MeasureRequests, metrics.VersionStable) || errs.Direction != metrics.LowerIsBetter {
 		t.Errorf("error_rate expanded to %+v", errs)
@@ -175,7 +175,7 @@ steps:
 		t.Errorf("throughput expanded to %+v: want higher_is_better in req/s", rps)
 	}
 	// A spec read back from a journal header validates again unchanged.
-	if err := spec.Validate(); err != nil {
+	if err := r.Validate(); err != nil {
 		t.Errorf("revalidating an expanded spec: %v", err)
 	}
 }
@@ -186,13 +186,13 @@ func TestExampleFilesValidate(t *testing.T) {
 		t.Fatal("no example rollout files under testdata/")
 	}
 	for _, f := range files {
-		if _, err := engine.LoadSpec(f); err != nil {
+		if _, err := spec.Load(f); err != nil {
 			t.Errorf("%s: %v", f, err)
 		}
 	}
 }
 
-func FuzzParseSpec(f *testing.F) {
+func FuzzParse(f *testing.F) {
 	f.Add([]byte(goodSpec))
 	if b, err := os.ReadFile("testdata/checkout-api.yaml"); err == nil {
 		f.Add(b)
@@ -200,9 +200,9 @@ func FuzzParseSpec(f *testing.F) {
 	f.Add([]byte("name: [\n"))
 	f.Add([]byte("steps:\n  - pause:\n  - setWeight: 1\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		spec, err := engine.ParseSpec("f.yaml", data)
+		r, err := spec.Parse("f.yaml", data)
 		if err != nil {
-			var errs engine.SpecErrors
+			var errs spec.Errors
 			if errors.As(err, &errs) {
 				for _, e := range errs {
 					if e.Line < 1 || e.Col < 1 || e.Msg == "" {
@@ -212,7 +212,7 @@ func FuzzParseSpec(f *testing.F) {
 			}
 			return
 		}
-		if err := spec.Validate(); err != nil {
+		if err := r.Validate(); err != nil {
 			t.Fatalf("a spec that loaded does not revalidate: %v", err)
 		}
 	})

@@ -1,9 +1,9 @@
-package suggest_test
+package yamlpos_test
 
 import (
 	"testing"
 
-	"github.com/perchhq/perch/engine/suggest"
+	"github.com/perchhq/perch/internal/yamlpos"
 )
 
 func TestHint(t *testing.T) {
@@ -14,7 +14,7 @@ func TestHint(t *testing.T) {
 		"colour":   " (want one of interval, stabilization, judge)",
 	}
 	for got, want := range tests {
-		if h := suggest.Hint(got, known); h != want {
+		if h := yamlpos.Hint(got, known); h != want {
 			t.Errorf("Hint(%q) = %q, want %q", got, h, want)
 		}
 	}

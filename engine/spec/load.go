@@ -1,4 +1,4 @@
-package engine
+package spec
 
 import (
 	"bytes"
@@ -7,71 +7,55 @@ import (
 	"io"
 	"os"
 	"reflect"
-	"regexp"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/perchhq/perch/engine/suggest"
+	"github.com/perchhq/perch/internal/yamlpos"
 	"github.com/perchhq/perch/metrics"
 )
 
-// SpecError is one problem in a rollout file, at the line and column where it was written.
-type SpecError struct {
-	File      string
-	Line, Col int
-	Msg       string
-}
+// Error is one problem in a rollout file, at the line and column where it was written.
+type Error = yamlpos.Error
 
-func (e *SpecError) Error() string { return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Col, e.Msg) }
+// Errors is every problem found in a rollout file, in file order.
+type Errors = yamlpos.Errors
 
-// SpecErrors is every problem found in a rollout file, in file order.
-type SpecErrors []*SpecError
-
-func (es SpecErrors) Error() string {
-	lines := make([]string, len(es))
-	for i, e := range es {
-		lines[i] = e.Error()
-	}
-	return strings.Join(lines, "\n")
-}
-
-// LoadSpec reads, defaults and validates the rollout file at path. Problems in the file come
-// back as SpecErrors; a file that cannot be read as a plain error.
-func LoadSpec(path string) (*Spec, error) {
+// Load reads, defaults and validates the rollout file at path. Problems in the file come
+// back as Errors; a file that cannot be read as a plain error.
+func Load(path string) (*Rollout, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return ParseSpec(path, data)
+	return Parse(path, data)
 }
 
-// ParseSpec reads, defaults and validates a rollout file's bytes; file names it in messages.
-func ParseSpec(file string, data []byte) (*Spec, error) {
+// Parse reads, defaults and validates a rollout file's bytes; file names it in messages.
+func Parse(file string, data []byte) (*Rollout, error) {
 	d := &decoder{file: file, pos: map[string]srcPos{}, bad: map[string]bool{}}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var root yaml.Node
 	err := dec.Decode(&root)
 	switch {
 	case errors.Is(err, io.EOF):
-		return nil, SpecErrors{{File: file, Line: 1, Col: 1, Msg: "empty rollout file"}}
+		return nil, Errors{{File: file, Line: 1, Col: 1, Msg: "empty rollout file"}}
 	case err != nil:
-		return nil, SpecErrors{syntaxError(file, err)}
+		return nil, Errors{yamlpos.Syntax(file, err)}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
-		return nil, SpecErrors{{File: file, Line: extra.Line, Col: extra.Column, Msg: "more than one YAML document; a rollout file holds one"}}
+		return nil, Errors{{File: file, Line: extra.Line, Col: extra.Column, Msg: "more than one YAML document; a rollout file holds one"}}
 	} else if !errors.Is(err, io.EOF) {
-		return nil, SpecErrors{syntaxError(file, err)}
+		return nil, Errors{yamlpos.Syntax(file, err)}
 	}
 	doc := root.Content[0]
 	if isNull(doc) {
-		return nil, SpecErrors{{File: file, Line: doc.Line, Col: doc.Column, Msg: "empty rollout file"}}
+		return nil, Errors{{File: file, Line: doc.Line, Col: doc.Column, Msg: "empty rollout file"}}
 	}
-	spec := &Spec{file: file, pos: d.pos}
+	spec := &Rollout{file: file, pos: d.pos}
 	d.decode(doc, reflect.ValueOf(spec).Elem(), "")
 	d.validate(spec)
 	if len(d.errs) > 0 {
@@ -84,21 +68,9 @@ func ParseSpec(file string, data []byte) (*Spec, error) {
 	return spec, nil
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
-// syntaxError turns a yaml.v3 parse error ("yaml: line 3: …") into a positioned error.
-func syntaxError(file string, err error) *SpecError {
-	msg := err.Error()
-	if m := yamlLine.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		return &SpecError{File: file, Line: line, Col: 1, Msg: "not valid YAML: " + m[2]}
-	}
-	return &SpecError{File: file, Line: 1, Col: 1, Msg: "not valid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
-}
-
 type srcPos struct{ line, col int }
 
-// decoder fills a Spec from YAML nodes, remembering where each field was written and which
+// decoder fills a Rollout from YAML nodes, remembering where each field was written and which
 // fields were malformed, so later checks can point at the right line and not pile on.
 type decoder struct {
 	// checked is set when re-checking a spec perch wrote itself (a journal header): its
@@ -107,7 +79,7 @@ type decoder struct {
 	file    string
 	pos     map[string]srcPos
 	bad     map[string]bool
-	errs    SpecErrors
+	errs    Errors
 }
 
 func (d *decoder) errAt(n *yaml.Node, path, format string, args ...any) {
@@ -116,7 +88,7 @@ func (d *decoder) errAt(n *yaml.Node, path, format string, args ...any) {
 	if path != "" {
 		msg = path + ": " + msg
 	}
-	d.errs = append(d.errs, &SpecError{File: d.file, Line: n.Line, Col: n.Column, Msg: msg})
+	d.errs = append(d.errs, &Error{File: d.file, Line: n.Line, Col: n.Column, Msg: msg})
 }
 
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
@@ -231,7 +203,7 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 		idx, ok := fields[key.Value]
 		switch {
 		case !ok:
-			d.errAt(key, path, "unknown field %q%s", key.Value, suggest.Hint(key.Value, names))
+			d.errAt(key, path, "unknown field %q%s", key.Value, yamlpos.Hint(key.Value, names))
 			d.bad[path] = false // the rest of the mapping is still worth checking
 			continue
 		case seen[key.Value]:

@@ -1,4 +1,7 @@
-package engine
+// Package spec is the rollout file: its schema, the defaults it leaves out, and loading it
+// from YAML with every problem reported at its FILE:LINE:COL. The engine runs what it holds;
+// journals carry it in their header.
+package spec
 
 import (
 	"encoding/json"
@@ -9,10 +12,10 @@ import (
 	"github.com/perchhq/perch/metrics"
 )
 
-// Spec is a rollout file: where traffic goes, where metrics come from, how they are judged and
-// the steps of the rollout. Load one with LoadSpec or ParseSpec, which apply defaults and
-// validate it; a Spec built by hand should go through Validate.
-type Spec struct {
+// Rollout is a rollout file: where traffic goes, where metrics come from, how they are judged
+// and the steps of the rollout. Load one with Load or Parse, which apply defaults and validate
+// it; a Rollout built by hand should go through Validate.
+type Rollout struct {
 	Name     string   `yaml:"name" json:"name"`
 	Traffic  Traffic  `yaml:"traffic" json:"traffic"`
 	Metrics  Metrics  `yaml:"metrics" json:"metrics"`
@@ -220,7 +223,7 @@ func (c Check) Criteria() metrics.Criteria {
 
 // Family is how many tests share the rollout's false-alarm budget (metrics.Criteria.Family):
 // every check in every step that is analysed.
-func (s *Spec) Family() int {
+func (s *Rollout) Family() int {
 	n := 0
 	for _, st := range s.Steps {
 		if st.Analyze > 0 {
@@ -303,9 +306,12 @@ func (s Step) Weight() int {
 	return *s.SetWeight
 }
 
+// File is the file the rollout was read from, or "" when it was built in code.
+func (s *Rollout) File() string { return s.file }
+
 // Where is the FILE:LINE:COL where the field at path (as "checks[1].canary") was written, or
 // the file name alone when the spec did not come from a file or the field was not written.
-func (s *Spec) Where(path string) string {
+func (s *Rollout) Where(path string) string {
 	p, ok := s.pos[path]
 	if !ok {
 		return s.file
