@@ -10,6 +10,74 @@ import (
 	"github.com/perchhq/perch/engine"
 )
 
+// Update handles one message: keys, snapshots, command results, clock ticks.
+func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	if m.quitting {
+		return m, nil // the choice is made; messages still in flight change nothing
+	}
+	switch msg := msg.(type) {
+	case frameMsg:
+		return m, m.wait() // nothing new to show: keep the last frame
+	case tea.WindowSizeMsg:
+		m.width, m.height = msg.Width, msg.Height
+	case tea.KeyMsg:
+		m.dirty = true
+		return m, m.handleKey(msg)
+	case subscribedMsg:
+		m.sub, m.cancel = msg.ch, msg.cancel
+		return m, m.wait()
+	case snapshotMsg:
+		return m, m.handleSnapshot(msg)
+	case tickMsg:
+		m.setNow()
+		m.readPresence()
+		if m.status.text != "" && !m.now.Before(m.status.until) {
+			m.status = status{}
+		}
+		cmds := []tea.Cmd{tick()}
+		if m.opts.Playback != nil {
+			cmds = append(cmds, playback(m.opts.Playback, nil))
+		}
+		m.dirty = true
+		return m, tea.Batch(cmds...)
+	case playbackMsg:
+		m.playback = msg.status
+		m.setNow()
+	case commandDoneMsg:
+		m.commandDone(msg)
+	default:
+		return m, nil
+	}
+	m.dirty = true
+	return m, nil
+}
+
+func (m *Model) handleSnapshot(msg snapshotMsg) tea.Cmd {
+	m.dirty = true
+	if !msg.ok {
+		m.ended = true
+		m.sub = nil
+		if m.dialog != nil && m.dialog.kind != dialogQuit {
+			m.dialog = nil // nothing left to confirm
+		}
+		if m.dialog != nil && m.dialog.kind == dialogQuit {
+			m.dialog = nil
+			return m.quit(ChoiceNone)
+		}
+		return nil
+	}
+	m.st, m.have = msg.st, true
+	m.rows = logRows(m.st.Log)
+	if msg.playback != nil {
+		m.playback = *msg.playback
+	}
+	// The countdowns are drawn against the state just taken, not the last tick's clock,
+	// which may be a second old: "next look 2s" on a 1 s interval.
+	m.setNow()
+	m.clampScroll()
+	return frame() // read the next state after a frame's time: at most ten redraws a second
+}
+
 // handleKey routes a key: to the open dialog, then the help overlay, then the main view.
 func (m *Model) handleKey(msg tea.KeyMsg) tea.Cmd {
 	switch {
@@ -147,14 +215,6 @@ func (m *Model) commandDone(msg commandDoneMsg) {
 		what = "failed"
 	}
 	m.setStatus(statusError, fmt.Sprintf("✘ %s %s: %v", commandWords(msg.kind), what, msg.err))
-}
-
-// commandWords names a command in a sentence.
-func commandWords(k engine.CommandKind) string {
-	if k == engine.CommandRollback {
-		return "roll back"
-	}
-	return string(k)
 }
 
 func (m *Model) nextTheme() tea.Cmd {
