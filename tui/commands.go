@@ -3,13 +3,15 @@ package tui
 import (
 	"fmt"
 
+	"github.com/charmbracelet/bubbles/key"
+
 	"github.com/perchhq/perch/engine"
 )
 
 // command is one operator command as the view offers it now.
 type command struct {
 	kind    engine.CommandKind
-	key     string
+	key     key.Binding
 	label   string // what the status bar calls it now ("pause" or "resume")
 	confirm bool   // asks before sending
 	err     error  // why it cannot be sent now; nil when it can
@@ -19,17 +21,17 @@ type command struct {
 // now. It mirrors the engine's own rules so the status bar shows only what will work; the
 // engine still decides, and its refusal is shown if the two disagree.
 func (m *Model) commands() []command {
-	st := &m.st
-	p := command{kind: engine.CommandPause, key: "p", label: "pause"}
+	st, k := &m.st, m.keys
+	p := command{kind: engine.CommandPause, key: k.Pause, label: "pause"}
 	if st.Phase == engine.PhasePaused || st.Phase == engine.PhaseHolding {
 		p.kind, p.label = engine.CommandResume, "resume"
 	}
 	cmds := []command{
 		p,
-		{kind: engine.CommandAdvance, key: "a", label: "advance"},
-		{kind: engine.CommandRollback, key: "r", label: "roll back", confirm: true},
-		{kind: engine.CommandPromote, key: "P", label: "promote", confirm: true},
-		{kind: engine.CommandRetry, key: "R", label: "retry", confirm: true},
+		{kind: engine.CommandAdvance, key: k.Advance, label: "advance"},
+		{kind: engine.CommandRollback, key: k.Rollback, label: "roll back", confirm: true},
+		{kind: engine.CommandPromote, key: k.Promote, label: "promote", confirm: true},
+		{kind: engine.CommandRetry, key: k.Retry, label: "retry", confirm: true},
 	}
 	for i := range cmds {
 		cmds[i].err = m.refusal(cmds[i].kind)

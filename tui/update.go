@@ -180,7 +180,7 @@ func (m *Model) scrollKey(msg tea.KeyMsg) bool {
 // commandKey sends a command key's command, or opens its confirm dialog, or says why not.
 func (m *Model) commandKey(msg tea.KeyMsg) tea.Cmd {
 	for _, c := range m.commands() {
-		if msg.String() != c.key {
+		if !key.Matches(msg, c.key) {
 			continue
 		}
 		if c.err != nil {
@@ -220,7 +220,7 @@ func (m *Model) commandDone(msg commandDoneMsg) {
 func (m *Model) nextTheme() tea.Cmd {
 	m.themeIdx = (m.themeIdx + 1) % len(m.themes)
 	m.styles = newStyles(m.themes[m.themeIdx], m.render)
-	m.setStatus(statusInfo, fmt.Sprintf("theme %s (%d of %d; t for the next)", m.themes[m.themeIdx].Name, m.themeIdx+1, len(m.themes)))
+	m.setStatus(statusInfo, fmt.Sprintf("theme %s (%d of %d; %s for the next)", m.themes[m.themeIdx].Name, m.themeIdx+1, len(m.themes), m.keys.Theme.Help().Key))
 	return nil
 }
 
@@ -252,7 +252,7 @@ func (m *Model) dialogKey(msg tea.KeyMsg) tea.Cmd {
 			return m.quit(ChoiceDetach)
 		case key.Matches(msg, k.Stop), key.Matches(msg, k.Interrupt):
 			return m.quit(ChoiceStop)
-		case key.Matches(msg, k.No), key.Matches(msg, k.Quit):
+		case key.Matches(msg, k.Stay), key.Matches(msg, k.Quit):
 			m.dialog = nil
 		}
 		return nil
