@@ -44,7 +44,7 @@ func (m *Model) refusal(kind engine.CommandKind) error {
 	switch {
 	case m.opts.Mode == ModeReplay:
 		return fmt.Errorf("%w: this is a replay", engine.ErrNotAllowed)
-	case m.opts.Controller == nil:
+	case m.opts.Commander == nil:
 		return fmt.Errorf("%w: this view has no engine to command", engine.ErrNotAllowed)
 	case m.opts.Actor.Role == engine.RoleViewer:
 		return fmt.Errorf("%w (%s is a viewer)", engine.ErrForbidden, m.opts.Actor.Name)

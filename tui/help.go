@@ -51,7 +51,7 @@ func (m *Model) helpEntries() []helpEntry {
 		helpEntry{key: k.Help.Help().Key, does: fmt.Sprintf("close this help (%s too)", k.Close.Help().Key)},
 		helpEntry{key: quit, does: m.quitHelp()},
 	)
-	if m.opts.Mode == ModeLocal && m.opts.Controller != nil {
+	if m.opts.Mode == ModeLocal && m.opts.Commander != nil {
 		ctrlC := k.Interrupt.Help().Key
 		out = append(out, helpEntry{key: ctrlC, does: fmt.Sprintf("as %s; a second %s stops the engine (traffic stays as it is)", quit, ctrlC)})
 	}
@@ -110,7 +110,7 @@ func (m *Model) quitHelp() string {
 	case ModeReplay:
 		return "quit the replay"
 	}
-	if m.ended || m.opts.Controller == nil {
+	if m.ended || m.opts.Commander == nil {
 		return "quit"
 	}
 	return "leave the view: asks whether to keep the engine running headless or stop it; never changes traffic"

@@ -127,7 +127,7 @@ func TestKeyMapDrivesDialogs(t *testing.T) {
 // TestKeyMapDrivesReplayKeys: the replay's keys come from the key map as well.
 func TestKeyMapDrivesReplayKeys(t *testing.T) {
 	st, now := stateRunning(t)
-	h := newHarness(t, st, now, func(o *Options) { o.Mode, o.Controller = ModeReplay, nil })
+	h := newHarness(t, st, now, func(o *Options) { o.Mode, o.Commander = ModeReplay, nil })
 	h.m.opts.Playback = h.pb
 	withKeys(h, func(k *keyMap) {
 		rebind(&k.PlayPause, "w")

@@ -122,7 +122,7 @@ func (m *Model) handleKey(msg tea.KeyMsg) tea.Cmd {
 // quitKey leaves the view. A local run with the engine still supervising asks first whether
 // to keep it running headless or stop it; nothing else asks.
 func (m *Model) quitKey() tea.Cmd {
-	if m.opts.Mode == ModeLocal && !m.ended && m.opts.Controller != nil {
+	if m.opts.Mode == ModeLocal && !m.ended && m.opts.Commander != nil {
 		if m.have && m.st.Phase.Done() {
 			// Rolled back (the engine waits for a retry) or promoted: nothing left to
 			// supervise and nothing for stopping to change.
@@ -201,7 +201,7 @@ func (m *Model) commandKey(msg tea.KeyMsg) tea.Cmd {
 func (m *Model) sendCommand(kind engine.CommandKind, step int) tea.Cmd {
 	cmd := engine.Command{Kind: kind, Actor: m.opts.Actor, Step: step}
 	m.setStatus(statusInfo, fmt.Sprintf("… sending %s", commandWords(kind)))
-	return send(m.ctx, m.opts.Controller, cmd)
+	return send(m.ctx, m.opts.Commander, cmd)
 }
 
 func (m *Model) commandDone(msg commandDoneMsg) {
