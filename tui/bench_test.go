@@ -52,7 +52,7 @@ func BenchmarkView(b *testing.B) {
 		b.Run(fmt.Sprintf("%dx%d", size[0], size[1]), func(b *testing.B) {
 			r := lipgloss.NewRenderer(io.Discard)
 			r.SetColorProfile(termenv.TrueColor)
-			m := New(Options{Snapshots: newFakeSnapshots(st), Controller: &fakeController{}, Renderer: r,
+			m := New(Options{Snapshots: newFakeSnapshots(st), Commander: &fakeCommander{}, Renderer: r,
 				Actor: engine.Actor{Name: "alice", Role: engine.RoleOperator}, Clock: func() time.Time { return now }, Location: time.UTC})
 			m.Update(windowSize(size[0], size[1]))
 			m.Update(snapshotMsg{st: st, ok: true})

@@ -45,7 +45,7 @@ func TestColourFollowsTheTerminal(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := lipgloss.NewRenderer(io.Discard, termenv.WithEnvironment(tt.env), termenv.WithTTY(true))
 			m := New(Options{Snapshots: newFakeSnapshots(st), Renderer: r, Actor: engine.Actor{Name: "alice", Role: engine.RoleOperator},
-				Controller: &fakeController{}, Clock: func() time.Time { return now }, Location: time.UTC, Theme: mustTheme(t, tt.theme)})
+				Commander: &fakeCommander{}, Clock: func() time.Time { return now }, Location: time.UTC, Theme: mustTheme(t, tt.theme)})
 			m.Update(windowSize(120, 40))
 			m.Update(snapshotMsg{st: st, ok: true})
 			frame := m.View()

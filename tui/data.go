@@ -80,7 +80,7 @@ func tick() tea.Cmd {
 }
 
 // send runs cmd against the engine and reports how it went.
-func send(ctx context.Context, c Controller, cmd engine.Command) tea.Cmd {
+func send(ctx context.Context, c Commander, cmd engine.Command) tea.Cmd {
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(ctx, commandTimeout)
 		defer cancel()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/perchhq/perch/engine"
@@ -24,9 +25,9 @@ type dialog struct {
 	cmd   engine.CommandKind
 	step  int // the step the command is issued against
 	title string
-	body  []string // sentences; wrapped to the box
-	warn  []string // shown in the fail colour
-	keys  [][2]string
+	body  []string      // sentences; wrapped to the box
+	warn  []string      // shown in the fail colour
+	keys  []key.Binding // the answers, named by their help key and text
 }
 
 func (m *Model) weightWords() string {
@@ -38,7 +39,9 @@ func (m *Model) weightWords() string {
 
 func (m *Model) confirmDialog(kind engine.CommandKind) *dialog {
 	st := &m.st
-	d := &dialog{kind: dialogConfirm, cmd: kind, step: st.Step}
+	// Yes is named for what it does: "y roll back".
+	answers := []key.Binding{describe(m.keys.Yes, commandWords(kind)), m.keys.No}
+	d := &dialog{kind: dialogConfirm, cmd: kind, step: st.Step, keys: answers}
 	n := len(st.Steps)
 	switch kind {
 	case engine.CommandRollback:
@@ -47,7 +50,6 @@ func (m *Model) confirmDialog(kind engine.CommandKind) *dialog {
 			fmt.Sprintf("Send 0%% to canary (%s).", m.weightWords()),
 			fmt.Sprintf("Step %d of %d ends as failed and the rollout ends rolled back.", st.Step+1, n),
 		}
-		d.keys = [][2]string{{"y", "roll back"}, {"n", "cancel"}}
 	case engine.CommandPromote:
 		d.title = "Promote " + st.Spec.Name + "?"
 		d.body = []string{fmt.Sprintf("Send 100%% to canary now (%s).", m.weightWords())}
@@ -60,7 +62,6 @@ func (m *Model) confirmDialog(kind engine.CommandKind) *dialog {
 			d.body = append(d.body, "The rollout ends promoted.")
 		}
 		d.warn = notPassing(st.Checks)
-		d.keys = [][2]string{{"y", "promote"}, {"n", "cancel"}}
 	case engine.CommandRetry:
 		d.title = "Retry " + st.Spec.Name + "?"
 		first := st.Spec.Steps[0]
@@ -69,7 +70,6 @@ func (m *Model) confirmDialog(kind engine.CommandKind) *dialog {
 			what = fmt.Sprintf("send %d%% to canary (%s)", w, m.weightWords())
 		}
 		d.body = []string{fmt.Sprintf("Start the rollout again from step 1: %s.", what)}
-		d.keys = [][2]string{{"y", "retry"}, {"n", "cancel"}}
 	}
 	return d
 }
@@ -106,11 +106,7 @@ func (m *Model) quitDialog() *dialog {
 		kind:  dialogQuit,
 		title: "Leave the view?",
 		body:  []string{where, "Neither choice changes traffic."},
-		keys: [][2]string{
-			{"d", "detach: keep the rollout running without the view (events print as lines)"},
-			{"s", "stop the engine: traffic stays as it is; continue later with --resume"},
-			{"esc", "stay"},
-		},
+		keys:  []key.Binding{m.keys.Detach, m.keys.Stop, m.keys.Stay},
 	}
 }
 
@@ -138,8 +134,8 @@ func (d *dialog) render(s *styles, width int) []string {
 	}
 	rows = append(rows, "")
 	for _, k := range d.keys {
-		label := s.key.Render(fmt.Sprintf("%-3s", k[0])) + " "
-		text := ansi.Wordwrap(k[1], inner-4, " ")
+		label := s.key.Render(fmt.Sprintf("%-3s", k.Help().Key)) + " "
+		text := ansi.Wordwrap(k.Help().Desc, inner-4, " ")
 		for i, l := range strings.Split(text, "\n") {
 			if i > 0 {
 				label = "    "

@@ -49,7 +49,7 @@ func runChild() int {
 		out, _ := eng.Run(ctx)
 		outcome <- out
 	}()
-	choice, err := Run(ctx, Options{Snapshots: eng, Controller: eng, Mode: ModeLocal,
+	choice, err := Run(ctx, Options{Snapshots: eng, Commander: eng, Mode: ModeLocal,
 		Actor: engine.Actor{Name: "e2e", Role: engine.RoleOperator, Source: "tui"}})
 	if err != nil {
 		fmt.Println("child error:", err)

@@ -34,12 +34,12 @@ func TestGolden(t *testing.T) {
 			t.Run(fmt.Sprintf("%s_%dx%d", tt.name, size[0], size[1]), func(t *testing.T) {
 				st, now := tt.build(t)
 				m := New(Options{
-					Snapshots:  newFakeSnapshots(st),
-					Controller: &fakeController{},
-					Actor:      engine.Actor{Name: "alice", Role: engine.RoleOperator, Source: "tui"},
-					Renderer:   asciiRenderer(),
-					Clock:      func() time.Time { return now },
-					Location:   time.UTC,
+					Snapshots: newFakeSnapshots(st),
+					Commander: &fakeCommander{},
+					Actor:     engine.Actor{Name: "alice", Role: engine.RoleOperator, Source: "tui"},
+					Renderer:  asciiRenderer(),
+					Clock:     func() time.Time { return now },
+					Location:  time.UTC,
 				})
 				tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(size[0], size[1]))
 				teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte(tt.want)) },

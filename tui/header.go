@@ -153,9 +153,9 @@ func (m *Model) situation() (string, string) {
 		return s.inconclusive.Render(fmt.Sprintf("? holding (%s): %s", st.Hold, st.HoldReason)), ""
 	case st.Phase == engine.PhasePaused && st.PauseStep:
 		if st.PauseUntil.IsZero() {
-			return s.warning.Render("‖ pause step: waiting for an operator to resume (p)"), ""
+			return s.warning.Render(fmt.Sprintf("‖ pause step: waiting for an operator to resume (%s)", m.keys.Pause.Help().Key)), ""
 		}
-		return s.warning.Render("‖ pause step until " + st.PauseUntil.In(m.loc).Format("15:04:05")), s.muted.Render(" (p resumes now)")
+		return s.warning.Render("‖ pause step until " + st.PauseUntil.In(m.loc).Format("15:04:05")), s.muted.Render(fmt.Sprintf(" (%s resumes now)", m.keys.Pause.Help().Key))
 	case st.Phase == engine.PhasePaused:
 		return s.warning.Render("‖ paused" + why(st.PauseReason, st.PausedBy)), s.muted.Render(" (checks still run; a failure still rolls back)")
 	case st.Phase == engine.PhasePending:

@@ -3,6 +3,7 @@ package tui
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/charmbracelet/x/ansi"
@@ -18,38 +19,41 @@ type helpEntry struct {
 
 // helpEntries lists every key and what it does in the current phase.
 func (m *Model) helpEntries() []helpEntry {
+	k := m.keys
 	var out []helpEntry
 	if m.opts.Mode == ModeReplay {
 		out = append(out,
-			helpEntry{key: "space", does: "pause or play the replay"},
-			helpEntry{key: "+ / -", does: "play faster / slower"},
-			helpEntry{key: "← / →", does: "jump to the previous / next step"},
-			helpEntry{key: "g / G", does: "jump to the start / end of the recording"},
+			helpEntry{key: k.PlayPause.Help().Key, does: "pause or play the replay"},
+			helpEntry{key: pair(k.Faster, k.Slower, " / "), does: "play faster / slower"},
+			helpEntry{key: pair(k.PrevStep, k.NextStep, " / "), does: "jump to the previous / next step"},
+			helpEntry{key: pair(k.ToStart, k.ToEnd, " / "), does: "jump to the start / end of the recording"},
 		)
 	} else {
 		for _, c := range m.commands() {
-			e := helpEntry{key: c.key, does: m.commandHelp(c.kind)}
+			e := helpEntry{key: c.key.Help().Key, does: m.commandHelp(c.kind)}
 			if c.err != nil {
 				e.off = m.offWords(c.err)
 			}
 			out = append(out, e)
 		}
 	}
-	scroll := "scroll the focused pane; pgdn/pgup by a page; "
+	ends := pairs(k.Top, k.Bottom)
 	if m.opts.Mode == ModeReplay {
-		scroll += "home/end"
-	} else {
-		scroll += "g/G or home/end"
+		// The pair the replay's start/end keys are shown as is theirs here.
+		ends = slices.DeleteFunc(ends, func(p string) bool { return p == pair(k.ToStart, k.ToEnd, "/") })
 	}
+	scroll := fmt.Sprintf("scroll the focused pane; %s by a page; %s", pair(k.PageDown, k.PageUp, "/"), strings.Join(ends, " or "))
+	quit := k.Quit.Help().Key
 	out = append(out,
-		helpEntry{key: "tab", does: fmt.Sprintf("focus the next pane (now %s); shift+tab the previous", m.focus)},
-		helpEntry{key: "j/k ↓/↑", does: scroll + " to the top/bottom"},
-		helpEntry{key: "t", does: fmt.Sprintf("next colour theme (now %s)", m.themes[m.themeIdx].Name)},
-		helpEntry{key: "?", does: "close this help (esc too)"},
-		helpEntry{key: "q", does: m.quitHelp()},
+		helpEntry{key: k.NextFocus.Help().Key, does: fmt.Sprintf("focus the next pane (now %s); %s the previous", m.focus, k.PrevFocus.Help().Key)},
+		helpEntry{key: strings.Join(pairs(k.Down, k.Up), " "), does: scroll + " to the top/bottom"},
+		helpEntry{key: k.Theme.Help().Key, does: fmt.Sprintf("next colour theme (now %s)", m.themes[m.themeIdx].Name)},
+		helpEntry{key: k.Help.Help().Key, does: fmt.Sprintf("close this help (%s too)", k.Close.Help().Key)},
+		helpEntry{key: quit, does: m.quitHelp()},
 	)
-	if m.opts.Mode == ModeLocal && m.opts.Controller != nil {
-		out = append(out, helpEntry{key: "ctrl+c", does: "as q; a second ctrl+c stops the engine (traffic stays as it is)"})
+	if m.opts.Mode == ModeLocal && m.opts.Commander != nil {
+		ctrlC := k.Interrupt.Help().Key
+		out = append(out, helpEntry{key: ctrlC, does: fmt.Sprintf("as %s; a second %s stops the engine (traffic stays as it is)", quit, ctrlC)})
 	}
 	return out
 }
@@ -106,7 +110,7 @@ func (m *Model) quitHelp() string {
 	case ModeReplay:
 		return "quit the replay"
 	}
-	if m.ended || m.opts.Controller == nil {
+	if m.ended || m.opts.Commander == nil {
 		return "quit"
 	}
 	return "leave the view: asks whether to keep the engine running headless or stop it; never changes traffic"
@@ -122,7 +126,7 @@ func (m *Model) helpPane(width, height int) []string {
 	if m.opts.Actor.Role == engine.RoleViewer {
 		title += " — you are a viewer"
 	}
-	lines := []string{rule(s.titleFocus.Render(title), s.muted.Render("? or esc closes"), width, s.border.Render)}
+	lines := []string{rule(s.titleFocus.Render(title), s.muted.Render(fmt.Sprintf("%s or %s closes", m.keys.Help.Help().Key, m.keys.Close.Help().Key)), width, s.border.Render)}
 	var rows []string
 	const keyW = 10 // "  " and the key, padded to 8
 	for _, e := range m.helpEntries() {

@@ -1,27 +1,28 @@
 package tui
 
-import (
-	"fmt"
+import "github.com/charmbracelet/bubbles/key"
 
-	"github.com/charmbracelet/bubbles/key"
-
-	"github.com/perchhq/perch/engine"
-)
-
-// keyMap is every key the view answers, built per view (never shared).
+// keyMap is every key the view answers, built per view (never shared). It is the one place
+// keys are named: Update matches against it, and the key bar, the help overlay, the dialogs
+// and the hints in the header, the steps and the status line take their keys from it. A
+// binding's help key is how the screen names its first key; its help text is what the key bar
+// or a dialog shows beside it where that text does not depend on the state.
 type keyMap struct {
 	Pause, Advance, Rollback, Promote, Retry key.Binding
 	NextFocus, PrevFocus                     key.Binding
 	Down, Up, PageDown, PageUp, Top, Bottom  key.Binding
 	Theme, Help, Quit, Close, Interrupt      key.Binding
-	Yes, No, Detach, Stop                    key.Binding
+	// The confirm dialog.
+	Yes, No key.Binding
+	// The quit dialog.
+	Detach, Stop, Stay key.Binding
 	// Replay.
 	PlayPause, Faster, Slower, PrevStep, NextStep, ToStart, ToEnd key.Binding
 }
 
 func newKeyMap() keyMap {
 	b := func(help string, keys ...string) key.Binding {
-		return key.NewBinding(key.WithKeys(keys...), key.WithHelp(keys[0], help))
+		return key.NewBinding(key.WithKeys(keys...), key.WithHelp(keyName(keys[0]), help))
 	}
 	return keyMap{
 		Pause:     b("pause/resume", "p"),
@@ -29,23 +30,24 @@ func newKeyMap() keyMap {
 		Rollback:  b("roll back", "r"),
 		Promote:   b("promote", "P"),
 		Retry:     b("retry", "R"),
-		NextFocus: b("next pane", "tab"),
+		NextFocus: b("focus", "tab"),
 		PrevFocus: b("previous pane", "shift+tab"),
 		Down:      b("down", "j", "down"),
 		Up:        b("up", "k", "up"),
 		PageDown:  b("page down", "pgdown", "ctrl+d", "ctrl+f"),
 		PageUp:    b("page up", "pgup", "ctrl+u", "ctrl+b"),
-		Top:       b("top", "home", "g"),
-		Bottom:    b("bottom", "end", "G"),
+		Top:       b("top", "g", "home"),
+		Bottom:    b("bottom", "G", "end"),
 		Theme:     b("theme", "t"),
 		Help:      b("help", "?"),
 		Quit:      b("quit", "q"),
 		Close:     b("close", "esc"),
 		Interrupt: b("interrupt", "ctrl+c"),
-		Yes:       b("yes", "y", "enter"),
-		No:        b("no", "n", "esc"),
-		Detach:    b("detach", "d"),
-		Stop:      b("stop", "s"),
+		Yes:       b("confirm", "y", "enter"),
+		No:        b("cancel", "n", "esc"),
+		Detach:    b("detach: keep the rollout running without the view (events print as lines)", "d"),
+		Stop:      b("stop the engine: traffic stays as it is; continue later with --resume", "s"),
+		Stay:      b("stay", "esc", "n"),
 		PlayPause: b("pause/play", " "),
 		Faster:    b("faster", "+", "="),
 		Slower:    b("slower", "-", "_"),
@@ -56,50 +58,53 @@ func newKeyMap() keyMap {
 	}
 }
 
-// command is one operator command as the view offers it now.
-type command struct {
-	kind    engine.CommandKind
-	key     string
-	label   string // what the status bar calls it now ("pause" or "resume")
-	confirm bool   // asks before sending
-	err     error  // why it cannot be sent now; nil when it can
+// keyName is how the screen names a key as bubbletea spells it.
+func keyName(k string) string {
+	switch k {
+	case " ":
+		return "space"
+	case "pgdown":
+		return "pgdn"
+	case "down":
+		return "↓"
+	case "up":
+		return "↑"
+	case "left":
+		return "←"
+	case "right":
+		return "→"
+	}
+	return k
 }
 
-// commands lists the operator commands in status-bar order, each with whether it can be sent
-// now. It mirrors the engine's own rules so the status bar shows only what will work; the
-// engine still decides, and its refusal is shown if the two disagree.
-func (m *Model) commands() []command {
-	st := &m.st
-	p := command{kind: engine.CommandPause, key: "p", label: "pause"}
-	if st.Phase == engine.PhasePaused || st.Phase == engine.PhaseHolding {
-		p.kind, p.label = engine.CommandResume, "resume"
+// keyNames names all of b's keys: its help key, then the others.
+func keyNames(b key.Binding) []string {
+	names := []string{b.Help().Key}
+	if keys := b.Keys(); len(keys) > 1 {
+		for _, k := range keys[1:] {
+			names = append(names, keyName(k))
+		}
 	}
-	cmds := []command{
-		p,
-		{kind: engine.CommandAdvance, key: "a", label: "advance"},
-		{kind: engine.CommandRollback, key: "r", label: "roll back", confirm: true},
-		{kind: engine.CommandPromote, key: "P", label: "promote", confirm: true},
-		{kind: engine.CommandRetry, key: "R", label: "retry", confirm: true},
-	}
-	for i := range cmds {
-		cmds[i].err = m.refusal(cmds[i].kind)
-	}
-	return cmds
+	return names
 }
 
-// refusal is why kind cannot be sent now, worded as the engine words its refusals.
-func (m *Model) refusal(kind engine.CommandKind) error {
-	switch {
-	case m.opts.Mode == ModeReplay:
-		return fmt.Errorf("%w: this is a replay", engine.ErrNotAllowed)
-	case m.opts.Controller == nil:
-		return fmt.Errorf("%w: this view has no engine to command", engine.ErrNotAllowed)
-	case m.opts.Actor.Role == engine.RoleViewer:
-		return fmt.Errorf("%w (%s is a viewer)", engine.ErrForbidden, m.opts.Actor.Name)
-	case m.ended:
-		return engine.ErrNotRunning
-	case !m.have:
-		return fmt.Errorf("%w: no state from the engine yet", engine.ErrNotAllowed)
+// pair names two opposite bindings by their help keys: "+/-", or "+ / -" with sep " / ".
+func pair(a, b key.Binding, sep string) string {
+	return a.Help().Key + sep + b.Help().Key
+}
+
+// pairs names two opposite bindings key by key: ["j/k", "↓/↑"] for down and up.
+func pairs(a, b key.Binding) []string {
+	as, bs := keyNames(a), keyNames(b)
+	out := make([]string, 0, min(len(as), len(bs)))
+	for i := range cap(out) {
+		out = append(out, as[i]+"/"+bs[i])
 	}
-	return m.st.Allowed(kind)
+	return out
+}
+
+// describe is b with text in place of its help text, for a dialog that says more about it.
+func describe(b key.Binding, text string) key.Binding {
+	b.SetHelp(b.Help().Key, text)
+	return b
 }

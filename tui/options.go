@@ -24,9 +24,9 @@ type Snapshots interface {
 	Subscribe() (<-chan engine.State, func())
 }
 
-// Controller takes an operator's commands: the engine. A refusal wraps
+// Commander is where the view sends an operator's commands: the engine. A refusal wraps
 // engine.ErrStaleCommand, engine.ErrNotAllowed or engine.ErrForbidden with the reason.
-type Controller interface {
+type Commander interface {
 	Do(ctx context.Context, cmd engine.Command) error
 }
 
@@ -73,9 +73,9 @@ const (
 
 // Options is what a view is built with.
 type Options struct {
-	Snapshots  Snapshots
-	Controller Controller // nil in a replay
-	Playback   Playback   // set for a replay only
+	Snapshots Snapshots
+	Commander Commander // nil in a replay
+	Playback  Playback  // set for a replay only
 	// Actor is who commands come from: the local user for `perch run`, the key's owner for an
 	// SSH session. A viewer's command keys are shown disabled.
 	Actor engine.Actor

@@ -260,21 +260,21 @@ func statePromoted(t testing.TB) (engine.State, time.Time) {
 	return s.st, s.now.Add(time.Minute)
 }
 
-// fakeController records commands and answers with err.
-type fakeController struct {
+// fakeCommander records commands and answers with err.
+type fakeCommander struct {
 	mu   sync.Mutex
 	cmds []engine.Command
 	err  error
 }
 
-func (f *fakeController) Do(_ context.Context, cmd engine.Command) error {
+func (f *fakeCommander) Do(_ context.Context, cmd engine.Command) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.cmds = append(f.cmds, cmd)
 	return f.err
 }
 
-func (f *fakeController) sent() []engine.Command {
+func (f *fakeCommander) sent() []engine.Command {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]engine.Command(nil), f.cmds...)

@@ -104,7 +104,7 @@ func (m *Model) currentStep(width int) (string, string) {
 	case step.Pause != nil && st.PauseStep && !st.PauseUntil.IsZero():
 		return sym, s.warning.Render("resumes in " + formatDuration(until(m.now, st.PauseUntil)))
 	case step.Pause != nil:
-		return sym, s.warning.Render("waits for an operator (p resumes)")
+		return sym, s.warning.Render(fmt.Sprintf("waits for an operator (%s resumes)", m.keys.Pause.Help().Key))
 	case st.Target >= 0 && !st.TargetConfirmed:
 		if st.WeightAttempts > 0 {
 			return sym, s.warning.Render(fmt.Sprintf("setting %d%% failed %d×", st.Target, st.WeightAttempts))

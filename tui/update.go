@@ -10,6 +10,74 @@ import (
 	"github.com/perchhq/perch/engine"
 )
 
+// Update handles one message: keys, snapshots, command results, clock ticks.
+func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	if m.quitting {
+		return m, nil // the choice is made; messages still in flight change nothing
+	}
+	switch msg := msg.(type) {
+	case frameMsg:
+		return m, m.wait() // nothing new to show: keep the last frame
+	case tea.WindowSizeMsg:
+		m.width, m.height = msg.Width, msg.Height
+	case tea.KeyMsg:
+		m.dirty = true
+		return m, m.handleKey(msg)
+	case subscribedMsg:
+		m.sub, m.cancel = msg.ch, msg.cancel
+		return m, m.wait()
+	case snapshotMsg:
+		return m, m.handleSnapshot(msg)
+	case tickMsg:
+		m.setNow()
+		m.readPresence()
+		if m.status.text != "" && !m.now.Before(m.status.until) {
+			m.status = status{}
+		}
+		cmds := []tea.Cmd{tick()}
+		if m.opts.Playback != nil {
+			cmds = append(cmds, playback(m.opts.Playback, nil))
+		}
+		m.dirty = true
+		return m, tea.Batch(cmds...)
+	case playbackMsg:
+		m.playback = msg.status
+		m.setNow()
+	case commandDoneMsg:
+		m.commandDone(msg)
+	default:
+		return m, nil
+	}
+	m.dirty = true
+	return m, nil
+}
+
+func (m *Model) handleSnapshot(msg snapshotMsg) tea.Cmd {
+	m.dirty = true
+	if !msg.ok {
+		m.ended = true
+		m.sub = nil
+		if m.dialog != nil && m.dialog.kind != dialogQuit {
+			m.dialog = nil // nothing left to confirm
+		}
+		if m.dialog != nil && m.dialog.kind == dialogQuit {
+			m.dialog = nil
+			return m.quit(ChoiceNone)
+		}
+		return nil
+	}
+	m.st, m.have = msg.st, true
+	m.rows = logRows(m.st.Log)
+	if msg.playback != nil {
+		m.playback = *msg.playback
+	}
+	// The countdowns are drawn against the state just taken, not the last tick's clock,
+	// which may be a second old: "next look 2s" on a 1 s interval.
+	m.setNow()
+	m.clampScroll()
+	return frame() // read the next state after a frame's time: at most ten redraws a second
+}
+
 // handleKey routes a key: to the open dialog, then the help overlay, then the main view.
 func (m *Model) handleKey(msg tea.KeyMsg) tea.Cmd {
 	switch {
@@ -54,7 +122,7 @@ func (m *Model) handleKey(msg tea.KeyMsg) tea.Cmd {
 // quitKey leaves the view. A local run with the engine still supervising asks first whether
 // to keep it running headless or stop it; nothing else asks.
 func (m *Model) quitKey() tea.Cmd {
-	if m.opts.Mode == ModeLocal && !m.ended && m.opts.Controller != nil {
+	if m.opts.Mode == ModeLocal && !m.ended && m.opts.Commander != nil {
 		if m.have && m.st.Phase.Done() {
 			// Rolled back (the engine waits for a retry) or promoted: nothing left to
 			// supervise and nothing for stopping to change.
@@ -112,7 +180,7 @@ func (m *Model) scrollKey(msg tea.KeyMsg) bool {
 // commandKey sends a command key's command, or opens its confirm dialog, or says why not.
 func (m *Model) commandKey(msg tea.KeyMsg) tea.Cmd {
 	for _, c := range m.commands() {
-		if msg.String() != c.key {
+		if !key.Matches(msg, c.key) {
 			continue
 		}
 		if c.err != nil {
@@ -133,7 +201,7 @@ func (m *Model) commandKey(msg tea.KeyMsg) tea.Cmd {
 func (m *Model) sendCommand(kind engine.CommandKind, step int) tea.Cmd {
 	cmd := engine.Command{Kind: kind, Actor: m.opts.Actor, Step: step}
 	m.setStatus(statusInfo, fmt.Sprintf("… sending %s", commandWords(kind)))
-	return send(m.ctx, m.opts.Controller, cmd)
+	return send(m.ctx, m.opts.Commander, cmd)
 }
 
 func (m *Model) commandDone(msg commandDoneMsg) {
@@ -149,18 +217,10 @@ func (m *Model) commandDone(msg commandDoneMsg) {
 	m.setStatus(statusError, fmt.Sprintf("✘ %s %s: %v", commandWords(msg.kind), what, msg.err))
 }
 
-// commandWords names a command in a sentence.
-func commandWords(k engine.CommandKind) string {
-	if k == engine.CommandRollback {
-		return "roll back"
-	}
-	return string(k)
-}
-
 func (m *Model) nextTheme() tea.Cmd {
 	m.themeIdx = (m.themeIdx + 1) % len(m.themes)
 	m.styles = newStyles(m.themes[m.themeIdx], m.render)
-	m.setStatus(statusInfo, fmt.Sprintf("theme %s (%d of %d; t for the next)", m.themes[m.themeIdx].Name, m.themeIdx+1, len(m.themes)))
+	m.setStatus(statusInfo, fmt.Sprintf("theme %s (%d of %d; %s for the next)", m.themes[m.themeIdx].Name, m.themeIdx+1, len(m.themes), m.keys.Theme.Help().Key))
 	return nil
 }
 
@@ -192,7 +252,7 @@ func (m *Model) dialogKey(msg tea.KeyMsg) tea.Cmd {
 			return m.quit(ChoiceDetach)
 		case key.Matches(msg, k.Stop), key.Matches(msg, k.Interrupt):
 			return m.quit(ChoiceStop)
-		case key.Matches(msg, k.No), key.Matches(msg, k.Quit):
+		case key.Matches(msg, k.Stay), key.Matches(msg, k.Quit):
 			m.dialog = nil
 		}
 		return nil

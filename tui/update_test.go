@@ -19,20 +19,20 @@ import (
 type harness struct {
 	t    *testing.T
 	m    *Model
-	ctl  *fakeController
+	ctl  *fakeCommander
 	pb   *fakePlayback
 	quit bool
 }
 
 func newHarness(t *testing.T, st engine.State, now time.Time, edit func(*Options)) *harness {
 	t.Helper()
-	h := &harness{t: t, ctl: &fakeController{}, pb: &fakePlayback{}}
+	h := &harness{t: t, ctl: &fakeCommander{}, pb: &fakePlayback{}}
 	opts := Options{
-		Controller: h.ctl,
-		Actor:      engine.Actor{Name: "alice", Role: engine.RoleOperator, Source: "tui"},
-		Renderer:   asciiRenderer(),
-		Clock:      func() time.Time { return now },
-		Location:   time.UTC,
+		Commander: h.ctl,
+		Actor:     engine.Actor{Name: "alice", Role: engine.RoleOperator, Source: "tui"},
+		Renderer:  asciiRenderer(),
+		Clock:     func() time.Time { return now },
+		Location:  time.UTC,
 	}
 	if edit != nil {
 		edit(&opts)
@@ -440,7 +440,7 @@ func TestViewKeys(t *testing.T) {
 
 func TestReplayKeysDrivePlayback(t *testing.T) {
 	st, now := stateRunning(t)
-	h := newHarness(t, st, now, func(o *Options) { o.Mode, o.Controller = ModeReplay, nil })
+	h := newHarness(t, st, now, func(o *Options) { o.Mode, o.Commander = ModeReplay, nil })
 	h.m.opts.Playback = h.pb
 	for _, k := range []string{" ", "+", "=", "-", "_", "left", "right", "g", "home", "G", "end", "p", "a", "r", "P", "R"} {
 		h.press(k)

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/perchhq/perch/engine"
@@ -188,7 +189,7 @@ func (m *Model) statusBar(width int) []string {
 	switch {
 	case m.status.text != "":
 	case m.ended && m.opts.Mode != ModeReplay:
-		msg = s.warning.Render("the engine has finished; nothing more will change (q to leave)")
+		msg = s.warning.Render(fmt.Sprintf("the engine has finished; nothing more will change (%s to leave)", m.keys.Quit.Help().Key))
 	default:
 		msg = s.muted.Render(m.identity())
 		if m.opts.Note != "" {
@@ -231,28 +232,32 @@ type hint struct {
 }
 
 func (m *Model) keyHints(width int) string {
-	s := &m.styles
+	s, k := &m.styles, m.keys
 	on := func(k, what string, prio int) hint { return hint{s.key.Render(k) + " " + s.text.Render(what), prio} }
+	// bound shows a binding with its own help text.
+	bound := func(b key.Binding, prio int) hint { return on(b.Help().Key, b.Help().Desc, prio) }
+	scroll := pair(k.Down, k.Up, "/")
 	var hints []hint
 	switch {
 	case m.dialog != nil:
-		for _, k := range m.dialog.keys {
-			what, _, _ := strings.Cut(k[1], ":")
-			hints = append(hints, on(k[0], what, 9))
+		for _, b := range m.dialog.keys {
+			what, _, _ := strings.Cut(b.Help().Desc, ":")
+			hints = append(hints, on(b.Help().Key, what, 9))
 		}
 		return fitHints(hints, width)
 	case m.help:
-		hints = append(hints, on("?", "close help", 9), on("j/k", "scroll", 5), on("t", "theme", 3))
+		hints = append(hints, on(k.Help.Help().Key, "close help", 9), on(scroll, "scroll", 5), bound(k.Theme, 3))
 	case m.opts.Mode == ModeReplay:
-		hints = append(hints, on("space", "pause/play", 8), on("+/-", "speed", 7), on("←/→", "step", 7), on("g/G", "start/end", 6))
+		hints = append(hints, bound(k.PlayPause, 8), on(pair(k.Faster, k.Slower, "/"), "speed", 7),
+			on(pair(k.PrevStep, k.NextStep, "/"), "step", 7), on(pair(k.ToStart, k.ToEnd, "/"), "start/end", 6))
 	default:
 		var off []string // shown disabled: keys this actor may never use
 		for _, c := range m.commands() {
 			switch {
 			case c.err == nil:
-				hints = append(hints, on(c.key, c.label, 8))
+				hints = append(hints, on(c.key.Help().Key, c.label, 8))
 			case errors.Is(c.err, engine.ErrForbidden):
-				off = append(off, c.key)
+				off = append(off, c.key.Help().Key)
 			}
 		}
 		if len(off) > 0 {
@@ -260,9 +265,9 @@ func (m *Model) keyHints(width int) string {
 		}
 	}
 	if !m.help {
-		hints = append(hints, on("tab", "focus", 2), on("j/k", "scroll", 3), on("t", "theme", 1), on("?", "help", 9))
+		hints = append(hints, bound(k.NextFocus, 2), on(scroll, "scroll", 3), bound(k.Theme, 1), bound(k.Help, 9))
 	}
-	hints = append(hints, on("q", "quit", 9))
+	hints = append(hints, bound(k.Quit, 9))
 	return fitHints(hints, width)
 }
 

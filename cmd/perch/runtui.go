@@ -50,7 +50,7 @@ func (a *app) runTUI(ctx context.Context, eng *engine.Engine, theme themes.Theme
 	}()
 	name := a.localUser()
 	held.hold()
-	choice, err := tui.Run(ctx, tui.Options{Snapshots: eng, Controller: eng, Mode: tui.ModeLocal, Theme: theme,
+	choice, err := tui.Run(ctx, tui.Options{Snapshots: eng, Commander: eng, Mode: tui.ModeLocal, Theme: theme,
 		Actor: engine.Actor{Name: name, Role: engine.RoleOperator, Source: "tui"}, Note: note})
 	held.release()
 	switch {

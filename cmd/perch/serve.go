@@ -172,9 +172,9 @@ func (a *app) startSSH(ctx context.Context, eng *engine.Engine, keys *remote.Key
 	}
 	logger := log.NewWithOptions(a.stderr, log.Options{Prefix: "perch ssh", ReportTimestamp: true, TimeFormat: time.RFC3339})
 	srv, err := remote.New(remote.Config{
-		Addr: f.addr, HostKeyPath: hostKey, Keys: keys, Controller: eng, Logger: logger,
+		Addr: f.addr, HostKeyPath: hostKey, Keys: keys, Rollout: eng, Logger: logger,
 		NewModel: func(s remote.Session) tea.Model {
-			return tui.New(tui.Options{Snapshots: s.Controller, Controller: s.Controller, Actor: s.Actor, Mode: tui.ModeRemote,
+			return tui.New(tui.Options{Snapshots: s.Rollout, Commander: s.Rollout, Actor: s.Actor, Mode: tui.ModeRemote,
 				Theme: theme, Renderer: s.Renderer, Presence: s.Presence.List})
 		},
 	})

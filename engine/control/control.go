@@ -24,8 +24,9 @@ import (
 	"github.com/perchhq/perch/metrics"
 )
 
-// Controller is what the server needs of a running engine.
-type Controller interface {
+// Target is the running engine the socket serves: it takes the commands clients send and
+// gives the state `perch status` reads.
+type Target interface {
 	Do(ctx context.Context, cmd engine.Command) error
 	Snapshot() engine.State
 }
@@ -117,14 +118,14 @@ func DefaultPath(getenv func(string) string, name, journalPath string) string {
 
 // Server answers requests on a Unix socket.
 type Server struct {
-	ln   *net.UnixListener
-	path string
-	ctl  Controller
+	ln     *net.UnixListener
+	path   string
+	target Target
 }
 
 // Listen creates the socket at path (mode 0600, its directory 0700 if perch creates it). A
 // socket left by a perch that died is replaced; one a live perch answers on is refused.
-func Listen(path string, ctl Controller) (*Server, error) {
+func Listen(path string, target Target) (*Server, error) {
 	if len(path) > 107 {
 		return nil, fmt.Errorf("control socket path %s is too long for a Unix socket (%d > 107 bytes); choose a shorter --socket", path, len(path))
 	}
@@ -146,7 +147,7 @@ func Listen(path string, ctl Controller) (*Server, error) {
 		ln.Close()
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	return &Server{ln: ln, path: path, ctl: ctl}, nil
+	return &Server{ln: ln, path: path, target: target}, nil
 }
 
 // Path is the socket's file name.
@@ -187,7 +188,7 @@ func (s *Server) handle(ctx context.Context, conn *net.UnixConn) {
 
 func (s *Server) answer(ctx context.Context, req Request, actor engine.Actor) Response {
 	if req.Command == "status" {
-		return Response{OK: true, Status: StatusOf(s.ctl.Snapshot())}
+		return Response{OK: true, Status: StatusOf(s.target.Snapshot())}
 	}
 	kind := engine.CommandKind(req.Command)
 	switch kind {
@@ -195,15 +196,15 @@ func (s *Server) answer(ctx context.Context, req Request, actor engine.Actor) Re
 	default:
 		return Response{Error: fmt.Sprintf("unknown command %q", req.Command), Code: "bad_request"}
 	}
-	step := s.ctl.Snapshot().Step
+	step := s.target.Snapshot().Step
 	if req.Step != nil {
 		step = *req.Step
 	}
-	err := s.ctl.Do(ctx, engine.Command{Kind: kind, Actor: actor, Step: step, Reason: req.Reason})
+	err := s.target.Do(ctx, engine.Command{Kind: kind, Actor: actor, Step: step, Reason: req.Reason})
 	if err != nil {
 		return Response{Error: err.Error(), Code: errorCode(err)}
 	}
-	return Response{OK: true, Status: StatusOf(s.ctl.Snapshot())}
+	return Response{OK: true, Status: StatusOf(s.target.Snapshot())}
 }
 
 func errorCode(err error) string {

@@ -66,7 +66,7 @@ type greeter struct {
 func (g greeter) Init() tea.Cmd { return nil }
 func (g greeter) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	if k, ok := msg.(tea.KeyMsg); ok && k.String() == "x" {
-		g.s.Controller.Do(context.Background(), engine.Command{Kind: engine.CommandPause, Actor: engine.Actor{Name: "impostor", Role: engine.RoleOperator}})
+		g.s.Rollout.Do(context.Background(), engine.Command{Kind: engine.CommandPause, Actor: engine.Actor{Name: "impostor", Role: engine.RoleOperator}})
 	}
 	return g, nil
 }
@@ -105,9 +105,9 @@ func serve(t *testing.T, keys *remote.Keyring, hostKey string) *fixture {
 	t.Helper()
 	f := &fixture{hostKey: hostKey, eng: &fakeEngine{}}
 	srv, err := remote.New(remote.Config{
-		Addr: "127.0.0.1:0", HostKeyPath: hostKey, Keys: keys, Controller: f.eng,
+		Addr: "127.0.0.1:0", HostKeyPath: hostKey, Keys: keys, Rollout: f.eng,
 		NewModel: func(s remote.Session) tea.Model {
-			s.Controller.Subscribe()
+			s.Rollout.Subscribe()
 			return greeter{s: s}
 		},
 		Logger: log.New(&bytes.Buffer{}),

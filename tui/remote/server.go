@@ -23,8 +23,9 @@ import (
 	"github.com/perchhq/perch/engine"
 )
 
-// Controller is the engine as a session uses it.
-type Controller interface {
+// Rollout is the engine one rollout runs in, as a session uses it: each session watches its
+// states and sends commands, through a copy scoped to the session.
+type Rollout interface {
 	Subscribe() (<-chan engine.State, func())
 	Do(ctx context.Context, cmd engine.Command) error
 }
@@ -32,11 +33,11 @@ type Controller interface {
 // Session is what a model is built from for one SSH session.
 type Session struct {
 	Actor engine.Actor
-	// Controller is scoped to the session: its subscriptions end when the session does, and
+	// Rollout is scoped to the session: its subscriptions end when the session does, and
 	// every command it sends carries the session's identity, whatever the model put in it.
-	Controller Controller
-	Renderer   *lipgloss.Renderer
-	Presence   *Presence
+	Rollout  Rollout
+	Renderer *lipgloss.Renderer
+	Presence *Presence
 }
 
 // Config is what a Server runs with.
@@ -45,10 +46,10 @@ type Config struct {
 	HostKeyPath string
 	// Keys are the keys allowed in. Nil is the demo's open mode: any client on the loopback
 	// interface may connect, without a key, as an operator named by its SSH user name.
-	Keys       *Keyring
-	Controller Controller
-	NewModel   func(Session) tea.Model
-	Logger     *log.Logger
+	Keys     *Keyring
+	Rollout  Rollout
+	NewModel func(Session) tea.Model
+	Logger   *log.Logger
 }
 
 // Server serves the TUI over SSH.
@@ -132,7 +133,7 @@ func (s *Server) identity(sess ssh.Session) (engine.Actor, bool) {
 }
 
 // programMiddleware runs one TUI per session. It registers the session, gives its model a
-// scoped controller, and releases both when the session ends however it ends: the connection
+// scoped Rollout, and releases both when the session ends however it ends: the connection
 // drops, or only this session's channel closes (several sessions can share one connection).
 func (s *Server) programMiddleware(next ssh.Handler) ssh.Handler {
 	return func(sess ssh.Session) {
@@ -147,13 +148,13 @@ func (s *Server) programMiddleware(next ssh.Handler) ssh.Handler {
 			wish.Fatalln(sess, "perch: the TUI needs a terminal; connect with ssh -t")
 			return
 		}
-		scoped := &scopedController{ctl: s.cfg.Controller, actor: actor}
+		scoped := &scopedRollout{rollout: s.cfg.Rollout, actor: actor}
 		defer scoped.close()
 		id := sess.Context().SessionID()
 		s.presence.add(id, actor)
 		defer s.presence.remove(id)
 
-		model := s.cfg.NewModel(Session{Actor: actor, Controller: scoped, Renderer: sessionRenderer(sess), Presence: s.presence})
+		model := s.cfg.NewModel(Session{Actor: actor, Rollout: scoped, Renderer: sessionRenderer(sess), Presence: s.presence})
 		opts := []tea.ProgramOption{tea.WithAltScreen(), tea.WithInput(sess), tea.WithOutput(sess)}
 		if pty.Slave != nil && !sess.EmulatedPty() {
 			opts = []tea.ProgramOption{tea.WithAltScreen(), tea.WithInput(pty.Slave), tea.WithOutput(pty.Slave)}
@@ -231,17 +232,17 @@ func loopbackOnly(logger *log.Logger) ssh.ConnCallback {
 	}
 }
 
-// scopedController is one session's view of the engine.
-type scopedController struct {
-	ctl   Controller
-	actor engine.Actor
-	mu    sync.Mutex
-	subs  []func()
-	done  bool
+// scopedRollout is one session's view of the engine.
+type scopedRollout struct {
+	rollout Rollout
+	actor   engine.Actor
+	mu      sync.Mutex
+	subs    []func()
+	done    bool
 }
 
-func (c *scopedController) Subscribe() (<-chan engine.State, func()) {
-	ch, cancel := c.ctl.Subscribe()
+func (c *scopedRollout) Subscribe() (<-chan engine.State, func()) {
+	ch, cancel := c.rollout.Subscribe()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.done {
@@ -252,12 +253,12 @@ func (c *scopedController) Subscribe() (<-chan engine.State, func()) {
 	return ch, cancel
 }
 
-func (c *scopedController) Do(ctx context.Context, cmd engine.Command) error {
+func (c *scopedRollout) Do(ctx context.Context, cmd engine.Command) error {
 	cmd.Actor = c.actor
-	return c.ctl.Do(ctx, cmd)
+	return c.rollout.Do(ctx, cmd)
 }
 
-func (c *scopedController) close() {
+func (c *scopedRollout) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.done = true
