@@ -17,6 +17,7 @@ func (ev Event) Describe(spec *Spec) string {
 		}
 		return fmt.Sprintf("step %d/%d (%s)", ev.Step+1, len(spec.Steps), spec.Steps[ev.Step])
 	}
+	//exhaustive:enforce
 	switch ev.Type {
 	case EventRolloutStarted:
 		fmt.Fprintf(&b, "rollout started")

@@ -226,6 +226,7 @@ func checkEvent(spec *Spec, ev Event) error {
 	if ev.Step < 0 || ev.Step >= len(spec.Steps) {
 		return fmt.Errorf("event %d: step %d outside the rollout's %d steps", ev.Seq, ev.Step, len(spec.Steps))
 	}
+	//exhaustive:enforce
 	switch ev.Type {
 	case EventWeightSet, EventWeightFailed:
 		if ev.Weight == nil || *ev.Weight < 0 || *ev.Weight > 100 {

@@ -190,6 +190,8 @@ func (s *Server) answer(ctx context.Context, req Request, actor engine.Actor) Re
 		return Response{OK: true, Status: StatusOf(s.ctl.Snapshot())}
 	}
 	kind := engine.CommandKind(req.Command)
+	// Every command kind is listed, so the socket offers each one.
+	//exhaustive:enforce
 	switch kind {
 	case engine.CommandPause, engine.CommandResume, engine.CommandAdvance, engine.CommandRollback, engine.CommandPromote, engine.CommandRetry:
 	default:
