@@ -98,7 +98,7 @@ type Actor struct {
 // CommandKind is what an operator asks of the engine.
 type CommandKind string
 
-// The commands of DESIGN.md.
+// The commands, sent from a TUI key, the control socket or an alert rule.
 const (
 	CommandPause    CommandKind = "pause"
 	CommandResume   CommandKind = "resume"
