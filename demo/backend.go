@@ -35,21 +35,21 @@ func (b Behavior) latency() time.Duration {
 	return time.Duration(v)
 }
 
-// Backend is a demo HTTP service on loopback whose behavior can change while it runs.
-type Backend struct {
+// backend is a demo HTTP service on loopback whose behavior can change while it runs.
+type backend struct {
 	name     string
 	behavior atomic.Pointer[Behavior]
 	server   *http.Server
 	listener net.Listener
 }
 
-// StartBackend serves a backend named name (it says so in every answer) on 127.0.0.1.
-func StartBackend(name string, b Behavior) (*Backend, error) {
+// startBackend serves a backend named name (it says so in every answer) on 127.0.0.1.
+func startBackend(name string, b Behavior) (*backend, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("demo %s backend: %w", name, err)
 	}
-	be := &Backend{name: name, listener: ln}
+	be := &backend{name: name, listener: ln}
 	be.Set(b)
 	be.server = &http.Server{Handler: be, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
 	go be.server.Serve(ln)
@@ -57,16 +57,16 @@ func StartBackend(name string, b Behavior) (*Backend, error) {
 }
 
 // URL is the backend's base URL.
-func (be *Backend) URL() string { return "http://" + be.listener.Addr().String() }
+func (be *backend) URL() string { return "http://" + be.listener.Addr().String() }
 
 // Set changes how the backend answers from the next request on.
-func (be *Backend) Set(b Behavior) { be.behavior.Store(&b) }
+func (be *backend) Set(b Behavior) { be.behavior.Store(&b) }
 
 // Behavior is how the backend answers now.
-func (be *Backend) Behavior() Behavior { return *be.behavior.Load() }
+func (be *backend) Behavior() Behavior { return *be.behavior.Load() }
 
 // ServeHTTP waits the drawn latency, then answers 200 with the backend's name, or 500.
-func (be *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (be *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b := be.behavior.Load()
 	timer := time.NewTimer(b.latency())
 	defer timer.Stop()
@@ -83,7 +83,7 @@ func (be *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // Close stops the backend.
-func (be *Backend) Close() error {
+func (be *backend) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	err := be.server.Shutdown(ctx)

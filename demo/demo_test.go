@@ -146,7 +146,7 @@ func firstStepErrorVerdict(t *testing.T, rate float64) metrics.Result {
 
 // TestDefaultLoadLetsTheFirstStepPass checks the arithmetic behind DefaultRate: at 1% the
 // canary gets just enough requests in the step for the default judge to show its error rate
-// within tolerance, which the first figure, 200 requests/s, does not give it.
+// within tolerance, which a third of that load, 200 requests/s, does not give it.
 func TestDefaultLoadLetsTheFirstStepPass(t *testing.T) {
 	if rollout, _ := Spec("healthy", 1, "127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3"); rollout.Analysis.Judge != spec.DefaultJudge {
 		t.Fatalf("the demo is judged by %q, want the default judge %q", rollout.Analysis.Judge, spec.DefaultJudge)

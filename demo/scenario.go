@@ -21,18 +21,14 @@ type Scenario struct {
 // The backends' normal behaviour: a 30 ms median, p99 about 60 ms, no errors.
 var normal = Behavior{Median: 30 * time.Millisecond, Spread: 0.3}
 
-// Step indexes of the demo rollout (1%, 5%, 25%, 50%). The regressions begin at the 25% step:
-// the default judge passes a step only on evidence that the canary is within tolerance, so a
-// canary that is worse from the start holds an early step (rightly) until there is evidence of
-// harm, and at 1% or 5% of the traffic (6 or 30 canary requests a second) that takes minutes,
-// not the demo's 90 s.
-const (
-	step5Percent  = 1
-	step25Percent = 2
-)
-
 // Scenarios lists every demo scenario, the default first.
+//
+// The regressions begin at the 25% step: the default judge passes a step only on evidence that
+// the canary is within tolerance, so a canary that is worse from the start holds an early step
+// (rightly) until there is evidence of harm, and at 1% or 5% of the traffic (6 or 30 canary
+// requests a second) that takes minutes, not the demo's 90 s.
 func Scenarios() []Scenario {
+	step5Percent, step25Percent := stepOf(5), stepOf(25)
 	return []Scenario{
 		{
 			Name:    "healthy",

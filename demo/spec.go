@@ -2,6 +2,7 @@ package demo
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/perchhq/perch/engine/spec"
@@ -16,6 +17,19 @@ const (
 	stabilization = 3 * time.Second
 	interval      = time.Second
 )
+
+// weights are the demo rollout's steps: the canary's percent at each.
+func weights() []int { return []int{1, 5, 25, 50} }
+
+// stepOf is the index of the demo step that sends percent to the canary. The scenarios name
+// steps by their weight, so a change to weights cannot silently move them to another step.
+func stepOf(percent int) int {
+	i := slices.Index(weights(), percent)
+	if i < 0 {
+		panic(fmt.Sprintf("demo: no %d%% step in %v", percent, weights()))
+	}
+	return i
+}
 
 // Headers the demo proxy routes on: users stick by the first, testers pin with the second.
 const (
@@ -57,7 +71,7 @@ func Spec(scenario string, speed float64, proxyAddr, stableURL, canaryURL string
 			{Name: "latency_p99", Builtin: spec.BuiltinLatencyP99, MaxDeviationPercent: percent(15)},
 		},
 	}
-	for _, w := range []int{1, 5, 25, 50} {
+	for _, w := range weights() {
 		r.Steps = append(r.Steps, spec.Step{SetWeight: &w, Analyze: scaled(stepAnalysis)})
 	}
 	if err := r.Validate(); err != nil {

@@ -45,7 +45,7 @@ type Stack struct {
 	Source   engine.Source // the proxy's own observations, through the scenario's outage switch
 	Load     *Load
 
-	stable, canary *Backend
+	stable, canary *backend
 	outage         *flakySource
 	speed          float64
 	cancel         context.CancelFunc
@@ -82,10 +82,10 @@ func Start(opts Options) (*Stack, error) {
 
 func (s *Stack) build(opts Options) error {
 	var err error
-	if s.stable, err = StartBackend("stable", normal); err != nil {
+	if s.stable, err = startBackend("stable", normal); err != nil {
 		return err
 	}
-	if s.canary, err = StartBackend("canary", normal); err != nil {
+	if s.canary, err = startBackend("canary", normal); err != nil {
 		return err
 	}
 	// Slots of a quarter of the look interval, kept for 5 minutes of demo time: enough for a
@@ -143,7 +143,7 @@ func (s *Stack) Close() error {
 	if s.Proxy != nil {
 		errs = append(errs, s.Proxy.Close())
 	}
-	for _, b := range []*Backend{s.stable, s.canary} {
+	for _, b := range []*backend{s.stable, s.canary} {
 		if b != nil {
 			errs = append(errs, b.Close())
 		}
@@ -155,7 +155,7 @@ func (s *Stack) Close() error {
 type driver struct {
 	ctx    context.Context
 	stack  *Stack
-	canary *Backend
+	canary *backend
 	timers sync.WaitGroup
 }
 

@@ -17,6 +17,7 @@ func (e *Engine) command(cmd Command) error {
 	}
 	actor := &cmd.Actor
 	s := &e.state
+	//exhaustive:enforce
 	switch cmd.Kind {
 	case CommandPause:
 		e.emit(Event{Type: EventPaused, Actor: actor, Reason: orDefault(cmd.Reason, "paused by "+actor.Name)})
@@ -58,6 +59,7 @@ func (e *Engine) allowed(cmd Command) error {
 // commands; a UI uses this to show which keys work now.
 func (s *State) Allowed(kind CommandKind) error {
 	var ok bool
+	//exhaustive:enforce
 	switch ph := s.Phase; kind {
 	case CommandPause:
 		ok = ph == PhaseRunning || ph == PhaseHolding

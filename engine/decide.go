@@ -25,6 +25,8 @@ func (e *Engine) decide(now time.Time) time.Time {
 
 func (e *Engine) decideOnce(now time.Time) time.Time {
 	s := &e.state
+	// Every phase is listed: one the engine did not drive would stall the rollout.
+	//exhaustive:enforce
 	switch s.Phase {
 	case PhasePending:
 		e.emit(Event{Type: EventRolloutStarted, Attempt: 1})
@@ -43,6 +45,8 @@ func (e *Engine) decideOnce(now time.Time) time.Time {
 			return time.Time{}
 		}
 		return e.ensureWeight(now)
+	case PhaseRolledBack, PhasePromoted:
+		// Over: only a retry command starts it again.
 	}
 	return time.Time{}
 }
@@ -128,7 +132,10 @@ func (e *Engine) judgeLook(now time.Time) {
 			allPass = false
 			continue
 		}
+		// Every verdict is listed, so a new one cannot pass by default.
+		//exhaustive:enforce
 		switch c.Last.Verdict {
+		case metrics.Pass:
 		case metrics.Fail:
 			allPass = false
 			desc := fmt.Sprintf("%s failed: %s", c.Name, c.Last.Reason)

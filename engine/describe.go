@@ -18,6 +18,7 @@ func (ev Event) Describe(rollout *spec.Rollout) string {
 		}
 		return fmt.Sprintf("step %d/%d (%s)", ev.Step+1, len(rollout.Steps), rollout.Steps[ev.Step])
 	}
+	//exhaustive:enforce
 	switch ev.Type {
 	case EventRolloutStarted:
 		fmt.Fprintf(&b, "rollout started")

@@ -8,7 +8,9 @@ import (
 )
 
 // EventType names what happened. The names are the journal's contract: replays of old
-// journals depend on them, so they are never renamed.
+// journals depend on them, so they are never renamed. A new type must be handled by every
+// switch marked //exhaustive:enforce (State.Apply, Describe, the journal's check,
+// notifications); .ci/run fails until it is.
 type EventType string
 
 // Every event the engine records, in roughly the order a rollout produces them.
@@ -96,7 +98,7 @@ type Actor struct {
 // CommandKind is what an operator asks of the engine.
 type CommandKind string
 
-// The commands of DESIGN.md.
+// The commands, sent from a TUI key, the control socket or an alert rule.
 const (
 	CommandPause    CommandKind = "pause"
 	CommandResume   CommandKind = "resume"

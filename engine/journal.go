@@ -228,6 +228,7 @@ func checkEvent(rollout *spec.Rollout, ev Event) error {
 	if ev.Step < 0 || ev.Step >= len(rollout.Steps) {
 		return fmt.Errorf("event %d: step %d outside the rollout's %d steps", ev.Seq, ev.Step, len(rollout.Steps))
 	}
+	//exhaustive:enforce
 	switch ev.Type {
 	case EventWeightSet, EventWeightFailed:
 		if ev.Weight == nil || *ev.Weight < 0 || *ev.Weight > 100 {

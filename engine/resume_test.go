@@ -53,7 +53,7 @@ func TestResumeFromEveryCut(t *testing.T) {
 					t.Run(fmt.Sprintf("after %d %s provider %d", cut, prefix[cut-1].Type, provider), func(t *testing.T) {
 						synctest.Test(t, func(t *testing.T) {
 							// Resume a little after the crash, as a restarted process would.
-							time.Sleep(prefix[cut-1].Time.Sub(time.Now()) + 7*time.Second)
+							time.Sleep(time.Until(prefix[cut-1].Time) + 7*time.Second)
 							w := newWorld()
 							w.canary, w.weight = sc.canary, provider
 							rec := &engine.Recording{Header: engine.Header{Spec: spec}, Events: prefix}

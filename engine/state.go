@@ -143,6 +143,8 @@ func (s *State) Apply(ev Event) {
 	s.Seq = ev.Seq
 	s.LastEventAt = ev.Time
 	s.Log = appendBounded(s.Log, ev, MaxLog)
+	// Every event type is listed, so a new one cannot be forgotten here (.ci/run checks).
+	//exhaustive:enforce
 	switch ev.Type {
 	case EventRolloutStarted:
 		s.Attempt = max(ev.Attempt, 1)
@@ -279,6 +281,8 @@ func (s *State) Apply(ev Event) {
 	case EventStopped:
 		s.Stopped = true
 		s.StopReason = ev.Reason
+	case EventCommandRefused, EventNote:
+		// Only the log keeps them: a refused command or a note changes nothing.
 	}
 }
 

@@ -23,8 +23,8 @@ const (
 	VersionStable = "stable"
 )
 
-// BuiltinMeasures lists every measure a builtin source answers.
-func BuiltinMeasures() []string {
+// builtinMeasures lists every measure a builtin source answers.
+func builtinMeasures() []string {
 	return []string{MeasureRequests, MeasureErrors, MeasureLatencyP50, MeasureLatencyP95, MeasureLatencyP99, MeasureThroughput}
 }
 
@@ -39,8 +39,8 @@ var builtinQuery = regexp.MustCompile(`^([a-z0-9_]+)\{version="(canary|stable)"\
 // ParseBuiltinQuery splits a builtin query into its measure and version.
 func ParseBuiltinQuery(q Query) (measure, version string, err error) {
 	m := builtinQuery.FindStringSubmatch(q.Expr)
-	if m == nil || !slices.Contains(BuiltinMeasures(), m[1]) {
-		return "", "", fmt.Errorf("not a builtin query: %q (want MEASURE{version=\"canary|stable\"}, MEASURE one of %v)", q.Expr, BuiltinMeasures())
+	if m == nil || !slices.Contains(builtinMeasures(), m[1]) {
+		return "", "", fmt.Errorf("not a builtin query: %q (want MEASURE{version=\"canary|stable\"}, MEASURE one of %v)", q.Expr, builtinMeasures())
 	}
 	return m[1], m[2], nil
 }

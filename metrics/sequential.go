@@ -69,16 +69,15 @@ type component interface {
 // seqPlan is what a check's series gives the sequential decision: its tests and how to
 // describe the two sides.
 type seqPlan struct {
-	tests             []component
-	length            int // intervals in the series
-	canary, baseline  float64
-	unit              string // "%" for rates shown as percentages
-	tolerance         string
-	used              func() int // intervals that counted so far
-	extra             map[string]Number
-	cannot            string // why no decision can ever come of this data, if so
-	estimate          float64
-	estimateIsPercent bool
+	tests            []component
+	length           int // intervals in the series
+	canary, baseline float64
+	unit             string // "%" for rates shown as percentages
+	tolerance        string
+	used             func() int // intervals that counted so far
+	extra            map[string]Number
+	cannot           string // why no decision can ever come of this data, if so
+	estimate         float64
 }
 
 func (s sequential) Judge(in Input) Result {

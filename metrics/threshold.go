@@ -5,7 +5,7 @@ import (
 	"math"
 )
 
-// threshold is the seeds' rule: the canary's mean (or rate) against the baseline's, failing
+// threshold is the plain rule: the canary's mean (or rate) against the baseline's, failing
 // beyond a relative and/or absolute tolerance. It ignores how often it is asked, so it raises
 // false alarms when looked at often; it is kept because people know it.
 type threshold struct{ minSamples int }

@@ -21,14 +21,14 @@ type Error = yamlpos.Error
 // Errors is every problem found in a theme file, in file order; Parse returns them.
 type Errors = yamlpos.Errors
 
-// Parse reads a theme file's bytes; file names it in messages. The format:
+// parse reads a theme file's bytes; file names it in messages. The format:
 //
 //	name: solarized          # optional: the file name without its extension
 //	extends: dark            # optional: a built-in theme whose colours are the defaults
 //	colors:
 //	  text: "#839496"        # #RGB, #RRGGBB, 0..255, or default (the terminal's own)
 //	  …                      # every colour of Theme, unless extends is given
-func Parse(file string, data []byte) (Theme, error) {
+func parse(file string, data []byte) (Theme, error) {
 	p := &parser{file: file}
 	doc, err := p.document(data)
 	if err != nil {

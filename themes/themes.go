@@ -90,7 +90,7 @@ func builtin(name string) (Theme, error) {
 	if err != nil {
 		return Theme{}, err
 	}
-	return Parse(path, data)
+	return parse(path, data)
 }
 
 // Load returns the built-in theme called nameOrFile, or reads a theme file: a value ending in
@@ -107,5 +107,5 @@ func Load(nameOrFile string) (Theme, error) {
 	if err != nil {
 		return Theme{}, fmt.Errorf("read theme: %w", err)
 	}
-	return Parse(nameOrFile, data)
+	return parse(nameOrFile, data)
 }

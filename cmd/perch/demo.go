@@ -39,7 +39,7 @@ func (a *app) demoCmd() *cobra.Command {
 		Use:   "demo",
 		Short: "Watch a canary rollout on this machine, no cluster or cloud account needed",
 		Long: `Run a rollout on loopback: a stable and a canary HTTP backend, perch's proxy in front of
-them, and a load generator sending about 200 requests/s through it. The rollout goes
+them, and a load generator sending about ` + fmt.Sprint(demo.DefaultRate) + ` requests/s through it. The rollout goes
 1% → 5% → 25% → 50% in steps of about 15 s and is judged from the proxy's own metrics.
 The proxy's address is printed at the start so you can curl it while it runs (add
 "X-Perch-Version: canary" to pin a request to the canary). The run is journaled like
@@ -55,7 +55,7 @@ Exit codes: 0 promoted, 1 rolled back, 2 bad input, 3 stopped by an error or a s
 	c.Flags().BoolVar(&f.headless, "headless", false, "print one line per event instead of the TUI")
 	c.Flags().StringVarP(&f.output, "output", "o", outputText, "headless output: text or json (the journal events)")
 	c.Flags().StringVar(&f.record, "record", "", "journal file (default ./perch-demo-SCENARIO-TIMESTAMP.jsonl)")
-	c.Flags().Float64Var(&f.speed, "speed", 1, "run the rollout this many times faster; the load grows with it up to 2,000 requests/s, so past about 10× the first step may hold for want of data")
+	c.Flags().Float64Var(&f.speed, "speed", 1, fmt.Sprintf("run the rollout this many times faster; the load grows with it up to %d requests/s, so past about %.1f× the first step may hold for want of data", demo.MaxRate, float64(demo.MaxRate)/demo.DefaultRate))
 	addMetricsAddrFlag(c, &f.metricsAddr)
 	c.Flags().StringVar(&f.theme, "theme", themes.Default, "TUI colours: "+strings.Join(themes.Names(), ", ")+", or a theme file NAME.yaml")
 	c.Flags().StringVar(&f.socket, "socket", "", "control socket (default $XDG_RUNTIME_DIR/perch/NAME.sock, else beside the journal; none: no socket)")

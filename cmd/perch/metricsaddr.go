@@ -92,10 +92,15 @@ var (
 		"Failing looks of a check in the current step.", []string{"rollout", "check"}, nil)
 )
 
-var phases = []engine.Phase{engine.PhasePending, engine.PhaseRunning, engine.PhasePaused, engine.PhaseHolding,
-	engine.PhaseRollingBack, engine.PhaseRolledBack, engine.PhasePromoting, engine.PhasePromoted}
-
-var verdicts = []metrics.Verdict{metrics.Pass, metrics.Fail, metrics.Inconclusive}
+// phases and verdicts hold every value, so each has its series (0 or 1) from the first scrape.
+//
+//exhaustive:enforce
+var (
+	phases = map[engine.Phase]struct{}{engine.PhasePending: {}, engine.PhaseRunning: {}, engine.PhasePaused: {},
+		engine.PhaseHolding: {}, engine.PhaseRollingBack: {}, engine.PhaseRolledBack: {}, engine.PhasePromoting: {},
+		engine.PhasePromoted: {}}
+	verdicts = map[metrics.Verdict]struct{}{metrics.Pass: {}, metrics.Fail: {}, metrics.Inconclusive: {}}
+)
 
 // Describe sends every description.
 func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -120,7 +125,7 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descStep, float64(s.Step+1))
 	gauge(descSteps, float64(len(s.Steps)))
 	gauge(descAttempt, float64(s.Attempt))
-	for _, p := range phases {
+	for p := range phases {
 		gauge(descPhase, boolValue(s.Phase == p), string(p))
 	}
 	ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(s.Seq), name)
@@ -129,7 +134,7 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 		if chk.Last == nil {
 			continue
 		}
-		for _, v := range verdicts {
+		for v := range verdicts {
 			gauge(descVerdict, boolValue(chk.Last.Verdict == v), chk.Name, string(v))
 		}
 	}

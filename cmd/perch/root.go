@@ -74,6 +74,7 @@ func (a *app) rootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		//lint:ignore ST1005 printed as is, the usage hint on a line of its own
 		return badInput(fmt.Errorf("%w\nRun '%s --help' for usage.", err, c.CommandPath()))
 	})
 	groups := []struct {
@@ -98,6 +99,7 @@ func (a *app) rootCmd() *cobra.Command {
 func exactlyOneArg(name string) cobra.PositionalArgs {
 	return func(c *cobra.Command, args []string) error {
 		if len(args) != 1 {
+			//lint:ignore ST1005 printed as is, the usage hint on a line of its own
 			return badInput(fmt.Errorf("%s takes one %s (got %d arguments)\nRun '%s --help' for usage.", c.CommandPath(), name, len(args), c.CommandPath()))
 		}
 		return nil

@@ -74,8 +74,8 @@ type CheckStatus struct {
 	Reason   string          `json:"reason,omitempty"`
 }
 
-// StatusOf summarizes a state.
-func StatusOf(st engine.State) *Status {
+// statusOf summarizes a state.
+func statusOf(st engine.State) *Status {
 	s := &Status{Name: st.Spec.Name, Phase: st.Phase, Step: st.Step + 1, Steps: len(st.Spec.Steps),
 		StepDesc: st.CurrentStep().String(), Weight: st.Weight, Target: st.Target, RouterErr: st.RouterError,
 		LastEvent: st.LastEventAt, Checks: []CheckStatus{}}
@@ -188,9 +188,11 @@ func (s *Server) handle(ctx context.Context, conn *net.UnixConn) {
 
 func (s *Server) answer(ctx context.Context, req Request, actor engine.Actor) Response {
 	if req.Command == "status" {
-		return Response{OK: true, Status: StatusOf(s.target.Snapshot())}
+		return Response{OK: true, Status: statusOf(s.target.Snapshot())}
 	}
 	kind := engine.CommandKind(req.Command)
+	// Every command kind is listed, so the socket offers each one.
+	//exhaustive:enforce
 	switch kind {
 	case engine.CommandPause, engine.CommandResume, engine.CommandAdvance, engine.CommandRollback, engine.CommandPromote, engine.CommandRetry:
 	default:
@@ -204,7 +206,7 @@ func (s *Server) answer(ctx context.Context, req Request, actor engine.Actor) Re
 	if err != nil {
 		return Response{Error: err.Error(), Code: errorCode(err)}
 	}
-	return Response{OK: true, Status: StatusOf(s.target.Snapshot())}
+	return Response{OK: true, Status: statusOf(s.target.Snapshot())}
 }
 
 func errorCode(err error) string {

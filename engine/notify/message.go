@@ -29,6 +29,8 @@ type message struct {
 // compose is the message for ev, folded into st already, or false if ev is not news.
 func compose(st *engine.State, ev engine.Event) (message, bool) {
 	m := message{rollout: st.Spec.Name, event: ev, phase: st.Phase, step: ev.Step + 1, steps: len(st.Spec.Steps), weight: st.Weight}
+	// Every event type is listed, so a new one is a decision: news or not.
+	//exhaustive:enforce
 	switch ev.Type {
 	case engine.EventRolloutStarted:
 		m.headline = "rollout started"
@@ -69,6 +71,10 @@ func compose(st *engine.State, ev engine.Event) (message, bool) {
 		}
 		m.headline = fmt.Sprintf("perch stopped at %s with the canary at %s; traffic was left as it is until perch is resumed", stepName(st, ev.Step), percent(st.Weight))
 		m.details = why(ev.Reason, nil)
+	case engine.EventWeightSet, engine.EventWeightFailed, engine.EventAnalysisStarted, engine.EventAnalysis,
+		engine.EventResumed, engine.EventPromoteStarted, engine.EventCommandRefused, engine.EventReconciled,
+		engine.EventNote:
+		return m, false // not news on their own
 	default:
 		return m, false
 	}

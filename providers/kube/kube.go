@@ -100,7 +100,7 @@ const (
 func Get(ctx context.Context, client dynamic.Interface, o Object) (*unstructured.Unstructured, error) {
 	obj, err := client.Resource(o.Resource).Namespace(o.Namespace).Get(ctx, o.Name, metav1.GetOptions{})
 	if err != nil {
-		return nil, Explain(o, "read", err)
+		return nil, explain(o, "read", err)
 	}
 	return obj, nil
 }
@@ -114,7 +114,7 @@ func Update(ctx context.Context, client dynamic.Interface, o Object, change func
 	for attempt := 1; ; attempt++ {
 		obj, err := res.Get(ctx, o.Name, metav1.GetOptions{})
 		if err != nil {
-			return Explain(o, "read", err)
+			return explain(o, "read", err)
 		}
 		changed, err := change(obj)
 		if err != nil || !changed {
@@ -125,7 +125,7 @@ func Update(ctx context.Context, client dynamic.Interface, o Object, change func
 		case err == nil:
 			return nil
 		case !apierrors.IsConflict(err):
-			return Explain(o, "update", err)
+			return explain(o, "update", err)
 		case attempt == maxUpdateAttempts:
 			return fmt.Errorf("update %s: changed by someone else %d times in a row; try again: %w", o, attempt, err)
 		}
@@ -137,8 +137,8 @@ func Update(ctx context.Context, client dynamic.Interface, o Object, change func
 	}
 }
 
-// Explain turns an API error into one line naming the object and what to check.
-func Explain(o Object, verb string, err error) error {
+// explain turns an API error into one line naming the object and what to check.
+func explain(o Object, verb string, err error) error {
 	switch {
 	case apierrors.IsNotFound(err):
 		return fmt.Errorf("%s not found (check the name and namespace, and that the %s resource is installed): %w", o, o.Resource.GroupResource(), err)

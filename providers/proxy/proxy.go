@@ -56,7 +56,7 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.StickyHeader != "" && cfg.StickyCookie != "" {
 		return nil, errors.New("proxy: sticky by a header or by a cookie, not both")
 	}
-	source, err := NewSource(cfg.Resolution, cfg.Retention)
+	source, err := newSource(cfg.Resolution, cfg.Retention)
 	if err != nil {
 		return nil, err
 	}

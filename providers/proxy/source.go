@@ -54,9 +54,9 @@ type sideCounts struct {
 	latency          *sketch // allocated on first use, cleared on reuse
 }
 
-// NewSource keeps observations at resolution for retention (zeros take the defaults; retention
+// newSource keeps observations at resolution for retention (zeros take the defaults; retention
 // is capped at MaxRetention).
-func NewSource(resolution, retention time.Duration) (*Source, error) {
+func newSource(resolution, retention time.Duration) (*Source, error) {
 	if resolution == 0 {
 		resolution = DefaultResolution
 	}

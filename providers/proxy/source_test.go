@@ -16,7 +16,7 @@ var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 
 func newTestSource(t *testing.T, resolution, retention time.Duration) *Source {
 	t.Helper()
-	s, err := NewSource(resolution, retention)
+	s, err := newSource(resolution, retention)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestNewSourceBounds(t *testing.T) {
 	if n := len(s.slots); n != int(MaxRetention/time.Second)+1 {
 		t.Errorf("retention of 100h kept %d slots, want it capped at %s", n, MaxRetention)
 	}
-	if _, err := NewSource(time.Minute, time.Second); err == nil {
+	if _, err := newSource(time.Minute, time.Second); err == nil {
 		t.Error("a retention shorter than the resolution was accepted")
 	}
 }
@@ -199,7 +199,7 @@ func TestBinsCoverTheRangeInOrder(t *testing.T) {
 }
 
 func BenchmarkObserve(b *testing.B) {
-	s, _ := NewSource(time.Second, DefaultRetention)
+	s, _ := newSource(time.Second, DefaultRetention)
 	now := time.Now()
 	for i := 0; b.Loop(); i++ {
 		s.observe(version(i&1), false, time.Duration(i%50_000)*time.Microsecond, now)
@@ -209,7 +209,7 @@ func BenchmarkObserve(b *testing.B) {
 // BenchmarkSamples15m is one look at a 15-minute window in 30 s steps: what the engine asks of
 // the source each interval of a long step.
 func BenchmarkSamples15m(b *testing.B) {
-	s, _ := NewSource(time.Second, DefaultRetention)
+	s, _ := newSource(time.Second, DefaultRetention)
 	for sec := range 900 {
 		for i := range 50 {
 			s.observe(canary, false, time.Duration(i)*time.Millisecond, t0.Add(time.Duration(sec)*time.Second))

@@ -86,10 +86,10 @@ func TestSummaryAndTable(t *testing.T) {
 	if !strings.Contains(b.String(), "| errors ×10 from minute 15, 1% | harmful | x | 25% (4.6%–70%); 25% before onset | 25% | — | — |") {
 		t.Fatalf("table:\n%s", b.String())
 	}
-	if p := Wilson(0, 1000); p.Rate != 0 || math.Abs(p.High-0.00383) > 1e-4 {
-		t.Errorf("Wilson(0, 1000) = %+v", p)
+	if p := wilson(0, 1000); p.Rate != 0 || math.Abs(p.High-0.00383) > 1e-4 {
+		t.Errorf("wilson(0, 1000) = %+v", p)
 	}
-	if q := QuantileOf([]float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, 0.5); q.Value != 5 || q.Low != 2 || q.High != 9 {
+	if q := quantileOf([]float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, 0.5); q.Value != 5 || q.Low != 2 || q.High != 9 {
 		t.Errorf("median of 1..10 = %+v", q)
 	}
 }

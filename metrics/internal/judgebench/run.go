@@ -14,8 +14,8 @@ var (
 	latencyTolerance = 5.0  // percent: the canary's p95 may be up to 5% slower
 )
 
-// Checks is how many checks a simulated rollout judges together (Criteria.Family).
-const Checks = 2
+// numChecks is how many checks a simulated rollout judges together (Criteria.Family).
+const numChecks = 2
 
 // Outcome is what one simulated rollout came to under one judge.
 type Outcome struct {
@@ -24,15 +24,15 @@ type Outcome struct {
 	Promoted     bool   // every check's last verdict was pass
 }
 
-// Play runs one rollout through judge the way the engine does: at look k (k = 1…Intervals) it
+// play runs one rollout through judge the way the engine does: at look k (k = 1…Intervals) it
 // judges every check on intervals [0, k) and rolls back on the first fail (failureLimit 0);
 // after the last look it promotes if every check passes, and otherwise holds.
-func Play(judge metrics.Judge, s Scenario, r Rollout) Outcome {
-	errorsCheck := metrics.Criteria{Direction: metrics.LowerIsBetter, MaxDeviationPercent: &errorTolerance, Family: Checks}
-	latencyCheck := metrics.Criteria{Direction: metrics.LowerIsBetter, MaxDeviationPercent: &latencyTolerance, Family: Checks}
-	var last [Checks]metrics.Verdict
+func play(judge metrics.Judge, s Scenario, r Rollout) Outcome {
+	errorsCheck := metrics.Criteria{Direction: metrics.LowerIsBetter, MaxDeviationPercent: &errorTolerance, Family: numChecks}
+	latencyCheck := metrics.Criteria{Direction: metrics.LowerIsBetter, MaxDeviationPercent: &latencyTolerance, Family: numChecks}
+	var last [numChecks]metrics.Verdict
 	for k := 1; k <= s.Intervals; k++ {
-		inputs := [Checks]metrics.Input{
+		inputs := [numChecks]metrics.Input{
 			{Criteria: errorsCheck,
 				Canary:   metrics.Series{Events: r.CanaryErrors[:k], Total: r.CanaryRequests[:k]},
 				Baseline: metrics.Series{Events: r.StableErrors[:k], Total: r.StableRequests[:k]}},
@@ -63,7 +63,7 @@ func Run(judgeName string, s Scenario, runs int) ([]Outcome, error) {
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			for i := range next {
-				out[i] = Play(judge, s, s.Simulate(i))
+				out[i] = play(judge, s, s.Simulate(i))
 			}
 		})
 	}

@@ -47,8 +47,8 @@ func Summarize(judge string, s Scenario, out []Outcome) Summary {
 // Proportion is a rate with its 95% Wilson score interval.
 type Proportion struct{ Rate, Low, High float64 }
 
-// Wilson is k out of n with its 95% Wilson score interval.
-func Wilson(k, n int) Proportion {
+// wilson is k out of n with its 95% Wilson score interval.
+func wilson(k, n int) Proportion {
 	if n == 0 {
 		return Proportion{math.NaN(), 0, 1}
 	}
@@ -64,8 +64,8 @@ func Wilson(k, n int) Proportion {
 // approximation to the binomial). Values may be +Inf: the quantile was not reached in the run.
 type Quantile struct{ Value, Low, High float64 }
 
-// QuantileOf estimates the q-quantile of sorted values.
-func QuantileOf(sorted []float64, q float64) Quantile {
+// quantileOf estimates the q-quantile of sorted values.
+func quantileOf(sorted []float64, q float64) Quantile {
 	n := len(sorted)
 	if n == 0 {
 		return Quantile{math.NaN(), math.NaN(), math.NaN()}
@@ -92,13 +92,13 @@ func WriteTable(w io.Writer, sums []Summary) error {
 			name, truth = "", ""
 		}
 		last = s.Scenario.Name
-		rb := Wilson(s.RolledBack, s.Runs)
+		rb := wilson(s.RolledBack, s.Runs)
 		cell := fmt.Sprintf("%s (%s–%s)", pct(rb.Rate), pct(rb.Low), pct(rb.High))
 		if s.Early > 0 {
 			cell += fmt.Sprintf("; %s before onset", pct(float64(s.Early)/float64(s.Runs)))
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", name, truth, s.Judge, cell,
-			pct(float64(s.Promoted)/float64(s.Runs)), minutes(QuantileOf(s.TTD, 0.5)), minutes(QuantileOf(s.TTD, 0.9)))
+			pct(float64(s.Promoted)/float64(s.Runs)), minutes(quantileOf(s.TTD, 0.5)), minutes(quantileOf(s.TTD, 0.9)))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -125,30 +125,30 @@ func minutes(q Quantile) string {
 	return fmt.Sprintf("%g (%g–%s)", q.Value, q.Low, hi)
 }
 
-// Target is one of the default judge's targets, checked against every judge's figures.
-type Target struct {
+// target is one of the default judge's targets, checked against every judge's figures.
+type target struct {
 	Name     string
 	Scenario string // the scenario it is measured on ("" for every A/A scenario)
 	Check    func(Summary) (measured string, met bool)
 }
 
-// Targets are the targets for the default judge.
-func Targets() []Target {
-	return []Target{
+// targets are what the default judge is designed to meet.
+func targets() []target {
+	return []target{
 		{"A/A false rollback ≤ 1% per rollout (all checks, a look every interval)", "", func(s Summary) (string, bool) {
-			p := Wilson(s.RolledBack+s.Early, s.Runs)
+			p := wilson(s.RolledBack+s.Early, s.Runs)
 			return fmt.Sprintf("%s (≤ %s)", pct(p.Rate), pct(p.High)), p.Rate <= 0.01
 		}},
 		{"errors ×2 at 10 rps canary caught ≥ 99%, median ≤ 10 min", "errors ×2, 1% weight", func(s Summary) (string, bool) {
-			p, med := Wilson(s.RolledBack, s.Runs), QuantileOf(s.TTD, 0.5)
+			p, med := wilson(s.RolledBack, s.Runs), quantileOf(s.TTD, 0.5)
 			return fmt.Sprintf("%s, median %s", pct(p.Rate), minutes(med)), p.Rate >= 0.99 && med.Value <= 10
 		}},
 		{"errors ×10 from mid-run caught, median ≤ 3 min after onset", "errors ×10 from minute 15, 1%", func(s Summary) (string, bool) {
-			med := QuantileOf(s.TTD, 0.5)
+			med := quantileOf(s.TTD, 0.5)
 			return fmt.Sprintf("median %s; %s caught", minutes(med), pct(float64(s.RolledBack)/float64(s.Runs))), med.Value <= 3
 		}},
 		{"latency +10% caught ≥ 95%", "latency +10%, 5% weight", func(s Summary) (string, bool) {
-			p := Wilson(s.RolledBack, s.Runs)
+			p := wilson(s.RolledBack, s.Runs)
 			return fmt.Sprintf("%s (%s–%s)", pct(p.Rate), pct(p.Low), pct(p.High)), p.Rate >= 0.95
 		}},
 	}
@@ -162,7 +162,7 @@ func WriteTargets(w io.Writer, sums []Summary, judges []string) error {
 		b.WriteString(" " + j + " |")
 	}
 	b.WriteString("\n|---|" + strings.Repeat("---|", len(judges)) + "\n")
-	for _, t := range Targets() {
+	for _, t := range targets() {
 		b.WriteString("| " + t.Name + " |")
 		for _, j := range judges {
 			var cells []string

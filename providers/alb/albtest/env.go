@@ -9,7 +9,7 @@ import (
 // Credentials the isolated environment signs with.
 const (
 	AccessKey = "AKIDPERCHTEST0000001"
-	SecretKey = "perch-test-secret-key-not-a-real-one"
+	secretKey = "perch-test-secret-key-not-a-real-one"
 )
 
 // IsolateAWS gives the test an AWS environment of its own: static test credentials, no
@@ -29,5 +29,5 @@ func IsolateAWS(t testing.TB) {
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	t.Setenv("AWS_ACCESS_KEY_ID", AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", SecretKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", secretKey)
 }

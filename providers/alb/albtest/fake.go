@@ -32,7 +32,6 @@ const (
 	MissingRule    = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/checkout/50dc6c495c0c9188/f2f7dc8efc522ab2/0000000000000000"
 	Stable         = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/checkout-stable/73e2d6bc24d8a067"
 	Canary         = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/checkout-canary/1f2e3d4c5b6a7980"
-	Shadow         = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/checkout-shadow/aa11bb22cc33dd44"
 )
 
 const xmlns = "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/"

@@ -14,12 +14,12 @@ import (
 	"github.com/perchhq/perch/metrics"
 )
 
-// Source answers every query with the same value at every step: canary and baseline look
+// source answers every query with the same value at every step: canary and baseline look
 // alike, so every check passes once it has enough samples.
-type Source struct{}
+type source struct{}
 
 // Samples returns one sample per step between start and end.
-func (Source) Samples(_ context.Context, _ metrics.Query, start, end time.Time, step time.Duration) ([]metrics.Sample, error) {
+func (source) Samples(_ context.Context, _ metrics.Query, start, end time.Time, step time.Duration) ([]metrics.Sample, error) {
 	var out []metrics.Sample
 	for t := start; !t.After(end); t = t.Add(step) {
 		out = append(out, metrics.Sample{Time: t, Value: 0.25})
@@ -73,7 +73,7 @@ func (r *recorder) Append(ev engine.Event) error {
 func Promote(t testing.TB, spec *spec.Rollout, router engine.Router) []int {
 	t.Helper()
 	rec := &recorder{}
-	eng, err := engine.New(engine.Config{Spec: spec, Router: router, Source: Source{}, Journal: rec})
+	eng, err := engine.New(engine.Config{Spec: spec, Router: router, Source: source{}, Journal: rec})
 	if err != nil {
 		t.Fatal(err)
 	}
