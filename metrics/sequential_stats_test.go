@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/perchhq/perch/metrics"
-	"github.com/perchhq/perch/metrics/internal/judgebench"
+	"github.com/perchhq/perch/internal/judgebench"
 )
 
 func scenario(t *testing.T, name string) judgebench.Scenario {

@@ -11,7 +11,7 @@ import (
 )
 
 // BenchmarkForward is one request through the proxy to a loopback backend, as the nginx
-// comparison in bench/proxy.sh runs it (allocations here are the proxy's and the client's).
+// comparison in cmd/proxybench/proxy.sh runs it (allocations here are the proxy's and the client's).
 func BenchmarkForward(b *testing.B) {
 	body := []byte("hello from the benchmark backend\n")
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))

@@ -5,7 +5,7 @@
 // second over a steady window.
 //
 //	go build -o /tmp/perch ./cmd/perch
-//	go run ./bench/sshviewers -perch /tmp/perch -clients 10,50,100
+//	go run ./cmd/sshviewers -perch /tmp/perch -clients 10,50,100
 package main
 
 import (

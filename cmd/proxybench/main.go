@@ -1,4 +1,4 @@
-// Command proxybench serves the two halves of the proxy benchmark (bench/proxy.sh): a minimal
+// Command proxybench serves the two halves of the proxy benchmark (cmd/proxybench/proxy.sh): a minimal
 // HTTP backend, and perch's proxy at a fixed weight in front of two of them.
 //
 //	proxybench backend -listen 127.0.0.1:18081

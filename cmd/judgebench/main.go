@@ -1,7 +1,7 @@
 // Command judgebench plays the judge benchmark's scenarios under each judge and prints the
 // results table of metrics/README.md:
 //
-//	go run ./metrics/internal/judgebench/cmd/judgebench -runs 1000 > /tmp/judges.md
+//	go run ./cmd/judgebench -runs 1000 > /tmp/judges.md
 package main
 
 import (
@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/perchhq/perch/metrics/internal/judgebench"
+	"github.com/perchhq/perch/internal/judgebench"
 )
 
 func main() {

@@ -3,12 +3,12 @@
 # requests 50/50 between the same two Go backends on loopback, and wrk measures each (and
 # the backend alone, for the latency a proxy adds). Installs nothing: it needs
 #   apt-get install -y nginx wrk
-# Usage: bash bench/proxy.sh [SECONDS per run, default 10] [ROUNDS, default 2]
+# Usage: bash cmd/proxybench/proxy.sh [SECONDS per run, default 10] [ROUNDS, default 2]
 # Each target runs saturated (THREADS wrk threads, CONNECTIONS connections: requests/s) and
 # lightly loaded (1 thread, LIGHT connections, one request at a time by default: the latency a proxy adds).
 # Environment: CONNECTIONS (default 64), THREADS (default 2), LIGHT (default 1), BASE_PORT (default 18080).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 duration=${1:-10}
 rounds=${2:-2}
 connections=${CONNECTIONS:-64}
@@ -17,7 +17,7 @@ light=${LIGHT:-1}
 base=${BASE_PORT:-18080}
 for tool in nginx wrk; do
   if ! command -v "$tool" >/dev/null; then
-    echo "bench/proxy.sh needs $tool: apt-get install -y nginx wrk" >&2
+    echo "cmd/proxybench/proxy.sh needs $tool: apt-get install -y nginx wrk" >&2
     exit 2
   fi
 done
@@ -32,7 +32,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-go build -o "$work/proxybench" ./bench/proxybench
+go build -o "$work/proxybench" ./cmd/proxybench
 perch_port=$base nginx_port=$((base + 10)) stable_port=$((base + 1)) canary_port=$((base + 2))
 "$work/proxybench" backend -listen "127.0.0.1:$stable_port" & pids+=($!)
 "$work/proxybench" backend -listen "127.0.0.1:$canary_port" & pids+=($!)
