@@ -5,8 +5,8 @@ import (
 	"sort"
 	"testing"
 
-	"github.com/perchhq/perch/metrics"
 	"github.com/perchhq/perch/internal/judgebench"
+	"github.com/perchhq/perch/metrics"
 )
 
 func scenario(t *testing.T, name string) judgebench.Scenario {
