@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/perchhq/perch/engine"
@@ -10,9 +11,13 @@ import (
 	"github.com/perchhq/perch/providers/proxy"
 )
 
-// proxyRouter starts perch's own proxy on the rollout's listen address.
+// proxyRouter starts perch's own proxy on the rollout's listen address, or drives a standalone
+// one through its admin API.
 func proxyRouter(ctx context.Context, spec *spec.Rollout, flags connectFlags) (engine.Router, error) {
 	p := spec.Traffic.Proxy
+	if p.Standalone() {
+		return standaloneProxyRouter(ctx, spec, flags)
+	}
 	cfg := proxy.Config{Stable: p.Stable, Canary: p.Canary}
 	if p.Sticky != nil {
 		cfg.StickyHeader, cfg.StickyCookie = p.Sticky.Header, p.Sticky.Cookie
@@ -47,11 +52,26 @@ func builtinWindow(spec *spec.Rollout) (resolution, retention time.Duration) {
 	return resolution, max(longest+4*interval, 5*time.Minute)
 }
 
-// builtinSource is the proxy's own observations; the proxy is the rollout's router.
+// builtinSource is the proxy's own observations; the proxy is the rollout's router, in perch or
+// standalone (whose admin API answers the queries).
 func builtinSource(_ context.Context, _ *spec.Rollout, router engine.Router, _ connectFlags) (engine.Source, error) {
-	p, ok := router.(interface{ Source() *proxy.Source })
-	if !ok {
-		return nil, errors.New("the builtin metrics source is the proxy's own observations: it needs traffic.proxy")
+	switch p := router.(type) {
+	case interface{ Source() *proxy.Source }:
+		return p.Source(), nil
+	case engine.Source:
+		return p, nil
 	}
-	return p.Source(), nil
+	return nil, errors.New("the builtin metrics source is the proxy's own observations: it needs traffic.proxy")
+}
+
+// inProcessProxyNote is what perch says when it starts a proxy inside itself, which serves only
+// while this perch runs; "" for any other provider.
+func inProcessProxyNote(spec *spec.Rollout) string {
+	p := spec.Traffic.Proxy
+	if p == nil || p.Standalone() {
+		return ""
+	}
+	return fmt.Sprintf("perch: proxy on %s (stable %s, canary %s) runs inside this perch: its traffic stops when perch stops.\n"+
+		"perch: for traffic that outlives perch run the proxy as a service with 'perch proxy PROXY.yaml' and set traffic.proxy.admin",
+		p.Listen, p.Stable, p.Canary)
 }

@@ -141,6 +141,9 @@ func (a *app) openRollout(ctx context.Context, path string, f runFlags) (*rollou
 		r.close()
 		return nil, err
 	}
+	if note := inProcessProxyNote(spec); note != "" {
+		fmt.Fprintln(a.stderr, note)
+	}
 	if !f.resume {
 		var journalPath string
 		if r.journal, journalPath, err = createJournal(spec, f.journal); err != nil {

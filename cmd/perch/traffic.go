@@ -50,9 +50,9 @@ func (a *app) traffic(ctx context.Context, path string, f trafficFlags, set bool
 	if err != nil {
 		return err
 	}
-	if spec.Traffic.Proxy != nil {
-		// The proxy's weight lives in the perch that runs it; a second proxy here would only
-		// fight it for the listen address.
+	if spec.Traffic.Proxy != nil && !spec.Traffic.Proxy.Standalone() {
+		// The weight of a proxy inside perch lives in the perch that runs it; a second proxy
+		// here would only fight it for the listen address.
 		return badInput(fmt.Errorf("%s routes through perch's own proxy, which lives in the running perch: read its weight with 'perch status', move it with 'perch rollback' or 'perch promote'", path))
 	}
 	ctx, cancel := context.WithTimeout(ctx, trafficTimeout)

@@ -91,14 +91,25 @@ type GatewayAPITraffic struct {
 	CanaryBackend string `yaml:"canaryBackend" json:"canaryBackend"`
 }
 
-// ProxyTraffic is perch's own weighted reverse proxy in front of two backends.
+// ProxyTraffic is perch's own weighted reverse proxy in front of two backends: either a
+// standalone one (`perch proxy`) driven through its admin API (Admin), or one perch runs itself
+// for the length of the rollout (Listen, Stable, Canary).
 type ProxyTraffic struct {
 	Listen   string         `yaml:"listen" json:"listen"`
 	Stable   string         `yaml:"stable" json:"stable"`
 	Canary   string         `yaml:"canary" json:"canary"`
 	Sticky   *ProxySticky   `yaml:"sticky" json:"sticky,omitempty"`
 	Override *ProxyOverride `yaml:"override" json:"override,omitempty"`
+	// Admin is a standalone proxy's admin API: unix:///PATH or http://HOST:PORT.
+	Admin string `yaml:"admin" json:"admin,omitempty"`
+	// AdminToken is the bearer token of an HTTP admin API; ${NAME} is read from the
+	// environment when perch connects.
+	AdminToken string `yaml:"adminToken" json:"adminToken,omitempty"`
 }
+
+// Standalone reports whether the proxy is a `perch proxy` driven through its admin API, which
+// keeps routing whatever happens to perch, rather than one inside perch.
+func (p *ProxyTraffic) Standalone() bool { return p.Admin != "" }
 
 // ProxySticky keeps a user on one side by hashing a header's or a cookie's value.
 type ProxySticky struct {

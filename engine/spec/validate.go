@@ -214,8 +214,13 @@ func (d *decoder) validateTraffic(s *Rollout) {
 		if g.StableBackend != "" && g.StableBackend == g.CanaryBackend {
 			d.fail(p+".canaryBackend", "the canary backend is the stable one")
 		}
+	case t.Proxy != nil && t.Proxy.Standalone():
+		d.validateStandaloneProxy(t.Proxy)
 	case t.Proxy != nil:
 		x, p := t.Proxy, "traffic.proxy"
+		if x.AdminToken != "" {
+			d.fail(p+".adminToken", "set without admin: the token is for a standalone proxy's admin API")
+		}
 		if d.required(p+".listen", x.Listen) {
 			if _, _, err := net.SplitHostPort(x.Listen); err != nil {
 				d.fail(p+".listen", "want HOST:PORT, got %q", x.Listen)
@@ -229,6 +234,34 @@ func (d *decoder) validateTraffic(s *Rollout) {
 		if x.Override != nil {
 			d.required(p+".override.header", x.Override.Header)
 		}
+	}
+}
+
+// validateStandaloneProxy checks the admin form of traffic.proxy: the admin API's address, and
+// none of the settings of a proxy inside perch (the standalone proxy has them in its own file).
+func (d *decoder) validateStandaloneProxy(x *ProxyTraffic) {
+	p := "traffic.proxy"
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{{"listen", x.Listen != ""}, {"stable", x.Stable != ""}, {"canary", x.Canary != ""}, {"sticky", x.Sticky != nil}, {"override", x.Override != nil}} {
+		if f.set {
+			d.fail(p+"."+f.name, "set with admin: a standalone proxy (perch proxy PROXY.yaml) has its %s in its own file; name either admin or listen, stable and canary", f.name)
+		}
+	}
+	if strings.Contains(x.Admin, "${") {
+		return // known when perch connects
+	}
+	u, err := url.Parse(x.Admin)
+	switch {
+	case err != nil || (u.Scheme != "unix" && u.Scheme != "http"):
+		d.fail(p+".admin", "want unix:///PATH or http://127.0.0.1:PORT, got %q", x.Admin)
+	case u.Scheme == "unix" && (u.Host != "" || !strings.HasPrefix(u.Path, "/")):
+		d.fail(p+".admin", "want unix:///ABSOLUTE/PATH (three slashes), got %q", x.Admin)
+	case u.Scheme == "http" && u.Port() == "":
+		d.fail(p+".admin", "want http://HOST:PORT, got %q", x.Admin)
+	case u.Scheme == "http" && x.AdminToken == "":
+		d.fail(p+".adminToken", "missing: an HTTP admin API needs its token (adminToken: \"${PERCH_ADMIN_TOKEN}\")")
 	}
 }
 

@@ -1,0 +1,16 @@
+package proxy
+
+// Reconfigured builds, from cfg, a proxy to put in p's place: it starts at p's weight and
+// records into p's observations (its Source) and Prometheus series, so a long-lived proxy can
+// change its backends, transport or options without losing the history a rollout is judged on
+// nor resetting its counters. cfg's Resolution and Retention are not used: the observations are
+// p's. Requests p is serving finish on p; p's weight no longer follows the new proxy's.
+func (p *Proxy) Reconfigured(cfg Config) (*Proxy, error) {
+	next, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	next.source, next.exporter = p.source, p.exporter
+	next.canaryPercent.Store(p.canaryPercent.Load())
+	return next, nil
+}
