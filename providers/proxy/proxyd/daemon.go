@@ -319,4 +319,4 @@ func (d *Daemon) metricsHandler() http.Handler {
 type currentProxy struct{ f *front }
 
 func (c currentProxy) Describe(ch chan<- *prometheus.Desc) { c.f.proxy.Load().Describe(ch) }
-func (c currentProxy) Collect(ch chan<- prometheus.Metric)  { c.f.proxy.Load().Collect(ch) }
+func (c currentProxy) Collect(ch chan<- prometheus.Metric) { c.f.proxy.Load().Collect(ch) }
