@@ -35,6 +35,16 @@ func (d *Daemon) adminHandler() http.Handler {
 	mux.HandleFunc("PUT "+admin.PathSegments, d.putSegments)
 	mux.HandleFunc("GET "+admin.PathSamples, d.getSamples)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case admin.PathWeight, admin.PathSegments:
+			w.Header().Set("Allow", "GET, PUT")
+			writeProblem(w, http.StatusMethodNotAllowed, r.Method+" "+r.URL.Path+": use GET or PUT")
+			return
+		case admin.PathSamples, admin.PathHealth:
+			w.Header().Set("Allow", "GET")
+			writeProblem(w, http.StatusMethodNotAllowed, r.Method+" "+r.URL.Path+": use GET")
+			return
+		}
 		writeProblem(w, http.StatusNotFound, fmt.Sprintf("no %s %s here: the admin API has %s, %s, %s and %s", r.Method, r.URL.Path,
 			admin.PathWeight, admin.PathSegments, admin.PathSamples, admin.PathHealth))
 	})

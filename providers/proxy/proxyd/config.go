@@ -229,7 +229,7 @@ func (d *decoder) validateAdmin(c *Config) {
 	case !addr.IsLoopback():
 		d.fail("admin", "an HTTP admin API listens on loopback only (127.0.0.1, ::1 or localhost), got %s; use unix:///PATH, or reach it through a tunnel", addr.HostPort)
 	case c.AdminToken == "":
-		d.fail("adminToken", "missing: an HTTP admin API needs a token (adminToken: \"${PERCH_ADMIN_TOKEN}\")")
+		d.errAt(d.pos["admin"], "adminToken", "missing: an HTTP admin API needs a token (adminToken: \"${PERCH_ADMIN_TOKEN}\")")
 	default:
 		d.token("adminToken", c.AdminToken)
 	}

@@ -71,9 +71,11 @@ func (f *front) gateOverride(o *frontOptions, r *http.Request) {
 
 // stallBody gives up reading a client's request body when no byte has arrived for stall
 // (nginx's client_body_timeout), so a client that stops sending mid-body does not hold a
-// backend connection for ever. Once the body is read the connection has no deadline again.
-// The transport may still touch the body after the handler returned, when the connection may
-// already carry the next request: from then on (done) its deadlines are left alone.
+// backend connection for ever. Once the whole body is read the connection has no deadline
+// again (the server then watches it for the client leaving); a body left unread keeps the
+// deadline, which also bounds the server's discarding of it. The transport may still touch the
+// body after the handler returned, when the connection may already carry the next request:
+// from then on (done) its deadlines are left alone.
 type stallBody struct {
 	io.ReadCloser
 	rc    *http.ResponseController
@@ -87,15 +89,8 @@ func (b *stallBody) Read(p []byte) (int, error) {
 	}
 	b.rc.SetReadDeadline(time.Now().Add(b.stall))
 	n, err := b.ReadCloser.Read(p)
-	if err != nil && !b.done.Load() {
+	if err == io.EOF && !b.done.Load() {
 		b.rc.SetReadDeadline(time.Time{})
 	}
 	return n, err
-}
-
-func (b *stallBody) Close() error {
-	if !b.done.Load() {
-		b.rc.SetReadDeadline(time.Time{})
-	}
-	return b.ReadCloser.Close()
 }
