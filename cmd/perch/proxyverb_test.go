@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/perchhq/perch/engine"
 	"github.com/perchhq/perch/providers/proxy/admin"
+	"github.com/perchhq/perch/providers/proxy/proxyd"
 )
 
 // The standalone proxy's suite runs the real perch binary twice over: `perch proxy` as the
@@ -411,5 +413,45 @@ func TestInProcessProxySaysTrafficStopsWithPerch(t *testing.T) {
 	stderr := fmt.Sprint(cmd.Stderr)
 	if !strings.Contains(stderr, "runs inside this perch: its traffic stops when perch stops") || !strings.Contains(stderr, "'perch proxy PROXY.yaml'") {
 		t.Errorf("stderr:\n%s", stderr)
+	}
+}
+
+// TestTrafficDrivesAStandaloneProxy: perch traffic is the manual lever of a standalone proxy
+// too, through its HTTP admin API with the token from the environment.
+func TestTrafficDrivesAStandaloneProxy(t *testing.T) {
+	stable, canary := newSwitchable(t, "stable"), newSwitchable(t, "canary")
+	dir := t.TempDir()
+	cfg, err := proxyd.Parse(filepath.Join(dir, "proxy.yaml"), []byte(fmt.Sprintf(
+		"listen: 127.0.0.1:0\nadmin: http://127.0.0.1:0\nadminToken: admin-token-0123456789\nstable: %s\ncanary: %s\n", stable.URL, canary.URL)), os.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := proxyd.Start(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Shutdown(context.Background())
+	rollout := filepath.Join(dir, "rollout.yaml")
+	os.WriteFile(rollout, []byte(fmt.Sprintf(`name: lever
+traffic: {proxy: {admin: "%s", adminToken: "${PERCH_TEST_ADMIN_TOKEN}"}}
+metrics: {builtin: {}}
+steps:
+  - {setWeight: 10}
+`, d.AdminAddress())), 0o644)
+
+	t.Setenv("PERCH_TEST_ADMIN_TOKEN", "admin-token-0123456789")
+	code, stdout, stderr := runPerch(t, "", "traffic", rollout, "--set", "30")
+	if code != exitOK || !strings.Contains(stdout, "lever: perch proxy at "+d.AdminAddress().String()) || !strings.Contains(stdout, "canary 30%, stable 70% (was 0%)") {
+		t.Errorf("traffic --set 30: exit %d\n%s%s", code, stdout, stderr)
+	}
+	t.Setenv("PERCH_TEST_ADMIN_TOKEN", "wrong-token-0123456789")
+	code, _, stderr = runPerch(t, "", "traffic", rollout)
+	if code != exitRuntime || !strings.Contains(stderr, "401 Unauthorized") {
+		t.Errorf("with a wrong token: exit %d\n%s", code, stderr)
+	}
+	t.Setenv("PERCH_TEST_ADMIN_TOKEN", "")
+	code, _, stderr = runPerch(t, "", "traffic", rollout)
+	if code != exitRuntime || !strings.Contains(stderr, "rollout.yaml:2:") || !strings.Contains(stderr, "PERCH_TEST_ADMIN_TOKEN is not set") {
+		t.Errorf("with no token in the environment: exit %d\n%s", code, stderr)
 	}
 }

@@ -36,7 +36,8 @@ import (
 //	metrics: 127.0.0.1:9100
 //	observations: {resolution: 1s, retention: 1h}
 //
-// ${NAME} in any value is read from the environment. Load fills in the defaults.
+// ${NAME} in any value is read from the environment. Make one with Load or Parse, which fill in
+// the defaults and validate it.
 type Config struct {
 	// Listen is where clients' requests arrive (HOST:PORT).
 	Listen string `yaml:"listen"`

@@ -37,6 +37,7 @@ type Daemon struct {
 
 	data, admin, metrics *http.Server
 	adminLn, metricsLn   net.Listener
+	adminAddr            admin.Address // with the port it got
 	failed               chan error
 	served               sync.WaitGroup
 
@@ -134,6 +135,10 @@ func (d *Daemon) listen(cfg *Config) error {
 		d.conns.Close()
 		return err
 	}
+	d.adminAddr = cfg.admin
+	if !d.adminAddr.IsUnix() {
+		d.adminAddr.HostPort = d.adminLn.Addr().String()
+	}
 	if cfg.Metrics != "" {
 		if d.metricsLn, err = net.Listen("tcp", cfg.Metrics); err != nil {
 			d.conns.Close()
@@ -181,12 +186,7 @@ func (d *Daemon) setAdminToken(token string) {
 func (d *Daemon) ProxyAddr() string { return d.conns.Addr().String() }
 
 // AdminAddress is where the admin API listens, with the port it got.
-func (d *Daemon) AdminAddress() admin.Address {
-	if d.cfg.admin.IsUnix() {
-		return d.cfg.admin
-	}
-	return admin.Address{HostPort: d.adminLn.Addr().String()}
-}
+func (d *Daemon) AdminAddress() admin.Address { return d.adminAddr }
 
 // MetricsAddr is where /metrics is served, or "".
 func (d *Daemon) MetricsAddr() string {
