@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/perchhq/perch/engine"
 	"github.com/perchhq/perch/engine/control"
 	"github.com/perchhq/perch/metrics"
 )
@@ -47,7 +48,11 @@ func (a *app) controlCmds() []*cobra.Command {
 		c.Flags().StringVar(&socket, "socket", "", "control socket of the running perch (default: the one under $XDG_RUNTIME_DIR/perch)")
 		c.Flags().StringVarP(&output, "output", "o", outputText, "text or json")
 		if v.name != "status" {
-			c.Flags().IntVar(&step, "step", 0, "refuse unless the rollout is still at this step (1-based), so a late command cannot act on a later step")
+			stepHelp := "refuse unless the rollout is still at this step (1-based), so a late command cannot act on a later step"
+			if engine.CommandKind(v.name).NeverStale() {
+				stepHelp = "ignored: a " + v.name + " acts on whatever step the rollout is at"
+			}
+			c.Flags().IntVar(&step, "step", 0, stepHelp)
 			c.Flags().StringVar(&reason, "reason", "", "why, for the event log")
 		}
 		cmds = append(cmds, c)
