@@ -33,7 +33,11 @@ func (ev Event) Describe(rollout *spec.Rollout) string {
 		b.WriteString(ev.Reason)
 		fmt.Fprintf(&b, ": %s", ev.Error)
 	case EventAnalysisStarted:
-		fmt.Fprintf(&b, "%s: stabilized, analysis started", step())
+		if rollout != nil && ev.Step >= 0 && ev.Step < len(rollout.Steps) && rollout.Steps[ev.Step].Pause != nil {
+			fmt.Fprintf(&b, "%s: watching the weight it holds", step())
+		} else {
+			fmt.Fprintf(&b, "%s: stabilized, analysis started", step())
+		}
 	case EventAnalysis:
 		parts := make([]string, len(ev.Checks))
 		for i, c := range ev.Checks {
