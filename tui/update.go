@@ -66,7 +66,7 @@ func (m *Model) handleSnapshot(msg snapshotMsg) tea.Cmd {
 		}
 		return nil
 	}
-	m.st, m.have = msg.st, true
+	m.st, m.have = m.printable(msg.st), true
 	m.rows = logRows(m.st.Log)
 	if d := m.dialog; d != nil && d.kind == dialogConfirm {
 		m.dialog = m.confirmDialog(d.cmd, d.step) // the facts it states follow the rollout
