@@ -10,6 +10,7 @@ import (
 	"github.com/perchhq/perch/engine/alerts"
 	"github.com/perchhq/perch/engine/notify"
 	"github.com/perchhq/perch/engine/spec"
+	"github.com/perchhq/perch/internal/printable"
 )
 
 // alertsCloseTimeout bounds how long stopping waits for alert payloads being handled.
@@ -24,7 +25,8 @@ func (a *app) startIntegrations(ctx context.Context, spec *spec.Rollout, eng *en
 	logf := func(format string, args ...any) {
 		mu.Lock()
 		defer mu.Unlock()
-		fmt.Fprintf(a.stderr, "perch: "+format+"\n", args...)
+		// Reports quote alert payloads and webhook answers: one printable line each.
+		fmt.Fprintf(a.stderr, "perch: %s\n", printable.Line(fmt.Sprintf(format, args...)))
 	}
 	var stops []func()
 	stop = func() {

@@ -233,13 +233,15 @@ func (c Check) Criteria() metrics.Criteria {
 }
 
 // Family is how many tests share the rollout's false-alarm budget (metrics.Criteria.Family):
-// every check in every step that is analysed.
+// every check in every step that is analysed, which is every step with analyze and every pause
+// step after a weight is set (it keeps looking at the weight it holds, in a window of its own).
 func (s *Rollout) Family() int {
-	n := 0
+	n, weighted := 0, false
 	for _, st := range s.Steps {
-		if st.Analyze > 0 {
+		if st.Analyze > 0 || st.Pause != nil && weighted {
 			n += len(s.Checks)
 		}
+		weighted = weighted || st.SetWeight != nil
 	}
 	return n
 }
