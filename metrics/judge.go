@@ -52,6 +52,9 @@ type Criteria struct {
 	// times its analysed steps, so the budget holds per rollout. Judges that control a
 	// false-alarm rate split it across the family; 0 or 1 means this test alone.
 	Family int `json:"family,omitempty"`
+	// Unit is what the values are measured in ("s", "%", "req/s"; "%" for a rate written as a
+	// percentage), for the numbers in a Result's reason (see Unit); empty: plain numbers.
+	Unit string `json:"unit,omitempty"`
 }
 
 // Input is everything a judge sees of one check at one look.

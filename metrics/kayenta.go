@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
+	"strings"
 )
 
 // The Mann-Whitney classifier's labels, as Kayenta names them.
@@ -49,6 +50,9 @@ type kayentaClassifier struct {
 	criticalDecrease float64
 	criticalIncrease float64
 	measure          string
+	// diff writes a difference of values (the shift, its interval) in a reason; nil writes a
+	// plain number.
+	diff func(float64) string
 }
 
 // classification is the classifier's answer with the figures behind it.
@@ -224,8 +228,13 @@ func (c classification) describe(k kayentaClassifier) string {
 	if k.measure == measureCLES {
 		effect = fmt.Sprintf("CLES %s", FormatValue(c.effectSize))
 	}
+	diff := FormatValue
+	if k.diff != nil {
+		diff = k.diff
+	}
+	size := func(v float64) string { return strings.TrimLeft(diff(v), "+-") }
 	return fmt.Sprintf("%s: shift %s, %g%% interval [%s, %s] against ±%s (tolerance %g of the estimate); %s (allowed %s–%s)",
-		label, FormatValue(c.interval.Estimate), k.confLevel*100, FormatValue(c.interval.Lower), FormatValue(c.interval.Upper),
-		FormatValue(k.tolerance*math.Abs(c.interval.Estimate)), k.tolerance, effect,
+		label, diff(c.interval.Estimate), k.confLevel*100, diff(c.interval.Lower), diff(c.interval.Upper),
+		size(k.tolerance*math.Abs(c.interval.Estimate)), k.tolerance, effect,
 		FormatValue(k.allowedDecrease), FormatValue(k.allowedIncrease))
 }

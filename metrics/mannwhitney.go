@@ -103,6 +103,9 @@ func (m mannWhitney) Judge(in Input) Result {
 	baseline := m.prepare(in.Baseline)
 	k := m.classifier
 	m.thresholdsFromCriteria(&k, in.Criteria, baseline)
+	if in.Unit != "" {
+		k.diff = UnitOf(in).Diff
+	}
 	direction := m.direction
 	if direction == "" {
 		direction = kayentaIncrease
@@ -133,8 +136,13 @@ func (m mannWhitney) Judge(in Input) Result {
 		}
 	}
 	r.Verdict, r.Reason = m.verdict(c, k, len(canary)+len(baseline) == 0)
+	show, change := FormatValue, describeChange
+	if in.Unit != "" { // the values in the check's unit; plain numbers otherwise
+		u := UnitOf(in)
+		show, change = u.Value, u.Change
+	}
 	r.Reason = fmt.Sprintf("%s (canary %s vs baseline %s, %s)", r.Reason,
-		FormatValue(float64(r.Canary)), FormatValue(float64(r.Baseline)), describeChange(float64(r.Canary), float64(r.Baseline)))
+		show(float64(r.Canary)), show(float64(r.Baseline)), change(float64(r.Canary), float64(r.Baseline)))
 	return r
 }
 

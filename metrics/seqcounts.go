@@ -173,7 +173,7 @@ func planCounts(in Input) seqPlan {
 		}
 	}
 	plan := seqPlan{
-		tests: tests, length: n, unit: "%", tolerance: toleranceText(in.Criteria, true),
+		tests: tests, length: n, unit: seqUnit(in.Criteria, true), tolerance: toleranceText(in.Criteria, true),
 		canary: math.NaN(), baseline: math.NaN(), estimate: math.NaN(),
 		used: func() int { return used },
 		extra: map[string]Number{

@@ -165,7 +165,7 @@ func (s sequential) planSamples(in Input) seqPlan {
 		}
 	}
 	plan := seqPlan{
-		tests: tests, length: n, tolerance: toleranceText(in.Criteria, false),
+		tests: tests, length: n, unit: seqUnit(in.Criteria, false), tolerance: toleranceText(in.Criteria, false),
 		canary: math.NaN(), baseline: math.NaN(), estimate: math.NaN(),
 		used: func() int { return used },
 	}

@@ -72,7 +72,7 @@ type seqPlan struct {
 	tests            []component
 	length           int // intervals in the series
 	canary, baseline float64
-	unit             string // "%" for rates shown as percentages
+	unit             Unit // how the reason writes values
 	tolerance        string
 	used             func() int // intervals that counted so far
 	extra            map[string]Number
@@ -146,7 +146,7 @@ func (s sequential) decide(c Criteria, plan seqPlan) Result {
 		r.Stats[name] = v
 	}
 	sides := fmt.Sprintf("canary %s vs baseline %s (%s; tolerance %s)", plan.show(plan.canary), plan.show(plan.baseline),
-		describeChange(plan.canary, plan.baseline), plan.tolerance)
+		plan.unit.Change(plan.canary, plan.baseline), plan.tolerance)
 	switch {
 	case failAt >= 0:
 		r.Verdict, r.DecidedAt = Fail, intPtr(failAt)
@@ -175,32 +175,20 @@ func pFromLogE(logE float64) float64 {
 	return math.Exp(-logE)
 }
 
-func (p seqPlan) show(v float64) string {
-	if p.unit == "%" && finite(v) {
-		return FormatValue(v*100) + "%"
+func (p seqPlan) show(v float64) string { return p.unit.Value(v) }
+
+// seqUnit is the unit the sequential judge writes values in: the check's, and for rates
+// without one a percentage, so an absolute tolerance of a rate is in percentage points.
+func seqUnit(c Criteria, rates bool) Unit {
+	u := Unit{Name: c.Unit, Rate: rates}
+	if rates && u.Name == "" {
+		u.Name = "%"
 	}
-	return FormatValue(v)
+	return u
 }
 
-// toleranceText describes the check's tolerance the way a person would write it; for rates
-// (shown as percentages) an absolute tolerance is in percentage points.
-func toleranceText(c Criteria, rates bool) string {
-	sign := "+"
-	if c.Direction == HigherIsBetter {
-		sign = "−"
-	}
-	var parts []string
-	if c.MaxDeviationPercent != nil {
-		parts = append(parts, sign+FormatValue(*c.MaxDeviationPercent)+"%")
-	}
-	switch {
-	case c.MaxIncrease != nil && rates:
-		parts = append(parts, sign+FormatValue(*c.MaxIncrease*100)+" pp")
-	case c.MaxIncrease != nil:
-		parts = append(parts, sign+FormatValue(*c.MaxIncrease))
-	}
-	return strings.Join(parts, " and ")
-}
+// toleranceText describes the check's tolerance the way a person would write it, in its unit.
+func toleranceText(c Criteria, rates bool) string { return seqUnit(c, rates).Tolerance(c) }
 
 func formatP(p float64) string {
 	if p < 1e-4 {

@@ -43,8 +43,13 @@ func (t threshold) Judge(in Input) Result {
 	if exceeded {
 		r.Verdict = Fail
 	}
+	show, change := FormatValue, describeChange
+	if in.Unit != "" { // the values in the check's unit; plain numbers otherwise
+		u := UnitOf(in)
+		show, change, tolerance = u.Value, u.Change, u.Tolerance(in.Criteria)
+	}
 	r.Reason = fmt.Sprintf("canary %s vs baseline %s (%s; tolerance %s)",
-		FormatValue(canary), FormatValue(baseline), describeChange(canary, baseline), tolerance)
+		show(canary), show(baseline), change(canary, baseline), tolerance)
 	return r
 }
 

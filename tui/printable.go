@@ -88,6 +88,7 @@ func printableCheck(c engine.CheckState) (engine.CheckState, bool) {
 	changed = fix(&c.Unit) || changed
 	changed = fix(&c.Judge) || changed
 	changed = fix(&c.Criteria.Direction) || changed
+	changed = fix(&c.Criteria.Unit) || changed
 	if c.Last != nil {
 		if r, ok := printableResult(*c.Last); ok {
 			c.Last, changed = ptr(r), true

@@ -57,7 +57,7 @@ func TestRunNotifies(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	// Every notification is out by the time perch exits.
-	if len(got) != 4 || got[3]["phase"] != "rolled_back" || !strings.Contains(got[3]["message"].(string), "errors (critical): fail: canary 0.3 vs baseline 0") {
+	if len(got) != 4 || got[3]["phase"] != "rolled_back" || !strings.Contains(got[3]["message"].(string), "errors (critical): fail: canary 30% vs baseline 0%") {
 		t.Errorf("the webhook got %d notifications, the last %v; want 4 ending with the rollback and its numbers", len(got), got[len(got)-1])
 	}
 }

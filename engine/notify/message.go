@@ -143,10 +143,8 @@ func checkLine(c engine.CheckState) string {
 	if r.SourceError != "" {
 		return fmt.Sprintf("%s: no data: %s", name, r.SourceError)
 	}
+	// The judge's reason writes its values in the check's unit.
 	line := fmt.Sprintf("%s: %s: %s", name, r.Verdict, r.Reason)
-	if c.Unit != "" {
-		line += " (in " + c.Unit + ")"
-	}
 	if c.Failures > 0 {
 		line += fmt.Sprintf("; failed %d look(s) this step", c.Failures)
 	}

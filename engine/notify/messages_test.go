@@ -39,8 +39,8 @@ func TestRollbackMessagesCarryTheNumbers(t *testing.T) {
 		}
 		last := docs[len(docs)-1]
 		wantMsg := `web: rolled back: all traffic is on stable; step 2/2 (50% for 1m) failed
-- why: errors failed: canary 0.3 vs baseline 0 (+0.3 over a zero baseline; tolerance 0.01) (critical)
-- errors (critical): fail: canary 0.3 vs baseline 0 (+0.3 over a zero baseline; tolerance 0.01); failed 1 look(s) this step`
+- why: errors failed: canary 30% vs baseline 0% (+30pp over a zero baseline; tolerance +1pp) (critical)
+- errors (critical): fail: canary 30% vs baseline 0% (+30pp over a zero baseline; tolerance +1pp); failed 1 look(s) this step`
 		if last.Message != wantMsg {
 			t.Errorf("rolled-back message\n%s\nwant\n%s", last.Message, wantMsg)
 		}
@@ -51,7 +51,7 @@ func TestRollbackMessagesCarryTheNumbers(t *testing.T) {
 		if !strings.Contains(docs[0].Message, "plan: 10% for 1m → 50% for 1m → promote\n- checks: errors (critical)") {
 			t.Errorf("started message %q does not give the plan", docs[0].Message)
 		}
-		if !strings.Contains(docs[1].Message, "- errors (critical): pass: canary 0 vs baseline 0 (+0.0%; tolerance 0.01)") {
+		if !strings.Contains(docs[1].Message, "- errors (critical): pass: canary 0% vs baseline 0% (+0.0%; tolerance +1pp)") {
 			t.Errorf("step message %q does not give the check's numbers", docs[1].Message)
 		}
 
@@ -60,7 +60,7 @@ func TestRollbackMessagesCarryTheNumbers(t *testing.T) {
 		if len(texts) != len(docs) {
 			t.Fatalf("%d Slack messages, %d webhook documents", len(texts), len(docs))
 		}
-		wantSlack := "*web* rolled back: all traffic is on stable; step 2/2 (50% for 1m) failed\n• why: errors failed: canary 0.3 vs baseline 0"
+		wantSlack := "*web* rolled back: all traffic is on stable; step 2/2 (50% for 1m) failed\n• why: errors failed: canary 30% vs baseline 0%"
 		if !strings.HasPrefix(texts[len(texts)-1], wantSlack) {
 			t.Errorf("Slack text\n%s\nwant it to start\n%s", texts[len(texts)-1], wantSlack)
 		}

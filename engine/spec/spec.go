@@ -227,9 +227,21 @@ type Check struct {
 // IsCounts reports whether the check is judged as counts (events out of total).
 func (c Check) IsCounts() bool { return c.Events != nil }
 
-// Criteria are the check's tolerances as a judge takes them.
+// Criteria are the check's tolerances as a judge takes them, with the unit its reasons write
+// values in.
 func (c Check) Criteria() metrics.Criteria {
-	return metrics.Criteria{Direction: c.Direction, MaxDeviationPercent: c.MaxDeviationPercent, MaxIncrease: c.MaxIncrease}
+	return metrics.Criteria{Direction: c.Direction, MaxDeviationPercent: c.MaxDeviationPercent, MaxIncrease: c.MaxIncrease,
+		Unit: c.ValueUnit().Name}
+}
+
+// ValueUnit is how the check's values are written: in its unit, and a rate (events out of
+// total) without one as a percentage.
+func (c Check) ValueUnit() metrics.Unit {
+	u := metrics.Unit{Name: c.Unit, Rate: c.IsCounts()}
+	if u.Rate && u.Name == "" {
+		u.Name = "%"
+	}
+	return u
 }
 
 // Family is how many tests share the rollout's false-alarm budget (metrics.Criteria.Family):
