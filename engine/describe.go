@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/perchhq/perch/engine/spec"
@@ -44,10 +45,9 @@ func (ev Event) Describe(rollout *spec.Rollout) string {
 	case EventAnalysis:
 		parts := make([]string, len(ev.Checks))
 		for i, c := range ev.Checks {
-			parts[i] = fmt.Sprintf("%s %s %s/%s", c.Check, verdictWord(c.Verdict),
-				metrics.FormatValue(float64(c.LastCanary)), metrics.FormatValue(float64(c.LastBaseline)))
+			parts[i] = c.Check + " " + verdictWord(c.Verdict) + lastValues(c, unitOf(rollout, c.Check))
 		}
-		fmt.Fprintf(&b, "analysis: %s", strings.Join(parts, ", "))
+		fmt.Fprintf(&b, "analysis (last interval): %s", strings.Join(parts, "; "))
 	case EventStepPassed:
 		fmt.Fprintf(&b, "%s passed", step())
 	case EventPaused:
@@ -88,6 +88,31 @@ func (ev Event) Describe(rollout *spec.Rollout) string {
 		fmt.Fprintf(&b, ": %s", ev.Reason)
 	}
 	return printable.Line(b.String())
+}
+
+// lastValues are a check's newest interval's values at a look, labelled and in the check's
+// unit: " canary 9.21% baseline 0%".
+func lastValues(c CheckResult, u metrics.Unit) string {
+	canary, baseline := float64(c.LastCanary), float64(c.LastBaseline)
+	switch {
+	case c.SourceError != "":
+		return ", metrics source failed"
+	case math.IsNaN(canary) && math.IsNaN(baseline):
+		return ", no data"
+	}
+	return fmt.Sprintf(" canary %s baseline %s", u.Value(canary), u.Value(baseline))
+}
+
+// unitOf is the unit of the rollout's check named name (plain numbers if there is none).
+func unitOf(rollout *spec.Rollout, name string) metrics.Unit {
+	if rollout != nil {
+		for _, c := range rollout.Checks {
+			if c.Name == name {
+				return c.ValueUnit()
+			}
+		}
+	}
+	return metrics.Unit{}
 }
 
 func actorName(a *Actor) string {

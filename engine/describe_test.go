@@ -1,12 +1,15 @@
 package engine_test
 
 import (
+	"math"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/internal/printable/printabletest"
+	"github.com/perchhq/perch/metrics"
 )
 
 // TestDescribeIsOnePrintableLine: every event type, with hostile text in every field (an
@@ -30,5 +33,36 @@ func TestDescribeIsOnePrintableLine(t *testing.T) {
 		if !strings.Contains(got, `Actor.Name\x00\x01`) {
 			t.Errorf("%s: the hostile text is not shown: %q", typ, got)
 		}
+	}
+}
+
+// TestDescribeAnalysisInUnits: a look's line labels its values as the last interval's canary
+// and baseline, in each check's unit (a latency in ms, a rate in %), and says when a check had
+// no data rather than printing NaN or zeros.
+func TestDescribeAnalysisInUnits(t *testing.T) {
+	rollout, err := spec.Parse("units.yaml", []byte(`name: units
+traffic: {istio: {virtualService: u, stable: {host: u, subset: stable}, canary: {host: u, subset: canary}}}
+metrics: {prometheus: {address: http://prometheus:9090}}
+checks:
+  - {name: p99, canary: 'a', baseline: 'b', direction: lower_is_better, maxDeviationPercent: 15, unit: s}
+  - {name: errors, direction: lower_is_better, maxIncrease: 0.005, events: {canary: e, baseline: f}, total: {canary: t, baseline: u}}
+  - {name: quiet, direction: lower_is_better, maxIncrease: 0.005, events: {canary: e, baseline: f}, total: {canary: t, baseline: u}}
+  - {name: down, canary: 'a', baseline: 'b', direction: lower_is_better, maxDeviationPercent: 15, unit: s}
+steps: [{setWeight: 5, analyze: 1m}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nan := metrics.Number(math.NaN())
+	ev := engine.Event{Type: engine.EventAnalysis, Checks: []engine.CheckResult{
+		{Check: "p99", LastCanary: 0.05513, LastBaseline: 0.0613, Result: metrics.Result{Verdict: metrics.Pass}},
+		{Check: "errors", LastCanary: 0.0913, LastBaseline: 0, Result: metrics.Result{Verdict: metrics.Fail}},
+		{Check: "quiet", LastCanary: nan, LastBaseline: nan, Result: metrics.Result{Verdict: metrics.Inconclusive}},
+		{Check: "down", LastCanary: nan, LastBaseline: nan, SourceError: "connection refused", Result: metrics.Result{Verdict: metrics.Inconclusive}},
+	}}
+	want := "analysis (last interval): p99 pass canary 55.13 ms baseline 61.3 ms; errors fail canary 9.13% baseline 0%; " +
+		"quiet inconclusive, no data; down inconclusive, metrics source failed"
+	if got := ev.Describe(rollout); got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
 	}
 }

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"math"
 	"slices"
 	"time"
 
@@ -113,11 +114,15 @@ type CheckState struct {
 	History  []Point      // newest last, at most MaxHistory
 }
 
-// Point is one look's newest values of a check.
+// Point is one look at a check: the newest interval's values, the canary's weight then (so a
+// chart can mark where it changed), and the judge's evidence over the window: the harm p-value
+// and, from judges that test safety too, the safety p-value (NaN where the judge gives none).
 type Point struct {
-	Time     time.Time
-	Canary   float64
-	Baseline float64
+	Time          time.Time
+	Canary        float64
+	Baseline      float64
+	Weight        int
+	PValue, PSafe float32
 }
 
 // NewState is the state of rollout before its first event.
@@ -216,7 +221,7 @@ func (s *State) Apply(ev Event) {
 			if r.Verdict == metrics.Fail {
 				c.Failures++
 			}
-			c.History = appendBounded(c.History, Point{ev.Time, float64(r.LastCanary), float64(r.LastBaseline)}, MaxHistory)
+			c.History = appendBounded(c.History, lookPoint(ev.Time, s.Weight, r), MaxHistory)
 		}
 	case EventStepPassed:
 		s.Steps[ev.Step] = StepState{Status: StepPassed, By: ev.Actor, Reason: ev.Reason}
@@ -284,6 +289,19 @@ func (s *State) Apply(ev Event) {
 	case EventCommandRefused, EventNote:
 		// Only the log keeps them: a refused command or a note changes nothing.
 	}
+}
+
+// lookPoint is the point a look's result adds to its check's history.
+func lookPoint(t time.Time, weight int, r CheckResult) Point {
+	p := Point{Time: t, Canary: float64(r.LastCanary), Baseline: float64(r.LastBaseline), Weight: weight,
+		PValue: float32(math.NaN()), PSafe: float32(math.NaN())}
+	if r.PValue != nil {
+		p.PValue = float32(*r.PValue)
+	}
+	if v, ok := r.Stats["pSafe"]; ok {
+		p.PSafe = float32(v)
+	}
+	return p
 }
 
 func (s *State) clearPause() {
