@@ -4,21 +4,55 @@ import (
 	"fmt"
 	"math"
 	"strings"
-	"unicode/utf8"
+	"time"
 
 	"github.com/perchhq/perch/engine"
 	"github.com/perchhq/perch/metrics"
 )
 
-// checkHeight is the lines one check takes: four, or three when space is short.
-func checkHeight(compact bool) int {
-	if compact {
-		return 3
-	}
-	return 4
+// How much room a check gets. Checks share the pane's height; with room for chartHeight lines
+// each a check draws a chart of its step, with less it draws sparklines in four lines (three
+// when space is short). When even four do not fit, wide panes lay checks out in columns of at
+// least minCheckWidth cells, and otherwise the pane scrolls.
+const (
+	compactHeight = 3
+	normalHeight  = 4
+	chartHeight   = 8
+	minCheckWidth = 56
+	minChartRows  = 3
+)
+
+// checkGrid is how the checks pane lays its checks out: cols columns of blocks w cells wide
+// and h lines high, in rows, of which shown fit at once.
+type checkGrid struct {
+	cols, w, h  int
+	rows, shown int
 }
 
-// checksPane is the title and as many checks as fit in height, from the scroll position.
+// gridFor lays n checks out in width×height (the title takes a line). compact forces three
+// lines a check, as narrow terminals and short wide ones need.
+func gridFor(n, width, height int, compact bool) checkGrid {
+	n = max(n, 1)
+	avail := max(height-1, 0)
+	g := checkGrid{cols: 1, h: compactHeight}
+	if !compact {
+		for {
+			rows := (n + g.cols - 1) / g.cols
+			g.h = avail / rows
+			if g.h >= chartHeight || width/(g.cols+1) < minCheckWidth || g.cols >= n {
+				break
+			}
+			g.cols++
+		}
+		g.h = max(g.h, normalHeight)
+	}
+	g.w = (width - 2*(g.cols-1)) / g.cols
+	g.rows = (n + g.cols - 1) / g.cols
+	g.shown = max(avail/g.h, 1)
+	return g
+}
+
+// checksPane is the title and the checks that fit, from the scroll position (in rows).
 func (m *Model) checksPane(width, height int, compact bool) []string {
 	if height <= 0 {
 		return nil
@@ -50,11 +84,11 @@ func (m *Model) checksPane(width, height int, compact bool) []string {
 	if inconclusive > 0 {
 		counts = append(counts, s.inconclusive.Render(fmt.Sprintf("? %d", inconclusive)))
 	}
-	first := m.scroll[paneChecks]
-	shown := max((height-1)/checkHeight(compact), 1)
+	g := gridFor(n, width, height, compact)
+	first := m.scroll[paneChecks] * g.cols
 	note := ""
-	if n > shown {
-		last := min(first+shown, n)
+	if g.rows > g.shown {
+		last := min(first+g.shown*g.cols, n)
 		note = fmt.Sprintf("%d–%d of %d", first+1, last, n)
 		if last == first+1 {
 			note = fmt.Sprintf("%d of %d", last, n)
@@ -62,6 +96,9 @@ func (m *Model) checksPane(width, height int, compact bool) []string {
 		if last < n {
 			note += " ↓"
 		}
+	}
+	if m.focus == paneChecks && n > 0 {
+		note = strings.TrimSpace(note + " " + m.keys.Open.Help().Key + " details")
 	}
 	if len(counts) > 0 {
 		title = m.paneTitle(paneChecks, title) + " " + strings.Join(counts, " ")
@@ -72,8 +109,25 @@ func (m *Model) checksPane(width, height int, compact bool) []string {
 	if n == 0 {
 		return append(lines, s.muted.Render("  this rollout has no checks"))
 	}
-	for i := first; i < n && len(lines) < height; i++ {
-		lines = append(lines, m.checkBlock(i, width, compact)...)
+	for i := first; i < n && len(lines) < height; i += g.cols {
+		row := make([][]string, 0, g.cols)
+		for j := i; j < min(i+g.cols, n); j++ {
+			row = append(row, m.checkBlock(j, g.w, g.h))
+		}
+		for k := range g.h {
+			parts := make([]string, len(row))
+			for c, block := range row {
+				line := ""
+				if k < len(block) {
+					line = block[k]
+				}
+				if c < len(row)-1 {
+					line = fit(line, g.w)
+				}
+				parts[c] = line
+			}
+			lines = append(lines, strings.Join(parts, "  "))
+		}
 	}
 	return lines[:min(len(lines), height)]
 }
@@ -86,16 +140,51 @@ func (m *Model) paneTitle(p pane, title string) string {
 	return m.styles.title.Render(title)
 }
 
-// checkBlock draws check i: verdict and name; canary and baseline side by side with their
-// values and sparklines; the deviation against the tolerance and the judge's evidence; and
-// the judge's reason.
-func (m *Model) checkBlock(i, width int, compact bool) []string {
-	s := &m.styles
+// checkUnit is how check i's values are written.
+func (m *Model) checkUnit(i int) metrics.Unit {
 	c := &m.st.Checks[i]
 	rate := false
 	if spec := m.st.Spec; spec != nil && i < len(spec.Checks) {
 		rate = spec.Checks[i].IsCounts()
 	}
+	return valueUnit(c.Criteria.Unit, c.Unit, rate)
+}
+
+// valueUnit is the unit values are written in: the judge's (the spec's, normalised), else the
+// check's own, and a rate without one as a percentage.
+func valueUnit(judged, own string, rate bool) metrics.Unit {
+	name := judged
+	if name == "" {
+		name = own
+	}
+	if rate && name == "" {
+		name = "%"
+	}
+	return metrics.Unit{Name: name, Rate: rate}
+}
+
+// checkBlock draws check i in width×height: with room, a chart of its step between its
+// values and its evidence; else its values with sparklines, its evidence and its reason.
+func (m *Model) checkBlock(i, width, height int) []string {
+	c := &m.st.Checks[i]
+	u := m.checkUnit(i)
+	var lines []string
+	if height >= chartHeight && c.Last != nil {
+		lines = m.chartBlock(i, u, width, height)
+	} else {
+		lines = m.sparkBlock(i, u, width, height)
+	}
+	for j := range lines {
+		lines[j] = cut(lines[j], width)
+	}
+	return lines
+}
+
+// checkHead is the check's first line: the cursor, its verdict and name, its tags, and its
+// failures this step.
+func (m *Model) checkHead(i, width int) string {
+	s := &m.styles
+	c := &m.st.Checks[i]
 	var tags []string
 	if c.Critical {
 		tags = append(tags, "critical")
@@ -105,26 +194,145 @@ func (m *Model) checkBlock(i, width int, compact bool) []string {
 	if c.Failures > 0 {
 		right = s.fail.Render(fmt.Sprintf("%d failure%s this step", c.Failures, plural(c.Failures)))
 	}
-	head := fit(m.verdictBadge(c), 15) + s.bold.Render(c.Name) + "  " + s.muted.Render(strings.Join(tags, " · "))
-	lines := []string{spread(head, right, width), m.sides(c, rate, width)}
+	head := m.gutter(paneChecks, i) + fit(m.verdictBadge(c), 15) + s.bold.Render(c.Name) + "  " + s.muted.Render(strings.Join(tags, " · "))
+	return spread(head, right, width)
+}
+
+// gutter marks item i of pane p when the cursor is on it and the pane has focus: enter opens it.
+func (m *Model) gutter(p pane, i int) string {
+	if m.focus == p && m.cursor[p] == i && m.detail == nil {
+		return m.styles.accent.Render("▸")
+	}
+	return " "
+}
+
+// sparkBlock is a check in three to seven lines: head; canary and baseline with sparklines;
+// the evidence; the judge's reason, wrapped into what is left (three lines: evidence or
+// reason, whichever matters).
+func (m *Model) sparkBlock(i int, u metrics.Unit, width, height int) []string {
+	s := &m.styles
+	c := &m.st.Checks[i]
+	lines := []string{m.checkHead(i, width), m.sides(c, u, width)}
 	switch {
 	case c.Last == nil:
 		lines = append(lines, "  "+s.muted.Render(m.waitingWords()))
-		if !compact {
-			lines = append(lines, "")
-		}
-	case compact && c.Last.Verdict != metrics.Pass:
-		lines = append(lines, "  "+m.reason(c))
+	case height <= compactHeight && c.Last.Verdict != metrics.Pass:
+		lines = append(lines, m.reasonLines(c, width-2, 1)...)
+	case height <= compactHeight:
+		lines = append(lines, "  "+m.evidenceLine(c, u))
 	default:
-		lines = append(lines, "  "+m.evidence(c, rate))
-		if !compact {
-			lines = append(lines, "  "+m.reason(c))
-		}
-	}
-	for j := range lines {
-		lines[j] = cut(lines[j], width)
+		lines = append(lines, "  "+m.evidenceLine(c, u))
+		lines = append(lines, m.reasonLines(c, width-2, height-len(lines))...)
 	}
 	return lines
+}
+
+// reasonLines are the judge's reason wrapped in at most n lines of width, indented; the last
+// is cut when the reason needs more (enter shows it whole).
+func (m *Model) reasonLines(c *engine.CheckState, width, n int) []string {
+	if n <= 0 || c.Last == nil {
+		return nil
+	}
+	text := c.Last.Reason
+	if text == "" {
+		return nil
+	}
+	wrapped := wrap(text, width)
+	if len(wrapped) > n {
+		rest := strings.Join(wrapped[n-1:], " ")
+		wrapped = append(wrapped[:n-1], cut(rest, width))
+	}
+	style := m.reasonStyle(c)
+	out := make([]string, len(wrapped))
+	for j, l := range wrapped {
+		out[j] = "  " + style.Render(l)
+	}
+	return out
+}
+
+// reasonStyle colours a reason by what it says: a source's failure, a pass, a fail, or not
+// yet decided.
+func (m *Model) reasonStyle(c *engine.CheckState) paint {
+	s := &m.styles
+	switch {
+	case c.Last.SourceError != "":
+		return s.warning
+	case c.Last.Verdict == metrics.Pass:
+		return s.muted
+	case c.Last.Verdict == metrics.Fail:
+		return s.fail
+	}
+	return s.inconclusive
+}
+
+// chartBlock is a check with room for a chart: head; the newest values, labelled as the last
+// interval's, and the window's change against the tolerance; a chart of both sides over the
+// step with the tolerance's limit and weight changes; the evidence in words; the reason,
+// wrapped.
+func (m *Model) chartBlock(i int, u metrics.Unit, width, height int) []string {
+	s := &m.styles
+	c := &m.st.Checks[i]
+	r := c.Last
+	lines := []string{m.checkHead(i, width),
+		"  " + s.canary.Render("canary "+formatIn(u, float64(r.LastCanary))) + s.muted.Render(" · ") +
+			s.baseline.Render("baseline "+formatIn(u, float64(r.LastBaseline))) + s.muted.Render(" ("+m.lastWords()+")")}
+	inner := width - 2
+	room := height - len(lines)
+	evidence := flow(m.evidenceParts(c, u), s.muted.Render(" · "), inner, 2)
+	if room-len(evidence)-1 < minChartRows {
+		evidence = flow(m.evidenceParts(c, u), s.muted.Render(" · "), inner, 1)
+	}
+	reasonN := min(len(wrap(r.Reason, inner)), max(room-len(evidence)-minChartRows, 1))
+	rows := room - len(evidence) - reasonN
+	lines = append(lines, m.checkChart(c, u, inner, rows, "  ")...)
+	for _, l := range evidence {
+		lines = append(lines, "  "+l)
+	}
+	return append(lines, m.reasonLines(c, inner, reasonN)...)
+}
+
+// lastWords labels the newest values as the last interval's: "last 30s".
+func (m *Model) lastWords() string {
+	if m.st.Spec == nil {
+		return "last interval"
+	}
+	return "last " + spanWords(time.Duration(m.st.Spec.Analysis.Interval))
+}
+
+// spanWords is a configured span, with milliseconds for spans under a second.
+func spanWords(d time.Duration) string {
+	if d < time.Second {
+		return d.String()
+	}
+	return formatSpan(d)
+}
+
+// formatIn writes v in u, "—" when missing.
+func formatIn(u metrics.Unit, v float64) string {
+	if math.IsNaN(v) {
+		return "—"
+	}
+	return u.Value(v)
+}
+
+// deviationText is the window's change as the tolerance measures it.
+func deviationText(c *engine.CheckState, u metrics.Unit) string {
+	r, cr := c.Last.Result, c.Criteria
+	diff := float64(r.Canary - r.Baseline)
+	switch {
+	case cr.MaxIncrease != nil && cr.MaxDeviationPercent == nil:
+		return formatDiff(u, diff)
+	case cr.MaxIncrease != nil:
+		return fmt.Sprintf("%s (%s)", formatDiff(u, diff), formatPercent(float64(r.Deviation)))
+	}
+	return formatPercent(float64(r.Deviation))
+}
+
+func formatDiff(u metrics.Unit, d float64) string {
+	if math.IsNaN(d) {
+		return "—"
+	}
+	return u.Diff(d)
 }
 
 func plural(n int) string {
@@ -149,54 +357,74 @@ func (m *Model) verdictBadge(c *engine.CheckState) string {
 }
 
 // sides is canary and baseline side by side: the newest value of each and its sparkline over
-// the step, on one scale.
-func (m *Model) sides(c *engine.CheckState, rate bool, width int) string {
+// the step, on one scale; with room, labelled as the last interval's.
+func (m *Model) sides(c *engine.CheckState, u metrics.Unit, width int) string {
 	s := &m.styles
+	label := ""
+	if width >= 70 {
+		label = s.muted.Render("  " + m.lastWords())
+		width -= cells(label)
+	}
 	half := (width - 2) / 2
 	lo, hi := sparkRange(c.History)
 	canaryVal, baselineVal := "—", "—"
 	if c.Last != nil {
-		canaryVal = formatValue(float64(c.Last.LastCanary), c.Unit, rate)
-		baselineVal = formatValue(float64(c.Last.LastBaseline), c.Unit, rate)
+		canaryVal = formatIn(u, float64(c.Last.LastCanary))
+		baselineVal = formatIn(u, float64(c.Last.LastBaseline))
 	}
-	valW := max(9, utf8.RuneCountInString(canaryVal), utf8.RuneCountInString(baselineVal))
-	side := func(label string, canary bool) string {
+	valW := max(9, cells(canaryVal), cells(baselineVal))
+	side := func(name string, canary bool) string {
 		style, val := s.baseline, baselineVal
 		if canary {
 			style, val = s.canary, canaryVal
 		}
-		head := fmt.Sprintf("  %-8s %*s ", label, valW, val)
+		head := fmt.Sprintf("  %-8s %*s ", name, valW, val)
 		var b strings.Builder
-		sparkline(&b, c.History, canary, half-len([]rune(head)), lo, hi)
+		sparkline(&b, c.History, canary, half-cells(head), lo, hi)
 		return fit(style.Render(head)+style.Render(b.String()), half)
 	}
-	return side("canary", true) + "  " + side("baseline", false)
+	return label + side("canary", true) + "  " + side("baseline", false)
 }
 
-// evidence is the deviation against the tolerance, how much of the tolerance it uses, and a
-// statistical judge's figures.
-func (m *Model) evidence(c *engine.CheckState, rate bool) string {
+// evidenceLine is the window's change against the tolerance and where the judge stands, in
+// one line.
+func (m *Model) evidenceLine(c *engine.CheckState, u metrics.Unit) string {
+	return strings.Join(m.evidenceParts(c, u), m.styles.muted.Render(" · "))
+}
+
+// evidenceParts are the window's change, the tolerance and where the judge stands (see
+// judgeWords), each styled.
+func (m *Model) evidenceParts(c *engine.CheckState, u metrics.Unit) []string {
 	s := &m.styles
-	r, cr := c.Last.Result, c.Criteria
-	diff := float64(r.Canary - r.Baseline)
-	var dev string
-	switch {
-	case cr.MaxIncrease != nil && cr.MaxDeviationPercent == nil:
-		dev = signed(diff, c.Unit, rate)
-	case cr.MaxIncrease != nil:
-		dev = fmt.Sprintf("%s (%s)", signed(diff, c.Unit, rate), formatPercent(float64(r.Deviation)))
-	default:
-		dev = formatPercent(float64(r.Deviation))
+	parts := []string{s.text.Render("window Δ " + deviationText(c, u)), s.muted.Render("tolerance " + u.Tolerance(c.Criteria))}
+	if c.Last.SourceError == "" {
+		parts = append(parts, m.judgeWords(c, u)...)
 	}
-	parts := []string{s.text.Render("Δ " + dev), s.muted.Render("tolerance " + toleranceText(cr, c.Unit, rate))}
-	if used, ok := toleranceUsed(cr, r); ok {
+	return parts
+}
+
+// judgeWords is where the judge stands: a sequential judge's evidence in words, or how much
+// of the tolerance the change uses and a statistical judge's figures.
+func (m *Model) judgeWords(c *engine.CheckState, u metrics.Unit) []string {
+	s := &m.styles
+	r := c.Last.Result
+	if c.Last.SourceError != "" {
+		return []string{s.warning.Render("no data this look: the metrics source failed")}
+	}
+	if _, ok := readEvidence(r, u); ok {
+		return m.evidenceWords(c, u)
+	}
+	var parts []string
+	if used, ok := toleranceUsed(c.Criteria, r); ok {
 		switch {
 		case used <= 0:
 			parts = append(parts, s.pass.Render("no harm"))
 		case used < 1:
 			parts = append(parts, s.text.Render(fmt.Sprintf("uses %.0f%% of tolerance", used*100)))
-		default:
+		case r.Verdict == metrics.Fail:
 			parts = append(parts, s.fail.Render(fmt.Sprintf("beyond tolerance (%.0f%%)", used*100)))
+		default:
+			parts = append(parts, s.inconclusive.Render(fmt.Sprintf("estimate beyond tolerance (%.0f%%), not decided", used*100)))
 		}
 	}
 	if r.PValue != nil && r.PValue.Valid() {
@@ -208,55 +436,43 @@ func (m *Model) evidence(c *engine.CheckState, rate bool) string {
 	if r.Classification != "" {
 		parts = append(parts, s.text.Render("class "+r.Classification))
 	}
-	return strings.Join(parts, s.muted.Render(" · "))
+	return parts
 }
 
-// reason is the judge's own sentence, or why the source gave nothing.
-func (m *Model) reason(c *engine.CheckState) string {
+// evidenceWords is where a sequential judge stands in words: what decided it, or while it is
+// undecided how far its harm and safety evidence are and what is missing.
+func (m *Model) evidenceWords(c *engine.CheckState, u metrics.Unit) []string {
 	s := &m.styles
+	r := c.Last.Result
+	e, ok := readEvidence(r, u)
+	look := func() string {
+		if r.DecidedAt == nil {
+			return ""
+		}
+		return fmt.Sprintf(" at look %d", *r.DecidedAt+1)
+	}
 	switch {
-	case c.Last.SourceError != "":
-		return s.warning.Render(c.Last.Reason)
-	case c.Last.Verdict == metrics.Pass:
-		return s.muted.Render(c.Last.Reason)
-	case c.Last.Verdict == metrics.Fail:
-		return s.fail.Render(c.Last.Reason)
+	case !ok:
+		return nil
+	case r.Verdict == metrics.Fail:
+		return []string{s.fail.Render(fmt.Sprintf("✘ harm shown%s (%s of %s needed)", look(), amount(e.harm), amount(e.harmNeed)))}
+	case r.Verdict == metrics.Pass:
+		text := "✔ shown within tolerance" + look()
+		if e.hasSafe {
+			text += fmt.Sprintf(" (%s of %s needed)", amount(e.safe), amount(e.safeNeed))
+		}
+		return []string{s.pass.Render(text)}
 	}
-	return s.inconclusive.Render(c.Last.Reason)
-}
-
-func signed(v float64, unit string, rate bool) string {
-	if asPercent(unit, rate) {
-		return formatRateChange(v)
+	parts := []string{s.inconclusive.Render(e.harmWords())}
+	if w := e.safeWords(); w != "" {
+		parts = append(parts, s.text.Render(w))
 	}
-	if v >= 0 {
-		return "+" + formatValue(v, unit, rate)
-	}
-	return formatValue(v, unit, rate)
-}
-
-// toleranceText is how much worse the canary may be: "+15%", "−15%" (higher is better),
-// "+0.5%" of a rate, "+15% and +20 ms".
-func toleranceText(cr metrics.Criteria, unit string, rate bool) string {
-	sign := "+"
-	if cr.Direction == metrics.HigherIsBetter {
-		sign = "−"
-	}
-	var parts []string
-	if cr.MaxDeviationPercent != nil {
-		parts = append(parts, sign+metrics.FormatValue(*cr.MaxDeviationPercent)+"%")
-	}
-	if cr.MaxIncrease != nil {
-		if asPercent(unit, rate) {
-			parts = append(parts, sign+strings.TrimPrefix(formatRateChange(*cr.MaxIncrease), "+"))
-		} else {
-			parts = append(parts, sign+formatValue(*cr.MaxIncrease, unit, rate))
+	if m.st.Spec != nil {
+		if w := e.outlookWords(time.Duration(m.st.Spec.Analysis.Interval)); w != "" {
+			parts = append(parts, s.text.Render(w))
 		}
 	}
-	if len(parts) == 0 {
-		return "none"
-	}
-	return strings.Join(parts, " and ")
+	return parts
 }
 
 // toleranceUsed is the canary's harm as a share of the tolerance (1 is at the limit). A check
@@ -278,6 +494,34 @@ func toleranceUsed(cr metrics.Criteria, r metrics.Result) (float64, bool) {
 		used, ok = min(used, harm / *t), true
 	}
 	return used, ok
+}
+
+// limitOf is the value the canary may reach before it is beyond tolerance, against baseline
+// (NaN when there is no tolerance). A check fails only beyond every tolerance it has, so the
+// limit is the furthest of them.
+func limitOf(cr metrics.Criteria, baseline float64) float64 {
+	if !finite(baseline) {
+		return math.NaN()
+	}
+	sign := 1.0
+	if cr.Direction == metrics.HigherIsBetter {
+		sign = -1
+	}
+	limit, ok := baseline, false
+	if t := cr.MaxDeviationPercent; t != nil {
+		limit, ok = baseline+sign*math.Abs(baseline)**t/100, true
+	}
+	if t := cr.MaxIncrease; t != nil {
+		other := baseline + sign**t
+		if !ok || sign*(other-limit) > 0 {
+			limit = other
+		}
+		ok = true
+	}
+	if !ok {
+		return math.NaN()
+	}
+	return limit
 }
 
 // waitingWords says why a check has no verdict yet this step.

@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/charmbracelet/bubbles/key"
-	"github.com/charmbracelet/x/ansi"
 
 	"github.com/perchhq/perch/engine"
 	"github.com/perchhq/perch/metrics"
@@ -111,11 +110,15 @@ func (m *Model) quitDialog() *dialog {
 	if m.have {
 		where = fmt.Sprintf("The rollout is %s at step %d of %d, with %s to canary.", st.Phase.Words(), st.Step+1, len(st.Steps), weightText(st.Weight))
 	}
+	stop := m.keys.Stop
+	if m.opts.NoResume {
+		stop = describe(stop, "stop the engine: traffic stays as it is; this run cannot be continued later")
+	}
 	return &dialog{
 		kind:  dialogQuit,
 		title: "Leave the view?",
 		body:  []string{where, "Neither choice changes traffic."},
-		keys:  []key.Binding{m.keys.Detach, m.keys.Stop, m.keys.Stay},
+		keys:  []key.Binding{m.keys.Detach, stop, m.keys.Stay},
 	}
 }
 
@@ -130,24 +133,22 @@ func weightText(w int) string {
 func (d *dialog) render(s *styles, width int) []string {
 	inner := min(max(width-4, 20), 64)
 	var rows []string
-	wrap := func(text string, style func(...string) string) {
-		for _, l := range strings.Split(ansi.Wordwrap(text, inner, " "), "\n") {
-			rows = append(rows, style(l))
-		}
-	}
 	for _, b := range d.body {
-		wrap(b, s.text.Render)
+		rows = append(rows, wrapStyled(b, inner, s.text)...)
 	}
 	for _, w := range d.warn {
-		wrap("⚠ "+w, s.fail.Render)
+		rows = append(rows, wrapStyled("⚠ "+w, inner, s.fail)...)
 	}
 	rows = append(rows, "")
+	keyW := 3
 	for _, k := range d.keys {
-		label := s.key.Render(fmt.Sprintf("%-3s", k.Help().Key)) + " "
-		text := ansi.Wordwrap(k.Help().Desc, inner-4, " ")
-		for i, l := range strings.Split(text, "\n") {
+		keyW = max(keyW, cells(k.Help().Key))
+	}
+	for _, k := range d.keys {
+		label := s.key.Render(fmt.Sprintf("%-*s", keyW, k.Help().Key)) + " "
+		for i, l := range wrap(k.Help().Desc, inner-keyW-1) {
 			if i > 0 {
-				label = "    "
+				label = strings.Repeat(" ", keyW+1)
 			}
 			rows = append(rows, label+s.text.Render(l))
 		}

@@ -19,8 +19,11 @@ import (
 )
 
 // childEnv makes the test binary run the TUI on a real engine instead of the tests: the tmux
-// test starts it that way in a real terminal.
-const childEnv = "PERCH_TUI_E2E_CHILD"
+// test starts it that way in a real terminal. childFileEnv names another rollout file for it.
+const (
+	childEnv     = "PERCH_TUI_E2E_CHILD"
+	childFileEnv = "PERCH_TUI_E2E_FILE"
+)
 
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" {
@@ -29,10 +32,15 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// runChild runs testdata/e2e.yaml on a real engine.New over an in-memory router and source,
-// shows it with Run as `perch run` would, and prints what the operator chose.
+// runChild runs testdata/e2e.yaml (or $PERCH_TUI_E2E_FILE) on a real engine.New over an
+// in-memory router and source, shows it with Run as `perch run` would, and prints what the
+// operator chose.
 func runChild() int {
-	rollout, err := spec.Load("testdata/e2e.yaml")
+	file := os.Getenv(childFileEnv)
+	if file == "" {
+		file = "testdata/e2e.yaml"
+	}
+	rollout, err := spec.Load(file)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
@@ -106,15 +114,16 @@ func (memSource) Samples(_ context.Context, q metrics.Query, start, end time.Tim
 	return out, nil
 }
 
-// startTmux runs this test binary as the TUI program in a real terminal.
-func startTmux(t *testing.T, width, height int) *tmuxtest.Session {
+// startTmux runs this test binary as the TUI program in a real terminal; env is added to the
+// child's environment.
+func startTmux(t *testing.T, width, height int, env ...string) *tmuxtest.Session {
 	t.Helper()
 	dir, err := os.Getwd()
 	if err != nil {
 		t.Fatal(err)
 	}
 	return tmuxtest.Start(t, tmuxtest.Options{Width: width, Height: height, Dir: dir,
-		Env: []string{childEnv + "=1"}, Command: []string{os.Args[0], "-test.run=^$"}})
+		Env: append([]string{childEnv + "=1"}, env...), Command: []string{os.Args[0], "-test.run=^$"}})
 }
 
 // TestRealTerminal drives the TUI in tmux: pause shows paused, rollback asks and then shows
@@ -161,4 +170,57 @@ func TestRealTerminalQuitStops(t *testing.T) {
 	s.WaitFor("quit asks again", "Leave the view?")
 	s.Key("s")
 	s.WaitForHistory("last words", "child choice: stop", "child outcome: stopped")
+}
+
+// TestRealTerminalDetail drives the detail view in a real terminal at 80×24, on a rollout
+// judged by the sequential judge, whose reasons are long: enter opens the first check, its
+// whole reason is on screen (wrapped, never cut), esc returns; then the same for an event.
+func TestRealTerminalDetail(t *testing.T) {
+	s := startTmux(t, 80, 24, childFileEnv+"=testdata/e2e-sequential.yaml")
+	s.WaitFor("start", "e2e-api", "RUNNING", "latency_p99")
+	s.WaitFor("a verdict", "window Δ")
+	s.Key("Enter")
+	screen := s.WaitFor("detail", "CHECK latency_p99", "esc back", "reason", "tolerance  +15%")
+	reason := fieldText(screen, "reason")
+	t.Logf("the reason on screen: %q", reason)
+	if !strings.HasPrefix(reason, "within tolerance: ") && !strings.HasPrefix(reason, "not decided after ") ||
+		!strings.Contains(reason, "tolerance +15%") || !strings.HasSuffix(reason, ")") || strings.Contains(reason, "…") {
+		t.Errorf("the reason is not whole on screen: %q\n%s", reason, screen)
+	}
+	if n := strings.Count(screen, "\n"); n > 24 {
+		t.Errorf("%d lines on a 24-line terminal", n)
+	}
+	s.Key("Escape")
+	s.WaitGone("esc returns", "CHECK latency_p99")
+	s.WaitFor("back", "CHECKS 2")
+	s.Key("Tab")
+	s.Key("Tab")
+	s.Key("Enter")
+	s.WaitFor("event detail", "EVENT ", "event ", "what")
+	s.Key("q")
+	s.WaitGone("q returns", "EVENT ")
+	s.Key("q")
+	s.WaitFor("quit asks", "Leave the view?")
+	s.Key("s")
+	s.WaitForHistory("last words", "child choice: stop")
+}
+
+// fieldText is the text of a detail view's field on screen, its lines joined: from the line
+// that starts with label to the next label or blank line.
+func fieldText(screen, label string) string {
+	var words []string
+	in := false
+	for _, l := range strings.Split(screen, "\n") {
+		switch {
+		case strings.HasPrefix(l, " "+label+" "):
+			in = true
+			l = strings.TrimPrefix(l, " "+label)
+		case in && (strings.TrimSpace(l) == "" || len(l) > 1 && l[1] != ' '):
+			return strings.Join(words, " ")
+		case !in:
+			continue
+		}
+		words = append(words, strings.Fields(l)...)
+	}
+	return strings.Join(words, " ")
 }

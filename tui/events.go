@@ -52,7 +52,7 @@ func (m *Model) eventsPane(width, height int) []string {
 	}
 	lines := []string{rule(m.paneTitle(paneEvents, "EVENTS")+s.muted.Render(" newest first"), s.muted.Render(note), width, s.border.Render)}
 	for i := first; i < len(rows) && len(lines) < height; i++ {
-		lines = append(lines, cut(m.eventLine(&rows[i]), width))
+		lines = append(lines, cut(m.gutter(paneEvents, i)+m.eventLine(&rows[i]), width))
 	}
 	return lines
 }

@@ -7,39 +7,7 @@ import (
 	"time"
 
 	"github.com/charmbracelet/x/ansi"
-
-	"github.com/perchhq/perch/metrics"
 )
-
-// formatValue shows a metric value with its unit: seconds under one as milliseconds, and a
-// rate without a unit (errors out of requests) as a percentage.
-func formatValue(v float64, unit string, rate bool) string {
-	switch {
-	case math.IsNaN(v):
-		return "—"
-	case math.IsInf(v, 0):
-		return metrics.FormatValue(v)
-	case asPercent(unit, rate):
-		return metrics.FormatValue(v*100) + "%"
-	case unit == "s" && math.Abs(v) < 1 && v != 0:
-		return metrics.FormatValue(v*1000) + " ms"
-	case unit == "" || unit == "%":
-		return metrics.FormatValue(v) + unit
-	}
-	return metrics.FormatValue(v) + " " + unit
-}
-
-// asPercent reports whether values are a ratio shown as a percentage: a rate (events out of
-// total) with no unit or the unit "%".
-func asPercent(unit string, rate bool) bool { return rate && (unit == "" || unit == "%") }
-
-// formatRateChange shows an absolute change of a rate in percentage points: "+0.14pp".
-func formatRateChange(v float64) string {
-	if math.IsNaN(v) {
-		return "—"
-	}
-	return fmt.Sprintf("%+.3gpp", v*100)
-}
 
 // formatPercent shows a relative change: "+5.2%", "−12%", "+∞%".
 func formatPercent(p float64) string {

@@ -3,6 +3,7 @@ package tui
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/perchhq/perch/engine"
 	"github.com/perchhq/perch/metrics"
@@ -27,6 +28,12 @@ func (m *Model) header(width int) []string {
 		left += s.muted.Render("  " + presenceText(m.people))
 	}
 	right := s.text.Render(fmt.Sprintf("step %d/%d", st.Step+1, len(st.Steps))) + s.muted.Render(" · "+st.CurrentStep().String())
+	switch {
+	case st.Phase == engine.PhasePromoted:
+		right = s.pass.Render("promoted at 100%")
+	case st.StepStartedAt.IsZero():
+		right = s.muted.Render(fmt.Sprintf("not started · %d steps", len(st.Steps)))
+	}
 	if m.opts.Mode == ModeReplay {
 		right = m.replayStatus() + s.muted.Render("  ") + right
 	}
@@ -93,15 +100,27 @@ func (m *Model) replayStatus() string {
 func (m *Model) clocks() []string {
 	st := &m.st
 	now := m.now
-	if st.Phase.Done() {
+	switch {
+	case st.StartedAt.IsZero() || st.StepStartedAt.IsZero(): // a replay at its start
+		return nil
+	case st.Phase.Done():
 		return []string{"took " + formatDuration(st.LastEventAt.Sub(st.StartedAt))}
 	}
 	parts := []string{"in step " + formatDuration(now.Sub(st.StepStartedAt))}
 	step := st.CurrentStep()
 	switch {
 	case st.Phase == engine.PhaseRollingBack || st.Phase == engine.PhasePromoting:
+	case st.Phase == engine.PhaseHolding && st.Hold == engine.HoldOutage:
+		// Nothing is decided while the source is down: say how long it has been.
+		if !st.OutageSince.IsZero() {
+			parts = append(parts, fmt.Sprintf("source down %s of %s allowed", formatDuration(now.Sub(st.OutageSince)),
+				formatSpan(time.Duration(st.Spec.Analysis.MaxOutage))))
+		}
+		parts = append(parts, "next look "+formatDuration(until(now, st.NextLookAt())))
 	case st.WeightAttempts > 0 && !st.RetryAt.IsZero():
 		parts = append(parts, "retry in "+formatDuration(until(now, st.RetryAt)))
+	case st.Phase == engine.PhaseHolding && st.Hold == engine.HoldRouter:
+		// Held until an operator decides: no countdown.
 	case step.Pause != nil:
 		if st.PauseStep && !st.PauseUntil.IsZero() {
 			parts = append(parts, "resumes in "+formatDuration(until(now, st.PauseUntil)))
@@ -155,7 +174,7 @@ func (m *Model) situation() (string, string) {
 	case st.RouterError != "" && st.WeightAttempts > 0:
 		return s.warning.Render(fmt.Sprintf("⚠ traffic provider failed %d× setting %d%%: %s", st.WeightAttempts, st.Target, st.RouterError)), ""
 	case st.Phase == engine.PhaseHolding:
-		return s.inconclusive.Render(fmt.Sprintf("? holding (%s): %s", st.Hold, st.HoldReason)), ""
+		return s.inconclusive.Render(fmt.Sprintf("? holding (%s): %s", st.Hold, m.holdReason())), ""
 	case st.Phase == engine.PhasePaused && st.PauseStep:
 		if st.PauseUntil.IsZero() {
 			extra := ""
@@ -171,6 +190,32 @@ func (m *Model) situation() (string, string) {
 		return s.muted.Render("starting…"), ""
 	}
 	return m.runningWords(), ""
+}
+
+// holdReason is why the rollout holds, as of the newest look: the checks still inconclusive
+// (or whose source fails) with their reasons now, which move on with every look while the
+// held event keeps the words of the look that started the hold.
+func (m *Model) holdReason() string {
+	st := &m.st
+	var now []string
+	for _, c := range st.Checks {
+		if c.Last == nil {
+			continue
+		}
+		switch {
+		case st.Hold == engine.HoldOutage && c.Last.SourceError != "":
+			now = append(now, fmt.Sprintf("%s: %s", c.Name, c.Last.SourceError))
+		case st.Hold == engine.HoldInconclusive && c.Last.Verdict == metrics.Inconclusive:
+			now = append(now, fmt.Sprintf("%s inconclusive: %s", c.Name, c.Last.Reason))
+		}
+	}
+	switch {
+	case len(now) == 0:
+		return st.HoldReason
+	case st.Hold == engine.HoldOutage:
+		return "metrics source failing: " + strings.Join(now, "; ")
+	}
+	return strings.Join(now, "; ")
 }
 
 // runningWords is a running step in a sentence: setting the weight, stabilizing, or how the

@@ -47,7 +47,8 @@ func (m *Model) helpEntries() []helpEntry {
 	quit := k.Quit.Help().Key
 	out = append(out,
 		helpEntry{key: k.NextFocus.Help().Key, does: fmt.Sprintf("focus the next pane (now %s); %s the previous", m.focus, k.PrevFocus.Help().Key)},
-		helpEntry{key: strings.Join(pairs(k.Down, k.Up), " "), does: scroll + " to the top/bottom"},
+		helpEntry{key: strings.Join(pairs(k.Down, k.Up), " "), does: scroll + " to the top/bottom; the cursor (▸) moves with it"},
+		helpEntry{key: k.Open.Help().Key, does: fmt.Sprintf("open the check, step or event under the cursor in full: reason, query, tolerance, judge, charts over the step; %s returns", k.Back.Help().Key)},
 		helpEntry{key: k.Theme.Help().Key, does: fmt.Sprintf("next colour theme (now %s)", printable.Line(m.themes[m.themeIdx].Name))},
 		helpEntry{key: k.Help.Help().Key, does: fmt.Sprintf("close this help (%s too)", k.Close.Help().Key)},
 		helpEntry{key: quit, does: m.quitHelp()},
@@ -66,6 +67,8 @@ func (m *Model) offWords(err error) string {
 		return "viewers cannot change traffic"
 	case errors.Is(err, engine.ErrNotRunning):
 		return "the engine has stopped"
+	case errors.Is(err, errEndsAtRollback):
+		return "this run ended at the rollback"
 	case !m.have:
 		return "no state from the engine yet"
 	}

@@ -12,6 +12,8 @@ type keyMap struct {
 	NextFocus, PrevFocus                     key.Binding
 	Down, Up, PageDown, PageUp, Top, Bottom  key.Binding
 	Theme, Help, Quit, Close, Interrupt      key.Binding
+	// The detail view: open the item under the focused pane's cursor, and return from it.
+	Open, Back key.Binding
 	// The confirm dialog.
 	Yes, No key.Binding
 	// The quit dialog.
@@ -43,6 +45,8 @@ func newKeyMap() keyMap {
 		Quit:      b("quit", "q"),
 		Close:     b("close", "esc"),
 		Interrupt: b("interrupt", "ctrl+c"),
+		Open:      b("details", "enter"),
+		Back:      b("back", "esc"),
 		Yes:       b("confirm", "y", "enter"),
 		No:        b("cancel", "n", "esc"),
 		Detach:    b("detach: keep the rollout running without the view (events print as lines)", "d"),
@@ -53,8 +57,9 @@ func newKeyMap() keyMap {
 		Slower:    b("slower", "-", "_"),
 		PrevStep:  b("previous step", "left"),
 		NextStep:  b("next step", "right"),
-		ToStart:   b("start", "g", "home"),
-		ToEnd:     b("end", "G", "end"),
+		// home and end scroll the focused pane, as outside a replay.
+		ToStart: b("start", "g"),
+		ToEnd:   b("end", "G"),
 	}
 }
 

@@ -54,7 +54,9 @@ type Model struct {
 	styles        styles
 
 	focus    pane
-	scroll   [numPanes]int
+	scroll   [numPanes]int // the first row shown
+	cursor   [numPanes]int // the item enter opens: a check, a step, a row of the event log
+	detail   *detail       // the detail view in the body's place, or nil
 	help     bool
 	helpAt   int // help scroll
 	dialog   *dialog
@@ -65,6 +67,7 @@ type Model struct {
 	people []engine.Actor // who is connected, when served over SSH
 	view   string         // the last frame, reused until something changes
 	dirty  bool
+	charts map[chartKey][]string // check charts as last drawn, reused until a look changes them
 }
 
 // status is the message line: what a command came to, or what a key did.
@@ -172,22 +175,43 @@ func (m *Model) setStatus(kind statusKind, text string) {
 	m.status = status{text: printable.Line(text), kind: kind, until: m.clock().Add(hold)}
 }
 
-// clampScroll keeps every pane's scroll position inside its content.
+// clampScroll keeps every pane's scroll position inside its content, and its cursor on an
+// item in view.
 func (m *Model) clampScroll() {
 	for p := range numPanes {
 		m.scroll[p] = max(0, min(m.scroll[p], m.scrollMax(p)))
+		per, page := m.perRow(p), max(m.pageSize(p), 1)
+		first := m.scroll[p] * per
+		m.cursor[p] = max(first, min(m.cursor[p], first+page*per-1, m.items(p)-1))
+		m.cursor[p] = max(m.cursor[p], 0)
 	}
+}
+
+// items is how many things pane p lists: checks, steps and the promotion, or log rows.
+func (m *Model) items(p pane) int {
+	switch p {
+	case paneChecks:
+		return len(m.st.Checks)
+	case paneSteps:
+		return len(m.st.Steps) + 1
+	}
+	return len(m.rows)
+}
+
+// perRow is how many items pane p shows side by side: checks may be in columns.
+func (m *Model) perRow(p pane) int {
+	if p == paneChecks {
+		return m.grid().cols
+	}
+	return 1
 }
 
 // scrollMax is the largest scroll position of a pane: its last check, step or event at the
 // bottom.
 func (m *Model) scrollMax(p pane) int {
-	n := len(m.rows)
-	switch p {
-	case paneChecks:
-		n = len(m.st.Checks)
-	case paneSteps:
-		n = len(m.st.Steps) + 1
+	if p == paneChecks {
+		g := m.grid()
+		return max(g.rows-g.shown, 0)
 	}
-	return max(n-max(m.pageSize(p), 1), 0)
+	return max(m.items(p)-max(m.pageSize(p), 1), 0)
 }

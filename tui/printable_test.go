@@ -74,7 +74,8 @@ var sgr = regexp.MustCompile("\x1b\\[[0-9;:]*m")
 // TestViewShowsNoControlCharacters renders states whose every text from outside holds
 // control characters, escape sequences (title, clipboard, clear screen; 7-bit and C1), line
 // breaks and bidi controls, in every phase, size, pane focus, the help, a confirm dialog and
-// a refusal in the status line: the frame holds none of them and exactly its height in lines.
+// a refusal in the status line, and the detail view of each pane's first item: the frame holds
+// none of them and exactly its height in lines.
 func TestViewShowsNoControlCharacters(t *testing.T) {
 	builds := map[string]func(testing.TB) (engine.State, time.Time){
 		"running": stateRunning, "paused": statePaused, "pause step": statePauseStep, "holding": stateHolding,
@@ -113,6 +114,9 @@ func TestViewShowsNoControlCharacters(t *testing.T) {
 				}
 				for range numPanes {
 					check(fmt.Sprintf("focus %s", h.m.focus))
+					h.press("enter")
+					check(fmt.Sprintf("detail from %s", h.m.focus))
+					h.press("esc")
 					h.press("tab")
 				}
 				if !strings.Contains(ansiless(h.m.View()), `\x00\x01\x02`) {

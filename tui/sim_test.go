@@ -44,7 +44,11 @@ func newSim(t testing.TB) *sim {
 func newSimSpec(t testing.TB, spec *spec.Rollout) *sim {
 	s := &sim{t: t, spec: spec, st: engine.NewState(spec), now: simStart}
 	for _, c := range spec.Checks {
-		j, err := metrics.New("threshold", c.JudgeOptions)
+		name := c.Judge
+		if name == "" {
+			name = spec.Analysis.Judge
+		}
+		j, err := metrics.New(name, c.JudgeOptions)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -46,20 +46,26 @@ func (m *Model) stepRows(width int) []string {
 	}
 	rows := make([]string, 0, len(st.Steps)+1)
 	for i, step := range st.Spec.Steps {
-		sym, detail := m.stepState(i, width-descW-8)
-		rows = append(rows, cut(fmt.Sprintf("%s %2d  %s  %s", sym, i+1, s.text.Render(fmt.Sprintf("%-*s", descW, step.String())), detail), width))
+		sym, detail := m.stepState(i, width-descW-9)
+		rows = append(rows, cut(fmt.Sprintf("%s%s %2d  %s  %s", m.gutter(paneSteps, i), sym, i+1, s.text.Render(fmt.Sprintf("%-*s", descW, step.String())), detail), width))
 	}
-	sym, detail := s.muted.Render("·"), s.muted.Render("then promote")
-	switch st.Phase {
-	case engine.PhasePromoting:
-		sym, detail = s.accent.Render("▶"), s.accent.Render("promoting: sending 100% to canary…")
-	case engine.PhasePromoted:
-		sym, detail = s.pass.Render("✔"), s.pass.Render("promoted")
-	case engine.PhaseRolledBack, engine.PhaseRollingBack:
-		detail = s.muted.Render("not reached")
-	}
-	rows = append(rows, cut(fmt.Sprintf("%s  ★  %s  %s", sym, s.text.Render(fmt.Sprintf("%-*s", descW, "100%")), detail), width))
+	sym, detail := m.promotionRow()
+	rows = append(rows, cut(fmt.Sprintf("%s%s  ★  %s  %s", m.gutter(paneSteps, len(st.Steps)), sym, s.text.Render(fmt.Sprintf("%-*s", descW, "100%")), detail), width))
 	return rows
+}
+
+// promotionRow is the symbol and words of the timeline's last row: the promotion.
+func (m *Model) promotionRow() (string, string) {
+	s := &m.styles
+	switch m.st.Phase {
+	case engine.PhasePromoting:
+		return s.accent.Render("▶"), s.accent.Render("promoting: sending 100% to canary…")
+	case engine.PhasePromoted:
+		return s.pass.Render("✔"), s.pass.Render("promoted")
+	case engine.PhaseRolledBack, engine.PhaseRollingBack:
+		return s.muted.Render("·"), s.muted.Render("not reached")
+	}
+	return s.muted.Render("·"), s.muted.Render("then promote")
 }
 
 // stepState is a step's symbol and what is said of it: done with its verdict, current with its

@@ -81,13 +81,16 @@ func (m *Model) handleSnapshot(msg snapshotMsg) tea.Cmd {
 	return frame() // read the next state after a frame's time: at most ten redraws a second
 }
 
-// handleKey routes a key: to the open dialog, then the help overlay, then the main view.
+// handleKey routes a key: to the open dialog, then the help overlay, then the detail view,
+// then the main view. Command keys work in the detail view as in the main one.
 func (m *Model) handleKey(msg tea.KeyMsg) tea.Cmd {
 	switch {
 	case m.dialog != nil:
 		return m.dialogKey(msg)
 	case m.help:
 		return m.helpKey(msg)
+	case m.detail != nil && m.detailKey(msg):
+		return nil
 	}
 	k := m.keys
 	switch {
@@ -99,10 +102,13 @@ func (m *Model) handleKey(msg tea.KeyMsg) tea.Cmd {
 	case key.Matches(msg, k.Theme):
 		return m.nextTheme()
 	case key.Matches(msg, k.NextFocus):
-		m.focus = (m.focus + 1) % numPanes
+		m.focus, m.detail = (m.focus+1)%numPanes, nil
 		return nil
 	case key.Matches(msg, k.PrevFocus):
-		m.focus = (m.focus + numPanes - 1) % numPanes
+		m.focus, m.detail = (m.focus+numPanes-1)%numPanes, nil
+		return nil
+	case key.Matches(msg, k.Open):
+		m.openDetail()
 		return nil
 	case key.Matches(msg, k.Close):
 		m.status = status{}
@@ -156,25 +162,37 @@ func (m *Model) replayKey(msg tea.KeyMsg) (tea.Cmd, bool) {
 	return nil, false
 }
 
-// scrollKey moves the focused pane; it reports whether msg was a scroll key.
+// scrollKey moves the focused pane and its cursor; it reports whether msg was a scroll key.
+// The view moves as the cursor does, row for row, until it reaches an end; the cursor then
+// goes on to the first or last item in view.
 func (m *Model) scrollKey(msg tea.KeyMsg) bool {
-	k, at := m.keys, &m.scroll[m.focus]
-	page := max(m.pageSize(m.focus), 1)
+	k, p := m.keys, m.focus
+	page, per := max(m.pageSize(p), 1), m.perRow(p)
+	delta := 0
 	switch {
 	case key.Matches(msg, k.Down):
-		*at++
+		delta = 1
 	case key.Matches(msg, k.Up):
-		*at--
+		delta = -1
 	case key.Matches(msg, k.PageDown):
-		*at += page
+		delta = page * per
 	case key.Matches(msg, k.PageUp):
-		*at -= page
+		delta = -page * per
 	case key.Matches(msg, k.Top):
-		*at = 0
+		m.scroll[p], m.cursor[p] = 0, 0
 	case key.Matches(msg, k.Bottom):
-		*at = m.scrollMax(m.focus)
+		m.scroll[p], m.cursor[p] = m.scrollMax(p), m.items(p)-1
 	default:
 		return false
+	}
+	if delta != 0 {
+		m.cursor[p] = max(0, min(m.cursor[p]+delta, m.items(p)-1))
+		if per == 1 {
+			m.scroll[p] += delta
+		} else { // checks in columns: the view follows the cursor's row
+			row := m.cursor[p] / per
+			m.scroll[p] = max(min(m.scroll[p], row), row-page+1)
+		}
 	}
 	m.clampScroll()
 	return true

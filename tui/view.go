@@ -22,7 +22,7 @@ const statusHeight = 2
 // layout is where the panes go for the terminal's size and the focused pane.
 type layout struct {
 	wide                     bool
-	compact                  bool // checks take three lines instead of four
+	compact                  bool // checks take three lines, without a chart
 	bodyH                    int
 	leftW, rightW            int
 	checksH, stepsH, eventsH int
@@ -46,7 +46,7 @@ func (m *Model) layout() layout {
 		l.stepsH = min(steps, max(l.bodyH/2, 1))
 	}
 	rest := max(l.bodyH-l.stepsH, 0)
-	block := checkHeight(true)
+	block := compactHeight
 	checksNeed, eventsNeed := 1+max(len(m.st.Checks), 1)*block, 1+max(len(m.rows), 1)
 	// The focused pane gets what it needs, leaving the other a glimpse; the checks pane shows
 	// whole checks only, and what it does not use goes to the event log.
@@ -64,12 +64,18 @@ func (m *Model) layout() layout {
 	return l
 }
 
-// pageSize is how far pgdn/pgup move the pane p.
+// grid is how the checks pane lays out its checks now.
+func (m *Model) grid() checkGrid {
+	l := m.layout()
+	return gridFor(len(m.st.Checks), l.leftW, l.checksH, l.compact)
+}
+
+// pageSize is how far pgdn/pgup move the pane p: in rows (of checks, steps or events).
 func (m *Model) pageSize(p pane) int {
 	l := m.layout()
 	switch p {
 	case paneChecks:
-		return (l.checksH - 1) / checkHeight(l.compact)
+		return m.grid().shown
 	case paneSteps:
 		return l.stepsH - 1
 	}
@@ -97,6 +103,8 @@ func (m *Model) draw() string {
 	switch {
 	case m.help:
 		body = m.helpPane(w, l.bodyH)
+	case m.detail != nil && m.have:
+		body = m.detailPane(w, l.bodyH)
 	case !m.have:
 		body = nil
 	case l.wide:
@@ -265,8 +273,12 @@ func (m *Model) keyHints(width int) string {
 			hints = append(hints, hint{s.keyOff.Render(strings.Join(off, " ")) + s.muted.Render(" off: you are a viewer"), 8})
 		}
 	}
-	if !m.help {
-		hints = append(hints, bound(k.NextFocus, 2), on(scroll, "scroll", 3), bound(k.Theme, 1), bound(k.Help, 9))
+	switch {
+	case m.help:
+	case m.detail != nil:
+		hints = append(hints, bound(k.Back, 9), on(scroll, "scroll", 3), bound(k.Theme, 1), bound(k.Help, 9))
+	default:
+		hints = append(hints, bound(k.Open, 4), bound(k.NextFocus, 2), on(scroll, "scroll", 3), bound(k.Theme, 1), bound(k.Help, 9))
 	}
 	hints = append(hints, bound(k.Quit, 9))
 	return fitHints(hints, width)

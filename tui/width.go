@@ -26,6 +26,9 @@ func cells(s string) int {
 		case c < utf8.RuneSelf:
 			n++
 			i++
+		case c == 0xe2 && i+2 < len(s) && s[i+1]&0xfc == 0xa0: // braille, U+2800–U+28FF: charts
+			n++
+			i += 3
 		default:
 			r, size := utf8.DecodeRuneInString(s[i:])
 			if !narrow(r) {
@@ -65,7 +68,7 @@ func narrow(r rune) bool {
 		return r != 0xad // soft hyphen
 	case r >= 0x2010 && r < 0x2028, r >= 0x2030 && r < 0x205f:
 		return true
-	case r >= 0x2190 && r < 0x2300, r >= 0x2500 && r < 0x25fd:
+	case r >= 0x2190 && r < 0x2300, r >= 0x2500 && r < 0x25fd, r >= 0x2800 && r < 0x2900: // …, braille
 		return true
 	}
 	switch r {

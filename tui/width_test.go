@@ -17,9 +17,9 @@ func TestWidthAgreesWithAnsi(t *testing.T) {
 		"", "plain ascii", "\x1b[1;38;2;95;175;255mp\x1b[0m pause", "\x1b[m", "\x1b[38;5;59m│\x1b[0m",
 		"─ ▸ CHECKS 12 ✔ 10 ✘ 1 ? 1 ─── 1–4 of 12 ↓ ─", "▁▂▃▄▅▆▇█░", "Δ +3.3% · tolerance −20% · ‖ ★ ⚠ ↷ → … —",
 		"┆ ╭─╮ │ ╰─╯", "日本語", "emoji 🚀 here", "e\u0301", "zero\u200bwidth", "soft\u00adhyphen", "tab\there",
-		"\x1b]8;;http://x\x07link\x1b]8;;\x07", "\x1b[", "\x1b[12", "ÀÉÎõü ΑΒΓ", "⌚⏳", "✅ ❌ ✔ ✘", "◽◾▶◀",
+		"\x1b]8;;http://x\x07link\x1b]8;;\x07", "\x1b[", "\x1b[12", "ÀÉÎõü ΑΒΓ", "⌚⏳", "✅ ❌ ✔ ✘", "◽◾▶◀", "⠀⠁⣿⡇⢸ braille",
 	}
-	symbols := []rune("abc ─│▸✔✘?↓▁█░Δ·−‖★⚠↷→…—–×∞日🚀é\u0301\u200b✅◽⏸")
+	symbols := []rune("abc ─│▸✔✘?↓▁█░Δ·−‖★⚠↷→…—–×∞日🚀é\u0301\u200b✅◽⏸⠀⣿⡇")
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 500 {
 		var b strings.Builder
@@ -41,10 +41,10 @@ func TestWidthAgreesWithAnsi(t *testing.T) {
 func TestRatesWithPercentUnit(t *testing.T) {
 	inc := 0.02
 	cr := metrics.Criteria{Direction: metrics.LowerIsBetter, MaxIncrease: &inc}
-	if got := formatValue(0.015, "%", true); got != "1.5%" {
+	if got := valueUnit("%", "%", true).Value(0.015); got != "1.5%" {
 		t.Errorf("a 0.015 error ratio with unit %% shows as %q, want 1.5%%", got)
 	}
-	if got := toleranceText(cr, "%", true); got != "+2pp" {
+	if got := valueUnit("%", "%", true).Tolerance(cr); got != "+2pp" {
 		t.Errorf("maxIncrease 0.02 on an error ratio shows as %q, want +2pp", got)
 	}
 }
