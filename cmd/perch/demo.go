@@ -88,6 +88,9 @@ func (a *app) demo(c *cobra.Command, f demoFlags) error {
 	case f.ssh.viewerKeys != "":
 		return badInput(errors.New("--viewer-keys needs --operator-keys: without them everyone on loopback is an operator"))
 	}
+	if err := checkSSHLimits(&f.ssh); err != nil {
+		return err
+	}
 	if !served && (keys != nil || f.ssh.hostKey != "") {
 		return badInput(errors.New("--operator-keys, --viewer-keys and --host-key go with --ssh ADDR"))
 	}
