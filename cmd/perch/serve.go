@@ -91,7 +91,7 @@ Exit codes: 0 promoted, 1 rolled back, 2 bad input, 3 stopped by an error or a s
 	c.Flags().StringVarP(&f.run.output, "output", "o", outputText, "event lines on stdout: text or json")
 	c.Flags().StringVar(&f.run.journal, "journal", "", "journal file (default ./perch-NAME-TIMESTAMP.jsonl)")
 	c.Flags().BoolVar(&f.run.resume, "resume", false, "continue the rollout recorded in --journal")
-	c.Flags().StringVar(&f.run.socket, "socket", "", "control socket (default $XDG_RUNTIME_DIR/perch/NAME.sock, else beside the journal; none: no socket)")
+	addSocketFlags(c, &f.run.socket, &f.run.group)
 	c.Flags().StringVar(&f.run.theme, "theme", themes.Default, "starting theme of each session: "+strings.Join(themes.Names(), ", ")+", or a theme file NAME.yaml")
 	c.Flags().DurationVar(&f.holdOpen, "hold-open", time.Minute, "how long sessions stay open after the rollout is promoted")
 	addSSHFlags(c, &f.ssh, false)
@@ -128,7 +128,7 @@ func (a *app) serve(ctx context.Context, path string, f serveFlags) error {
 	if err != nil {
 		return badInput(err)
 	}
-	stopControl, err := a.serveControl(ctx, eng, spec, f.run.socket, journal.Path())
+	stopControl, err := a.serveControl(ctx, eng, spec, f.run.socket, f.run.group)
 	if err != nil {
 		return err
 	}
