@@ -413,3 +413,39 @@ func TestAuthorizedKeysOptions(t *testing.T) {
 		t.Errorf("certificate line: %v, want refused", err)
 	}
 }
+
+// TestSessionsSharingAConnection: sessions multiplexed on one connection (ssh -o
+// ControlMaster) are each present, and leave one by one.
+func TestSessionsSharingAConnection(t *testing.T) {
+	dir := t.TempDir()
+	alice := newKey(t, "alice")
+	keys, _ := remote.LoadKeyring(writeKeys(t, dir, "ops", alice.line), "")
+	f := serve(t, keys, filepath.Join(dir, "host"))
+	client, err := gossh.Dial("tcp", f.addr, &gossh.ClientConfig{User: "root", Auth: []gossh.AuthMethod{gossh.PublicKeys(alice.signer)},
+		HostKeyCallback: gossh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	var sessions []*gossh.Session
+	for range 2 {
+		sess, err := client.NewSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sess.RequestPty("xterm", 24, 80, gossh.TerminalModes{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := sess.Shell(); err != nil {
+			t.Fatal(err)
+		}
+		sessions = append(sessions, sess)
+	}
+	eventually(t, "two sessions present", func() bool { return len(f.presence.List()) == 2 })
+	sessions[0].Close()
+	eventually(t, "one session left", func() bool { return len(f.presence.List()) == 1 })
+	time.Sleep(200 * time.Millisecond)
+	if n := len(f.presence.List()); n != 1 {
+		t.Errorf("%d present after one of two sessions closed, want 1", n)
+	}
+}

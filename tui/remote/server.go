@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
@@ -59,6 +60,7 @@ type Server struct {
 	srv      *ssh.Server
 	presence *Presence
 	tracker  *tracker
+	sessions atomic.Uint64 // sessions started, to tell apart those of one connection
 }
 
 // connKey is the key of a connection's *conn in its ssh.Context.
@@ -222,7 +224,7 @@ func (s *Server) programMiddleware(next ssh.Handler) ssh.Handler {
 
 		scoped := &scopedRollout{rollout: s.cfg.Rollout, actor: actor}
 		defer scoped.close()
-		id := sess.Context().SessionID()
+		id := fmt.Sprintf("%s/%d", sess.Context().SessionID(), s.sessions.Add(1)) // one connection may carry several sessions
 		s.presence.add(id, actor)
 		defer s.presence.remove(id)
 
