@@ -25,6 +25,7 @@ type demoFlags struct {
 	metricsAddr string
 	theme       string
 	socket      string
+	socketGroup string
 	ssh         sshFlags
 	holdOpen    time.Duration
 }
@@ -58,7 +59,7 @@ Exit codes: 0 promoted, 1 rolled back, 2 bad input, 3 stopped by an error or a s
 	c.Flags().Float64Var(&f.speed, "speed", 1, fmt.Sprintf("run the rollout this many times faster; the load grows with it up to %d requests/s, so past about %.1f× the first step may hold for want of data", demo.MaxRate, float64(demo.MaxRate)/demo.DefaultRate))
 	addMetricsAddrFlag(c, &f.metricsAddr)
 	c.Flags().StringVar(&f.theme, "theme", themes.Default, "TUI colours: "+strings.Join(themes.Names(), ", ")+", or a theme file NAME.yaml")
-	c.Flags().StringVar(&f.socket, "socket", "", "control socket (default $XDG_RUNTIME_DIR/perch/NAME.sock, else beside the journal; none: no socket)")
+	addSocketFlags(c, &f.socket, &f.socketGroup)
 	addSSHFlags(c, &f.ssh, true)
 	c.Flags().DurationVar(&f.holdOpen, "hold-open", time.Minute, "with --ssh: how long sessions stay open after the rollout is promoted")
 	return c
@@ -88,6 +89,9 @@ func (a *app) demo(c *cobra.Command, f demoFlags) error {
 	case f.ssh.viewerKeys != "":
 		return badInput(errors.New("--viewer-keys needs --operator-keys: without them everyone on loopback is an operator"))
 	}
+	if err := checkSSHLimits(&f.ssh); err != nil {
+		return err
+	}
 	if !served && (keys != nil || f.ssh.hostKey != "") {
 		return badInput(errors.New("--operator-keys, --viewer-keys and --host-key go with --ssh ADDR"))
 	}
@@ -112,7 +116,7 @@ func (a *app) demo(c *cobra.Command, f demoFlags) error {
 		return runtimeError(err)
 	}
 	ctx := c.Context()
-	stopControl, err := a.serveControl(ctx, eng, stack.Spec, f.socket, journal.Path())
+	stopControl, err := a.serveControl(ctx, eng, stack.Spec, f.socket, f.socketGroup)
 	if err != nil {
 		return err
 	}

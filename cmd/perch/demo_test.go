@@ -24,7 +24,7 @@ const ciSpeed = "4"
 // testApp is the CLI with its output captured.
 func testApp() (*app, *bytes.Buffer, *bytes.Buffer) {
 	var stdout, stderr bytes.Buffer
-	return &app{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, registry: defaultRegistry(), getenv: func(string) string { return "" }}, &stdout, &stderr
+	return &app{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, registry: defaultRegistry(), getenv: testEnv}, &stdout, &stderr
 }
 
 // jsonEvents parses --output json lines.

@@ -24,6 +24,7 @@ type runFlags struct {
 	resume   bool
 	theme    string
 	socket   string
+	group    string // --socket-group
 	connect  connectFlags
 
 	metricsAddr string
@@ -47,10 +48,16 @@ Exit codes: 0 promoted, 1 rolled back, 2 bad input, 3 stopped by an error or a s
 	c.Flags().StringVar(&f.journal, "journal", "", "journal file (default ./perch-NAME-TIMESTAMP.jsonl)")
 	c.Flags().BoolVar(&f.resume, "resume", false, "continue the rollout recorded in --journal")
 	c.Flags().StringVar(&f.theme, "theme", themes.Default, "TUI colours: "+strings.Join(themes.Names(), ", ")+", or a theme file NAME.yaml")
-	c.Flags().StringVar(&f.socket, "socket", "", "control socket for perch pause|resume|advance|rollback|promote|status (default $XDG_RUNTIME_DIR/perch/NAME.sock, else beside the journal; none: no socket)")
+	addSocketFlags(c, &f.socket, &f.group)
 	addConnectFlags(c, &f.connect)
 	addMetricsAddrFlag(c, &f.metricsAddr)
 	return c
+}
+
+// addSocketFlags adds --socket and --socket-group to a verb that serves the control socket.
+func addSocketFlags(c *cobra.Command, socket, group *string) {
+	c.Flags().StringVar(socket, "socket", "", "control socket for perch pause|resume|advance|rollback|promote|status (default $XDG_RUNTIME_DIR/perch/NAME.sock, else $TMPDIR/perch-UID/NAME.sock; none: no socket)")
+	c.Flags().StringVar(group, "socket-group", "", "let members of this group use the control socket too (mode 0660; its directory 0750)")
 }
 
 func addConnectFlags(c *cobra.Command, f *connectFlags) {
@@ -79,7 +86,11 @@ func (a *app) run(c *cobra.Command, path string, f runFlags) error {
 	if err != nil {
 		return badInput(err)
 	}
-	stopControl, err := a.serveControl(ctx, eng, spec, f.socket, journal.Path())
+	integrations, held := a, (*heldWriter)(nil)
+	if !f.headless {
+		integrations, held = a.holdingStderr()
+	}
+	stopControl, err := integrations.serveControl(ctx, eng, spec, f.socket, f.group)
 	if err != nil {
 		return err
 	}
@@ -89,10 +100,6 @@ func (a *app) run(c *cobra.Command, path string, f runFlags) error {
 		return err
 	}
 	defer stopMetrics()
-	integrations, held := a, (*heldWriter)(nil)
-	if !f.headless {
-		integrations, held = a.holdingStderr()
-	}
 	stop, err := integrations.startIntegrations(ctx, spec, eng)
 	if err != nil {
 		return err
@@ -216,15 +223,22 @@ func (a *app) finish(out engine.Outcome, err error, st engine.State, specPath, j
 		st.Step+1, weight, specPath, journalPath))
 }
 
-// serveControl listens on the rollout's control socket until the returned function is called.
-func (a *app) serveControl(ctx context.Context, eng *engine.Engine, spec *spec.Rollout, socket, journalPath string) (func(), error) {
+// serveControl listens on the rollout's control socket until the returned function is called;
+// it reports on a.stderr.
+func (a *app) serveControl(ctx context.Context, eng *engine.Engine, spec *spec.Rollout, socket, group string) (func(), error) {
+	opts := control.Options{Group: group, Logf: func(format string, args ...any) {
+		fmt.Fprintf(a.stderr, "perch: "+format+"\n", args...)
+	}}
 	switch socket {
 	case "none":
+		if group != "" {
+			return nil, badInput(errors.New("--socket-group goes with a control socket, not --socket none"))
+		}
 		return func() {}, nil
 	case "":
-		socket = control.DefaultPath(a.getenv, spec.Name, journalPath)
+		socket, opts.PrivateDir = control.DefaultPath(a.getenv, spec.Name), true
 	}
-	srv, err := control.Listen(socket, eng)
+	srv, err := control.Listen(socket, eng, opts)
 	if err != nil {
 		return nil, runtimeError(err)
 	}

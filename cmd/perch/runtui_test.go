@@ -26,7 +26,26 @@ func TestMain(m *testing.M) {
 		fmt.Printf("perch exited %d\n", code)
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	// A perch given no --socket puts it under $XDG_RUNTIME_DIR: one directory per test
+	// process keeps test runs side by side (and a perch of yours) from meeting there.
+	xdg, err := os.MkdirTemp("", "perch-test-xdg-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Setenv("XDG_RUNTIME_DIR", xdg)
+	code := m.Run()
+	os.RemoveAll(xdg)
+	os.Exit(code)
+}
+
+// testEnv is the environment of the perches the tests run in-process: nothing but the
+// $XDG_RUNTIME_DIR of this test process.
+func testEnv(name string) string {
+	if name == "XDG_RUNTIME_DIR" {
+		return os.Getenv(name)
+	}
+	return ""
 }
 
 // writeRollout writes a rollout of one step analysed for analyze.

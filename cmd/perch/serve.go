@@ -26,6 +26,7 @@ type sshFlags struct {
 	operatorKeys string
 	viewerKeys   string
 	hostKey      string
+	limits       remote.Limits
 }
 
 func addSSHFlags(c *cobra.Command, f *sshFlags, demo bool) {
@@ -36,7 +37,30 @@ func addSSHFlags(c *cobra.Command, f *sshFlags, demo bool) {
 	}
 	c.Flags().StringVar(&f.operatorKeys, "operator-keys", "", keysHelp)
 	c.Flags().StringVar(&f.viewerKeys, "viewer-keys", "", "authorized_keys file of people who may watch but not change traffic")
-	c.Flags().StringVar(&f.hostKey, "host-key", "", "SSH host key, created (mode 0600) if absent (default $XDG_CONFIG_HOME/perch/ssh_host_ed25519)")
+	c.Flags().StringVar(&f.hostKey, "host-key", "", "SSH host key, created (mode 0600) if absent (default $XDG_CONFIG_HOME/perch/ssh_host_ed25519); refused if group or others may read it")
+	c.Flags().DurationVar(&f.limits.LoginGrace, "ssh-login-grace", remote.DefaultLoginGrace, "close an SSH connection that has no session for this long (from connecting, or since its last session ended)")
+	c.Flags().IntVar(&f.limits.MaxStartups, "ssh-max-startups", remote.DefaultMaxStartups, "SSH connections without a session held at once; one more closes the oldest")
+	c.Flags().IntVar(&f.limits.MaxSessions, "ssh-max-sessions", remote.DefaultMaxSessions, "SSH sessions open at once")
+	c.Flags().IntVar(&f.limits.MaxSessionsPerKey, "ssh-max-sessions-per-key", remote.DefaultMaxSessionsPerKey, "SSH sessions one key may have open at once")
+	c.Flags().DurationVar(&f.limits.KeepaliveInterval, "ssh-keepalive", remote.DefaultKeepaliveInterval,
+		fmt.Sprintf("ask each SSH client this often whether it is alive, and disconnect it after %d unanswered (0: never)", remote.DefaultKeepaliveCountMax))
+}
+
+// checkSSHLimits refuses limits that would shut everyone out; it makes a zero keepalive mean
+// none.
+func checkSSHLimits(f *sshFlags) error {
+	l := &f.limits
+	switch {
+	case l.LoginGrace <= 0:
+		return badInput(fmt.Errorf("--ssh-login-grace %s: want a positive duration", l.LoginGrace))
+	case l.MaxStartups < 1, l.MaxSessions < 1, l.MaxSessionsPerKey < 1:
+		return badInput(errors.New("--ssh-max-startups, --ssh-max-sessions and --ssh-max-sessions-per-key must be at least 1"))
+	case l.KeepaliveInterval < 0:
+		return badInput(fmt.Errorf("--ssh-keepalive %s: want a positive duration, or 0 for none", l.KeepaliveInterval))
+	case l.KeepaliveInterval == 0:
+		l.KeepaliveInterval = -1
+	}
+	return nil
 }
 
 type serveFlags struct {
@@ -67,7 +91,7 @@ Exit codes: 0 promoted, 1 rolled back, 2 bad input, 3 stopped by an error or a s
 	c.Flags().StringVarP(&f.run.output, "output", "o", outputText, "event lines on stdout: text or json")
 	c.Flags().StringVar(&f.run.journal, "journal", "", "journal file (default ./perch-NAME-TIMESTAMP.jsonl)")
 	c.Flags().BoolVar(&f.run.resume, "resume", false, "continue the rollout recorded in --journal")
-	c.Flags().StringVar(&f.run.socket, "socket", "", "control socket (default $XDG_RUNTIME_DIR/perch/NAME.sock, else beside the journal; none: no socket)")
+	addSocketFlags(c, &f.run.socket, &f.run.group)
 	c.Flags().StringVar(&f.run.theme, "theme", themes.Default, "starting theme of each session: "+strings.Join(themes.Names(), ", ")+", or a theme file NAME.yaml")
 	c.Flags().DurationVar(&f.holdOpen, "hold-open", time.Minute, "how long sessions stay open after the rollout is promoted")
 	addSSHFlags(c, &f.ssh, false)
@@ -82,6 +106,9 @@ func (a *app) serve(ctx context.Context, path string, f serveFlags) error {
 	}
 	if f.ssh.addr == "" || f.ssh.operatorKeys == "" {
 		return badInput(errors.New("serve needs --ssh ADDR and --operator-keys FILE (use perch run for a local terminal)"))
+	}
+	if err := checkSSHLimits(&f.ssh); err != nil {
+		return err
 	}
 	keys, err := remote.LoadKeyring(f.ssh.operatorKeys, f.ssh.viewerKeys)
 	if err != nil {
@@ -101,7 +128,7 @@ func (a *app) serve(ctx context.Context, path string, f serveFlags) error {
 	if err != nil {
 		return badInput(err)
 	}
-	stopControl, err := a.serveControl(ctx, eng, spec, f.run.socket, journal.Path())
+	stopControl, err := a.serveControl(ctx, eng, spec, f.run.socket, f.run.group)
 	if err != nil {
 		return err
 	}
@@ -172,7 +199,7 @@ func (a *app) startSSH(ctx context.Context, eng *engine.Engine, keys *remote.Key
 	}
 	logger := log.NewWithOptions(a.stderr, log.Options{Prefix: "perch ssh", ReportTimestamp: true, TimeFormat: time.RFC3339})
 	srv, err := remote.New(remote.Config{
-		Addr: f.addr, HostKeyPath: hostKey, Keys: keys, Rollout: eng, Logger: logger,
+		Addr: f.addr, HostKeyPath: hostKey, Keys: keys, Rollout: eng, Logger: logger, Limits: f.limits,
 		NewModel: func(s remote.Session) tea.Model {
 			return tui.New(tui.Options{Snapshots: s.Rollout, Commander: s.Rollout, Actor: s.Actor, Mode: tui.ModeRemote,
 				Theme: theme, Renderer: s.Renderer, Presence: s.Presence.List})
