@@ -33,6 +33,18 @@ func (a *app) checkTUI(f runFlags) (themes.Theme, error) {
 	return theme, nil
 }
 
+// localTUI is the terminal UI in this terminal (perch run, perch demo).
+type localTUI struct {
+	theme  themes.Theme
+	format string // what a detached run prints: text or json
+}
+
+func (localTUI) prepare(*session) error { return nil }
+
+func (t localTUI) run(ctx context.Context, s *session) (engine.Outcome, error) {
+	return s.app.runTUI(ctx, s.eng, t.theme, t.format, s.held, s.rollout.note)
+}
+
 // runTUI runs the engine under the terminal UI. Leaving the view never changes traffic: the
 // operator either detaches (the engine carries on, printing events as --headless does) or
 // stops the engine (traffic stays as it is, to resume later).
