@@ -73,6 +73,7 @@ type session struct {
 	held    *heldWriter // the app's stderr
 	eng     *engine.Engine
 	rollout *rollout
+	hangups *hangups // what SIGHUP does; the TUI changes it while it shows
 }
 
 // supervise runs one rollout: it opens it, then starts the engine and everything around it —
@@ -82,6 +83,13 @@ type session struct {
 // (a signal, the operator) or failed. A failure before the first event keeps its own code (2
 // bad input, 3 runtime) and leaves no new journal behind.
 func (a *app) supervise(ctx context.Context, p supervision) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	hangups := a.watchHangups(func() {
+		fmt.Fprintln(a.stderr, "perch: the terminal hung up (SIGHUP); stopping as for SIGTERM")
+		cancel()
+	})
+	defer hangups.stop()
 	r, err := p.open(ctx)
 	if err != nil {
 		return err
@@ -94,7 +102,7 @@ func (a *app) supervise(ctx context.Context, p supervision) error {
 	if err != nil {
 		return badInput(err)
 	}
-	s := &session{eng: eng, rollout: r}
+	s := &session{eng: eng, rollout: r, hangups: hangups}
 	s.app, s.held = a.holdingStderr()
 	stop, err := s.start(ctx, p)
 	if err != nil {

@@ -13,7 +13,8 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, registry: defaultRegistry(), getenv: os.Getenv}
+	a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, registry: defaultRegistry(), getenv: os.Getenv,
+		notifyHangup: notifyHangup}
 	code := a.main(ctx, os.Args[1:])
 	stop()
 	os.Exit(code)
