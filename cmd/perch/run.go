@@ -34,8 +34,10 @@ func (a *app) runCmd() *cobra.Command {
 		Use:   "run ROLLOUT.yaml",
 		Short: "Run a rollout",
 		Long: `Run a rollout: set each step's weight, analyse, advance, and promote, or roll back the
-moment the canary is worse. Every event is journaled first; after a crash or a signal,
-run again with --resume --journal FILE to continue where it stopped.
+moment the canary is worse. Before the first event it reaches the traffic provider and runs
+each metric query once (as validate --check-access); if it cannot, it exits 3 without
+starting. Every event is journaled first; after a crash or a signal (SIGINT, SIGTERM,
+SIGHUP), run again with --resume --journal FILE to continue where it stopped.
 
 Exit codes: 0 promoted, 1 rolled back, 2 bad input, 3 stopped by an error or a signal.`,
 		Args: exactlyOneArg("rollout file"),
@@ -79,9 +81,9 @@ func (a *app) run(c *cobra.Command, path string, f runFlags) error {
 	})
 }
 
-// openRollout loads the rollout file, connects to its provider and source and creates its
-// journal, or with --resume reopens the journal named first, so that a provider that lives
-// in perch (the proxy) comes back at the weight it had.
+// openRollout loads the rollout file, connects to its provider and source, reaches them once
+// (preflight) and creates its journal, or with --resume reopens the journal named first, so
+// that a provider that lives in perch (the proxy) comes back at the weight it had.
 func (a *app) openRollout(ctx context.Context, path string, f runFlags) (*rollout, error) {
 	spec, err := loadSpec(path)
 	if err != nil {
@@ -100,6 +102,10 @@ func (a *app) openRollout(ctx context.Context, path string, f runFlags) (*rollou
 		return nil, err
 	}
 	r.router, r.source, r.release = b.router, b.source, func() { b.close() }
+	if err := preflight(ctx, spec, b); err != nil {
+		r.close()
+		return nil, err
+	}
 	if !f.resume {
 		var journalPath string
 		if r.journal, journalPath, err = createJournal(spec, f.journal); err != nil {
