@@ -32,17 +32,7 @@ func TestControlVerbs(t *testing.T) {
 		code := sh.main(context.Background(), append(args, "--socket", socket))
 		return code, out.String(), errOut.String()
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		code, out, _ := shell("status")
-		if code == 0 && strings.Contains(out, "web  paused  step 1/3 (pause)") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("status never showed the pause step: exit %d\n%s", code, out)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitForPauseStep(t, shell)
 	if fi, err := os.Stat(socket); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("socket mode %v (%v), want 0600", fi.Mode().Perm(), err)
 	}
@@ -69,7 +59,33 @@ func TestControlVerbs(t *testing.T) {
 	if _, err := os.Stat(socket); !os.IsNotExist(err) {
 		t.Errorf("socket left behind after the run ended: %v", err)
 	}
-	rec, err := engine.LoadRecording(filepath.Join(c.dir, "j.jsonl"))
+	checkRolledBackThroughSocket(t, filepath.Join(c.dir, "j.jsonl"))
+	if code, _, errOut := shell("status"); code != exitRuntime || !strings.Contains(errOut, "no perch answers") {
+		t.Errorf("status with no perch running: exit %d, %q", code, errOut)
+	}
+}
+
+// waitForPauseStep asks the status through shell until it shows the rollout's pause step.
+func waitForPauseStep(t *testing.T, shell func(args ...string) (int, string, string)) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, out, _ := shell("status")
+		if code == 0 && strings.Contains(out, "web  paused  step 1/3 (pause)") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status never showed the pause step: exit %d\n%s", code, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// checkRolledBackThroughSocket reads the journal: the rollback was recorded as the local user
+// through the socket, with the reason given.
+func checkRolledBackThroughSocket(t *testing.T, journal string) {
+	t.Helper()
+	rec, err := engine.LoadRecording(journal)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,9 +98,6 @@ func TestControlVerbs(t *testing.T) {
 	}
 	if rb.Actor == nil || rb.Actor.Name != me.Username || rb.Actor.Source != "socket" || rb.Reason != "pager went off" {
 		t.Errorf("rollback recorded as %+v by %+v; want by %s through the socket, with the reason", rb, rb.Actor, me.Username)
-	}
-	if code, _, errOut := shell("status"); code != exitRuntime || !strings.Contains(errOut, "no perch answers") {
-		t.Errorf("status with no perch running: exit %d, %q", code, errOut)
 	}
 }
 

@@ -118,65 +118,53 @@ func (a *app) serve(ctx context.Context, path string, f serveFlags) error {
 	if err != nil {
 		return badInput(fmt.Errorf("--theme: %w", err))
 	}
-	r, err := a.openRollout(ctx, path, f.run)
-	if err != nil {
-		return err
-	}
-	defer r.close()
-	spec, b, journal := r.spec, r.backend, r.journal
-	eng, err := engine.New(engine.Config{Spec: spec, Router: b.router, Source: b.source, Journal: journal, Resume: r.rec, Linger: true})
-	if err != nil {
-		return badInput(err)
-	}
-	stopControl, err := a.serveControl(ctx, eng, spec, f.run.socket, f.run.group)
-	if err != nil {
-		return err
-	}
-	defer stopControl()
-	stopMetrics, err := a.serveMetrics(f.metrics, eng, b.router, b.source)
-	if err != nil {
-		return err
-	}
-	defer stopMetrics()
-	stopIntegrations, err := a.startIntegrations(ctx, spec, eng)
-	if err != nil {
-		return err
-	}
-	r.started = true
-	out, runErr := a.runServed(ctx, eng, keys, f.ssh, theme, f.run.output, f.holdOpen)
-	stopIntegrations()
-	if errors.Is(runErr, errSSHStart) {
-		return runErr
-	}
-	return a.finish(out, runErr, eng.Snapshot(), path, journal.Path())
+	return a.supervise(ctx, supervision{
+		open:   func(ctx context.Context) (*rollout, error) { return a.openRollout(ctx, path, f.run) },
+		linger: true, socket: f.run.socket, socketGroup: f.run.group, metricsAddr: f.metrics,
+		front:   &sshFront{keys: keys, flags: f.ssh, theme: theme, format: f.run.output, holdOpen: f.holdOpen},
+		stopped: resumeHint(path),
+	})
 }
 
-// errSSHStart marks a failure to start serving, before the engine ran.
-var errSSHStart = errors.New("ssh")
+// sshFront runs the engine headless, printing its events, while serving its TUI over SSH;
+// after a promotion sessions stay open for holdOpen so everyone sees the end.
+type sshFront struct {
+	keys     *remote.Keyring // nil: the demo's open mode
+	flags    sshFlags
+	theme    themes.Theme
+	format   string
+	holdOpen time.Duration
 
-// runServed runs eng headless, printing its events, while serving its TUI over SSH; after a
-// promotion sessions stay open for holdOpen so everyone sees the end.
-func (a *app) runServed(ctx context.Context, eng *engine.Engine, keys *remote.Keyring, f sshFlags, theme themes.Theme, format string, holdOpen time.Duration) (engine.Outcome, error) {
-	sshCtx, stopSSH := context.WithCancel(context.Background())
-	defer stopSSH()
-	sshDone, err := a.startSSH(sshCtx, eng, keys, f, theme)
+	stopSSH context.CancelFunc // ends every session
+	done    <-chan struct{}    // closed once every session is gone
+}
+
+// prepare listens for SSH before the engine starts, so a port in use fails the start.
+func (f *sshFront) prepare(s *session) error {
+	// Not the run's context: sessions should see the engine's last events, so the server stops
+	// only once the engine has.
+	ctx, stop := context.WithCancel(context.Background())
+	done, err := s.app.startSSH(ctx, s.eng, f.keys, f.flags, f.theme)
 	if err != nil {
-		return engine.OutcomeStopped, fmt.Errorf("%w: %w", errSSHStart, err)
+		stop()
+		return err
 	}
-	printed := make(chan struct{})
-	go printEvents(eng.Events(), a.stdout, eng.Spec(), format, printed)
-	out, runErr := eng.Run(ctx)
-	<-printed
-	if out == engine.OutcomePromoted && holdOpen > 0 {
-		fmt.Fprintf(a.stderr, "perch: promoted; sessions stay open for %s\n", holdOpen)
+	f.stopSSH, f.done = stop, done
+	return nil
+}
+
+func (f *sshFront) run(ctx context.Context, s *session) (engine.Outcome, error) {
+	out, err := headless{format: f.format}.run(ctx, s)
+	if out == engine.OutcomePromoted && f.holdOpen > 0 {
+		fmt.Fprintf(s.app.stderr, "perch: promoted; sessions stay open for %s\n", f.holdOpen)
 		select {
-		case <-time.After(holdOpen):
+		case <-time.After(f.holdOpen):
 		case <-ctx.Done():
 		}
 	}
-	stopSSH()
-	<-sshDone
-	return out, runErr
+	f.stopSSH()
+	<-f.done
+	return out, err
 }
 
 // startSSH serves the TUI of eng over SSH until ctx ends; the returned channel closes once
