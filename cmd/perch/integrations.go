@@ -53,13 +53,17 @@ func (a *app) startIntegrations(ctx context.Context, spec *spec.Rollout, eng *en
 		})
 	}
 	if spec.Alerts != nil {
-		rcv := alerts.NewReceiver(eng, spec.Alerts, alerts.Options{Logf: logf})
-		srv, err := alerts.Listen(ctx, spec.Alerts.Listen, rcv)
+		rcv, err := alerts.NewReceiver(eng, spec.Alerts, alerts.Options{Logf: logf, Getenv: a.getenv})
+		if err != nil {
+			stop()
+			return nil, badInput(err)
+		}
+		srv, err := rcv.Listen(ctx, spec.Alerts.Listen)
 		if err != nil {
 			stop()
 			return nil, runtimeError(err)
 		}
-		logf("receiving Alertmanager webhooks on http://%s/", srv.Addr())
+		logf("receiving Alertmanager webhooks on %s", srv.URL())
 		stops = append(stops, func() {
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), alertsCloseTimeout)
 			defer cancel()
