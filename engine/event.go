@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/json"
 	"errors"
 	"time"
 
@@ -37,6 +38,11 @@ const (
 
 // Event is one thing the engine did or observed. Fields beyond the first four are set only by
 // the event types that use them (see the EventType constants).
+//
+// Step is the step's index (0 for the first) in memory; in JSON — the journal, -o json, the
+// webhook's event — it is the step's number as people count it, 1 for the first, as in
+// `perch status -o json`, the webhook's "step" and the verbs' --step: one numbering for
+// every script. (Journals of format 1 counted from 0; ReadJournal reads both.)
 type Event struct {
 	Seq  int64     `json:"seq"`
 	Time time.Time `json:"time"`
@@ -53,6 +59,27 @@ type Event struct {
 	Until   *time.Time    `json:"until,omitempty"`
 	Hold    HoldKind      `json:"hold,omitempty"`
 	Checks  []CheckResult `json:"checks,omitempty"`
+}
+
+// wireEvent is Event as JSON has it field for field, without Event's methods.
+type wireEvent Event
+
+// MarshalJSON writes the event with its step counted from 1.
+func (ev Event) MarshalJSON() ([]byte, error) {
+	w := wireEvent(ev)
+	w.Step++
+	return json.Marshal(w)
+}
+
+// UnmarshalJSON reads an event whose step is counted from 1.
+func (ev *Event) UnmarshalJSON(data []byte) error {
+	var w wireEvent
+	if err := json.Unmarshal(data, &w); err != nil {
+		return err
+	}
+	w.Step--
+	*ev = Event(w)
+	return nil
 }
 
 // CheckResult is one check at one look: the newest values of each side and the judge's verdict

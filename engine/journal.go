@@ -14,8 +14,10 @@ import (
 	"github.com/perchhq/perch/engine/spec"
 )
 
-// JournalVersion is the journal format written by this build.
-const JournalVersion = 1
+// JournalVersion is the journal format written by this build. Format 2 counts steps from 1 in
+// events (as every output scripts read does); format 1 counted them from 0. Both are read, and
+// a journal is appended to in its own format.
+const JournalVersion = 2
 
 // Header is the first line of a journal: the rollout it records.
 type Header struct {
@@ -48,8 +50,9 @@ func (r *Recording) Fold() State {
 // Journal appends events to a JSON Lines file, each one flushed and fsynced before Append
 // returns, so whatever the engine published survives a crash.
 type Journal struct {
-	f    *os.File
-	path string
+	f       *os.File
+	path    string
+	version int // the format its events are written in
 }
 
 // CreateJournal starts a new journal at path with the header for rollout. It refuses to overwrite
@@ -64,7 +67,7 @@ func CreateJournal(path string, rollout *spec.Rollout, now time.Time) (*Journal,
 		}
 		return nil, fmt.Errorf("create journal: %w", err)
 	}
-	j := &Journal{f: f, path: path}
+	j := &Journal{f: f, path: path, version: JournalVersion}
 	line, err := json.Marshal(Header{Journal: JournalVersion, Created: now.UTC(), Spec: rollout})
 	if err == nil {
 		err = j.write(line)
@@ -91,7 +94,7 @@ func OpenJournal(path string) (*Journal, *Recording, error) {
 		f.Close()
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
-	j := &Journal{f: f, path: path}
+	j := &Journal{f: f, path: path, version: rec.Header.Journal}
 	err = f.Truncate(rec.size)
 	if err == nil {
 		_, err = f.Seek(rec.size, io.SeekStart)
@@ -111,7 +114,11 @@ func (j *Journal) Path() string { return j.path }
 
 // Append writes one event and waits until it is on disk.
 func (j *Journal) Append(ev Event) error {
-	line, err := json.Marshal(ev)
+	var v any = ev
+	if j.version == 1 {
+		v = wireEvent(ev) // format 1 counts steps from 0
+	}
+	line, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode event %d: %w", ev.Seq, err)
 	}
@@ -200,6 +207,9 @@ func (rec *Recording) parseLine(lineNo int, line []byte) error {
 	if err := strictUnmarshal(line, &ev); err != nil {
 		return fmt.Errorf("not a journal event: %w", err)
 	}
+	if rec.Header.Journal == 1 {
+		ev.Step++ // format 1 counted steps from 0
+	}
 	want := int64(1)
 	if n := len(rec.Events); n > 0 {
 		want = rec.Events[n-1].Seq + 1
@@ -228,7 +238,7 @@ func strictUnmarshal(line []byte, v any) error {
 // checkEvent rejects an event the reducer could not apply to rollout.
 func checkEvent(rollout *spec.Rollout, ev Event) error {
 	if ev.Step < 0 || ev.Step >= len(rollout.Steps) {
-		return fmt.Errorf("event %d: step %d outside the rollout's %d steps", ev.Seq, ev.Step, len(rollout.Steps))
+		return fmt.Errorf("event %d: step %d outside the rollout's %d steps", ev.Seq, ev.Step+1, len(rollout.Steps))
 	}
 	//exhaustive:enforce
 	switch ev.Type {

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -106,10 +107,11 @@ func TestJournalErrors(t *testing.T) {
 		{"not a journal", "{\"hello\":1}\n", "line 1: not a perch journal"},
 		{"corrupt middle line", lines[0] + lines[1] + "garbage\n" + lines[3], "line 3: not a journal event"},
 		{"gap in sequence", lines[0] + lines[1] + lines[3], "line 3: event seq 3 where 2 was expected"},
-		{"unknown event", lines[0] + `{"seq":1,"time":"1970-01-01T00:00:01Z","type":"exploded","step":0}` + "\n", `line 2: event 1: unknown type "exploded"`},
+		{"unknown event", lines[0] + `{"seq":1,"time":"1970-01-01T00:00:01Z","type":"exploded","step":1}` + "\n", `line 2: event 1: unknown type "exploded"`},
 		{"step out of range", lines[0] + `{"seq":1,"time":"1970-01-01T00:00:01Z","type":"step_passed","step":9}` + "\n", "line 2: event 1: step 9 outside"},
-		{"weight without value", lines[0] + `{"seq":1,"time":"1970-01-01T00:00:01Z","type":"weight_set","step":0}` + "\n", "line 2: event 1: weight_set needs a weight"},
-		{"newer format", strings.Replace(lines[0], `"perchJournal":1`, `"perchJournal":9`, 1), "journal format 9 is newer"},
+		{"weight without value", lines[0] + `{"seq":1,"time":"1970-01-01T00:00:01Z","type":"weight_set","step":1}` + "\n", "line 2: event 1: weight_set needs a weight"},
+		{"step 0 in format 2", lines[0] + `{"seq":1,"time":"1970-01-01T00:00:01Z","type":"step_passed","step":0}` + "\n", "line 2: event 1: step 0 outside"},
+		{"newer format", strings.Replace(lines[0], fmt.Sprintf(`"perchJournal":%d`, engine.JournalVersion), `"perchJournal":9`, 1), "journal format 9 is newer"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -164,5 +166,61 @@ func TestJournalIsPrivate(t *testing.T) {
 	}
 	if mode := info.Mode().Perm(); mode != 0o600 {
 		t.Errorf("journal mode %o, want 600", mode)
+	}
+}
+
+// TestJournalStepsCountFromOne: a journal's events (format 2) give the step as people count
+// it, 1 for the first, as perch status -o json and --step do; a format-1 journal, counting from
+// 0, reads to the same events and is appended to in its own format, so recordings made before
+// keep replaying and resuming.
+func TestJournalStepsCountFromOne(t *testing.T) {
+	rollout := testSpec(t, specOpts{})
+	dir := t.TempDir()
+	w := 10
+	events := []engine.Event{
+		{Seq: 1, Time: time.Unix(1, 0), Type: engine.EventRolloutStarted, Attempt: 1},
+		{Seq: 2, Time: time.Unix(2, 0), Type: engine.EventStepStarted, Step: 1, Weight: &w},
+	}
+	path := filepath.Join(dir, "new.jsonl")
+	j, err := engine.CreateJournal(path, rollout, time.Unix(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range events {
+		if err := j.Append(ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j.Close()
+	data, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if !strings.Contains(lines[0], `"perchJournal":2`) || !strings.Contains(lines[1], `"step":1`) || !strings.Contains(lines[2], `"step":2`) {
+		t.Fatalf("journal:\n%s\nwant format 2 with the first step as 1, the second as 2", data)
+	}
+	rec, err := engine.LoadRecording(path)
+	if err != nil || rec.Events[0].Step != 0 || rec.Events[1].Step != 1 {
+		t.Fatalf("read back: %v, %+v", err, rec.Events)
+	}
+
+	// The same events in format 1, counting from 0.
+	old := filepath.Join(dir, "old.jsonl")
+	header, _ := json.Marshal(engine.Header{Journal: 1, Created: time.Unix(0, 0).UTC(), Spec: rollout})
+	os.WriteFile(old, []byte(string(header)+"\n"+
+		`{"seq":1,"time":"1970-01-01T00:00:01Z","type":"rollout_started","step":0,"attempt":1}`+"\n"+
+		`{"seq":2,"time":"1970-01-01T00:00:02Z","type":"step_started","step":1,"weight":10}`+"\n"), 0o600)
+	j, rec, err = engine.OpenJournal(old)
+	if err != nil || rec.Events[0].Step != 0 || rec.Events[1].Step != 1 {
+		t.Fatalf("format 1: %v, %+v", err, rec.Events)
+	}
+	if err := j.Append(engine.Event{Seq: 3, Time: time.Unix(3, 0), Type: engine.EventStepPassed, Step: 1}); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	data, _ = os.ReadFile(old)
+	if last := strings.Split(strings.TrimSpace(string(data)), "\n")[3]; !strings.Contains(last, `"step":1`) {
+		t.Errorf("appended to a format-1 journal: %s; want its step counted from 0", last)
+	}
+	if rec, err := engine.LoadRecording(old); err != nil || rec.Events[2].Step != 1 {
+		t.Errorf("format 1 after the append: %v", err)
 	}
 }
