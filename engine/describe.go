@@ -25,7 +25,11 @@ func (ev Event) Describe(rollout *spec.Rollout) string {
 	//exhaustive:enforce
 	switch ev.Type {
 	case EventRolloutStarted:
-		fmt.Fprintf(&b, "rollout started")
+		b.WriteString("rollout")
+		if rollout != nil && rollout.Canary.String() != "" {
+			fmt.Fprintf(&b, " of canary %s", rollout.Canary)
+		}
+		b.WriteString(" started")
 		if ev.Attempt > 1 {
 			fmt.Fprintf(&b, " (attempt %d)", ev.Attempt)
 		}
@@ -84,7 +88,12 @@ func (ev Event) Describe(rollout *spec.Rollout) string {
 			fmt.Fprintf(&b, " (%s)", ev.Actor.Source)
 		}
 	}
-	if ev.Reason != "" && ev.Type != EventWeightFailed && !strings.HasSuffix(ev.Reason, "by "+actorName(ev.Actor)) {
+	switch head := b.String(); {
+	case ev.Reason == "" || ev.Type == EventWeightFailed || strings.HasSuffix(ev.Reason, "by "+actorName(ev.Actor)):
+	case strings.HasPrefix(ev.Reason, head): // "engine stopped; traffic left as it was" says it all
+		b.Reset()
+		b.WriteString(ev.Reason)
+	default:
 		fmt.Fprintf(&b, ": %s", ev.Reason)
 	}
 	return printable.Line(b.String())

@@ -66,3 +66,22 @@ steps: [{setWeight: 5, analyze: 1m}]
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
 }
+
+// TestDescribeSaysThingsOnce: an event whose reason restates its kind ("engine stopped;
+// traffic left as it was") says it once, not "engine stopped: engine stopped; …"; a rollout
+// whose file names the canary says which it releases; an outcome reads as words.
+func TestDescribeSaysThingsOnce(t *testing.T) {
+	rollout := testSpec(t, specOpts{})
+	stopped := engine.Event{Type: engine.EventStopped, Reason: "engine stopped; traffic left as it was"}
+	if got := stopped.Describe(rollout); got != "engine stopped; traffic left as it was" {
+		t.Errorf("stopped: %q", got)
+	}
+	rollout.Canary = &spec.Canary{Version: "v2.4.0", Image: "ghcr.io/acme/checkout:v2.4.0", Commit: "1a2b3c4"}
+	started := engine.Event{Type: engine.EventRolloutStarted, Attempt: 2}
+	if got, want := started.Describe(rollout), "rollout of canary v2.4.0 (image ghcr.io/acme/checkout:v2.4.0, commit 1a2b3c4) started (attempt 2)"; got != want {
+		t.Errorf("rollout_started: %q, want %q", got, want)
+	}
+	if got := engine.OutcomeRolledBack.Words(); got != "rolled back" {
+		t.Errorf("OutcomeRolledBack.Words() = %q", got)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,6 +60,9 @@ const (
 	OutcomeRolledBack Outcome = "rolled_back"
 	OutcomeStopped    Outcome = "stopped" // the context ended first; traffic was left as it was
 )
+
+// Words is the outcome for people: "rolled back".
+func (o Outcome) Words() string { return strings.ReplaceAll(string(o), "_", " ") }
 
 // Timing of effects on the provider.
 const (

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/internal/printable"
 	"github.com/perchhq/perch/metrics"
 )
 
@@ -20,13 +21,6 @@ func (m *Model) header(width int) []string {
 	if !m.have || st.Spec == nil {
 		return []string{cut(s.bold.Render("perch")+"  "+s.muted.Render("waiting for the first state from the engine…"), width), "", ""}
 	}
-	left := s.bold.Render(st.Spec.Name) + "  " + m.phaseBadge()
-	if st.Attempt > 1 {
-		left += s.muted.Render(fmt.Sprintf("  attempt %d", st.Attempt))
-	}
-	if len(m.people) > 0 {
-		left += s.muted.Render("  " + presenceText(m.people))
-	}
 	right := s.text.Render(fmt.Sprintf("step %d/%d", st.Step+1, len(st.Steps))) + s.muted.Render(" · "+st.CurrentStep().String())
 	switch {
 	case st.Phase == engine.PhasePromoted:
@@ -36,6 +30,23 @@ func (m *Model) header(width int) []string {
 	}
 	if m.opts.Mode == ModeReplay {
 		right = m.replayStatus() + s.muted.Render("  ") + right
+	}
+	// The canary's identity whole where it fits, else its version.
+	name := s.bold.Render(st.Spec.Name)
+	if c := st.Spec.Canary; c != nil {
+		whole, short := printable.Line(c.String()), printable.Line(c.Short())
+		if cells(st.Spec.Name)+cells(whole)+cells(right)+24 <= width {
+			name += " " + s.accent.Render(whole)
+		} else if short != "" {
+			name += " " + s.accent.Render(short)
+		}
+	}
+	left := name + "  " + m.phaseBadge()
+	if st.Attempt > 1 {
+		left += s.muted.Render(fmt.Sprintf("  attempt %d", st.Attempt))
+	}
+	if len(m.people) > 0 {
+		left += s.muted.Render("  " + presenceText(m.people))
 	}
 	weight := s.text.Render("canary ") + gauge(s, float64(max(st.Weight, 0))/100, min(20, width/6)) + s.bold.Render(" "+weightText(st.Weight))
 	if st.Target >= 0 && st.Target != st.Weight {

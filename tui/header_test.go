@@ -9,6 +9,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/spec"
 )
 
 // header is the screen's first three lines.
@@ -152,20 +153,34 @@ func dialogText(screen string) string {
 	return strings.Join(words, " ")
 }
 
-// TestNoRetryAfterRollback: where the engine ends at a rollback (the demo, perch run), R is
-// not offered after one and says why.
-func TestNoRetryAfterRollback(t *testing.T) {
-	st, now := stateRolledBack(t)
-	h := newHarness(t, st, now, func(o *Options) { o.NoRetry = true })
-	if strings.Contains(h.screen(), "R retry") {
-		t.Errorf("R is offered though the engine ends at the rollback:\n%s", h.screen())
+// TestHeaderNamesTheCanary: the rollout file's canary identity is in the header, whole where
+// it fits and its version where it does not.
+func TestHeaderNamesTheCanary(t *testing.T) {
+	st, now := stateRunning(t)
+	withCanary := *st.Spec
+	withCanary.Canary = &spec.Canary{Version: "v2.4.0", Image: "ghcr.io/acme/checkout:v2.4.0", Commit: "1a2b3c4"}
+	st.Spec = &withCanary
+	h := newHarness(t, st, now, nil)
+	for _, c := range []struct {
+		width int
+		want  string
+	}{{120, "checkout-api v2.4.0 (image ghcr.io/acme/checkout:v2.4.0, commit 1a2b3c4)   RUNNING"}, {80, "checkout-api v2.4.0   RUNNING"}} {
+		h.m.Update(tea.WindowSizeMsg{Width: c.width, Height: 30})
+		if first := strings.SplitN(h.screen(), "\n", 2)[0]; !strings.Contains(first, c.want) {
+			t.Errorf("at %d columns the header is %q, want %q in it", c.width, first, c.want)
+		}
 	}
-	h.press("R")
-	if h.m.dialog != nil || len(h.ctl.sent()) != 0 || !strings.Contains(h.screen(), "this run ended at the rollback") {
-		t.Errorf("R after the rollback: dialog %v, sent %v:\n%s", h.m.dialog != nil, h.sentKinds(), h.screen())
-	}
-	h.press("?")
-	if !strings.Contains(h.screen(), "R        retry: start again from step 1 after a rollback (asks first) — this run ended at the rollback") {
-		t.Errorf("help does not say why R is off:\n%s", h.screen())
+}
+
+// TestQuitDialogFollowsTheRollout: the quit dialog states where the rollout is now, not where
+// it was when it opened.
+func TestQuitDialogFollowsTheRollout(t *testing.T) {
+	st, now := stateRunning(t)
+	h := newHarness(t, st, now, nil)
+	h.press("q")
+	paused, _ := statePaused(t)
+	h.m.Update(snapshotMsg{st: paused, ok: true})
+	if box := dialogText(h.screen()); !strings.Contains(box, "The rollout is paused at step 4 of 6") {
+		t.Errorf("the quit dialog after the rollout paused:\n%s", h.screen())
 	}
 }

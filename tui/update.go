@@ -68,8 +68,12 @@ func (m *Model) handleSnapshot(msg snapshotMsg) tea.Cmd {
 	}
 	m.st, m.have = m.printable(msg.st), true
 	m.rows = logRows(m.st.Log)
-	if d := m.dialog; d != nil && d.kind == dialogConfirm {
+	switch d := m.dialog; {
+	case d == nil:
+	case d.kind == dialogConfirm:
 		m.dialog = m.confirmDialog(d.cmd, d.step) // the facts it states follow the rollout
+	case d.kind == dialogQuit:
+		m.dialog = m.quitDialog()
 	}
 	if msg.playback != nil {
 		m.playback = *msg.playback

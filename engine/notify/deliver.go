@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/spec"
 )
 
 // destination is one notify entry: its queue and the worker that empties it.
@@ -138,14 +139,15 @@ func (d *destination) render(m message) ([]byte, error) {
 		for i := range lines {
 			lines[i] = slackEscape(lines[i])
 		}
-		lines[0] = fmt.Sprintf("*%s* %s", slackEscape(m.rollout), lines[0])
+		lines[0] = fmt.Sprintf("*%s* %s", slackEscape(m.label()), lines[0])
 		return json.Marshal(struct {
 			Text string `json:"text"`
 		}{strings.Join(lines, "\n")})
 	}
 	doc := WebhookDocument{
 		Rollout: m.rollout,
-		Message: m.rollout + ": " + strings.Join(m.text("- "), "\n"),
+		Canary:  m.canary,
+		Message: m.label() + ": " + strings.Join(m.text("- "), "\n"),
 		Phase:   m.phase,
 		Step:    m.step,
 		Steps:   m.steps,
@@ -161,9 +163,10 @@ func (d *destination) render(m message) ([]byte, error) {
 // WebhookDocument is the JSON body a generic webhook receives for each notification.
 type WebhookDocument struct {
 	Rollout string       `json:"rollout"`
-	Message string       `json:"message"` // for people: what happened and the numbers behind it
+	Canary  *spec.Canary `json:"canary,omitempty"` // what is being released, as the rollout file says
+	Message string       `json:"message"`          // for people: what happened and the numbers behind it
 	Phase   engine.Phase `json:"phase"`
-	Step    int          `json:"step"` // 1-based, as people count; event.step is the journal's 0-based index
+	Step    int          `json:"step"` // 1 for the first, as everywhere (event.step too)
 	Steps   int          `json:"steps"`
 	Weight  *int         `json:"weight"` // the canary percent the provider last confirmed; null before any
 	Event   engine.Event `json:"event"`  // the journal event this notification is about

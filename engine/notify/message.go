@@ -14,6 +14,7 @@ import (
 // message is one piece of rollout news, rendered for each destination when it is sent.
 type message struct {
 	rollout  string
+	canary   *spec.Canary // what is being released, if the rollout file says
 	event    engine.Event
 	headline string   // what happened, in one line
 	details  []string // the numbers that explain it, one per line
@@ -29,7 +30,7 @@ type message struct {
 
 // compose is the message for ev, folded into st already, or false if ev is not news.
 func compose(st *engine.State, ev engine.Event) (message, bool) {
-	m := message{rollout: st.Spec.Name, event: ev, phase: st.Phase, step: ev.Step + 1, steps: len(st.Spec.Steps), weight: st.Weight}
+	m := message{rollout: st.Spec.Name, canary: st.Spec.Canary, event: ev, phase: st.Phase, step: ev.Step + 1, steps: len(st.Spec.Steps), weight: st.Weight}
 	// Every event type is listed, so a new one is a decision: news or not.
 	//exhaustive:enforce
 	switch ev.Type {
@@ -39,6 +40,9 @@ func compose(st *engine.State, ev engine.Event) (message, bool) {
 			m.headline = fmt.Sprintf("rollout started again (attempt %d)", ev.Attempt)
 		}
 		m.headline += by(ev.Actor)
+		if c := st.Spec.Canary.String(); c != "" {
+			m.details = append(m.details, "canary: "+c)
+		}
 		m.details = append(m.details, "plan: "+plan(st.Spec), "checks: "+checkNames(st.Spec))
 	case engine.EventStepStarted:
 		if st.Spec.Steps[ev.Step].Pause == nil {
@@ -80,6 +84,15 @@ func compose(st *engine.State, ev engine.Event) (message, bool) {
 		return m, false
 	}
 	return m, true
+}
+
+// label names the rollout at the head of a message, with the canary's version when the file
+// gives one: "checkout-api v2.4.0". Text from the file is made printable.
+func (m message) label() string {
+	if v := m.canary.Short(); v != "" {
+		return printable.Line(m.rollout + " " + v)
+	}
+	return m.rollout
 }
 
 // text is the message as plain lines: the rollout and headline, then one line per detail.

@@ -50,6 +50,9 @@ func Parse(file string, data []byte) (*Rollout, error) {
 
 func parse(file string, data []byte, floors bool) (*Rollout, error) {
 	d := &decoder{file: file, floors: floors, pos: map[string]srcPos{}, bad: map[string]bool{}}
+	if e := tabIndent(file, data); e != nil {
+		return nil, Errors{e}
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var root yaml.Node
 	err := dec.Decode(&root)
@@ -57,7 +60,11 @@ func parse(file string, data []byte, floors bool) (*Rollout, error) {
 	case errors.Is(err, io.EOF):
 		return nil, Errors{{File: file, Line: 1, Col: 1, Msg: "empty rollout file"}}
 	case err != nil:
-		return nil, Errors{yamlpos.Syntax(file, err)}
+		e := yamlpos.Syntax(file, err)
+		if bad := misindented(file, data, e.Line); bad != nil {
+			e = bad
+		}
+		return nil, Errors{e}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
@@ -181,7 +188,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	case reflect.Float64:
 		var f float64
 		if n.Kind != yaml.ScalarNode || (n.Tag != "!!int" && n.Tag != "!!float") || n.Decode(&f) != nil {
-			d.errAt(n, path, "want a number, got %s", describe(n))
+			d.errAt(n, path, "want a number, got %s%s", describe(n), numberHint(n, path))
 			return
 		}
 		v.SetFloat(f)
@@ -203,7 +210,7 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 		return // "pause:" or "builtin: {}" alike: present, with nothing set
 	}
 	if n.Kind != yaml.MappingNode {
-		d.errAt(n, path, "want a mapping, got %s", describe(n))
+		d.errAt(n, path, "want a mapping, got %s%s", describe(n), scalarHint(n, path))
 		return
 	}
 	fields := map[string]int{}

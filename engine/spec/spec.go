@@ -18,7 +18,9 @@ import (
 // and the steps of the rollout. Load one with Load or Parse, which apply defaults and validate
 // it; a Rollout built by hand should go through Validate.
 type Rollout struct {
-	Name     string   `yaml:"name" json:"name"`
+	Name string `yaml:"name" json:"name"`
+	// Canary says what is being released, for people (optional).
+	Canary   *Canary  `yaml:"canary" json:"canary,omitempty"`
 	Traffic  Traffic  `yaml:"traffic" json:"traffic"`
 	Metrics  Metrics  `yaml:"metrics" json:"metrics"`
 	Analysis Analysis `yaml:"analysis" json:"analysis"`
@@ -29,6 +31,48 @@ type Rollout struct {
 
 	file string            // the file it was read from, for messages
 	pos  map[string]srcPos // where each field was written, by path ("checks[1].name")
+}
+
+// Canary is the identity of the version being released: shown in the TUI's header, in the
+// rollout_started line of the event log and headless output, in perch status and in
+// notifications, and kept in the journal's header with the rest of the file. Every field is
+// optional and changes nothing about how the rollout runs.
+type Canary struct {
+	Version string `yaml:"version" json:"version,omitempty"` // v2.4.0
+	Image   string `yaml:"image" json:"image,omitempty"`     // ghcr.io/acme/checkout:v2.4.0
+	Commit  string `yaml:"commit" json:"commit,omitempty"`   // 1a2b3c4
+}
+
+// Short names the canary in a few characters: its version, else its commit, else its image.
+func (c *Canary) Short() string {
+	switch {
+	case c == nil:
+		return ""
+	case c.Version != "":
+		return c.Version
+	case c.Commit != "":
+		return c.Commit
+	}
+	return c.Image
+}
+
+// String is the whole identity in a line: "v2.4.0 (image ghcr.io/acme/checkout:v2.4.0, commit
+// 1a2b3c4)"; empty when nothing is set.
+func (c *Canary) String() string {
+	if c == nil {
+		return ""
+	}
+	var more []string
+	if c.Image != "" && c.Image != c.Short() {
+		more = append(more, "image "+c.Image)
+	}
+	if c.Commit != "" && c.Commit != c.Short() {
+		more = append(more, "commit "+c.Commit)
+	}
+	if len(more) == 0 {
+		return c.Short()
+	}
+	return c.Short() + " (" + strings.Join(more, ", ") + ")"
 }
 
 // Traffic names the one provider that moves traffic.

@@ -168,7 +168,8 @@ func (s *Server) allowKey(ctx ssh.Context, key ssh.PublicKey) bool {
 // identity names the person behind a session.
 func (s *Server) identity(sess ssh.Session) (engine.Actor, bool) {
 	if s.cfg.Keys == nil {
-		return engine.Actor{Name: sess.User() + " (open demo)", Role: engine.RoleOperator, Source: "ssh"}, true
+		// No key names anyone: the name is what the client said, and the source says so.
+		return engine.Actor{Name: sess.User(), Role: engine.RoleOperator, Source: "ssh, open demo"}, true
 	}
 	id, ok := s.cfg.Keys.Lookup(sess.PublicKey())
 	if !ok {
