@@ -39,9 +39,6 @@ func (m *Model) commands() []command {
 	return cmds
 }
 
-// errEndsAtRollback refuses a retry where the engine ends at a rollback (Options.NoRetry).
-var errEndsAtRollback = fmt.Errorf("%w: this run ended at the rollback; start it again to retry", engine.ErrNotAllowed)
-
 // refusal is why kind cannot be sent now, worded as the engine words its refusals.
 func (m *Model) refusal(kind engine.CommandKind) error {
 	switch {
@@ -55,8 +52,6 @@ func (m *Model) refusal(kind engine.CommandKind) error {
 		return engine.ErrNotRunning
 	case !m.have:
 		return fmt.Errorf("%w: no state from the engine yet", engine.ErrNotAllowed)
-	case kind == engine.CommandRetry && m.opts.NoRetry && m.st.Phase.Done():
-		return errEndsAtRollback
 	}
 	return m.st.Allowed(kind)
 }

@@ -67,8 +67,6 @@ func (m *Model) offWords(err error) string {
 		return "viewers cannot change traffic"
 	case errors.Is(err, engine.ErrNotRunning):
 		return "the engine has stopped"
-	case errors.Is(err, errEndsAtRollback):
-		return "this run ended at the rollback"
 	case !m.have:
 		return "no state from the engine yet"
 	}

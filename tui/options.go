@@ -93,9 +93,6 @@ type Options struct {
 	// NoResume says a stopped run cannot be continued (the demo has no --resume), so the quit
 	// dialog does not offer to.
 	NoResume bool
-	// NoRetry says the engine ends at a rollback instead of waiting for a retry (it does not
-	// linger), so R is not offered after one.
-	NoRetry bool
 	// Note is shown in the status bar beside who you are, when no message is (the demo puts
 	// its proxy's address there, since the screen hides what perch printed before).
 	Note string

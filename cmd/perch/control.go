@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,9 +16,13 @@ import (
 
 	"github.com/perchhq/perch/engine"
 	"github.com/perchhq/perch/engine/control"
+	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/internal/printable"
 	"github.com/perchhq/perch/metrics"
 )
+
+// watchEvery is how often perch status --watch asks for the status.
+const watchEvery = time.Second
 
 // controlCmds are the verbs that steer a running perch through its control socket.
 func (a *app) controlCmds() []*cobra.Command {
@@ -26,29 +33,45 @@ func (a *app) controlCmds() []*cobra.Command {
 		{"rollback", "Roll back now: send 0% to the canary"},
 		{"promote", "Promote now: send 100% to the canary"},
 		{"retry", "After a rollback, start the rollout again from step 1"},
-		{"status", "Print the running rollout's phase, step, weight and last verdicts"},
+		{"status", "Print the running rollout's phase, step, weight and last verdicts; --watch follows it"},
 	}
 	var cmds []*cobra.Command
 	for _, v := range verbs {
 		var socket, reason, output string
 		var step int
+		var watch bool
 		c := &cobra.Command{
-			Use:   v.name,
+			Use:   v.name + " [ROLLOUT]",
 			Short: v.short,
-			Args:  cobra.NoArgs,
-			RunE: func(c *cobra.Command, _ []string) error {
+			Long: v.short + `.
+
+ROLLOUT picks one of several running perches by the rollout's name (or its rollout file); with
+one running it may be left out. Steps are counted from 1, as in perch status -o json, the
+journal and the webhook's documents. A command the rollout has carried out already (pause
+when paused, rollback when rolling back…) succeeds and says so.`,
+			Args: cobra.MaximumNArgs(1),
+			RunE: func(c *cobra.Command, args []string) error {
 				req := control.Request{Command: v.name, Reason: reason}
 				if c.Flags().Changed("step") {
 					step0 := step - 1
 					req.Step = &step0
 				}
-				return a.control(c.Context(), socket, req, output)
+				rollout := ""
+				if len(args) == 1 {
+					rollout = args[0]
+				}
+				if watch {
+					return a.watch(c.Context(), socket, rollout, output)
+				}
+				return a.control(c.Context(), socket, rollout, req, output)
 			},
 		}
 		c.Flags().StringVar(&socket, "socket", "", "control socket of the running perch (default: the one in $XDG_RUNTIME_DIR/perch, /run/user/UID/perch or $TMPDIR/perch-UID)")
 		c.Flags().StringVarP(&output, "output", "o", outputText, "text or json")
-		if v.name != "status" {
-			stepHelp := "refuse unless the rollout is still at this step (1-based), so a late command cannot act on a later step"
+		if v.name == "status" {
+			c.Flags().BoolVarP(&watch, "watch", "w", false, "follow the rollout in plain text until it ends (exit 0 promoted, 1 rolled back, 3 if perch went away)")
+		} else {
+			stepHelp := "refuse unless the rollout is still at this step (1 for the first, as perch status shows), so a late command cannot act on a later step"
 			if engine.CommandKind(v.name).NeverStale() {
 				stepHelp = "ignored: a " + v.name + " acts on whatever step the rollout is at"
 			}
@@ -60,19 +83,53 @@ func (a *app) controlCmds() []*cobra.Command {
 	return cmds
 }
 
-func (a *app) control(ctx context.Context, socket string, req control.Request, output string) error {
+// findSocket is the socket to talk to: --socket, else the one running perch's (of rollout,
+// when several run).
+func (a *app) findSocket(socket, rollout string) (string, error) {
+	if socket != "" {
+		return socket, nil
+	}
+	found, dirs := control.Find(a.getenv)
+	if rollout != "" {
+		name := rolloutName(rollout)
+		var mine []string
+		for _, p := range found {
+			if filepath.Base(p) == name+".sock" {
+				mine = append(mine, p)
+			}
+		}
+		if len(mine) == 0 {
+			return "", runtimeError(fmt.Errorf("no running perch of rollout %q found in %s; pass --socket", printable.Line(name), strings.Join(dirs, ", ")))
+		}
+		found = mine
+	}
+	switch {
+	case len(found) == 0:
+		return "", runtimeError(fmt.Errorf("no running perch of yours found in %s; pass --socket", strings.Join(dirs, ", ")))
+	case len(found) > 1:
+		return "", badInput(fmt.Errorf("several perches are running; name the rollout (perch status NAME) or choose one with --socket:\n  %s", strings.Join(found, "\n  ")))
+	}
+	return found[0], nil
+}
+
+// rolloutName is the rollout a verb's ROLLOUT names: a rollout file's name, else the text as
+// given.
+func rolloutName(arg string) string {
+	if fi, err := os.Stat(arg); err == nil && fi.Mode().IsRegular() {
+		if r, err := spec.Load(arg); err == nil {
+			return r.Name
+		}
+	}
+	return arg
+}
+
+func (a *app) control(ctx context.Context, socket, rollout string, req control.Request, output string) error {
 	if err := checkOutput(output); err != nil {
 		return err
 	}
-	if socket == "" {
-		found, dirs := control.Find(a.getenv)
-		switch {
-		case len(found) == 0:
-			return runtimeError(fmt.Errorf("no running perch of yours found in %s; pass --socket", strings.Join(dirs, ", ")))
-		case len(found) > 1:
-			return badInput(fmt.Errorf("several perches are running; choose one with --socket:\n  %s", strings.Join(found, "\n  ")))
-		}
-		socket = found[0]
+	socket, err := a.findSocket(socket, rollout)
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -87,6 +144,9 @@ func (a *app) control(ctx context.Context, socket string, req control.Request, o
 		}
 		fmt.Fprintf(a.stdout, "%s\n", printable.JSON(line))
 	} else if resp.OK {
+		if resp.Note != "" {
+			fmt.Fprintf(a.stdout, "%s: %s\n", req.Command, printable.Line(resp.Note))
+		}
 		printStatus(a.stdout, resp.Status)
 	}
 	if !resp.OK {
@@ -95,11 +155,104 @@ func (a *app) control(ctx context.Context, socket string, req control.Request, o
 	return nil
 }
 
-// printStatus writes a rollout's status for people. Its reasons, names and errors came from
-// outside (alerts, providers, operators), so each is made one printable line.
+// watch follows a running rollout: the status whenever it changes, in plain text (or one JSON
+// response per line), until the rollout ends or perch goes away. Its exit says how it ended:
+// 0 promoted, 1 rolled back, 3 perch went away first; Ctrl+C leaves with 0.
+func (a *app) watch(ctx context.Context, socket, rollout, output string) error {
+	if err := checkOutput(output); err != nil {
+		return err
+	}
+	socket, err := a.findSocket(socket, rollout)
+	if err != nil {
+		return err
+	}
+	var last string
+	var seen *control.Status
+	for first := true; ; first = false {
+		if !first {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(watchEvery):
+			}
+		}
+		askCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		resp, err := control.Send(askCtx, socket, control.Request{Command: "status"})
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil && first:
+			return runtimeError(err)
+		case err != nil:
+			return a.watchEnd(seen, output)
+		case !resp.OK || resp.Status == nil:
+			return runtimeError(fmt.Errorf("status refused: %s", printable.Line(resp.Error)))
+		}
+		seen = resp.Status
+		var b strings.Builder
+		if output == outputJSON {
+			line, _ := json.Marshal(resp)
+			fmt.Fprintf(&b, "%s\n", printable.JSON(line))
+		} else {
+			printStatus(&b, resp.Status)
+		}
+		// The same status again (only its clocks moved) is not printed twice.
+		if now := b.String(); now != last {
+			if output == outputText && !first {
+				fmt.Fprintln(a.stdout)
+			}
+			io.WriteString(a.stdout, now)
+			last = now
+		}
+		switch resp.Status.Phase {
+		case engine.PhasePromoted:
+			return nil
+		case engine.PhaseRolledBack:
+			return exitWith(exitRolledBack)
+		}
+	}
+}
+
+// watchEnd is how a watch ends when perch has gone: a run that does not linger ends with its
+// rollout, and its journal says how. It exits as the rollout ended; 3 if it had not.
+func (a *app) watchEnd(seen *control.Status, output string) error {
+	var st *engine.State
+	if seen != nil && seen.Journal != "" {
+		if rec, err := engine.LoadRecording(seen.Journal); err == nil {
+			folded := rec.Fold()
+			st = &folded
+		}
+	}
+	if st == nil || !st.Phase.Done() {
+		fmt.Fprintln(a.stderr, "perch: perch went away before the rollout ended; its journal tells the rest")
+		return exitWith(exitRuntime)
+	}
+	if output == outputText {
+		fmt.Fprintln(a.stdout)
+		s := control.StatusOf(*st)
+		printStatus(a.stdout, s)
+	}
+	if st.Phase == engine.PhaseRolledBack {
+		return exitWith(exitRolledBack)
+	}
+	return nil
+}
+
+// printStatus writes a rollout's status for people: values in each check's unit, nothing
+// where nothing has been measured yet. Its reasons, names and errors came from outside
+// (alerts, providers, operators), so each is made one printable line.
 func printStatus(w io.Writer, s *control.Status) {
 	line := printable.Line
-	fmt.Fprintf(w, "%s  %s  step %d/%d (%s)  canary %d%%", line(s.Name), line(strings.ReplaceAll(string(s.Phase), "_", " ")), s.Step, s.Steps, line(s.StepDesc), s.Weight)
+	name := line(s.Name)
+	if c := s.Canary.String(); c != "" {
+		name += " " + line(c)
+	}
+	weight := "canary weight not set yet"
+	if s.Weight >= 0 {
+		weight = fmt.Sprintf("canary %d%%", s.Weight)
+	}
+	fmt.Fprintf(w, "%s  %s  step %d/%d (%s)  %s", name, line(s.Phase.Words()), s.Step, s.Steps, line(s.StepDesc), weight)
 	if s.Target != s.Weight && s.Target >= 0 {
 		fmt.Fprintf(w, " (setting %d%%)", s.Target)
 	}
@@ -109,19 +262,26 @@ func printStatus(w io.Writer, s *control.Status) {
 		if s.PausedBy != "" {
 			who = " by " + s.PausedBy
 		}
-		fmt.Fprintf(w, "  %s%s: %s\n", line(strings.TrimSpace(s.Hold+" "+string(s.Phase))), line(who), line(s.Reason))
+		fmt.Fprintf(w, "  %s%s: %s\n", line(strings.TrimSpace(s.Hold+" "+s.Phase.Words())), line(who), line(s.Reason))
 	}
 	if s.RouterErr != "" {
 		fmt.Fprintf(w, "  provider error: %s\n", line(s.RouterErr))
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, c := range s.Checks {
-		verdict := line(string(c.Verdict))
-		if verdict == "" {
-			verdict = "-"
+		u := metrics.Unit{Name: line(c.Unit), Rate: c.Rate}
+		value := func(v metrics.Number) string {
+			if math.IsNaN(float64(v)) {
+				return "—"
+			}
+			return u.Value(float64(v))
 		}
-		fmt.Fprintf(tw, "  %s\t%s\tcanary %s\tbaseline %s\t%s\n", line(c.Name), verdict,
-			metrics.FormatValue(float64(c.Canary)), metrics.FormatValue(float64(c.Baseline)), line(c.Reason))
+		if c.Verdict == "" {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", line(c.Name), "no look yet this step", "")
+			continue
+		}
+		fmt.Fprintf(tw, "  %s\t%s\tlast interval: canary %s, baseline %s\t%s\n", line(c.Name), line(string(c.Verdict)),
+			value(c.Canary), value(c.Baseline), line(c.Reason))
 	}
 	tw.Flush()
 	if s.LastChange != "" {

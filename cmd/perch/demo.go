@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/perchhq/perch/demo"
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/internal/yamlpos"
 	"github.com/perchhq/perch/themes"
 	"github.com/perchhq/perch/tui/remote"
 )
@@ -74,7 +76,10 @@ func (a *app) demo(c *cobra.Command, f demoFlags) error {
 		return badInput(fmt.Errorf("--speed: want a positive number, got %v", f.speed))
 	}
 	if _, err := demo.FindScenario(f.scenario); err != nil {
-		return badInput(fmt.Errorf("--scenario: %w", err))
+		return badInput(fmt.Errorf("--scenario: unknown scenario %q%s", f.scenario, yamlpos.Hint(f.scenario, demo.ScenarioNames())))
+	}
+	if _, err := os.Lstat(f.record); f.record != "" && err == nil {
+		return badInput(fmt.Errorf("--record %s already exists; a demo records a new journal (it cannot be resumed): choose another name", f.record))
 	}
 	served := f.ssh.addr != ""
 	theme, err := a.checkTUI(runFlags{headless: f.headless || served, theme: f.theme})
@@ -95,7 +100,9 @@ func (a *app) demo(c *cobra.Command, f demoFlags) error {
 	case f.headless:
 		front = headless{format: f.output}
 	default:
-		front = localTUI{theme: theme, format: f.output}
+		// Under the TUI the engine stays after a rollback, so the operator can retry (R), as
+		// perch run's does; a demo cannot be resumed once stopped.
+		front = localTUI{theme: theme, format: f.output, noResume: true}
 	}
 	var stack *demo.Stack
 	return a.supervise(c.Context(), supervision{
@@ -107,7 +114,7 @@ func (a *app) demo(c *cobra.Command, f demoFlags) error {
 			}
 			return a.openDemo(stack, f.record)
 		},
-		linger: served, socket: f.socket, socketGroup: f.socketGroup, metricsAddr: f.metricsAddr, front: front,
+		linger: served || !f.headless, socket: f.socket, socketGroup: f.socketGroup, metricsAddr: f.metricsAddr, front: front,
 		begin: func(ctx context.Context, eng *engine.Engine) func(engine.Outcome) {
 			return a.driveDemo(ctx, eng, stack)
 		},
@@ -169,8 +176,12 @@ func (a *app) driveDemo(ctx context.Context, eng *engine.Engine, stack *demo.Sta
 	return func(out engine.Outcome) {
 		<-driven
 		load := stack.Load.Stats()
+		ended := out.Words()
+		if st := eng.Snapshot(); st.Phase.Done() { // a lingering engine stopped after the end
+			ended = st.Phase.Words()
+		}
 		fmt.Fprintf(a.stderr, "perch: demo %q ended %s (this scenario is expected to end %s); %d requests sent, %d skipped at the concurrency limit\n",
-			stack.Scenario.Name, out, stack.Scenario.Expect, load.Sent, load.Skipped)
+			stack.Scenario.Name, ended, stack.Scenario.Expect.Words(), load.Sent, load.Skipped)
 	}
 }
 

@@ -131,7 +131,9 @@ func (s *session) start(ctx context.Context, p supervision) (stop func(), err er
 	}
 	r, a := s.rollout, s.app
 	for _, start := range []func() (func(), error){
-		func() (func(), error) { return a.serveControl(ctx, s.eng, r.spec, p.socket, p.socketGroup) },
+		func() (func(), error) {
+			return a.serveControl(ctx, s.eng, r.spec, p.socket, p.socketGroup, r.journal.Path())
+		},
 		func() (func(), error) { return a.serveMetrics(p.metricsAddr, s.eng, r.router, r.source) },
 		func() (func(), error) { return a.startIntegrations(ctx, r.spec, s.eng) },
 		func() (func(), error) { return func() {}, p.front.prepare(s) },

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
@@ -79,7 +80,9 @@ func (a *app) rootCmd() *cobra.Command {
 		Long:          "perch moves traffic to a canary in steps, compares it with the baseline at each step,\nand rolls back the moment the canary is worse.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       versionText(debug.ReadBuildInfo()),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		//lint:ignore ST1005 printed as is, the usage hint on a line of its own
 		return badInput(fmt.Errorf("%w\nRun '%s --help' for usage.", err, c.CommandPath()))
@@ -90,7 +93,7 @@ func (a *app) rootCmd() *cobra.Command {
 	}{
 		{"rollouts", "Rollouts:", []*cobra.Command{a.runCmd(), a.serveCmd(), a.demoCmd(), a.replayCmd()}},
 		{"control", "Steer a running perch (through its control socket):", a.controlCmds()},
-		{"tools", "Files, metrics and traffic:", []*cobra.Command{a.validateCmd(), a.analyzeCmd(), a.trafficCmd(), a.proxyCmd()}},
+		{"tools", "Files, metrics and traffic:", []*cobra.Command{a.validateCmd(), a.analyzeCmd(), a.trafficCmd(), a.proxyCmd(), a.versionCmd()}},
 	}
 	for _, g := range groups {
 		root.AddGroup(&cobra.Group{ID: g.id, Title: g.title})

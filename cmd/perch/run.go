@@ -159,9 +159,9 @@ func createJournal(spec *spec.Rollout, path string) (*engine.Journal, string, er
 }
 
 // serveControl listens on the rollout's control socket until the returned function is called;
-// it reports on a.stderr.
-func (a *app) serveControl(ctx context.Context, eng *engine.Engine, spec *spec.Rollout, socket, group string) (func(), error) {
-	opts := control.Options{Group: group, Logf: func(format string, args ...any) {
+// it reports on a.stderr. journal is the run's journal, which the status names.
+func (a *app) serveControl(ctx context.Context, eng *engine.Engine, spec *spec.Rollout, socket, group, journal string) (func(), error) {
+	opts := control.Options{Group: group, Journal: journal, Logf: func(format string, args ...any) {
 		fmt.Fprintf(a.stderr, "perch: "+format+"\n", args...)
 	}}
 	switch socket {

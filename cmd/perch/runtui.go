@@ -41,6 +41,8 @@ func (a *app) checkTUI(f runFlags) (themes.Theme, error) {
 type localTUI struct {
 	theme  themes.Theme
 	format string // what a detached run prints: text or json
+	// noResume says a stopped run cannot be continued (the demo).
+	noResume bool
 }
 
 func (localTUI) prepare(*session) error { return nil }
@@ -94,7 +96,7 @@ func (t localTUI) show(ctx context.Context, s *session) (choice tui.Choice, gone
 	actor := engine.Actor{Name: s.app.localUser(), Role: engine.RoleOperator, Source: "tui"}
 	s.held.hold()
 	choice, err := tui.Run(viewCtx, tui.Options{Snapshots: s.eng, Commander: s.eng, Mode: tui.ModeLocal, Theme: t.theme,
-		Actor: actor, Note: s.rollout.note, Input: in, Output: out})
+		Actor: actor, Note: s.rollout.note, Input: in, Output: out, NoResume: t.noResume})
 	s.held.release()
 	var why string
 	switch {

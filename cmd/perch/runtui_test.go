@@ -231,7 +231,9 @@ func TestHeldStderr(t *testing.T) {
 }
 
 // TestDemoInRealTerminal drives `perch demo` from the keyboard in tmux: pause and resume,
-// roll back through the confirm dialog, resize to 80×24 with the header and keys kept, quit.
+// the quit dialog (which offers no --resume: a demo has none), roll back through the confirm
+// dialog (R is offered after it: the engine stays for a retry), resize to 80×24 with the header
+// and keys kept, quit.
 func TestDemoInRealTerminal(t *testing.T) {
 	dir := t.TempDir()
 	args := fmt.Sprintf("demo --speed 2 --socket none --record %s", filepath.Join(dir, "demo.jsonl"))
@@ -242,6 +244,13 @@ func TestDemoInRealTerminal(t *testing.T) {
 	s.WaitFor("paused", "PAUSED", "paused by dana")
 	s.Key("p")
 	s.WaitFor("resumed", "RUNNING", "resumed by dana")
+	s.Key("q")
+	screen := s.WaitFor("quit asks", "Leave the view?", "this run cannot be")
+	if strings.Contains(screen, "--resume") {
+		t.Errorf("the demo's quit dialog offers --resume:\n%s", screen)
+	}
+	s.Key("Escape")
+	s.WaitGone("stays", "Leave the view?")
 	s.Key("?")
 	s.WaitFor("help", "KEYS", "roll back")
 	s.Key("Escape")
@@ -253,9 +262,9 @@ func TestDemoInRealTerminal(t *testing.T) {
 	s.Key("r")
 	s.WaitFor("rollback asks again", "Roll back demo-healthy?")
 	s.Key("y")
-	s.WaitFor("rolled back", "ROLLED BACK", "rolled back by dana", "canary weight is 0%")
+	s.WaitFor("rolled back", "ROLLED BACK", "rolled back by dana", "canary weight is 0%", "R retry")
 	s.Resize(80, 24)
-	screen := s.WaitFor("narrow", "demo-healthy", "ROLLED BACK", "q quit")
+	screen = s.WaitFor("narrow", "demo-healthy", "ROLLED BACK", "q quit")
 	lines := strings.Split(strings.TrimRight(screen, "\n"), "\n")
 	if !strings.Contains(lines[0], "demo-healthy") || !strings.Contains(lines[len(lines)-1], "q quit") {
 		t.Errorf("at 80×24 the header is not first or the keys not last:\n%s", screen)

@@ -31,6 +31,9 @@ is a warning, not a failure: a canary that takes no traffic yet has none.
 Notification URLs and headers are expanded with this environment, as perch run does:
 an unset ${NAME} is a problem in the file.
 
+Warnings (on stderr, at FILE:LINE:COL) name what is valid but likely not meant, such as a
+step that sets a weight without analyze; they do not change the exit code.
+
 Exit codes: 0 the file is good (and, with --check-access, everything was reachable),
 2 problems in the file, 3 a provider or query failed.`,
 		Args: exactlyOneArg("rollout file"),
@@ -43,6 +46,9 @@ Exit codes: 0 the file is good (and, with --check-access, everything was reachab
 				return err
 			}
 			fmt.Fprintln(a.stdout, summarize(spec))
+			for _, w := range spec.Warnings() {
+				fmt.Fprintln(a.stderr, w) // likely not what was meant, but a valid file
+			}
 			if !f.checkAccess {
 				return nil
 			}
@@ -91,6 +97,10 @@ func summarize(s *spec.Rollout) string {
 		}
 		weights += st.String()
 	}
+	name := s.Name
+	if c := s.Canary.String(); c != "" {
+		name += " (canary " + c + ")"
+	}
 	return fmt.Sprintf("%s: ok — %s traffic, %s metrics, %d check(s), %d step(s): %s → promote",
-		s.Name, s.Traffic.Kind(), s.Metrics.Kind(), len(s.Checks), len(s.Steps), weights)
+		name, s.Traffic.Kind(), s.Metrics.Kind(), len(s.Checks), len(s.Steps), weights)
 }

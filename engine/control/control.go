@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"net"
 	"os"
 	"os/user"
@@ -25,6 +26,7 @@ import (
 	"time"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics"
 )
 
@@ -45,21 +47,25 @@ type Request struct {
 
 // Response is the server's answer.
 type Response struct {
-	OK     bool    `json:"ok"`
-	Error  string  `json:"error,omitempty"`
-	Code   string  `json:"code,omitempty"` // stale | not_allowed | forbidden | bad_request | not_running | busy
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+	Code  string `json:"code,omitempty"` // stale | not_allowed | forbidden | bad_request | not_running | busy
+	// Note says why an OK command changed nothing: the rollout was where it asked for already
+	// ("already paused"), so saying it twice is not an error.
+	Note   string  `json:"note,omitempty"`
 	Status *Status `json:"status,omitempty"`
 }
 
 // Status is a rollout at a glance, as `perch status` prints it.
 type Status struct {
 	Name       string        `json:"name"`
+	Canary     *spec.Canary  `json:"canary,omitempty"` // what is being released, as the rollout file says
 	Phase      engine.Phase  `json:"phase"`
-	Step       int           `json:"step"` // 1-based, for people
+	Step       int           `json:"step"` // 1 for the first, as in the journal and --step
 	Steps      int           `json:"steps"`
 	StepDesc   string        `json:"stepDescription"`
-	Weight     int           `json:"weight"`
-	Target     int           `json:"target"`
+	Weight     int           `json:"weight"` // the canary percent the provider confirmed; -1 before any
+	Target     int           `json:"target"` // the percent being set; -1 before any
 	Hold       string        `json:"hold,omitempty"`
 	Reason     string        `json:"reason,omitempty"`
 	PausedBy   string        `json:"pausedBy,omitempty"`
@@ -67,20 +73,36 @@ type Status struct {
 	Checks     []CheckStatus `json:"checks"`
 	LastEvent  time.Time     `json:"lastEvent"`
 	LastChange string        `json:"lastChange,omitempty"`
+	// Journal is the file the run records to, which tells how it ended once perch is gone.
+	Journal string `json:"journal,omitempty"`
 }
 
-// CheckStatus is one check's latest verdict.
+// CheckStatus is one check's latest verdict: no verdict and null values before the step's
+// first look.
 type CheckStatus struct {
-	Name     string          `json:"name"`
-	Verdict  metrics.Verdict `json:"verdict,omitempty"`
-	Canary   metrics.Number  `json:"canary"`
-	Baseline metrics.Number  `json:"baseline"`
-	Reason   string          `json:"reason,omitempty"`
+	Name    string          `json:"name"`
+	Verdict metrics.Verdict `json:"verdict,omitempty"`
+	// Canary and Baseline are the last interval's values, in the check's unit as measured
+	// (a rate as a fraction; seconds as seconds).
+	Canary   metrics.Number `json:"canary"`
+	Baseline metrics.Number `json:"baseline"`
+	// Unit is what the values are in ("%" for a rate written as a percentage), and Rate says
+	// they are events out of a total.
+	Unit   string `json:"unit,omitempty"`
+	Rate   bool   `json:"rate,omitempty"`
+	Reason string `json:"reason,omitempty"`
 }
 
-// statusOf summarizes a state.
-func statusOf(st engine.State) *Status {
-	s := &Status{Name: st.Spec.Name, Phase: st.Phase, Step: st.Step + 1, Steps: len(st.Spec.Steps),
+// statusOf summarizes a state, naming the run's journal.
+func (srv *Server) statusOf(st engine.State) *Status {
+	s := StatusOf(st)
+	s.Journal = srv.journal
+	return s
+}
+
+// StatusOf summarizes a state, as perch status shows it.
+func StatusOf(st engine.State) *Status {
+	s := &Status{Name: st.Spec.Name, Canary: st.Spec.Canary, Phase: st.Phase, Step: st.Step + 1, Steps: len(st.Spec.Steps),
 		StepDesc: st.CurrentStep().String(), Weight: st.Weight, Target: st.Target, RouterErr: st.RouterError,
 		LastEvent: st.LastEventAt, Checks: []CheckStatus{}}
 	switch st.Phase {
@@ -94,8 +116,13 @@ func statusOf(st engine.State) *Status {
 	case engine.PhaseRollingBack, engine.PhaseRolledBack, engine.PhasePromoting, engine.PhasePromoted:
 		s.Reason = st.EndReason
 	}
-	for _, c := range st.Checks {
-		cs := CheckStatus{Name: c.Name}
+	for i, c := range st.Checks {
+		nan := metrics.Number(math.NaN())
+		cs := CheckStatus{Name: c.Name, Canary: nan, Baseline: nan}
+		if i < len(st.Spec.Checks) {
+			u := st.Spec.Checks[i].ValueUnit()
+			cs.Unit, cs.Rate = u.Name, u.Rate
+		}
 		if c.Last != nil {
 			cs.Verdict, cs.Canary, cs.Baseline, cs.Reason = c.Last.Verdict, c.Last.LastCanary, c.Last.LastBaseline, c.Last.Reason
 		}
@@ -188,6 +215,8 @@ type Options struct {
 	// created mode 0700 (0750 with Group), and refused if it is a symlink or another user's,
 	// or repaired if it is perch's and others may enter it.
 	PrivateDir bool
+	// Journal is the run's journal file, named in its status.
+	Journal string
 	// Logf reports accept errors and refused peers; nil discards the reports.
 	Logf func(format string, args ...any)
 }
@@ -197,7 +226,8 @@ type Server struct {
 	ln          *net.UnixListener
 	path        string
 	target      Target
-	uid, gid    int // perch's user, and the group allowed besides (-1: none)
+	uid, gid    int    // perch's user, and the group allowed besides (-1: none)
+	journal     string // the run's journal, for its status
 	logf        func(format string, args ...any)
 	readTimeout time.Duration
 }
@@ -207,7 +237,7 @@ type Server struct {
 // socket left by a perch that died is replaced; one a live perch answers on, or a file that
 // is not a socket, is refused.
 func Listen(path string, target Target, opts Options) (*Server, error) {
-	s := &Server{path: path, target: target, uid: os.Geteuid(), gid: -1, logf: opts.Logf, readTimeout: 10 * time.Second}
+	s := &Server{path: path, target: target, uid: os.Geteuid(), gid: -1, logf: opts.Logf, readTimeout: 10 * time.Second, journal: opts.Journal}
 	if s.logf == nil {
 		s.logf = func(string, ...any) {}
 	}
@@ -483,7 +513,7 @@ func inGroup(uid, gid, want int) bool {
 
 func (s *Server) answer(ctx context.Context, req Request, actor engine.Actor) Response {
 	if req.Command == "status" {
-		return Response{OK: true, Status: statusOf(s.target.Snapshot())}
+		return Response{OK: true, Status: s.statusOf(s.target.Snapshot())}
 	}
 	kind := engine.CommandKind(req.Command)
 	// Every command kind is listed, so the socket offers each one.
@@ -493,7 +523,11 @@ func (s *Server) answer(ctx context.Context, req Request, actor engine.Actor) Re
 	default:
 		return Response{Error: fmt.Sprintf("unknown command %q", req.Command), Code: "bad_request"}
 	}
-	step := s.target.Snapshot().Step
+	st := s.target.Snapshot()
+	if note := already(st, kind); note != "" {
+		return Response{OK: true, Note: note, Status: s.statusOf(st)}
+	}
+	step := st.Step
 	if req.Step != nil {
 		step = *req.Step
 	}
@@ -501,7 +535,22 @@ func (s *Server) answer(ctx context.Context, req Request, actor engine.Actor) Re
 	if err != nil {
 		return Response{Error: err.Error(), Code: errorCode(err)}
 	}
-	return Response{OK: true, Status: statusOf(s.target.Snapshot())}
+	return Response{OK: true, Status: s.statusOf(s.target.Snapshot())}
+}
+
+// already says, for a command whose end the rollout is at already, that it is ("already
+// paused"), so a command repeated (by a script, or by two people at once) succeeds without
+// being sent; "" for any other.
+func already(st engine.State, kind engine.CommandKind) string {
+	switch {
+	case kind == engine.CommandPause && st.Phase == engine.PhasePaused,
+		kind == engine.CommandRollback && (st.Phase == engine.PhaseRollingBack || st.Phase == engine.PhaseRolledBack),
+		kind == engine.CommandPromote && (st.Phase == engine.PhasePromoting || st.Phase == engine.PhasePromoted):
+		return "already " + st.Phase.Words()
+	case kind == engine.CommandResume && st.Phase == engine.PhaseRunning:
+		return "already running"
+	}
+	return ""
 }
 
 func errorCode(err error) string {

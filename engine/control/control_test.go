@@ -51,7 +51,11 @@ func (f *target) Do(_ context.Context, cmd engine.Command) error {
 	return nil
 }
 
-func (f *target) Snapshot() engine.State { return f.st }
+func (f *target) Snapshot() engine.State {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.st
+}
 
 func (f *target) commands() []engine.Command {
 	f.mu.Lock()
