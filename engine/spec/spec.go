@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/perchhq/perch/internal/envexpand"
+	"github.com/perchhq/perch/internal/yamlpos"
 	"github.com/perchhq/perch/metrics"
 )
 
@@ -28,7 +29,7 @@ type Rollout struct {
 	Notify   []Notify `yaml:"notify" json:"notify,omitempty"`
 
 	file string            // the file it was read from, for messages
-	pos  map[string]srcPos // where each field was written, by path ("checks[1].name")
+	pos  map[string]yamlpos.Pos // where each field was written, by path ("checks[1].name")
 }
 
 // Traffic names the one provider that moves traffic.
@@ -389,5 +390,5 @@ func (s *Rollout) Where(path string) string {
 	if !ok {
 		return s.file
 	}
-	return fmt.Sprintf("%s:%d:%d", s.file, p.line, p.col)
+	return fmt.Sprintf("%s:%d:%d", s.file, p.Line, p.Col)
 }
