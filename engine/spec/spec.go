@@ -28,7 +28,7 @@ type Rollout struct {
 	Alerts   *Alerts  `yaml:"alerts" json:"alerts,omitempty"`
 	Notify   []Notify `yaml:"notify" json:"notify,omitempty"`
 
-	file string            // the file it was read from, for messages
+	file string                 // the file it was read from, for messages
 	pos  map[string]yamlpos.Pos // where each field was written, by path ("checks[1].name")
 }
 
