@@ -33,94 +33,114 @@ func countInterval(in Input, i int) (ec, nc, eb, nb float64, ok bool) {
 	return ec, nc, eb, nb, ok
 }
 
-// ratioTest tests the canary's share of each interval's events against its share of traffic.
+// countModel gives interval i's log likelihood ratios (log e-values) of each harm alternative
+// and each safety alternative against its null, from the interval's events and totals; ok is
+// false for an interval that cannot be used.
+type countModel func(ec, nc, eb, nb float64, harm, safe []float64) (ok bool)
+
+// countTest runs a count model interval by interval: harm as an e-detector over the model's
+// harm alternatives (a fault may start at any interval), safety as a mixture from the start.
+type countTest struct {
+	in         Input
+	model      countModel
+	harm       *changeDetector
+	safe       *mixture
+	hl, sl     []float64 // this interval's log ratios
+	used       int
+	complement bool // test the complements (non-events), for higher_is_better rates
+}
+
+func newCountTest(in Input, model countModel, harmAlternatives, safeAlternatives int) *countTest {
+	return &countTest{
+		in: in, model: model,
+		harm: newChangeDetector(uniformLogWeights(harmAlternatives)),
+		safe: newMixture(uniformLogWeights(safeAlternatives)),
+		hl:   make([]float64, harmAlternatives), sl: make([]float64, safeAlternatives),
+	}
+}
+
+func (t *countTest) add(i int) (evidence, bool) {
+	ec, nc, eb, nb, ok := countInterval(t.in, i)
+	if t.complement {
+		ec, eb = nc-ec, nb-eb
+	}
+	if ok && t.model(ec, nc, eb, nb, t.hl, t.sl) {
+		t.used++
+		t.harm.add(i, t.hl)
+		t.safe.add(t.sl)
+	} else {
+		clear(t.hl)
+		t.harm.add(i, t.hl) // no evidence, but a fault may start here
+	}
+	return evidence{harm: t.harm.logE(), safe: t.safe.logE()}, ok
+}
+
+// ratioModel tests the canary's share of each interval's events against its share of traffic.
 // If canary requests fail at r times the baseline's rate, then given the interval's events
 // E = ec + eb and requests nc, nb, the canary's events are Binomial(E, r·nc/(r·nc + nb)) —
 // whatever the baseline's rate is that interval and however traffic moves. So the test is exact
 // for the rate ratio r against the null ratio r0 (1 ± tolerance) under bursts shared by both.
-type ratioTest struct {
-	in         Input
-	r0         float64
-	harmRatios []float64 // alternatives on the harmful side of r0
-	safeRatios []float64 // and on the safe side
-	harm, safe []float64 // log likelihood ratio of each alternative so far
-	used       int
-}
-
-// newRatioTest tests ratio r0; sign is +1 when a higher rate is harm (errors), -1 when a lower
-// one is (successes).
-func newRatioTest(in Input, r0, sign float64) *ratioTest {
+// sign is +1 when a higher rate is harm (errors), -1 when a lower one is (successes).
+func ratioModel(r0, sign float64) (countModel, int) {
 	g := effectGrid()
-	t := &ratioTest{in: in, r0: r0, harm: make([]float64, len(g)), safe: make([]float64, len(g))}
+	var harmRatios, safeRatios []float64
 	for _, e := range g {
-		t.harmRatios = append(t.harmRatios, r0*math.Exp(sign*e))
-		t.safeRatios = append(t.safeRatios, r0*math.Exp(-sign*e))
+		harmRatios = append(harmRatios, r0*math.Exp(sign*e))
+		safeRatios = append(safeRatios, r0*math.Exp(-sign*e))
 	}
-	return t
-}
-
-func (t *ratioTest) add(i int) (evidence, bool) {
-	ec, nc, eb, nb, ok := countInterval(t.in, i)
-	if ok {
-		t.used++
-		if events := ec + eb; events > 0 {
-			rho := nc / nb
-			null := math.Log1p(t.r0 * rho)
-			step := func(r1 float64) float64 {
-				return ec*math.Log(r1/t.r0) + events*(null-math.Log1p(r1*rho))
-			}
-			for j := range t.harm {
-				t.harm[j] += step(t.harmRatios[j])
-				t.safe[j] += step(t.safeRatios[j])
-			}
+	return func(ec, nc, eb, nb float64, harm, safe []float64) bool {
+		events := ec + eb
+		if events == 0 {
+			clear(harm)
+			clear(safe)
+			return true
 		}
-	}
-	return evidence{harm: logMeanExp(t.harm), safe: logMeanExp(t.safe)}, ok
+		rho := nc / nb
+		null := math.Log1p(r0 * rho)
+		for k, e := range g {
+			// log(r1/r0) is ±e for the alternative r1 = r0·exp(±e).
+			harm[k] = ec*sign*e + events*(null-math.Log1p(harmRatios[k]*rho))
+			safe[k] = -ec*sign*e + events*(null-math.Log1p(safeRatios[k]*rho))
+		}
+		return true
+	}, len(g)
 }
 
-// absTest tests the canary's rate against the baseline's rate of the same interval plus
-// (errors) or minus (successes) an absolute tolerance: canary events are Binomial(nc, q) with
-// the null q = baseline rate ± tolerance. The baseline's rate is taken as measured, which is
-// exact for a large stable fleet and approximate when the baseline is as small as the canary.
-// Unlike the ratio test it can show safety with no events at all.
-type absTest struct {
-	in         Input
-	tolerance  float64
-	sign       float64
-	shifts     []float64 // log-odds shifts of the alternatives
-	harm, safe []float64
-	used       int
-}
-
-func newAbsTest(in Input, tolerance, sign float64) *absTest {
+// absoluteModel tests the difference of the canary's and the baseline's event rates against an
+// absolute tolerance a, with both sides' counts random. For a bet λ and the baseline's
+// counter-bet μ chosen so that e^(−μ) = 1 − ρ(e^λ − 1), ρ = nc/nb, the interval's e-value
+//
+//	L = exp(λ·ec − μ·eb − nc·a·(e^λ − 1))
+//
+// has expectation at most 1 whenever the canary's rate is within a of the baseline's
+// (λ > 0: the harm test) or beyond it (λ < 0: the safety test), whatever the baseline's rate is
+// that interval: E e^(λX) ≤ exp(n·p·(e^λ − 1)) for X ~ Binomial(n, p), and μ makes the
+// baseline's unknown rate drop out at the null's boundary. It is the Poisson likelihood ratio
+// of rates scaled by e^λ and e^(−μ), so the bets λ = ±g_k mix alternatives a fixed log factor
+// beyond the boundary; a harm bet is capped where the baseline's side would stake more than
+// half its e-value on one event (e^(−μ) ≥ ½). With no events at all a safety bet still earns
+// nc·a·(1 − e^λ): a canary with 10,000 requests and no errors is within 0.5%.
+func absoluteModel(a float64) (countModel, int) {
 	g := effectGrid()
-	return &absTest{in: in, tolerance: tolerance, sign: sign, shifts: g, harm: make([]float64, len(g)), safe: make([]float64, len(g))}
-}
-
-func (t *absTest) add(i int) (evidence, bool) {
-	ec, nc, eb, nb, ok := countInterval(t.in, i)
-	q0 := eb/nb + t.sign*t.tolerance
-	if ok && q0 > 0 && q0 < 1 {
-		t.used++
-		l0 := math.Log(q0 / (1 - q0))
-		// log q = -softplus(-l), log(1-q) = -softplus(l) for log odds l.
-		step := func(l1 float64) float64 {
-			return ec*(softplus(-l0)-softplus(-l1)) + (nc-ec)*(softplus(l0)-softplus(l1))
+	return func(ec, nc, eb, nb float64, harm, safe []float64) bool {
+		rho := nc / nb
+		// Largest harm bet with e^(−μ) ≥ ½.
+		capped := math.Log1p(0.5 / rho)
+		bet := func(lambda float64) float64 {
+			grow := math.Expm1(lambda)
+			mu := -math.Log1p(-rho * grow)
+			l := lambda*ec - nc*a*grow
+			if eb > 0 {
+				l -= mu * eb
+			}
+			return l
 		}
-		for j, s := range t.shifts {
-			t.harm[j] += step(l0 + t.sign*s)
-			t.safe[j] += step(l0 - t.sign*s)
+		for k, e := range g {
+			harm[k] = bet(math.Min(e, capped))
+			safe[k] = bet(-e)
 		}
-	}
-	return evidence{harm: logMeanExp(t.harm), safe: logMeanExp(t.safe)}, ok
-}
-
-// softplus is log(1 + e^x), computed without overflow.
-func softplus(x float64) float64 {
-	if x > 0 {
-		return x + math.Log1p(math.Exp(-x))
-	}
-	return math.Log1p(math.Exp(x))
+		return true
+	}, len(g)
 }
 
 // neverHarmed stands for a tolerance no change can exceed (a decrease of 100% or more): it
@@ -148,18 +168,26 @@ func planCounts(in Input) seqPlan {
 	}
 	var tests []component
 	onlyRatios := true
+	ratio := func(r0 float64) component {
+		model, k := ratioModel(r0, sign)
+		return newCountTest(in, model, k, k)
+	}
 	if in.MaxDeviationPercent != nil {
 		if r0 := 1 + sign**in.MaxDeviationPercent/100; r0 > 0 {
-			tests = append(tests, newRatioTest(in, r0, sign))
+			tests = append(tests, ratio(r0))
 		} else {
 			tests = append(tests, &neverHarmed{in: in})
 		}
 	}
 	if in.MaxIncrease != nil {
 		if *in.MaxIncrease == 0 {
-			tests = append(tests, newRatioTest(in, 1, sign))
+			tests = append(tests, ratio(1))
 		} else {
-			tests = append(tests, newAbsTest(in, *in.MaxIncrease, sign))
+			model, k := absoluteModel(*in.MaxIncrease)
+			t := newCountTest(in, model, k, k)
+			// A fall in a success rate is a rise in the failure rate.
+			t.complement = sign < 0
+			tests = append(tests, t)
 			onlyRatios = false
 		}
 	}

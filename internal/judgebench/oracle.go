@@ -39,19 +39,22 @@ func (s Scenario) Oracle(r Rollout, alpha float64) int {
 func (s Scenario) errorsLLR(r Rollout) func(i int) float64 {
 	c := s.ErrorsCriteria()
 	if c.MaxIncrease != nil {
-		// Absolute: canary errors are Binomial(n, p) with p the true rate; the null is the
-		// stable version's true rate plus the tolerance.
+		// Absolute: both versions' errors are random, and the null (canary rate = stable
+		// rate + a) leaves the stable rate free. The test told the truth takes the null point
+		// nearest to it (the least favourable one: its Kullback-Leibler projection onto the
+		// null) and is the Poisson likelihood ratio of the truth against that point.
 		a := *c.MaxIncrease
 		if s.ErrorRate*(s.ErrorFactor-1) <= a {
 			return nil
 		}
 		return func(i int) float64 {
-			e, n, pb := r.CanaryErrors[i], r.CanaryRequests[i], r.StableRate[i]
-			p1, p0 := math.Min(1, pb*s.ErrorFactor), pb+a
-			if n == 0 || p0 >= 1 || p1 <= p0 {
+			e, n, f, m, pb := r.CanaryErrors[i], r.CanaryRequests[i], r.StableErrors[i], r.StableRequests[i], r.StableRate[i]
+			pc := math.Min(1, pb*s.ErrorFactor)
+			if n == 0 || m == 0 || pc <= pb+a {
 				return 0
 			}
-			return e*math.Log(p1/p0) + (n-e)*math.Log((1-p1)/(1-p0))
+			q := nearestNull(pc, pb, a, n, m)
+			return e*math.Log(pc/(q+a)) + f*math.Log(pb/q) - n*(pc-q-a) - m*(pb-q)
 		}
 	}
 	r0 := 1 + *c.MaxDeviationPercent/100
@@ -118,6 +121,22 @@ func (s Scenario) latencyLLR(r Rollout) func(i int) float64 {
 		d := math.Log(x) - math.Log(y)
 		return logDensity(d-d1, r.SamplingVar[i]) - logDensity(d-d0, r.SamplingVar[i])
 	}
+}
+
+// nearestNull is the stable rate q of the null point (q+a, q) nearest to the truth (pc, pb)
+// for n canary and m stable requests of Poisson counts: the root of
+// n·(1 − pc/(q+a)) + m·(1 − pb/q) = 0, found by bisection (the left side increases in q).
+func nearestNull(pc, pb, a, n, m float64) float64 {
+	lo, hi := pb*1e-6, pc
+	for range 100 {
+		q := (lo + hi) / 2
+		if n*(1-pc/(q+a))+m*(1-pb/q) < 0 {
+			lo = q
+		} else {
+			hi = q
+		}
+	}
+	return (lo + hi) / 2
 }
 
 func logSumExp(v []float64) float64 {
