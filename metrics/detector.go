@@ -21,7 +21,7 @@ import "math"
 // intervals: a fault at interval 30 costs log(1/w_30) ≈ 5.5 nats of evidence more than a test
 // told when it began.
 const (
-	firstStartWeight = 1.0
+	firstStartWeight = 0.5
 	startSpread      = 20
 )
 

@@ -83,11 +83,18 @@ func Run(judgeName string, s Scenario, runs int) ([]Outcome, error) {
 	if err != nil {
 		return nil, fmt.Errorf("judge %s: %w", judgeName, err)
 	}
+	return RunJudge(judge, judgeName == "sequential", s, runs), nil
+}
+
+// RunJudge plays runs rollouts of the scenario under judge on all cores: judged once per check
+// on the whole window when final says the judge's verdicts are final (as the sequential
+// judge's are), at every look otherwise.
+func RunJudge(judge metrics.Judge, final bool, s Scenario, runs int) []Outcome {
 	playOne := play
-	if judgeName == "sequential" {
+	if final {
 		playOne = playFinal
 	}
-	return parallel(runs, func(i int) Outcome { return playOne(judge, s, s.Simulate(i)) }), nil
+	return parallel(runs, func(i int) Outcome { return playOne(judge, s, s.Simulate(i)) })
 }
 
 // RunOracle plays runs rollouts of the scenario under the oracle at the judge's default alpha.
