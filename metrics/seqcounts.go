@@ -2,14 +2,16 @@ package metrics
 
 import "math"
 
-// The discrete mixture of alternatives the count tests average over: effects (log rate ratio
-// or log odds beyond the null) spread geometrically from 0.02 to 5, with equal weights. A
-// mixture with fixed weights of likelihood ratios is itself a likelihood ratio, so validity is
-// exact; the price of not knowing the effect is log(gridSize) ≈ 3.2 nats of evidence.
+// The discrete mixture of alternatives the count tests average over: effects g (log rate
+// ratio beyond the null) spread geometrically from 0.05 to 3 — from ×1.05 the tolerance to ×20 —
+// with equal weights, close to the log-uniform prior that costs every effect about the same
+// evidence. A mixture with fixed weights of likelihood ratios is itself a likelihood ratio, so
+// validity is exact; not knowing the effect costs about ½·log(nI/2π) + log(g·log(60)) − ½ nats
+// at the evidence nI where the effect g is detected (Laplace), 1–1.5 nats for moderate effects.
 const (
-	gridSize = 24
-	gridMin  = 0.02
-	gridMax  = 5.0
+	gridSize = 16
+	gridMin  = 0.05
+	gridMax  = 3.0
 )
 
 func effectGrid() []float64 {

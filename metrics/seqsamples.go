@@ -52,7 +52,7 @@ type run struct {
 const (
 	winsorMin    = 5
 	winsorWindow = 256
-	winsorK      = 2.0
+	winsorK      = 1.0
 	maxStarts    = 256
 )
 
