@@ -59,6 +59,9 @@ type Input struct {
 	Criteria
 	Canary   Series
 	Baseline Series
+	// Split, when set, is the traffic split the router was set to: the sequential judge holds
+	// (inconclusive) when the canary's share of requests is far from its weight.
+	Split *Split `json:"split,omitempty"`
 }
 
 // Result is a judge's verdict on one check, with the statistics behind it.

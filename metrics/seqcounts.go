@@ -205,7 +205,14 @@ func planCounts(in Input) seqPlan {
 	plan := seqPlan{
 		tests: tests, length: n, unit: "%", tolerance: toleranceText(in.Criteria, true),
 		canary: math.NaN(), baseline: math.NaN(), estimate: math.NaN(),
-		used: func() int { return used },
+		used: func() int { return used }, guarded: n,
+		totals: func(i int) (float64, float64, bool) {
+			if i >= in.Canary.Len() || i >= in.Baseline.Len() {
+				return 0, 0, false
+			}
+			nc, nb := in.Canary.Total[i], in.Baseline.Total[i]
+			return nc, nb, finite(nc) && finite(nb) && nc >= 0 && nb >= 0
+		},
 		extra: map[string]Number{
 			"canaryEvents": Number(ec), "canaryTotal": Number(nc),
 			"baselineEvents": Number(eb), "baselineTotal": Number(nb),

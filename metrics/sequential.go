@@ -78,6 +78,10 @@ type seqPlan struct {
 	extra            map[string]Number
 	cannot           string // why no decision can ever come of this data, if so
 	estimate         float64
+	// totals are each side's requests in interval i, for the sample ratio guard (nil: none),
+	// over guarded intervals (a sample check may have requests counted where it has no values).
+	totals  func(i int) (nc, nb float64, ok bool)
+	guarded int
 }
 
 func (s sequential) Judge(in Input) Result {
@@ -97,13 +101,14 @@ func (s sequential) Judge(in Input) Result {
 	} else {
 		plan = s.planSamples(in)
 	}
-	return s.decide(in.Criteria, plan)
+	return s.decide(in.Criteria, in.Split, plan)
 }
 
 // decide runs the plan's tests over the series and turns their running p-values into a
-// verdict: Fail at the first look where every test shows harm at alpha/Family, else Pass at the
-// first look where any test shows safety at beta/len(tests).
-func (s sequential) decide(c Criteria, plan seqPlan) Result {
+// verdict: Fail at the first look where every test shows harm at alpha/Family; else
+// Inconclusive if the sample ratio guard finds the split off (at the same level); else Pass at
+// the first look where any test shows safety at beta/len(tests).
+func (s sequential) decide(c Criteria, split *Split, plan seqPlan) Result {
 	alpha := s.alpha / float64(max(c.Family, 1))
 	beta := s.beta / float64(max(len(plan.tests), 1))
 	k := len(plan.tests)
@@ -112,7 +117,14 @@ func (s sequential) decide(c Criteria, plan seqPlan) Result {
 		harmP[j], safeP[j] = 1, 1
 	}
 	failAt, passAt := -1, -1
+	var guard *sampleRatio
+	if split != nil && plan.totals != nil {
+		guard = newSampleRatio(split, plan.totals, alpha)
+	}
 	for i := range plan.length {
+		if guard != nil && i < plan.guarded {
+			guard.add(i)
+		}
 		for j, t := range plan.tests {
 			ev, _ := t.add(i)
 			harmP[j] = math.Min(harmP[j], pFromLogE(ev.harm))
@@ -124,6 +136,9 @@ func (s sequential) decide(c Criteria, plan seqPlan) Result {
 		if passAt < 0 && k > 0 && minOf(safeP) <= beta {
 			passAt = i
 		}
+	}
+	for i := plan.length; guard != nil && i < plan.guarded; i++ {
+		guard.add(i)
 	}
 	pHarm, pSafe := 1.0, 1.0
 	if k > 0 {
@@ -145,6 +160,14 @@ func (s sequential) decide(c Criteria, plan seqPlan) Result {
 	for name, v := range plan.extra {
 		r.Stats[name] = v
 	}
+	splitOff := guard != nil && guard.mismatchAt >= 0
+	if guard != nil {
+		share, weight := guard.share()
+		r.Stats["canaryShare"], r.Stats["weight"], r.Stats["pSampleRatio"] = Number(share), Number(weight*100), Number(guard.pMin)
+		if splitOff {
+			r.Stats["splitOffAt"] = Number(guard.mismatchAt)
+		}
+	}
 	sides := fmt.Sprintf("canary %s vs baseline %s (%s; tolerance %s)", plan.show(plan.canary), plan.show(plan.baseline),
 		describeChange(plan.canary, plan.baseline), plan.tolerance)
 	switch {
@@ -152,6 +175,14 @@ func (s sequential) decide(c Criteria, plan seqPlan) Result {
 		r.Verdict, r.DecidedAt = Fail, intPtr(failAt)
 		r.Reason = fmt.Sprintf("harm beyond tolerance: %s; always-valid p %s ≤ %s since interval %d",
 			sides, formatP(pHarm), formatP(alpha), failAt+1)
+		if splitOff {
+			r.Reason += "; and the traffic split is off: " + guard.reason()
+		}
+	case splitOff:
+		// The split is not what was set: misrouted traffic, a canary that receives nothing or a
+		// stale provider. Harm still rolls back (above), but nothing passes on such data.
+		r.Verdict = Inconclusive
+		r.Reason = fmt.Sprintf("traffic split is off, so no verdict: %s; %s", guard.reason(), sides)
 	case passAt >= 0:
 		r.Verdict, r.DecidedAt = Pass, intPtr(passAt)
 		r.Reason = fmt.Sprintf("within tolerance: %s; shown at %s confidence since interval %d (p %s)",

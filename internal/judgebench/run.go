@@ -25,6 +25,7 @@ type Outcome struct {
 	RolledBackAt int    // look (1-based) that rolled back, 0 if none
 	Check        string // the check whose failure rolled back
 	Promoted     bool   // every check's last verdict was pass
+	SplitOff     bool   // a check's last verdict found the traffic split off (sequential only)
 }
 
 // play runs one rollout through judge the way the engine does: at look k (k = 1…Intervals) it
@@ -32,15 +33,20 @@ type Outcome struct {
 // after the last look it promotes if every check passes, and otherwise holds.
 func play(judge metrics.Judge, s Scenario, r Rollout) Outcome {
 	var last [numChecks]metrics.Verdict
+	var off bool
 	for k := 1; k <= s.Intervals; k++ {
+		off = false
 		for c, in := range s.Inputs(r, k) {
-			last[c] = judge.Judge(in).Verdict
+			res := judge.Judge(in)
+			last[c] = res.Verdict
 			if last[c] == metrics.Fail {
 				return Outcome{RolledBackAt: k, Check: checkNames[c]}
 			}
+			_, split := res.Stats["splitOffAt"]
+			off = off || split
 		}
 	}
-	return Outcome{Promoted: last[0] == metrics.Pass && last[1] == metrics.Pass}
+	return Outcome{Promoted: last[0] == metrics.Pass && last[1] == metrics.Pass, SplitOff: off}
 }
 
 // playFinal comes to the same outcome as play for a judge whose verdicts are final — a fail
@@ -56,6 +62,8 @@ func playFinal(judge metrics.Judge, s Scenario, r Rollout) Outcome {
 			}
 		}
 		out.Promoted = out.Promoted && res.Verdict == metrics.Pass
+		_, off := res.Stats["splitOffAt"]
+		out.SplitOff = out.SplitOff || off
 	}
 	if out.RolledBackAt > 0 {
 		out.Promoted = false
@@ -63,15 +71,18 @@ func playFinal(judge metrics.Judge, s Scenario, r Rollout) Outcome {
 	return out
 }
 
-// Inputs are the two checks' inputs at look k: the first k intervals.
+// Inputs are the two checks' inputs at look k: the first k intervals, with the weight of each
+// and, for the latency check, each side's requests (as the builtin source counts them).
 func (s Scenario) Inputs(r Rollout, k int) [numChecks]metrics.Input {
 	return [numChecks]metrics.Input{
 		{Criteria: s.ErrorsCriteria(),
 			Canary:   metrics.Series{Events: r.CanaryErrors[:k], Total: r.CanaryRequests[:k]},
-			Baseline: metrics.Series{Events: r.StableErrors[:k], Total: r.StableRequests[:k]}},
+			Baseline: metrics.Series{Events: r.StableErrors[:k], Total: r.StableRequests[:k]},
+			Split:    &metrics.Split{Weights: r.Weights[:k]}},
 		{Criteria: s.LatencyCriteria(),
 			Canary:   metrics.Series{Values: r.CanaryLatency[:k]},
-			Baseline: metrics.Series{Values: r.StableLatency[:k]}},
+			Baseline: metrics.Series{Values: r.StableLatency[:k]},
+			Split:    &metrics.Split{Weights: r.Weights[:k], Canary: r.CanaryRequests[:k], Baseline: r.StableRequests[:k]}},
 	}
 }
 

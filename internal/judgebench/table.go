@@ -19,6 +19,8 @@ type Summary struct {
 	// RolledBack counts rollbacks after the onset: detections when the scenario is harmful,
 	// false rollbacks otherwise. Early counts rollbacks before a mid-run onset (false ones).
 	RolledBack, Early, Promoted int
+	// SplitOff counts runs held at the end because the traffic split was not what was set.
+	SplitOff int
 	// Minutes from onset to rollback of every run, +Inf for runs that never rolled back after
 	// the onset, sorted.
 	TTD []float64
@@ -28,6 +30,9 @@ type Summary struct {
 func Summarize(judge string, s Scenario, out []Outcome) Summary {
 	sum := Summary{Judge: judge, Scenario: s, Runs: len(out)}
 	for _, o := range out {
+		if o.SplitOff {
+			sum.SplitOff++
+		}
 		switch {
 		case o.RolledBackAt > s.Onset:
 			sum.RolledBack++
@@ -238,8 +243,8 @@ func (c Comparison) Goal() (string, bool) {
 // rollback over the runs that rolled back.
 func WriteComparison(w io.Writer, cs []Comparison) error {
 	var b strings.Builder
-	b.WriteString("| Scenario | Truth | perch rolled back (95% CI) | oracle | perch median, min | oracle median, min | ratio | perch promoted | goal |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| Scenario | Truth | perch rolled back (95% CI) | oracle | perch median, min | oracle median, min | ratio | perch promoted | held: split off | goal |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, c := range cs {
 		p, o := c.Perch, c.Oracle
 		rb := wilson(p.RolledBack+p.Early, p.Runs)
@@ -264,8 +269,8 @@ func WriteComparison(w io.Writer, cs []Comparison) error {
 		if !met {
 			verdict = "**not met**"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s: %s |\n", p.Scenario.Name, p.Scenario.Truth, cell, oracle,
-			number(pm), om, ratio, pct(float64(p.Promoted)/float64(p.Runs)), verdict, goal)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s: %s |\n", p.Scenario.Name, p.Scenario.Truth, cell, oracle,
+			number(pm), om, ratio, pct(float64(p.Promoted)/float64(p.Runs)), pct(float64(p.SplitOff)/float64(p.Runs)), verdict, goal)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
