@@ -50,11 +50,13 @@ type countTest struct {
 	hl, sl     []float64 // this interval's log ratios
 	used       int
 	complement bool // test the complements (non-events), for higher_is_better rates
+	sums       countSums
+	outlookOf  func(s *countSums, need float64) outlook
 }
 
-func newCountTest(in Input, model countModel, harmAlternatives, safeAlternatives int) *countTest {
+func newCountTest(in Input, model countModel, harmAlternatives, safeAlternatives int, outlookOf func(*countSums, float64) outlook) *countTest {
 	return &countTest{
-		in: in, model: model,
+		in: in, model: model, outlookOf: outlookOf,
 		harm: newChangeDetector(uniformLogWeights(harmAlternatives)),
 		safe: newMixture(uniformLogWeights(safeAlternatives)),
 		hl:   make([]float64, harmAlternatives), sl: make([]float64, safeAlternatives),
@@ -68,6 +70,7 @@ func (t *countTest) add(i int) (evidence, bool) {
 	}
 	if ok && t.model(ec, nc, eb, nb, t.hl, t.sl) {
 		t.used++
+		t.sums.add(ec, nc, eb, nb)
 		t.harm.add(i, t.hl)
 		t.safe.add(t.sl)
 	} else {
@@ -76,6 +79,8 @@ func (t *countTest) add(i int) (evidence, bool) {
 	}
 	return evidence{harm: t.harm.logE(), safe: t.safe.logE()}, ok
 }
+
+func (t *countTest) outlook(need float64) outlook { return t.outlookOf(&t.sums, need) }
 
 // ratioModel tests the canary's share of each interval's events against its share of traffic.
 // If canary requests fail at r times the baseline's rate, then given the interval's events
@@ -172,7 +177,9 @@ func planCounts(in Input) seqPlan {
 	onlyRatios := true
 	ratio := func(r0 float64) component {
 		model, k := ratioModel(r0, sign)
-		return newCountTest(in, model, k, k)
+		return newCountTest(in, model, k, k, func(s *countSums, need float64) outlook {
+			return ratioOutlook(s, r0, sign, need)
+		})
 	}
 	if in.MaxDeviationPercent != nil {
 		if r0 := 1 + sign**in.MaxDeviationPercent/100; r0 > 0 {
@@ -185,8 +192,11 @@ func planCounts(in Input) seqPlan {
 		if *in.MaxIncrease == 0 {
 			tests = append(tests, ratio(1))
 		} else {
-			model, k := absoluteModel(*in.MaxIncrease)
-			t := newCountTest(in, model, k, k)
+			a := *in.MaxIncrease
+			model, k := absoluteModel(a)
+			t := newCountTest(in, model, k, k, func(s *countSums, need float64) outlook {
+				return absoluteOutlook(s, a, need)
+			})
 			// A fall in a success rate is a rise in the failure rate.
 			t.complement = sign < 0
 			tests = append(tests, t)

@@ -31,6 +31,10 @@ import (
 type tTest struct {
 	harmOf func(i int) (float64, bool)
 	tau2   float64
+	// show turns a harm beyond tolerance (in d's units) into the canary's change as the
+	// tolerance measures it (percent when relative); for the outlook.
+	show     func(d float64) float64
+	relative bool
 	seen   []float64 // the d's so far, as observed, for the robust scale
 	// from is the run from the window's first interval: its harm and safety evidence. later
 	// are runs started at later intervals, for harm that starts mid-window (the e-detector:
@@ -94,6 +98,8 @@ func (t *tTest) add(i int) (evidence, bool) {
 	}
 	return ev, ok
 }
+
+func (t *tTest) outlook(need float64) outlook { return tOutlook(t.from, need, t.show, t.relative) }
 
 // push adds one winsorized d to the running mean and variance (Welford).
 func (r *run) push(d float64) {
@@ -160,40 +166,43 @@ func (s sequential) planSamples(in Input) seqPlan {
 	lowerBetter := in.Direction != HigherIsBetter
 	useLog := s.scale == scaleLog || (s.scale == scaleAuto && in.MaxIncrease == nil && allPositive(x[:n], y[:n]))
 	var tests []component
+	var baseMean float64 // the baseline's mean, for outlooks on the linear scale
 	if in.MaxDeviationPercent != nil {
 		p := *in.MaxDeviationPercent / 100
-		var harmOf func(i int) (float64, bool)
+		t := &tTest{tau2: s.tau * s.tau, relative: true}
 		switch {
 		case useLog && (lowerBetter || p < 1):
 			margin := math.Log1p(p)
 			if !lowerBetter {
 				margin = -math.Log1p(-p)
 			}
-			harmOf = func(i int) (float64, bool) {
+			t.harmOf = func(i int) (float64, bool) {
 				cv, bv, ok := pair(i)
 				if !ok || cv <= 0 || bv <= 0 {
 					return 0, false
 				}
 				return orient(math.Log(cv)-math.Log(bv), lowerBetter) - margin, true
 			}
+			t.show = func(d float64) float64 { return math.Expm1(orient(d+margin, lowerBetter)) * 100 }
 		default:
 			useLog = false
-			harmOf = func(i int) (float64, bool) {
+			t.harmOf = func(i int) (float64, bool) {
 				cv, bv, ok := pair(i)
 				if lowerBetter {
 					return cv - (1+p)*bv, ok
 				}
 				return (1-p)*bv - cv, ok
 			}
+			t.show = func(d float64) float64 { return orient(p+d/baseMean, lowerBetter) * 100 }
 		}
-		tests = append(tests, &tTest{harmOf: harmOf, tau2: s.tau * s.tau})
+		tests = append(tests, t)
 	}
 	if in.MaxIncrease != nil {
 		a := *in.MaxIncrease
 		tests = append(tests, &tTest{tau2: s.tau * s.tau, harmOf: func(i int) (float64, bool) {
 			cv, bv, ok := pair(i)
 			return orient(cv-bv, lowerBetter) - a, ok
-		}})
+		}, show: func(d float64) float64 { return a + d }})
 	}
 	var cs, bs, logRatio float64
 	used := 0
@@ -226,6 +235,7 @@ func (s sequential) planSamples(in Input) seqPlan {
 	}
 	if used > 0 {
 		plan.canary, plan.baseline = cs/float64(used), bs/float64(used)
+		baseMean = plan.baseline
 		plan.estimate = plan.canary - plan.baseline
 		if useLog {
 			plan.estimate = math.Exp(logRatio / float64(used))

@@ -117,6 +117,7 @@ func (s sequential) decide(c Criteria, split *Split, plan seqPlan) Result {
 		harmP[j], safeP[j] = 1, 1
 	}
 	failAt, passAt := -1, -1
+	last := make([]evidence, k)
 	var guard *sampleRatio
 	if split != nil && plan.totals != nil {
 		guard = newSampleRatio(split, plan.totals, alpha)
@@ -127,6 +128,7 @@ func (s sequential) decide(c Criteria, split *Split, plan seqPlan) Result {
 		}
 		for j, t := range plan.tests {
 			ev, _ := t.add(i)
+			last[j] = ev
 			harmP[j] = math.Min(harmP[j], pFromLogE(ev.harm))
 			safeP[j] = math.Min(safeP[j], pFromLogE(ev.safe))
 		}
@@ -160,6 +162,7 @@ func (s sequential) decide(c Criteria, split *Split, plan seqPlan) Result {
 	for name, v := range plan.extra {
 		r.Stats[name] = v
 	}
+	s.timeToDecision(r.Stats, plan, last, alpha, beta, failAt, passAt)
 	splitOff := guard != nil && guard.mismatchAt >= 0
 	if guard != nil {
 		share, weight := guard.share()
@@ -196,6 +199,59 @@ func (s sequential) decide(c Criteria, split *Split, plan seqPlan) Result {
 			plan.used(), sides, formatP(pHarm), formatP(alpha), formatP(pSafe), formatP(s.beta))
 	}
 	return r
+}
+
+// timeToDecision adds the outlook to stats: how many more intervals until the check should fail
+// (every test's harm evidence reaches its threshold) or pass (some test's safety evidence
+// does) if the canary goes on as it has at the current traffic, and the smallest harm the data
+// so far would show (detectablePercent for a relative tolerance, detectableIncrease for an
+// absolute one). Names whose figure is unknown or not expected are left out.
+func (s sequential) timeToDecision(stats map[string]Number, plan seqPlan, last []evidence, alpha, beta float64, failAt, passAt int) {
+	harmNeed, safeNeed := -math.Log(alpha), -math.Log(beta)
+	// A fresh start of the e-detector bounds how far behind the harm evidence can be.
+	restart := harmNeed - logStartWeight(plan.length)
+	toFail, toPass := 0.0, math.Inf(1)
+	for j, t := range plan.tests {
+		f, ok := t.(forecaster)
+		if !ok {
+			toFail = math.Inf(1)
+			continue
+		}
+		o := f.outlook(harmNeed - logStartWeight(0) + mixtureCost)
+		name := "detectableIncrease"
+		if o.relative {
+			name = "detectablePercent"
+		}
+		if finite(o.detectable) {
+			stats[name] = Number(o.detectable)
+		}
+		toFail = math.Max(toFail, intervalsTo(math.Min(harmNeed-last[j].harm, restart), o.harmRate))
+		toPass = math.Min(toPass, intervalsTo(safeNeed-last[j].safe, o.safeRate))
+	}
+	if failAt >= 0 {
+		toFail = 0
+	}
+	if passAt >= 0 {
+		toPass = 0
+	}
+	if len(plan.tests) > 0 && finite(toFail) {
+		stats["intervalsToFail"] = Number(toFail)
+	}
+	if finite(toPass) {
+		stats["intervalsToPass"] = Number(toPass)
+	}
+}
+
+// intervalsTo is how many intervals a deficit of evidence takes at rate nats per interval,
+// rounded up (+Inf when it does not grow).
+func intervalsTo(deficit, rate float64) float64 {
+	switch {
+	case deficit <= 0:
+		return 0
+	case !(rate > 0):
+		return math.Inf(1)
+	}
+	return math.Ceil(deficit / rate)
 }
 
 // pFromLogE is the p-value an e-value stands for (1/e, at most 1).
