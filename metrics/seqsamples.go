@@ -35,7 +35,7 @@ type tTest struct {
 	// tolerance measures it (percent when relative); for the outlook.
 	show     func(d float64) float64
 	relative bool
-	seen   []float64 // the d's so far, as observed, for the robust scale
+	seen     []float64 // the d's so far, as observed, for the robust scale
 	// from is the run from the window's first interval: its harm and safety evidence. later
 	// are runs started at later intervals, for harm that starts mid-window (the e-detector:
 	// see detector.go), at most maxStarts of the newest.
