@@ -59,9 +59,10 @@ type Input struct {
 	Criteria
 	Canary   Series
 	Baseline Series
-	// Split, when set, is the traffic split the router was set to: the sequential judge holds
-	// (inconclusive) when the canary's share of requests is far from its weight.
-	Split *Split `json:"split,omitempty"`
+	// Traffic, when set, is the traffic behind the check: the weights the router was set to
+	// (the sequential judge holds, inconclusive, when the canary's share of requests is far
+	// from its weight) and, for a sample check, each side's requests per interval.
+	Traffic *Traffic `json:"traffic,omitempty"`
 }
 
 // Result is a judge's verdict on one check, with the statistics behind it.

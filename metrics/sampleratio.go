@@ -5,23 +5,25 @@ import (
 	"math"
 )
 
-// Split is the traffic split the router was set to, which the sequential judge checks the
-// observed requests against (the sample ratio guard). The engine knows the weight of every
-// interval; a source knows each side's requests.
-type Split struct {
+// Traffic is the traffic behind a check: the split the router was set to, which the
+// sequential judge checks the observed requests against (the sample ratio guard), and for a
+// sample check the requests each value rests on. The engine knows the weight of every interval;
+// a source knows each side's requests.
+type Traffic struct {
 	// Weights is the percent of the two sides' requests the router is set to send to the
 	// canary, per interval: its weight, when the baseline is the stable version taking the
 	// rest. A slice shorter than the series holds its last value for the later intervals, so a
 	// window at one weight passes one value. NaN, 0 and 100 leave an interval unchecked.
 	Weights []float64 `json:"weights"`
 	// Canary and Baseline are each side's requests per interval, for a sample check whose
-	// source counts them (a count check's totals are used instead).
+	// source counts them (a count check's totals are used instead): what the guard tests, and
+	// what tells a quantile check whether each side had enough requests for its quantile.
 	Canary   []float64 `json:"canary,omitempty"`
 	Baseline []float64 `json:"baseline,omitempty"`
 }
 
 // weightAt is interval i's weight as a fraction, and whether there is one to check.
-func (s *Split) weightAt(i int) (float64, bool) {
+func (s *Traffic) weightAt(i int) (float64, bool) {
 	if s == nil || len(s.Weights) == 0 {
 		return 0, false
 	}
@@ -42,7 +44,7 @@ const ratioBand = 1.5
 // half its weight on too few, half on too many — since a split can break mid-window (a pod
 // dies, a provider is changed by hand).
 type sampleRatio struct {
-	split        *Split
+	split        *Traffic
 	totals       func(i int) (nc, nb float64, ok bool)
 	low, high    *changeDetector
 	shifts       []float64
@@ -54,7 +56,7 @@ type sampleRatio struct {
 	pMin         float64
 }
 
-func newSampleRatio(split *Split, totals func(i int) (nc, nb float64, ok bool), alpha float64) *sampleRatio {
+func newSampleRatio(split *Traffic, totals func(i int) (nc, nb float64, ok bool), alpha float64) *sampleRatio {
 	g := effectGrid()
 	return &sampleRatio{
 		split: split, totals: totals, shifts: g,

@@ -28,7 +28,7 @@ func TestSampleRatioGuard(t *testing.T) {
 	j := mustJudge(t, "sequential", nil)
 	t.Run("split as set", func(t *testing.T) {
 		c, b := split(rng, 40, 20000, 0.05, 0.001)
-		r := j.Judge(metrics.Input{Criteria: errors, Canary: c, Baseline: b, Split: &metrics.Split{Weights: []float64{5}}})
+		r := j.Judge(metrics.Input{Criteria: errors, Canary: c, Baseline: b, Traffic: &metrics.Traffic{Weights: []float64{5}}})
 		if r.Verdict != metrics.Pass || math.Abs(float64(r.Stats["canaryShare"])-0.05) > 0.002 || math.Abs(float64(r.Stats["weight"])-5) > 1e-9 {
 			t.Fatalf("got %s %q, stats %v", r.Verdict, r.Reason, r.Stats)
 		}
@@ -42,7 +42,7 @@ func TestSampleRatioGuard(t *testing.T) {
 		if r := j.Judge(in); r.Verdict != metrics.Pass {
 			t.Fatalf("without the weight: %s %q", r.Verdict, r.Reason)
 		}
-		in.Split = &metrics.Split{Weights: []float64{5}}
+		in.Traffic = &metrics.Traffic{Weights: []float64{5}}
 		r := j.Judge(in)
 		if r.Verdict != metrics.Inconclusive || !strings.Contains(r.Reason, "canary got 0.2% of requests at weight 5%") || r.Stats["splitOffAt"] != 0 {
 			t.Fatalf("got %s %q, stats %v", r.Verdict, r.Reason, r.Stats)
@@ -50,7 +50,7 @@ func TestSampleRatioGuard(t *testing.T) {
 	})
 	t.Run("a canary that receives nothing", func(t *testing.T) {
 		c, b := split(rng, 10, 2000, 0, 0.001)
-		r := j.Judge(metrics.Input{Criteria: errors, Canary: c, Baseline: b, Split: &metrics.Split{Weights: []float64{5}}})
+		r := j.Judge(metrics.Input{Criteria: errors, Canary: c, Baseline: b, Traffic: &metrics.Traffic{Weights: []float64{5}}})
 		if r.Verdict != metrics.Inconclusive || !strings.Contains(r.Reason, "canary got 0% of requests at weight 5%") {
 			t.Fatalf("got %s %q", r.Verdict, r.Reason)
 		}
@@ -60,7 +60,7 @@ func TestSampleRatioGuard(t *testing.T) {
 		for i := range c.Events {
 			c.Events[i] = math.Round(c.Total[i] * 0.05)
 		}
-		r := j.Judge(metrics.Input{Criteria: errors, Canary: c, Baseline: b, Split: &metrics.Split{Weights: []float64{5}}})
+		r := j.Judge(metrics.Input{Criteria: errors, Canary: c, Baseline: b, Traffic: &metrics.Traffic{Weights: []float64{5}}})
 		if r.Verdict != metrics.Fail || !strings.Contains(r.Reason, "traffic split is off") {
 			t.Fatalf("got %s %q", r.Verdict, r.Reason)
 		}
@@ -71,11 +71,11 @@ func TestSampleRatioGuard(t *testing.T) {
 		c := metrics.Series{Events: append(c1.Events, c2.Events...), Total: append(c1.Total, c2.Total...)}
 		b := metrics.Series{Events: append(b1.Events, b2.Events...), Total: append(b1.Total, b2.Total...)}
 		weights := append(repeat(20, 5), 25)
-		r := j.Judge(metrics.Input{Criteria: errors, Canary: c, Baseline: b, Split: &metrics.Split{Weights: weights}})
+		r := j.Judge(metrics.Input{Criteria: errors, Canary: c, Baseline: b, Traffic: &metrics.Traffic{Weights: weights}})
 		if _, off := r.Stats["splitOffAt"]; off || r.Verdict != metrics.Pass {
 			t.Fatalf("weights moved with the traffic, yet %s %q", r.Verdict, r.Reason)
 		}
-		r = j.Judge(metrics.Input{Criteria: errors, Canary: c, Baseline: b, Split: &metrics.Split{Weights: []float64{5}}})
+		r = j.Judge(metrics.Input{Criteria: errors, Canary: c, Baseline: b, Traffic: &metrics.Traffic{Weights: []float64{5}}})
 		if at, off := r.Stats["splitOffAt"]; !off || at < 20 {
 			t.Fatalf("weight 5%% throughout, but the canary got 25%% from interval 21: %s %q", r.Verdict, r.Reason)
 		}
@@ -84,11 +84,11 @@ func TestSampleRatioGuard(t *testing.T) {
 		lat, base := lognormalValues(rng, 30, 0.1, 0.03), lognormalValues(rng, 30, 0.1, 0.03)
 		c, b := split(rng, 30, 20000, 0.002, 0)
 		in := metrics.Input{Criteria: metrics.Criteria{Direction: metrics.LowerIsBetter, MaxDeviationPercent: pf(10)},
-			Canary: lat, Baseline: base, Split: &metrics.Split{Weights: []float64{5}, Canary: c.Total, Baseline: b.Total}}
+			Canary: lat, Baseline: base, Traffic: &metrics.Traffic{Weights: []float64{5}, Canary: c.Total, Baseline: b.Total}}
 		if r := j.Judge(in); r.Verdict != metrics.Inconclusive || !strings.Contains(r.Reason, "at weight 5%") {
 			t.Fatalf("got %s %q", r.Verdict, r.Reason)
 		}
-		in.Split.Canary, in.Split.Baseline = nil, nil // no requests: nothing to guard with
+		in.Traffic.Canary, in.Traffic.Baseline = nil, nil // no requests: nothing to guard with
 		if r := j.Judge(in); r.Verdict != metrics.Pass {
 			t.Fatalf("got %s %q", r.Verdict, r.Reason)
 		}
@@ -123,7 +123,7 @@ func TestFalseAlarmPropertySampleRatio(t *testing.T) {
 			for range runs {
 				c, b := split(rng, 60, tt.requests, tt.share, 0.01)
 				r := j.Judge(metrics.Input{Criteria: metrics.Criteria{Direction: metrics.LowerIsBetter, MaxIncrease: pf(0.01)},
-					Canary: c, Baseline: b, Split: &metrics.Split{Weights: []float64{weight}}})
+					Canary: c, Baseline: b, Traffic: &metrics.Traffic{Weights: []float64{weight}}})
 				if _, off := r.Stats["splitOffAt"]; off {
 					holds++
 				}

@@ -220,7 +220,7 @@ func (s sequential) planSamples(in Input) seqPlan {
 		canary: math.NaN(), baseline: math.NaN(), estimate: math.NaN(),
 		used: func() int { return used },
 	}
-	if sp := in.Split; sp != nil && sp.Canary != nil && sp.Baseline != nil {
+	if sp := in.Traffic; sp != nil && sp.Canary != nil && sp.Baseline != nil {
 		plan.guarded = min(len(sp.Canary), len(sp.Baseline))
 		plan.totals = func(i int) (float64, float64, bool) {
 			if i >= len(sp.Canary) || i >= len(sp.Baseline) {

@@ -101,14 +101,14 @@ func (s sequential) Judge(in Input) Result {
 	} else {
 		plan = s.planSamples(in)
 	}
-	return s.decide(in.Criteria, in.Split, plan)
+	return s.decide(in.Criteria, in.Traffic, plan)
 }
 
 // decide runs the plan's tests over the series and turns their running p-values into a
 // verdict: Fail at the first look where every test shows harm at alpha/Family; else
 // Inconclusive if the sample ratio guard finds the split off (at the same level); else Pass at
 // the first look where any test shows safety at beta/len(tests).
-func (s sequential) decide(c Criteria, split *Split, plan seqPlan) Result {
+func (s sequential) decide(c Criteria, traffic *Traffic, plan seqPlan) Result {
 	alpha := s.alpha / float64(max(c.Family, 1))
 	beta := s.beta / float64(max(len(plan.tests), 1))
 	k := len(plan.tests)
@@ -119,8 +119,8 @@ func (s sequential) decide(c Criteria, split *Split, plan seqPlan) Result {
 	failAt, passAt := -1, -1
 	last := make([]evidence, k)
 	var guard *sampleRatio
-	if split != nil && plan.totals != nil {
-		guard = newSampleRatio(split, plan.totals, alpha)
+	if traffic != nil && plan.totals != nil {
+		guard = newSampleRatio(traffic, plan.totals, alpha)
 	}
 	for i := range plan.length {
 		if guard != nil && i < plan.guarded {

@@ -78,11 +78,11 @@ func (s Scenario) Inputs(r Rollout, k int) [numChecks]metrics.Input {
 		{Criteria: s.ErrorsCriteria(),
 			Canary:   metrics.Series{Events: r.CanaryErrors[:k], Total: r.CanaryRequests[:k]},
 			Baseline: metrics.Series{Events: r.StableErrors[:k], Total: r.StableRequests[:k]},
-			Split:    &metrics.Split{Weights: r.Weights[:k]}},
+			Traffic:  &metrics.Traffic{Weights: r.Weights[:k]}},
 		{Criteria: s.LatencyCriteria(),
 			Canary:   metrics.Series{Values: r.CanaryLatency[:k]},
 			Baseline: metrics.Series{Values: r.StableLatency[:k]},
-			Split:    &metrics.Split{Weights: r.Weights[:k], Canary: r.CanaryRequests[:k], Baseline: r.StableRequests[:k]}},
+			Traffic:  &metrics.Traffic{Weights: r.Weights[:k], Canary: r.CanaryRequests[:k], Baseline: r.StableRequests[:k]}},
 	}
 }
 
