@@ -48,6 +48,11 @@ type Criteria struct {
 	Direction           Direction `json:"direction,omitempty"`
 	MaxDeviationPercent *float64  `json:"maxDeviationPercent,omitempty"` // relative tolerance, percent of baseline
 	MaxIncrease         *float64  `json:"maxIncrease,omitempty"`         // absolute tolerance, in the metric's unit
+	// Quantile is the quantile a sample check's values estimate (0.99 for a p99; 0 when they
+	// are not quantiles). With each side's requests (Input.Traffic), the sequential judge
+	// leaves out intervals where one side has too few requests for its quantile to compare
+	// with the other's, and says so. QuantileOf reads it from a query.
+	Quantile float64 `json:"quantile,omitempty"`
 	// Family is how many tests share one false-alarm budget: the engine passes its checks
 	// times its analysed steps, so the budget holds per rollout. Judges that control a
 	// false-alarm rate split it across the family; 0 or 1 means this test alone.

@@ -160,8 +160,12 @@ func oneSidedLogBFs(n int, mean, m2, tau2 float64) (harm, safe float64) {
 func (s sequential) planSamples(in Input) seqPlan {
 	x, y := in.Canary.Values, in.Baseline.Values
 	n := min(len(x), len(y))
+	left, leftOut := make([]bool, n), ""
+	if tr := in.Traffic; in.Quantile > 0 && in.Quantile < 1 && tr != nil {
+		left, leftOut = quantileGate(in.Quantile, n, tr.Canary, tr.Baseline)
+	}
 	pair := func(i int) (float64, float64, bool) {
-		return x[i], y[i], finite(x[i]) && finite(y[i])
+		return x[i], y[i], finite(x[i]) && finite(y[i]) && !left[i]
 	}
 	lowerBetter := in.Direction != HigherIsBetter
 	useLog := s.scale == scaleLog || (s.scale == scaleAuto && in.MaxIncrease == nil && allPositive(x[:n], y[:n]))
@@ -241,7 +245,11 @@ func (s sequential) planSamples(in Input) seqPlan {
 			plan.estimate = math.Exp(logRatio / float64(used))
 		}
 	}
-	if used < winsorMin {
+	plan.note = leftOut
+	switch {
+	case used < winsorMin && leftOut != "":
+		plan.cannot = fmt.Sprintf("fewer than %d intervals whose quantiles can be compared (%s)", winsorMin, leftOut)
+	case used < winsorMin:
 		plan.cannot = fmt.Sprintf("fewer than %d intervals with values on both sides", winsorMin)
 	}
 	return plan

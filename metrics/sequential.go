@@ -77,6 +77,7 @@ type seqPlan struct {
 	used             func() int // intervals that counted so far
 	extra            map[string]Number
 	cannot           string // why no decision can ever come of this data, if so
+	note             string // what the reason should add about the data (intervals left out)
 	estimate         float64
 	// totals are each side's requests in interval i, for the sample ratio guard (nil: none),
 	// over guarded intervals (a sample check may have requests counted where it has no values).
@@ -197,6 +198,9 @@ func (s sequential) decide(c Criteria, traffic *Traffic, plan seqPlan) Result {
 		r.Verdict = Inconclusive
 		r.Reason = fmt.Sprintf("not decided after %d interval(s): %s; harm p %s (rolls back at ≤ %s), safety p %s (passes at ≤ %s)",
 			plan.used(), sides, formatP(pHarm), formatP(alpha), formatP(pSafe), formatP(s.beta))
+	}
+	if plan.note != "" && plan.cannot == "" {
+		r.Reason += "; " + plan.note
 	}
 	return r
 }
