@@ -24,21 +24,33 @@ const (
 	HigherIsBetter Direction = "higher_is_better"
 )
 
-// Series is what a check observed on one side (canary or baseline), in time order: either
-// sample values, or counts per interval (Events out of Total, e.g. errors out of requests).
+// Series is what a check observed on one side (canary or baseline), in time order: sample
+// values, counts per interval (Events out of Total, e.g. errors out of requests), or a
+// histogram per interval (Buckets at Bounds).
 type Series struct {
 	Values []float64 `json:"values,omitempty"`
 	Events []float64 `json:"events,omitempty"`
 	Total  []float64 `json:"total,omitempty"`
+	// Buckets[i][b] is how many requests of interval i took at most Bounds[b] (cumulative, as
+	// Prometheus' le buckets: the increase of each bucket's counter over the interval). Bounds
+	// ascend and the last is +Inf, so the last bucket counts every request.
+	Buckets [][]float64 `json:"buckets,omitempty"`
+	Bounds  []float64   `json:"bounds,omitempty"`
 }
 
 // IsCounts reports whether the series holds counts rather than sample values.
 func (s Series) IsCounts() bool { return s.Events != nil || s.Total != nil }
 
+// IsHistogram reports whether the series holds a histogram per interval.
+func (s Series) IsHistogram() bool { return s.Buckets != nil }
+
 // Len is the number of intervals observed.
 func (s Series) Len() int {
-	if s.IsCounts() {
+	switch {
+	case s.IsCounts():
 		return min(len(s.Events), len(s.Total))
+	case s.IsHistogram():
+		return len(s.Buckets)
 	}
 	return len(s.Values)
 }

@@ -166,15 +166,21 @@ func (t *neverHarmed) add(i int) (evidence, bool) {
 	return evidence{harm: math.Inf(-1), safe: math.Inf(-1)}, ok
 }
 
-// planCounts sets up the tests of a count check: a relative tolerance is a ratio test, an
-// absolute one an absolute test (or a ratio test of 1 when it is zero).
+// planCounts sets up the tests of a count check.
 func planCounts(in Input) seqPlan {
+	tests, onlyRatios := countTests(in)
+	return countPlan(in, tests, onlyRatios)
+}
+
+// countTests are the tests of a count check: a relative tolerance is a ratio test, an
+// absolute one an absolute test (or a ratio test of 1 when it is zero); onlyRatios says whether
+// they all need events to decide.
+func countTests(in Input) (tests []component, onlyRatios bool) {
 	sign := 1.0
 	if in.Direction == HigherIsBetter {
 		sign = -1
 	}
-	var tests []component
-	onlyRatios := true
+	onlyRatios = true
 	ratio := func(r0 float64) component {
 		model, k := ratioModel(r0, sign)
 		return newCountTest(in, model, k, k, func(s *countSums, need float64) outlook {
@@ -203,6 +209,11 @@ func planCounts(in Input) seqPlan {
 			onlyRatios = false
 		}
 	}
+	return tests, onlyRatios
+}
+
+// countPlan is a count check's plan around its tests.
+func countPlan(in Input, tests []component, onlyRatios bool) seqPlan {
 	var ec, nc, eb, nb float64
 	n := min(in.Canary.Len(), in.Baseline.Len())
 	used := 0

@@ -92,14 +92,20 @@ func (s sequential) Judge(in Input) Result {
 		r.Reason = "no tolerance set: give maxDeviationPercent or maxIncrease"
 		return r
 	}
-	if in.Canary.IsCounts() != in.Baseline.IsCounts() {
+	if in.Canary.IsCounts() != in.Baseline.IsCounts() || in.Canary.IsHistogram() != in.Baseline.IsHistogram() {
 		r.Reason = "canary and baseline differ in kind (one counts, one samples)"
+		if in.Canary.IsHistogram() || in.Baseline.IsHistogram() {
+			r.Reason = "canary and baseline differ in kind (one a histogram, one not)"
+		}
 		return r
 	}
 	var plan seqPlan
-	if in.Canary.IsCounts() {
+	switch {
+	case in.Canary.IsHistogram():
+		plan = planHistogram(in)
+	case in.Canary.IsCounts():
 		plan = planCounts(in)
-	} else {
+	default:
 		plan = s.planSamples(in)
 	}
 	return s.decide(in.Criteria, in.Traffic, plan)
