@@ -10,10 +10,11 @@ import (
 	"github.com/perchhq/perch/metrics"
 )
 
-// statRuns is how many simulated rollouts a statistical test draws: def by default, cheap
-// enough for go test -race on two cores, or PERCH_STAT_RUNS for a tighter measurement:
+// statRuns is how many simulated rollouts a statistical test draws: def by default (a fifth
+// of it, at least 20, under the race detector, so go test -race stays quick on two cores), or
+// PERCH_STAT_RUNS for a tighter measurement:
 //
-//	PERCH_STAT_RUNS=5000 go test -run 'FalseAlarm|Detects' ./metrics/
+//	PERCH_STAT_RUNS=5000 go test -run 'FalseAlarm|Detects|Boundary|TimeToDecision' ./metrics/
 func statRuns(t testing.TB, def int) int {
 	if v := os.Getenv("PERCH_STAT_RUNS"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -21,6 +22,9 @@ func statRuns(t testing.TB, def int) int {
 			t.Fatalf("PERCH_STAT_RUNS=%q: want a whole number of runs", v)
 		}
 		return n
+	}
+	if raceEnabled {
+		return max(20, def/5)
 	}
 	return def
 }
@@ -65,7 +69,7 @@ func boundaryCounts(rng *rand.Rand, n int, canaryReq, baselineReq, rate, ratio, 
 // and at equal and unequal sides. At alpha 0.2 a test that is not valid shows it in a few
 // hundred rollouts.
 func TestFalseAlarmPropertyCounts(t *testing.T) {
-	runs := statRuns(t, 150)
+	runs := statRuns(t, 100)
 	const alpha = 0.2
 	j := mustJudge(t, "sequential", metrics.Options{"alpha": alpha})
 	tests := []struct {

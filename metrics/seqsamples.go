@@ -56,8 +56,13 @@ type run struct {
 const (
 	winsorMin    = 5
 	winsorWindow = 256
-	winsorK      = 1.0
+	winsorK      = 1.5
 	maxStarts    = 256
+	// A run started mid-window counts from its second d, with twice the mixture's scale: to
+	// beat the small weight of its start from a few intervals, it needs the wider prior, and a
+	// fault that appears at once is a large one.
+	laterMin   = 2
+	laterScale = 2
 )
 
 func (t *tTest) add(i int) (evidence, bool) {
@@ -91,9 +96,14 @@ func (t *tTest) add(i int) (evidence, bool) {
 	ev.harm, ev.safe = harm+logStartWeight(0), safe
 	// Harm since a later start: the union bound over starts, P(∃j: w_j·BF_j ≥ 1/α) ≤ α.
 	for _, r := range t.later {
-		if r.n >= 2 && r.mean > 0 {
-			harm, _ := oneSidedLogBFs(r.n, r.mean, r.m2, t.tau2)
-			ev.harm = math.Max(ev.harm, harm+logStartWeight(r.start))
+		if r.n < laterMin || r.mean <= 0 {
+			continue
+		}
+		two, x := tMixture(r.n, r.mean, r.m2, t.tau2*laterScale*laterScale)
+		// The one-sided factor is at most twice the two-sided one: skip the Student t
+		// function where even that would not raise the evidence.
+		if lw := logStartWeight(r.start); math.Ln2+two+lw > ev.harm {
+			ev.harm = math.Max(ev.harm, oneSide(two, x, r.n)+lw)
 		}
 	}
 	return ev, ok
@@ -139,18 +149,31 @@ func robustSD(v []float64) float64 {
 // martingale at θ = 0, and it earns up to log 2 more than the two-sided factor when the data
 // lean its way.
 func oneSidedLogBFs(n int, mean, m2, tau2 float64) (harm, safe float64) {
+	two, x := tMixture(n, mean, m2, tau2)
+	return oneSide(two, x, n), oneSide(two, -x, n)
+}
+
+// tMixture is the two-sided factor log BF_n and κ√n, the point where the Student t
+// distribution function folds it onto a side (−Inf and 0 without spread).
+func tMixture(n int, mean, m2, tau2 float64) (two, x float64) {
 	nf := float64(n)
 	sum, sumSq := nf*mean, m2+nf*mean*mean
 	if n < 2 || sumSq <= 0 {
-		return math.Inf(-1), math.Inf(-1)
+		return math.Inf(-1), 0
 	}
 	g := 1 + nf*tau2
 	a2 := sum * sum / sumSq * tau2 / g
 	rest := math.Max(1-a2, 1/g) // 1/g when every d is the same (rounding aside)
-	two := -0.5*math.Log(g) - nf/2*math.Log(rest)
-	kappa := math.Copysign(math.Sqrt(a2/rest), sum) * math.Sqrt(nf)
-	side := func(x float64) float64 { return math.Ln2 + two + math.Log(math.Max(studentCDF(x, nf), 1e-300)) }
-	return side(kappa), side(-kappa)
+	two = -0.5*math.Log(g) - nf/2*math.Log(rest)
+	return two, math.Copysign(math.Sqrt(a2/rest), sum) * math.Sqrt(nf)
+}
+
+// oneSide is log(2·BF_n·F_t,n(x)) from the two-sided factor.
+func oneSide(two, x float64, n int) float64 {
+	if math.IsInf(two, -1) {
+		return two
+	}
+	return math.Ln2 + two + math.Log(math.Max(studentCDF(x, float64(n)), 1e-300))
 }
 
 // planSamples sets up the tests of a sample check. A relative tolerance p is tested on log

@@ -39,7 +39,7 @@ func firstFail(j metrics.Judge, s judgebench.Scenario, r judgebench.Rollout) int
 // within alpha in every A/A scenario of the benchmark, at the default alpha and at a large one
 // where the bound is tight enough to be tested.
 func TestSequentialFalseAlarmRateUnderContinuousLooks(t *testing.T) {
-	runs := statRuns(t, 100)
+	runs := statRuns(t, 60)
 	var safe []judgebench.Scenario
 	for _, s := range append(judgebench.Scenarios(), judgebench.OracleScenarios()...) {
 		if strings.HasPrefix(s.Name, "A/A") {
@@ -66,7 +66,7 @@ func TestSequentialFalseAlarmRateUnderContinuousLooks(t *testing.T) {
 }
 
 func TestSequentialDetectsKnownShifts(t *testing.T) {
-	runs := statRuns(t, 300)
+	runs := statRuns(t, 150)
 	j := mustJudge(t, "sequential", nil)
 	tests := []struct {
 		scenario      string
@@ -110,7 +110,7 @@ func TestSequentialDetectsKnownShifts(t *testing.T) {
 // so this is where a test that is not valid would show it: the false rollback rate must stay
 // within alpha for the count test (exact) and the sample test (normal theory, winsorized).
 func TestSequentialFalseAlarmRateAtTheBoundary(t *testing.T) {
-	runs := statRuns(t, 200)
+	runs := statRuns(t, 150)
 	errorsAt := scenario(t, "A/A steady, 5% weight")
 	errorsAt.Name, errorsAt.ErrorFactor = "errors ×1.1 at a 10% tolerance", 1.1
 	latencyAt := scenario(t, "latency +5%, 5% weight")

@@ -86,6 +86,9 @@ func judgesTable(runs int, judges []string, only string) error {
 			sums = append(sums, judgebench.Summarize(j, s, out))
 			fmt.Fprintf(os.Stderr, "%-12s %-48s %s\n", j, s.Name, time.Since(t).Round(time.Millisecond))
 		}
+		if s.Truth == judgebench.Harmful {
+			sums = append(sums, judgebench.Summarize("oracle", s, judgebench.RunOracle(s, runs)))
+		}
 	}
 	fmt.Printf("%d runs per scenario and judge, a look every 30 s interval for 30 min; %s on %d cores.\n\n",
 		runs, time.Since(start).Round(time.Second), runtime.GOMAXPROCS(0))

@@ -97,7 +97,7 @@ func TestSummaryAndTable(t *testing.T) {
 // BenchmarkJudge times one judgement of each judge on a 30-minute window (60 intervals), the
 // most an engine look asks of it in the benchmark's rollouts: a count check and a latency check.
 //
-//	go test -run XXX -bench Judge ./metrics/...
+//	go test -run XXX -bench Judge ./internal/judgebench/
 func BenchmarkJudge(b *testing.B) {
 	s := find(b, "A/A steady, 5% weight")
 	r := s.Simulate(0)
