@@ -129,7 +129,7 @@ func bestBets(nc, nb, pc, pb, a float64) (harm, safe float64) {
 		if rho*grow >= 1 {
 			return math.Inf(-1)
 		}
-		return lambda*nc*pc + math.Log1p(-rho*grow)*nb*pb - nc*a*grow
+		return lambda*nc*pc + math.Log1p(-rho*grow)*nb*pb - nc*math.Log1p(a*grow)
 	}
 	top := math.Log1p(0.5 / rho)
 	for k := 1; k <= 64; k++ {

@@ -117,17 +117,18 @@ func ratioModel(r0, sign float64) (countModel, int) {
 // absolute tolerance a, with both sides' counts random. For a bet λ and the baseline's
 // counter-bet μ chosen so that e^(−μ) = 1 − ρ(e^λ − 1), ρ = nc/nb, the interval's e-value
 //
-//	L = exp(λ·ec − μ·eb − nc·a·(e^λ − 1))
+//	L = exp(λ·ec − μ·eb) / (1 + a·(e^λ − 1))^nc
 //
-// has expectation at most 1 whenever the canary's rate is within a of the baseline's
-// (λ > 0: the harm test) or beyond it (λ < 0: the safety test), whatever the baseline's rate is
-// that interval: E e^(λX) ≤ exp(n·p·(e^λ − 1)) for X ~ Binomial(n, p), and μ makes the
-// baseline's unknown rate drop out at the null's boundary. It is the Poisson likelihood ratio
-// of rates scaled by e^λ and e^(−μ), so the bets λ = ±g_k mix alternatives a fixed log factor
-// beyond the boundary; a harm bet is capped where the baseline's side would stake more than
-// half its e-value on one event (e^(−μ) ≥ ½). With no events at all a safety bet still earns
-// nc·a·(1 − e^λ): a canary with 10,000 requests and no errors is within 0.5%.
-func absoluteModel(a float64) (countModel, int) {
+// has expectation at most 1 whenever the canary's rate is within a of the baseline's (λ > 0:
+// the harm test) or beyond it (λ < 0: the safety test), whatever the baseline's rate is that
+// interval: for rates p + a and p the two sides' binomial moment generating functions multiply
+// to (1 + (p+a)(e^λ−1))^nc·(1 + p(e^(−μ)−1))^nb, which is concave in p with μ chosen so, and
+// falls from p = 0, where it is the denominator. So the bets λ = ±g_k mix alternatives a fixed
+// log factor beyond the boundary; a harm bet is capped where the baseline's side would stake
+// more than half its e-value on one event (e^(−μ) ≥ ½). One more safety bet, λ = −∞, is "no
+// events at all": with none a safety bet earns nc·log(1/(1−a)) per interval, so a canary with
+// 10,000 requests and no errors is within 0.5%.
+func absoluteModel(a float64) (model countModel, harmBets, safeBets int) {
 	g := effectGrid()
 	return func(ec, nc, eb, nb float64, harm, safe []float64) bool {
 		rho := nc / nb
@@ -136,7 +137,7 @@ func absoluteModel(a float64) (countModel, int) {
 		bet := func(lambda float64) float64 {
 			grow := math.Expm1(lambda)
 			mu := -math.Log1p(-rho * grow)
-			l := lambda*ec - nc*a*grow
+			l := lambda*ec - nc*math.Log1p(a*grow)
 			if eb > 0 {
 				l -= mu * eb
 			}
@@ -146,8 +147,14 @@ func absoluteModel(a float64) (countModel, int) {
 			harm[k] = bet(math.Min(e, capped))
 			safe[k] = bet(-e)
 		}
+		// λ = −∞: e^(λ·ec) is 1 with no events and 0 with any; e^(−μ) = 1 + ρ.
+		none := math.Inf(-1)
+		if ec == 0 {
+			none = eb*math.Log1p(rho) - nc*math.Log1p(-a)
+		}
+		safe[len(g)] = none
 		return true
-	}, len(g)
+	}, len(g), len(g) + 1
 }
 
 // neverHarmed stands for a tolerance no change can exceed (a decrease of 100% or more): it
@@ -195,12 +202,16 @@ func countTests(in Input) (tests []component, onlyRatios bool) {
 		}
 	}
 	if in.MaxIncrease != nil {
-		if *in.MaxIncrease == 0 {
+		switch {
+		case *in.MaxIncrease == 0:
 			tests = append(tests, ratio(1))
-		} else {
+		case *in.MaxIncrease >= 1:
+			// Rates differ by less than 1: no change exceeds such a tolerance.
+			tests = append(tests, &neverHarmed{in: in})
+		default:
 			a := *in.MaxIncrease
-			model, k := absoluteModel(a)
-			t := newCountTest(in, model, k, k, func(s *countSums, need float64) outlook {
+			model, harmBets, safeBets := absoluteModel(a)
+			t := newCountTest(in, model, harmBets, safeBets, func(s *countSums, need float64) outlook {
 				return absoluteOutlook(s, a, need)
 			})
 			// A fall in a success rate is a rise in the failure rate.
