@@ -121,9 +121,10 @@ func (e *Engine) startLook(now time.Time) {
 	e.lookBusy, e.lookKey, e.lookCancel = true, key, cancel
 	// The first point covers the first whole interval after the window opened.
 	start := s.AnalysisStartedAt.Add(interval)
+	weight := s.Weight // one window, one weight: a weight change opens a new window
 	e.spawn(func() any {
 		defer cancel()
-		return lookResult{key: key, checks: e.look(ctx, start, now, interval)}
+		return lookResult{key: key, checks: e.look(ctx, start, now, interval, weight)}
 	})
 }
 
@@ -172,20 +173,21 @@ func (e *Engine) spawn(effect func() any) {
 	}()
 }
 
-// look queries and judges every check concurrently.
-func (e *Engine) look(ctx context.Context, start, end time.Time, step time.Duration) []CheckResult {
+// look queries and judges every check concurrently; weight is the canary's confirmed weight
+// over the window (-1 when unknown).
+func (e *Engine) look(ctx context.Context, start, end time.Time, step time.Duration, weight int) []CheckResult {
 	out := make([]CheckResult, len(e.spec.Checks))
 	var wg sync.WaitGroup
 	for i := range e.spec.Checks {
 		wg.Go(func() {
-			out[i] = e.lookAt(ctx, i, start, end, step)
+			out[i] = e.lookAt(ctx, i, start, end, step, weight)
 		})
 	}
 	wg.Wait()
 	return out
 }
 
-func (e *Engine) lookAt(ctx context.Context, i int, start, end time.Time, step time.Duration) CheckResult {
+func (e *Engine) lookAt(ctx context.Context, i int, start, end time.Time, step time.Duration, weight int) CheckResult {
 	c := e.spec.Checks[i]
 	res := CheckResult{Check: c.Name, LastCanary: metrics.Number(math.NaN()), LastBaseline: metrics.Number(math.NaN())}
 	var missing string // a query that matched nothing: too little evidence, not an outage
@@ -211,15 +213,28 @@ func (e *Engine) lookAt(ctx context.Context, i int, start, end time.Time, step t
 		return samples
 	}
 	var canary, baseline metrics.Series
+	var traffic *metrics.Traffic
+	if c.Builtin != "" && weight >= 0 {
+		// A builtin check's baseline is the stable version taking the rest of the traffic, so
+		// the judge can test the canary's share of requests against its weight.
+		traffic = &metrics.Traffic{Weights: []float64{float64(weight)}}
+	}
 	if c.IsCounts() {
 		// An error counter that has never counted has no series yet: no events, not no data.
 		canary = counts(fetch(c.Events.Canary, true), fetch(c.Total.Canary, false))
 		baseline = counts(fetch(c.Events.Baseline, true), fetch(c.Total.Baseline, false))
 		res.LastCanary, res.LastBaseline = lastRate(canary), lastRate(baseline)
 	} else {
-		canary = metrics.Series{Values: values(fetch(c.Canary, false))}
-		baseline = metrics.Series{Values: values(fetch(c.Baseline, false))}
+		canarySamples, baselineSamples := fetch(c.Canary, false), fetch(c.Baseline, false)
+		canary = metrics.Series{Values: values(canarySamples)}
+		baseline = metrics.Series{Values: values(baselineSamples)}
 		res.LastCanary, res.LastBaseline = lastValue(canary.Values), lastValue(baseline.Values)
+		if traffic != nil {
+			// Each side's requests at the times of its values: the guard's counts, and whether
+			// a side had enough of them for its quantile to be compared with the other's.
+			traffic.Canary = countsAt(canarySamples, fetch(metrics.BuiltinQuery(metrics.MeasureRequests, metrics.VersionCanary), true))
+			traffic.Baseline = countsAt(baselineSamples, fetch(metrics.BuiltinQuery(metrics.MeasureRequests, metrics.VersionStable), true))
+		}
 	}
 	if res.SourceError != "" || missing != "" {
 		reason := "metrics source: " + res.SourceError
@@ -232,7 +247,10 @@ func (e *Engine) lookAt(ctx context.Context, i int, start, end time.Time, step t
 	}
 	criteria := c.Criteria()
 	criteria.Family = e.family
-	res.Result = e.judges[i].Judge(metrics.Input{Criteria: criteria, Canary: canary, Baseline: baseline})
+	if !c.IsCounts() {
+		criteria.Quantile = metrics.QuantileOf(c.Canary)
+	}
+	res.Result = e.judges[i].Judge(metrics.Input{Criteria: criteria, Canary: canary, Baseline: baseline, Traffic: traffic})
 	return res
 }
 
@@ -249,6 +267,19 @@ func counts(events, total []metrics.Sample) metrics.Series {
 		s.Total[i] = t.Value
 	}
 	return s
+}
+
+// countsAt is the count taken at the time of each of at's samples (0 where none was).
+func countsAt(at, counts []metrics.Sample) []float64 {
+	byTime := make(map[int64]float64, len(counts))
+	for _, c := range counts {
+		byTime[c.Time.UnixNano()] = c.Value
+	}
+	out := make([]float64, len(at))
+	for i, s := range at {
+		out[i] = byTime[s.Time.UnixNano()]
+	}
+	return out
 }
 
 func values(samples []metrics.Sample) []float64 {

@@ -72,7 +72,7 @@ func TestDetailView(t *testing.T) {
 			if !strings.Contains(screen, "CHECK error_rate") || !strings.Contains(joined(screen), reason) {
 				t.Fatalf("the detail of error_rate does not show its whole reason %q:\n%s", reason, screen)
 			}
-			for _, want := range []string{"harm not yet certain", "of 5.7 needed", "tolerance  +0.5pp", `errors{version="canary"}`,
+			for _, want := range []string{"of 5.7 needed to roll back", "safety not yet shown", "tolerance  +0.5pp", `errors{version="canary"}`,
 				"judge      sequential", "esc back"} {
 				if !strings.Contains(screen, want) {
 					t.Errorf("the detail lacks %q:\n%s", want, screen)

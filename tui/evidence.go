@@ -76,7 +76,7 @@ func (e evidence) harmWords() string {
 		return fmt.Sprintf("harm shown (%s of %s needed)", amount(e.harm), amount(e.harmNeed))
 	}
 	if e.harm == 0 {
-		return fmt.Sprintf("no evidence of harm (%s needed to roll back)", amount(e.harmNeed))
+		return fmt.Sprintf("no evidence of harm yet: 0 of %s needed", amount(e.harmNeed))
 	}
 	return fmt.Sprintf("harm not yet certain: %s of %s needed", amount(e.harm), amount(e.harmNeed))
 }

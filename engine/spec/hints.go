@@ -1,12 +1,14 @@
 package spec
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/perchhq/perch/internal/yamlpos"
 	"github.com/perchhq/perch/metrics"
 )
 
@@ -23,6 +25,19 @@ func tabIndent(file string, data []byte) *Error {
 		}
 	}
 	return nil
+}
+
+// indentation is err, a file's parse error, pointed at the misindented line where there is
+// one (see misindented) rather than at the parent the parser names.
+func indentation(file string, data []byte, err error) error {
+	var es Errors
+	if !errors.As(err, &es) || len(es) != 1 || !strings.HasPrefix(es[0].Msg, "not valid YAML") {
+		return err
+	}
+	if bad := misindented(file, data, es[0].Line); bad != nil {
+		return Errors{bad}
+	}
+	return err
 }
 
 // misindented finds, in the block the parser's error at line names (it names the parent), the
@@ -96,7 +111,7 @@ func abs(v int) int { return max(v, -v) }
 // scalarHint is a hint for a scalar written where a mapping belongs: a pause given its
 // duration directly.
 func scalarHint(n *yaml.Node, path string) string {
-	if strings.HasSuffix(path, ".pause") && n.Kind == yaml.ScalarNode && !isNull(n) {
+	if strings.HasSuffix(path, ".pause") && n.Kind == yaml.ScalarNode && !yamlpos.IsNull(n) {
 		return fmt.Sprintf("; write pause: {duration: %s}, or pause: {} to wait for an operator", n.Value)
 	}
 	return ""

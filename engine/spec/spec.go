@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/perchhq/perch/internal/envexpand"
+	"github.com/perchhq/perch/internal/yamlpos"
 	"github.com/perchhq/perch/metrics"
 )
 
@@ -29,8 +30,8 @@ type Rollout struct {
 	Alerts   *Alerts  `yaml:"alerts" json:"alerts,omitempty"`
 	Notify   []Notify `yaml:"notify" json:"notify,omitempty"`
 
-	file string            // the file it was read from, for messages
-	pos  map[string]srcPos // where each field was written, by path ("checks[1].name")
+	file string                 // the file it was read from, for messages
+	pos  map[string]yamlpos.Pos // where each field was written, by path ("checks[1].name")
 }
 
 // Canary is the identity of the version being released: shown in the TUI's header, in the
@@ -445,5 +446,5 @@ func (s *Rollout) Where(path string) string {
 	if !ok {
 		return s.file
 	}
-	return fmt.Sprintf("%s:%d:%d", s.file, p.line, p.col)
+	return fmt.Sprintf("%s:%d:%d", s.file, p.Line, p.Col)
 }
