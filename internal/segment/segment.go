@@ -135,6 +135,12 @@ func (m Match) String() string {
 	return "?"
 }
 
+// Regex is a regular expression matching a whole Cookie header that carries this cookie,
+// for providers that match cookies as a header.
+func (c CookieMatch) Regex() string {
+	return `(.*;\s*)?` + regexp.QuoteMeta(c.Name) + "=" + regexp.QuoteMeta(c.Value) + `(\s*;.*)?`
+}
+
 // String is the segment's name and match: `employees (X-Employee: true)`.
 func (s Segment) String() string { return fmt.Sprintf("%s (%s)", s.Name, s.Match) }
 

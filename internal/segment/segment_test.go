@@ -2,6 +2,7 @@ package segment_test
 
 import (
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -100,5 +101,19 @@ func TestWords(t *testing.T) {
 	}
 	if n := segment.Names(segs); !reflect.DeepEqual(n, []string{"employees", "beta", "eu"}) {
 		t.Errorf("Names = %q", n)
+	}
+}
+
+// TestCookieRegex: the regex providers match a Cookie header with finds the cookie whole,
+// wherever it is in the header, as Envoy matches it (the whole value).
+func TestCookieRegex(t *testing.T) {
+	re := regexp.MustCompile(`^(?:` + segment.CookieMatch{Name: "region", Value: "eu.1"}.Regex() + `)$`)
+	for header, want := range map[string]bool{
+		"region=eu.1": true, "a=1; region=eu.1": true, "region=eu.1; b=2": true, "a=1;region=eu.1 ;b=2": true,
+		"xregion=eu.1": false, "region=eu.12": false, "region=eux1": false, "a=region=eu.1": false, "": false,
+	} {
+		if got := re.MatchString(header); got != want {
+			t.Errorf("Cookie: %q matches %v, want %v", header, got, want)
+		}
 	}
 }
