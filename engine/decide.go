@@ -61,18 +61,10 @@ func (e *Engine) driveStep(now time.Time) time.Time {
 		}
 		return time.Time{}
 	}
-	switch {
-	case step.Pause != nil:
-		switch {
-		case s.Phase == PhaseRunning: // resumed from an operator's pause during a pause step
-			e.passStep(nil, "pause ended")
-		case !s.PauseStep || s.PauseUntil.IsZero():
-		case now.Before(s.PauseUntil):
-			return s.PauseUntil
-		default:
-			e.passStep(nil, fmt.Sprintf("pause of %s over", step.Pause.Duration))
-		}
-	case s.AnalysisStartedAt.IsZero():
+	if step.Pause != nil {
+		return e.drivePause(now)
+	}
+	if s.AnalysisStartedAt.IsZero() {
 		if at := s.StabilizedAt(); now.Before(at) {
 			return at
 		}
@@ -81,13 +73,60 @@ func (e *Engine) driveStep(now time.Time) time.Time {
 		} else if s.Phase == PhaseRunning {
 			e.passStep(nil, "weight set; the step has no analysis")
 		}
+		return time.Time{}
+	}
+	return e.nextLook(now)
+}
+
+// drivePause ends a pause step when it is over and, until then, keeps looking at the weight
+// it holds, as during an operator's pause: a failure rolls back (judgeLook), while evidence
+// that is merely short never holds or passes a pause.
+func (e *Engine) drivePause(now time.Time) time.Time {
+	s := &e.state
+	step := s.CurrentStep()
+	var wake time.Time
+	switch {
+	case s.Phase == PhaseRunning: // resumed from an operator's pause during a pause step
+		e.passStep(nil, "pause ended")
+		return time.Time{}
+	case !s.PauseStep || s.PauseUntil.IsZero():
+	case now.Before(s.PauseUntil):
+		wake = s.PauseUntil
+	default:
+		e.passStep(nil, fmt.Sprintf("pause of %s over", step.Pause.Duration))
+		return time.Time{}
+	}
+	if s.Weight <= 0 || len(e.spec.Checks) == 0 {
+		return wake // no canary traffic yet (a pause before the first weight), or nothing to look at
+	}
+	if s.AnalysisStartedAt.IsZero() {
+		if at := s.StabilizedAt(); now.Before(at) {
+			return earliest(wake, at)
+		}
+		e.emit(Event{Type: EventAnalysisStarted})
+		return time.Time{}
+	}
+	return earliest(wake, e.nextLook(now))
+}
+
+// nextLook starts the next look if it is due, or returns when it will be.
+func (e *Engine) nextLook(now time.Time) time.Time {
+	switch next := e.state.NextLookAt(); {
 	case e.lookBusy:
-	case now.Before(s.NextLookAt()):
-		return s.NextLookAt()
+	case now.Before(next):
+		return next
 	default:
 		e.startLook(now)
 	}
 	return time.Time{}
+}
+
+// earliest is the sooner of two wake-up times, zero meaning none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || !b.IsZero() && b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // startStep begins step i: a weight change or a pause.

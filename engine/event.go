@@ -118,7 +118,8 @@ type Command struct {
 
 // Errors a command can be refused with.
 var (
-	// ErrStaleCommand refuses a command issued against a step that is already over.
+	// ErrStaleCommand refuses a command issued against a step that is already over (an
+	// advance, resume, promote or retry; a rollback or a pause is never stale).
 	ErrStaleCommand = errors.New("stale command")
 	// ErrNotAllowed refuses a command that makes no sense in the current phase.
 	ErrNotAllowed = errors.New("not allowed now")

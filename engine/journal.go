@@ -53,9 +53,11 @@ type Journal struct {
 }
 
 // CreateJournal starts a new journal at path with the header for rollout. It refuses to overwrite
-// an existing file: a journal is a record, and resuming one is OpenJournal's job.
+// an existing file: a journal is a record, and resuming one is OpenJournal's job. The file is
+// readable by its owner only (0600): it records who did what to the release, with the reasons
+// and alert texts they gave.
 func CreateJournal(path string, rollout *spec.Rollout, now time.Time) (*Journal, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return nil, fmt.Errorf("journal %s already exists (resume it with --resume, or choose another --journal)", path)

@@ -102,8 +102,13 @@ func (m *Model) clocks() []string {
 	case st.Phase == engine.PhaseRollingBack || st.Phase == engine.PhasePromoting:
 	case st.WeightAttempts > 0 && !st.RetryAt.IsZero():
 		parts = append(parts, "retry in "+formatDuration(until(now, st.RetryAt)))
-	case step.Pause != nil && st.PauseStep && !st.PauseUntil.IsZero():
-		parts = append(parts, "resumes in "+formatDuration(until(now, st.PauseUntil)))
+	case step.Pause != nil:
+		if st.PauseStep && !st.PauseUntil.IsZero() {
+			parts = append(parts, "resumes in "+formatDuration(until(now, st.PauseUntil)))
+		}
+		if !st.AnalysisStartedAt.IsZero() { // a pause step watches the weight it holds
+			parts = append(parts, "next look "+formatDuration(until(now, st.NextLookAt())))
+		}
 	case !st.AnalysisStartedAt.IsZero():
 		switch end := st.AnalysisEndsAt(); {
 		case now.Before(end) && st.Phase == engine.PhasePaused: // no decision until resumed
@@ -153,7 +158,11 @@ func (m *Model) situation() (string, string) {
 		return s.inconclusive.Render(fmt.Sprintf("? holding (%s): %s", st.Hold, st.HoldReason)), ""
 	case st.Phase == engine.PhasePaused && st.PauseStep:
 		if st.PauseUntil.IsZero() {
-			return s.warning.Render(fmt.Sprintf("‖ pause step: waiting for an operator to resume (%s)", m.keys.Pause.Help().Key)), ""
+			extra := ""
+			if st.Weight > 0 && len(st.Checks) > 0 {
+				extra = s.muted.Render(" (checks still run; a failure still rolls back)")
+			}
+			return s.warning.Render(fmt.Sprintf("‖ pause step: waiting for an operator to resume (%s)", m.keys.Pause.Help().Key)), extra
 		}
 		return s.warning.Render("‖ pause step until " + st.PauseUntil.In(m.loc).Format("15:04:05")), s.muted.Render(fmt.Sprintf(" (%s resumes now)", m.keys.Pause.Help().Key))
 	case st.Phase == engine.PhasePaused:

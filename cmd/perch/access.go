@@ -10,6 +10,7 @@ import (
 
 	"github.com/perchhq/perch/engine"
 	"github.com/perchhq/perch/engine/spec"
+	"github.com/perchhq/perch/internal/printable"
 	"github.com/perchhq/perch/metrics"
 )
 
@@ -26,7 +27,8 @@ func (a *app) checkAccess(ctx context.Context, file string, rollout *spec.Rollou
 	problems := 0
 	problem := func(path, msg string) {
 		problems++
-		fmt.Fprintf(a.stderr, "%s: %s: %s\n", rollout.Where(path), path, msg)
+		// msg quotes what the provider or source answered: one printable line.
+		fmt.Fprintf(a.stderr, "%s: %s: %s\n", rollout.Where(path), path, printable.Line(msg))
 	}
 	trafficPath := "traffic." + rollout.Traffic.Kind()
 	router, closeRouter, err := a.registry.router(ctx, rollout, flags)

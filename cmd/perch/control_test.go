@@ -45,8 +45,8 @@ func TestControlVerbs(t *testing.T) {
 	if fi, err := os.Stat(socket); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("socket mode %v (%v), want 0600", fi.Mode().Perm(), err)
 	}
-	if code, _, errOut := shell("rollback", "--step", "2"); code != exitRuntime || !strings.Contains(errOut, "stale command") {
-		t.Errorf("rollback for a later step: exit %d, %q; want refused as stale", code, errOut)
+	if code, _, errOut := shell("advance", "--step", "2"); code != exitRuntime || !strings.Contains(errOut, "stale command") {
+		t.Errorf("advance for a later step: exit %d, %q; want refused as stale", code, errOut)
 	}
 	if code, _, errOut := shell("promote", "--bogus"); code != exitBadInput || !strings.Contains(errOut, "unknown flag") {
 		t.Errorf("bad flag: exit %d, %q", code, errOut)

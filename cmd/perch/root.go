@@ -7,6 +7,8 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+
+	"github.com/perchhq/perch/internal/printable"
 )
 
 // Exit codes of the CLI contract.
@@ -57,11 +59,12 @@ func (a *app) main(ctx context.Context, args []string) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil {
-			fmt.Fprintln(a.stderr, "perch:", ee.err)
+			// Errors quote what providers, sources and journals said: show it, not obey it.
+			fmt.Fprintln(a.stderr, "perch:", printable.Text(ee.err.Error()))
 		}
 		return ee.code
 	}
-	fmt.Fprintf(a.stderr, "perch: %v\nRun 'perch --help' for usage.\n", err)
+	fmt.Fprintf(a.stderr, "perch: %s\nRun 'perch --help' for usage.\n", printable.Text(err.Error()))
 	return exitBadInput
 }
 

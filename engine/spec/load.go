@@ -23,19 +23,33 @@ type Error = yamlpos.Error
 // Errors is every problem found in a rollout file, in file order.
 type Errors = yamlpos.Errors
 
-// Load reads, defaults and validates the rollout file at path. Problems in the file come
-// back as Errors; a file that cannot be read as a plain error.
+// MinInterval is the shortest analysis.interval Load accepts. Every interval journals, and
+// fsyncs, a look at the checks: a file asking for 1ns would make perch write thousands of
+// events a second and crowd out everything else it does.
+const MinInterval = time.Second
+
+// Load reads, defaults and validates the rollout file at path, as perch's commands read the
+// files they are given, and holds it to the floors on how hard a file may drive perch
+// (MinInterval). Problems in the file come back as Errors; a file that cannot be read as a
+// plain error.
 func Load(path string) (*Rollout, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return Parse(path, data)
+	return parse(path, data, true)
 }
 
-// Parse reads, defaults and validates a rollout file's bytes; file names it in messages.
+// Parse reads, defaults and validates a rollout file's bytes; file names it in messages. It
+// applies no floors: it is for programs that vouch for the rollout they hand over (tests,
+// tools embedding one), as Validate is for rollouts built in code, such as the demo's, whose
+// intervals shrink with --speed.
 func Parse(file string, data []byte) (*Rollout, error) {
-	d := &decoder{file: file, pos: map[string]srcPos{}, bad: map[string]bool{}}
+	return parse(file, data, false)
+}
+
+func parse(file string, data []byte, floors bool) (*Rollout, error) {
+	d := &decoder{file: file, floors: floors, pos: map[string]srcPos{}, bad: map[string]bool{}}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var root yaml.Node
 	err := dec.Decode(&root)
@@ -76,10 +90,13 @@ type decoder struct {
 	// checked is set when re-checking a spec perch wrote itself (a journal header): its
 	// defaults were applied when it was first loaded, and a zero there is deliberate.
 	checked bool
-	file    string
-	pos     map[string]srcPos
-	bad     map[string]bool
-	errs    Errors
+	// floors is set when reading a user's file (Load): it may not drive perch harder than
+	// MinInterval allows.
+	floors bool
+	file   string
+	pos    map[string]srcPos
+	bad    map[string]bool
+	errs   Errors
 }
 
 func (d *decoder) errAt(n *yaml.Node, path, format string, args ...any) {

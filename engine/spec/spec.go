@@ -6,9 +6,11 @@ package spec
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
+	"github.com/perchhq/perch/internal/envexpand"
 	"github.com/perchhq/perch/metrics"
 )
 
@@ -177,11 +179,69 @@ type Analysis struct {
 }
 
 // Alerts is the Alertmanager webhook receiver: a firing alert matching any RollbackOn entry
-// rolls the canary back at once.
+// rolls the canary back at once. Whoever can post to it can roll the release back, so off
+// loopback it must authenticate its sender: by a bearer token, basic auth, or client
+// certificates (TLS.ClientCA). Credentials and file names may name environment variables as
+// ${NAME}.
 type Alerts struct {
-	Listen string `yaml:"listen" json:"listen"`
+	Listen      string           `yaml:"listen" json:"listen"`
+	BearerToken Secret           `yaml:"bearerToken" json:"bearerToken,omitempty"`
+	BasicAuth   *AlertsBasicAuth `yaml:"basicAuth" json:"basicAuth,omitempty"`
+	TLS         *AlertsTLS       `yaml:"tls" json:"tls,omitempty"`
 	// RollbackOn lists label sets; an alert matches one when it has every label with that value.
 	RollbackOn []map[string]string `yaml:"rollbackOn" json:"rollbackOn"`
+}
+
+// Authenticated reports whether the receiver checks who posts to it: a bearer token, basic
+// auth, or a client certificate signed by TLS.ClientCA.
+func (a *Alerts) Authenticated() bool {
+	return a.BearerToken != "" || a.BasicAuth != nil || (a.TLS != nil && a.TLS.ClientCA != "")
+}
+
+// Loopback reports whether Listen is reachable from this machine only: a loopback IP or
+// localhost.
+func (a *Alerts) Loopback() bool {
+	host, _, err := net.SplitHostPort(a.Listen)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// AlertsBasicAuth is the user name and password Alertmanager's basic_auth sends.
+type AlertsBasicAuth struct {
+	Username string `yaml:"username" json:"username"`
+	Password Secret `yaml:"password" json:"password"`
+}
+
+// AlertsTLS serves the receiver over HTTPS with the certificate and key in PEM files. With
+// ClientCA (a PEM bundle) every client must present a certificate it signed.
+type AlertsTLS struct {
+	Cert     string `yaml:"cert" json:"cert"`
+	Key      string `yaml:"key" json:"key"`
+	ClientCA string `yaml:"clientCA" json:"clientCA,omitempty"`
+}
+
+// RedactedSecret is what a journal records in place of a Secret written as its value.
+const RedactedSecret = "(redacted)"
+
+// Secret is a credential in a rollout file: best written as ${NAME} references, read from the
+// environment when perch starts, but it may be the value itself. Journals record their rollout
+// file in the header and double as shareable recordings, so a Secret that is anything but
+// references is recorded as RedactedSecret.
+type Secret string
+
+// MarshalJSON writes the secret's references as they are, and anything else as
+// RedactedSecret.
+func (s Secret) MarshalJSON() ([]byte, error) {
+	if s == "" || envexpand.OnlyRefs(string(s)) {
+		return json.Marshal(string(s))
+	}
+	return json.Marshal(RedactedSecret)
 }
 
 // Notify is one place rollout news is sent: exactly one of Slack or a generic webhook.
@@ -233,13 +293,15 @@ func (c Check) Criteria() metrics.Criteria {
 }
 
 // Family is how many tests share the rollout's false-alarm budget (metrics.Criteria.Family):
-// every check in every step that is analysed.
+// every check in every step that is analysed, which is every step with analyze and every pause
+// step after a weight is set (it keeps looking at the weight it holds, in a window of its own).
 func (s *Rollout) Family() int {
-	n := 0
+	n, weighted := 0, false
 	for _, st := range s.Steps {
-		if st.Analyze > 0 {
+		if st.Analyze > 0 || st.Pause != nil && weighted {
 			n += len(s.Checks)
 		}
+		weighted = weighted || st.SetWeight != nil
 	}
 	return n
 }

@@ -127,9 +127,30 @@ func (d *decoder) validateAlerts(s *Rollout) {
 		return
 	}
 	if d.required("alerts.listen", a.Listen) {
-		if _, _, err := net.SplitHostPort(a.Listen); err != nil {
+		_, _, err := net.SplitHostPort(a.Listen)
+		switch {
+		case err != nil:
 			d.fail("alerts.listen", "want HOST:PORT, got %q", a.Listen)
+		case !a.Loopback() && !a.Authenticated() && !d.checked:
+			// Anyone who reaches the port could roll the release back. A journal header is
+			// exempt: it records a rollout that was already checked, perhaps by an older perch.
+			d.fail("alerts.listen", "%s is not a loopback address, so the receiver must authenticate "+
+				"Alertmanager: set alerts.bearerToken or alerts.basicAuth (or tls.clientCA), or listen on 127.0.0.1", a.Listen)
 		}
+	}
+	if a.BearerToken != "" && a.BasicAuth != nil {
+		d.fail(d.later("alerts.", []string{"bearerToken", "basicAuth"}), "set bearerToken or basicAuth, not both")
+	}
+	d.secret("alerts.bearerToken", a.BearerToken)
+	if b := a.BasicAuth; b != nil {
+		d.required("alerts.basicAuth.username", b.Username)
+		if d.required("alerts.basicAuth.password", string(b.Password)) {
+			d.secret("alerts.basicAuth.password", b.Password)
+		}
+	}
+	if t := a.TLS; t != nil {
+		d.required("alerts.tls.cert", t.Cert)
+		d.required("alerts.tls.key", t.Key)
 	}
 	if len(a.RollbackOn) == 0 {
 		d.fail("alerts.rollbackOn", "missing: list the label sets of alerts that roll back (e.g. {alertname: HighErrorRate})")
@@ -138,6 +159,14 @@ func (d *decoder) validateAlerts(s *Rollout) {
 		if len(m) == 0 {
 			d.fail(fmt.Sprintf("alerts.rollbackOn[%d]", i), "empty label set: it would match every alert")
 		}
+	}
+}
+
+// secret refuses the placeholder a journal records in place of a secret: a rollout carrying
+// it came out of a journal, and the receiver would accept that well-known text as a password.
+func (d *decoder) secret(path string, v Secret) {
+	if v == RedactedSecret && !d.checked {
+		d.fail(path, "%q is what journals record in place of a secret; give the secret, or ${NAME} to read it from the environment", v)
 	}
 }
 
@@ -353,8 +382,11 @@ func (d *decoder) validateAnalysis(s *Rollout) {
 	if a.MaxOutage <= 0 {
 		d.fail("analysis.maxOutage", "want a positive duration, got %s", a.MaxOutage)
 	}
-	if a.Interval <= 0 {
+	switch {
+	case a.Interval <= 0:
 		d.fail("analysis.interval", "want a positive duration, got %s", a.Interval)
+	case d.floors && time.Duration(a.Interval) < MinInterval:
+		d.fail("analysis.interval", "%s is below the %s floor: each interval journals a look at every check", a.Interval, Duration(MinInterval))
 	}
 	if a.Stabilization < 0 {
 		d.fail("analysis.stabilization", "want zero or a positive duration, got %s", a.Stabilization)

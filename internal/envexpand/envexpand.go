@@ -38,3 +38,23 @@ func Expand(s string, getenv func(string) string) (string, error) {
 		s = s[i+end+1:]
 	}
 }
+
+// OnlyRefs reports whether s is made of nothing but well-formed ${NAME} references (at least
+// one): such a value names where a secret is, and holds none itself.
+func OnlyRefs(s string) bool {
+	if s == "" {
+		return false
+	}
+	for s != "" {
+		rest, ok := strings.CutPrefix(s, "${")
+		if !ok {
+			return false
+		}
+		end := strings.IndexByte(rest, '}')
+		if end < 0 || !name.MatchString(rest[:end]) {
+			return false
+		}
+		s = rest[end+1:]
+	}
+	return true
+}

@@ -29,3 +29,20 @@ func TestExpand(t *testing.T) {
 		}
 	}
 }
+
+func TestOnlyRefs(t *testing.T) {
+	for in, want := range map[string]bool{
+		"${TOKEN}":        true,
+		"${A}${B_2}":      true,
+		"":                false,
+		"literal":         false,
+		"Bearer ${TOKEN}": false,
+		"${TOKEN}x":       false,
+		"${TOKEN":         false,
+		"${1X}":           false,
+	} {
+		if got := envexpand.OnlyRefs(in); got != want {
+			t.Errorf("OnlyRefs(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
