@@ -131,13 +131,13 @@ func New(cfg Config) (*Engine, error) {
 		return nil, errors.New("engine: checks need a metrics source")
 	}
 	e := &Engine{
-		spec:    cfg.Spec,
-		router:  cfg.Router,
-		source:  cfg.Source,
-		journal: cfg.Journal,
-		linger:  cfg.Linger,
-		family:  cfg.Spec.Family(),
-		state:   NewState(cfg.Spec),
+		spec:     cfg.Spec,
+		router:   cfg.Router,
+		source:   cfg.Source,
+		journal:  cfg.Journal,
+		linger:   cfg.Linger,
+		family:   cfg.Spec.Family(),
+		state:    NewState(cfg.Spec),
 		cmds:     make(chan cmdRequest),
 		results:  make(chan any),
 		quit:     make(chan struct{}),

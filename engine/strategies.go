@@ -343,7 +343,7 @@ func (e *Engine) handleFlag(r flagResult) {
 	s := &e.state
 	if r.err == nil {
 		ev := Event{Flag: r.flag, Percent: intPtr(r.percent)}
-			switch r.op {
+		switch r.op {
 		case flagRead:
 			ev.Type, ev.Saved = EventFlagRead, r.saved
 		case flagSet:
