@@ -131,19 +131,18 @@ func New(cfg Config) (*Engine, error) {
 		return nil, errors.New("engine: checks need a metrics source")
 	}
 	e := &Engine{
-		spec:     cfg.Spec,
-		router:   cfg.Router,
-		source:   cfg.Source,
-		journal:  cfg.Journal,
-		linger:   cfg.Linger,
-		family:   cfg.Spec.Family(),
-		state:    NewState(cfg.Spec),
-		cmds:     make(chan cmdRequest),
-		results:  make(chan any),
-		quit:     make(chan struct{}),
-		flags:    cfg.Flags,
-		flagBusy: map[string]bool{},
+		spec:    cfg.Spec,
+		router:  cfg.Router,
+		source:  cfg.Source,
+		journal: cfg.Journal,
+		linger:  cfg.Linger,
+		family:  cfg.Spec.Family(),
+		state:   NewState(cfg.Spec),
+		cmds:    make(chan cmdRequest),
+		results: make(chan any),
+		quit:    make(chan struct{}),
 	}
+	e.flags, e.flagBusy = cfg.Flags, map[string]bool{}
 	if len(cfg.Spec.Segments()) > 0 {
 		sr, ok := cfg.Router.(SegmentRouter)
 		if !ok {

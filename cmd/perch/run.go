@@ -75,7 +75,7 @@ func (a *app) run(c *cobra.Command, path string, f runFlags) error {
 	defer r.close()
 	spec, b, journal := r.spec, r.backend, r.journal
 	// Under the TUI the engine stays after a rollback, so the operator can retry (R).
-	eng, err := engine.New(engine.Config{Spec: spec, Router: b.router, Source: b.source, Journal: journal, Resume: r.rec, Linger: !f.headless})
+	eng, err := engine.New(engine.Config{Spec: spec, Router: b.router, Source: b.source, Flags: b.flags, Journal: journal, Resume: r.rec, Linger: !f.headless})
 	if err != nil {
 		return badInput(err)
 	}

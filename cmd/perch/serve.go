@@ -97,7 +97,7 @@ func (a *app) serve(ctx context.Context, path string, f serveFlags) error {
 	}
 	defer r.close()
 	spec, b, journal := r.spec, r.backend, r.journal
-	eng, err := engine.New(engine.Config{Spec: spec, Router: b.router, Source: b.source, Journal: journal, Resume: r.rec, Linger: true})
+	eng, err := engine.New(engine.Config{Spec: spec, Router: b.router, Source: b.source, Flags: b.flags, Journal: journal, Resume: r.rec, Linger: true})
 	if err != nil {
 		return badInput(err)
 	}
