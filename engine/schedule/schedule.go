@@ -254,11 +254,15 @@ func (s *Schedule) Allowed(t time.Time) (ok bool, next time.Time, reason string)
 }
 
 // When is at in the schedule's zone, as a person reads it seen from now: "Mon 09:00
-// Europe/Berlin" within the coming week, "Mon 4 Jan 09:00 Europe/Berlin" beyond.
+// Europe/Berlin" within the coming week, "Mon 4 Jan 09:00 Europe/Berlin" beyond (with the
+// seconds when a freeze ends on one).
 func (s *Schedule) When(now, at time.Time) string {
 	layout := "Mon 15:04"
 	if at.Sub(now) >= 6*24*time.Hour {
 		layout = "Mon 2 Jan 15:04"
+	}
+	if at.Second() != 0 {
+		layout += ":05"
 	}
 	return at.In(s.loc).Format(layout) + " " + s.zone
 }

@@ -1,7 +1,6 @@
 package spec
 
 import (
-	"fmt"
 	"net/url"
 	"strings"
 
@@ -197,18 +196,4 @@ func (d *decoder) validateSchedule(s *Rollout) {
 		}
 		d.fail(path, "%s", p.Msg)
 	}
-}
-
-// Describe says what the step changes, for messages: "canary weight 10%", "segment employees
-// (X-Employee: true)", "flag new-dashboard at 20%".
-func (st Step) Describe() string {
-	switch {
-	case st.SetWeight != nil:
-		return fmt.Sprintf("canary weight %d%%", *st.SetWeight)
-	case st.Segment != nil:
-		return "segment " + st.Segment.String()
-	case st.SetFlag != nil && st.SetFlag.Percent != nil:
-		return fmt.Sprintf("flag %s at %d%%", st.SetFlag.Flag, *st.SetFlag.Percent)
-	}
-	return st.String()
 }
