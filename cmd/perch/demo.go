@@ -107,7 +107,7 @@ func (a *app) demo(c *cobra.Command, f demoFlags) error {
 	}
 	fmt.Fprintf(a.stderr, "perch: journal %s (replay it with: perch replay %s)\n", journalPath, journalPath)
 	defer journal.Close()
-	eng, err := engine.New(engine.Config{Spec: stack.Spec, Router: stack.Proxy, Source: stack.Source, Journal: journal, Linger: served})
+	eng, err := engine.New(engine.Config{Spec: stack.Spec, Router: stack.Proxy, Source: stack.Source, Flags: stack.Flags, Journal: journal, Linger: served})
 	if err != nil {
 		return runtimeError(err)
 	}
@@ -123,6 +123,9 @@ func (a *app) demo(c *cobra.Command, f demoFlags) error {
 	}
 	defer stopMetrics()
 	fmt.Fprintf(a.stderr, "perch: demo %q: %s\n", stack.Scenario.Name, stack.Scenario.Summary)
+	if stack.FlagsFile != "" {
+		fmt.Fprintf(a.stderr, "perch: flagd file %s (watch the flag's split change in it)\n", stack.FlagsFile)
+	}
 	fmt.Fprintf(a.stderr, "perch: proxy on %s (try: curl %s/ or curl -H '%s: canary' %s/)\n",
 		stack.Proxy.URL(), stack.Proxy.URL(), demo.OverrideHeader, stack.Proxy.URL())
 	driven := make(chan struct{})

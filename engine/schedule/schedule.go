@@ -241,12 +241,14 @@ func (s *Schedule) Allowed(t time.Time) (ok bool, next time.Time, reason string)
 		reason = "inside release window until " + s.When(t, next)
 	default:
 		reason = "outside release window"
-		if f, frozen := s.frozen(t); frozen {
+		f, frozen := s.frozen(t)
+		if frozen {
 			reason = fmt.Sprintf("release freeze until %s", s.When(t, f.to))
 		}
-		if next.IsZero() {
+		switch {
+		case next.IsZero():
 			reason += "; no window opens in the next two years"
-		} else {
+		case !frozen || !next.Equal(f.to):
 			reason += "; next window " + s.When(t, next)
 		}
 	}
