@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -46,7 +45,7 @@ func (a *app) controlCmds() []*cobra.Command {
 				return a.control(c.Context(), socket, req, output)
 			},
 		}
-		c.Flags().StringVar(&socket, "socket", "", "control socket of the running perch (default: the one under $XDG_RUNTIME_DIR/perch)")
+		c.Flags().StringVar(&socket, "socket", "", "control socket of the running perch (default: the one in $XDG_RUNTIME_DIR/perch, /run/user/UID/perch or $TMPDIR/perch-UID)")
 		c.Flags().StringVarP(&output, "output", "o", outputText, "text or json")
 		if v.name != "status" {
 			stepHelp := "refuse unless the rollout is still at this step (1-based), so a late command cannot act on a later step"
@@ -66,12 +65,10 @@ func (a *app) control(ctx context.Context, socket string, req control.Request, o
 		return err
 	}
 	if socket == "" {
-		found, dir := control.Find(a.getenv)
+		found, dirs := control.Find(a.getenv)
 		switch {
-		case dir == "":
-			return badInput(errors.New("no --socket given and $XDG_RUNTIME_DIR is not set; pass the socket perch printed at start"))
 		case len(found) == 0:
-			return runtimeError(fmt.Errorf("no running perch found in %s; pass --socket", dir))
+			return runtimeError(fmt.Errorf("no running perch of yours found in %s; pass --socket", strings.Join(dirs, ", ")))
 		case len(found) > 1:
 			return badInput(fmt.Errorf("several perches are running; choose one with --socket:\n  %s", strings.Join(found, "\n  ")))
 		}

@@ -245,13 +245,13 @@ func TestStandaloneProxyOutlivesPerch(t *testing.T) {
 	rollout := fmt.Sprintf(`name: standalone
 traffic: {proxy: {admin: "unix://%s"}}
 metrics: {builtin: {}}
-analysis: {interval: 250ms, stabilization: 250ms, judge: threshold}
+analysis: {interval: 1s, stabilization: 1s, judge: threshold}
 checks:
   - {name: errors, builtin: error_rate, maxIncrease: 0.05, critical: true}
 steps:
-  - {setWeight: 20, analyze: 2s}
-  - {setWeight: 50, analyze: 2s}
-  - {setWeight: 80, analyze: 2s}
+  - {setWeight: 20, analyze: 4s}
+  - {setWeight: 50, analyze: 4s}
+  - {setWeight: 80, analyze: 4s}
 `, p.socket)
 	if err := os.WriteFile(w.rollout, []byte(rollout), 0o644); err != nil {
 		t.Fatal(err)

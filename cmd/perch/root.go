@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -25,6 +26,9 @@ type app struct {
 	stdout, stderr io.Writer
 	registry       registry
 	getenv         func(string) string
+	// notifyHangup delivers SIGHUP to a channel until the function it returns is called; nil
+	// watches for none (tests).
+	notifyHangup func(chan<- os.Signal) (stop func())
 }
 
 // exitError carries the exit code a verb ends with. An error that is not one is a usage

@@ -58,3 +58,30 @@ func TestValidateReportsStrategyErrors(t *testing.T) {
 		t.Errorf("exit %d, want %d", code, exitBadInput)
 	}
 }
+
+// TestCheckAccessReadsSegmentsAndFlags: validate --check-access reads the segments and each
+// flag as a run would, and names an unreadable flag system at its line.
+func TestCheckAccessReadsSegmentsAndFlags(t *testing.T) {
+	fake := albtest.New()
+	file := albFile(t, fake, "")
+	t.Setenv("AWS_ENDPOINT_URL_CLOUDWATCH", "http://127.0.0.1:1") // the queries fail here, at once
+	flagd := filepath.Join(t.TempDir(), "flags.json")
+	os.WriteFile(flagd, []byte(flagsFile), 0o644)
+	text, _ := os.ReadFile(file)
+	with := strings.Replace(strings.Replace(string(text), "    ruleArn: \n", "", 1), "steps:\n", `steps:
+  - segment: {name: employees, match: {header: {name: X-Employee, value: "true"}}}
+  - setFlag: {flag: new-dashboard, percent: 20}
+`, 1) + "flags: {flagd: {file: FLAGS}}\n"
+	os.WriteFile(file, []byte(strings.Replace(with, "FLAGS", flagd, 1)), 0o644)
+	_, out, _ := perchRun(t, defaultRegistry(), "validate", file, "--check-access")
+	for _, want := range []string{"segments: 0 routed to canary now\n", "flag new-dashboard: readable, on for 15% of users\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, out)
+		}
+	}
+	os.WriteFile(file, []byte(strings.Replace(with, "FLAGS", flagd+".missing", 1)), 0o644)
+	code, _, errOut := perchRun(t, defaultRegistry(), "validate", file, "--check-access")
+	if want := file + ":29:16: flags.flagd: flag new-dashboard: flagd: open " + flagd + ".missing: no such file or directory"; code != exitRuntime || !strings.Contains(errOut, want) {
+		t.Errorf("exit %d, stderr:\n%s\nwant %q", code, errOut, want)
+	}
+}

@@ -146,14 +146,10 @@ func (a *app) trafficStrategies(ctx context.Context, spec *spec.Rollout, router 
 	fmt.Fprintf(a.stdout, "flags: %s\n", where)
 	for _, name := range spec.FlagNames() {
 		p, _, err := flags.ReadFlag(ctx, name)
-		switch {
-		case err != nil:
+		if err != nil {
 			return runtimeError(fmt.Errorf("read flag %s: %w", name, err))
-		case p < 0:
-			fmt.Fprintf(a.stdout, "flag %s: not a single percentage rollout\n", name)
-		default:
-			fmt.Fprintf(a.stdout, "flag %s: on for %d%% of users\n", name, p)
 		}
+		fmt.Fprintf(a.stdout, "flag %s: %s\n", name, flagWords(p))
 	}
 	return nil
 }

@@ -158,6 +158,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		v.Set(reflect.MakeMap(v.Type()))
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			key, val := n.Content[i], n.Content[i+1]
+			d.pos[joinPath(path, key.Value)] = srcPos{val.Line, val.Column} // Where finds each value
 			if val.Kind != yaml.ScalarNode || isNull(val) {
 				d.errAt(val, joinPath(path, key.Value), "want text, got %s", describe(val))
 				continue
