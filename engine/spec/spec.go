@@ -13,6 +13,7 @@ import (
 	"github.com/perchhq/perch/engine/schedule"
 	"github.com/perchhq/perch/internal/envexpand"
 	"github.com/perchhq/perch/internal/segment"
+	"github.com/perchhq/perch/internal/yamlpos"
 	"github.com/perchhq/perch/metrics"
 )
 
@@ -33,8 +34,8 @@ type Rollout struct {
 	// Flags is the feature-flag system setFlag steps set flags in.
 	Flags *Flags `yaml:"flags" json:"flags,omitempty"`
 
-	file string            // the file it was read from, for messages
-	pos  map[string]srcPos // where each field was written, by path ("checks[1].name")
+	file string                 // the file it was read from, for messages
+	pos  map[string]yamlpos.Pos // where each field was written, by path ("checks[1].name")
 }
 
 // Traffic names the one provider that moves traffic.
@@ -418,5 +419,5 @@ func (s *Rollout) Where(path string) string {
 	if !ok {
 		return s.file
 	}
-	return fmt.Sprintf("%s:%d:%d", s.file, p.line, p.col)
+	return fmt.Sprintf("%s:%d:%d", s.file, p.Line, p.Col)
 }

@@ -97,26 +97,26 @@ func SegmentRouting(traffic Traffic, m segment.Match) string {
 func (d *decoder) validateStrategyStep(s *Rollout, st Step, p string, seen map[string]string) {
 	if st.Segment != nil {
 		for _, prob := range st.Segment.Check() {
-			d.fail(p+".segment."+prob.Field, "%s", prob.Msg)
+			d.Fail(p+".segment."+prob.Field, "%s", prob.Msg)
 		}
 		if at, ok := seen[st.Segment.Name]; ok && st.Segment.Name != "" {
-			d.fail(p+".segment.name", "segment %q is already set at %s; it stays until the rollout ends", st.Segment.Name, at)
+			d.Fail(p+".segment.name", "segment %q is already set at %s; it stays until the rollout ends", st.Segment.Name, at)
 		}
 		seen[st.Segment.Name] = p
 		if why := SegmentRouting(s.Traffic, st.Segment.Match); why != "" && s.Traffic.Kind() != "" {
-			d.fail(p+".segment.match", "%s", why)
+			d.Fail(p+".segment.match", "%s", why)
 		}
 	}
 	if f := st.SetFlag; f != nil {
-		if s.Flags.Kind() == "" && !d.written("flags") {
-			d.fail(p+".setFlag", "no flags: block: name the feature-flag system the flag is in (flags: {unleash: …}, {launchDarkly: …} or {flagd: {file: …}})")
+		if s.Flags.Kind() == "" && !d.Written("flags") {
+			d.Fail(p+".setFlag", "no flags: block: name the feature-flag system the flag is in (flags: {unleash: …}, {launchDarkly: …} or {flagd: {file: …}})")
 		}
 		d.required(p+".setFlag.flag", f.Flag)
 		switch {
 		case f.Percent == nil:
-			d.fail(p+".setFlag.percent", "missing: the percent of users the flag is on for (0..100)")
+			d.Fail(p+".setFlag.percent", "missing: the percent of users the flag is on for (0..100)")
 		case *f.Percent < 0 || *f.Percent > 100:
-			d.fail(p+".setFlag.percent", "%d is outside 0..100", *f.Percent)
+			d.Fail(p+".setFlag.percent", "%d is outside 0..100", *f.Percent)
 		}
 	}
 }
@@ -137,10 +137,10 @@ func (d *decoder) validateFlags(s *Rollout) {
 	}
 	switch {
 	case len(set) == 0:
-		d.fail("flags", "name exactly one feature-flag system: unleash, launchDarkly or flagd")
+		d.Fail("flags", "name exactly one feature-flag system: unleash, launchDarkly or flagd")
 		return
 	case len(set) > 1:
-		d.fail(d.later("flags.", set), "only one feature-flag system may be set (got %s)", strings.Join(set, " and "))
+		d.Fail(d.later("flags.", set), "only one feature-flag system may be set (got %s)", strings.Join(set, " and "))
 		return
 	}
 	switch {
@@ -174,7 +174,7 @@ func (d *decoder) flagURL(path, value string, required bool) {
 			return
 		}
 		if u, err := url.Parse(value); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			d.fail(path, "want an http:// or https:// URL, got %q", value)
+			d.Fail(path, "want an http:// or https:// URL, got %q", value)
 		}
 	}
 }
@@ -186,7 +186,7 @@ func (d *decoder) validateSchedule(s *Rollout) {
 	_, err := schedule.New(*s.Schedule)
 	probs, ok := err.(schedule.Problems)
 	if err != nil && !ok {
-		d.fail("schedule", "%v", err)
+		d.Fail("schedule", "%v", err)
 		return
 	}
 	for _, p := range probs {
@@ -194,6 +194,6 @@ func (d *decoder) validateSchedule(s *Rollout) {
 		if p.Field != "" {
 			path += "." + p.Field
 		}
-		d.fail(path, "%s", p.Msg)
+		d.Fail(path, "%s", p.Msg)
 	}
 }

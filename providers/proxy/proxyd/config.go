@@ -1,21 +1,16 @@
 package proxyd
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
-	"sort"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
+	"github.com/perchhq/perch/internal/envexpand"
 	"github.com/perchhq/perch/internal/yamlpos"
 	"github.com/perchhq/perch/providers/proxy"
 	"github.com/perchhq/perch/providers/proxy/admin"
@@ -136,33 +131,17 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 // Parse reads, defaults and validates a proxy file's bytes; file names it in messages and
 // anchors a relative state path.
 func Parse(file string, data []byte, getenv func(string) string) (*Config, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var root yaml.Node
-	err := dec.Decode(&root)
-	switch {
-	case errors.Is(err, io.EOF):
-		return nil, yamlpos.Errors{{File: file, Line: 1, Col: 1, Msg: "empty proxy file"}}
-	case err != nil:
-		return nil, yamlpos.Errors{yamlpos.Syntax(file, err)}
+	doc, err := yamlpos.Document(file, "proxy file", data)
+	if err != nil {
+		return nil, err
 	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
-		return nil, yamlpos.Errors{{File: file, Line: extra.Line, Col: extra.Column, Msg: "more than one YAML document; a proxy file holds one"}}
-	}
-	doc := root.Content[0]
-	if isNull(doc) {
-		return nil, yamlpos.Errors{{File: file, Line: doc.Line, Col: doc.Column, Msg: "empty proxy file"}}
-	}
-	d := &decoder{file: file, getenv: getenv, pos: map[string]*yaml.Node{}, bad: map[string]bool{}}
+	d := &decoder{yamlpos.NewDecoder(file)}
+	d.Text = func(s string) (string, error) { return envexpand.Expand(s, getenv) }
 	cfg := &Config{file: file}
-	d.decode(doc, reflect.ValueOf(cfg).Elem(), "")
+	d.Decode(doc, reflect.ValueOf(cfg).Elem(), "")
 	d.validate(cfg)
-	if len(d.errs) > 0 {
-		sort.SliceStable(d.errs, func(i, j int) bool {
-			a, b := d.errs[i], d.errs[j]
-			return a.Line < b.Line || a.Line == b.Line && a.Col < b.Col
-		})
-		return nil, d.errs
+	if err := d.Err(); err != nil {
+		return nil, err
 	}
 	if cfg.State != "" && !filepath.IsAbs(cfg.State) {
 		cfg.State = filepath.Join(filepath.Dir(file), cfg.State)
@@ -175,15 +154,15 @@ func (d *decoder) validate(c *Config) {
 	d.backend("stable", c.Stable)
 	d.backend("canary", c.Canary)
 	if c.Stable != "" && c.Stable == c.Canary {
-		d.fail("canary", "the canary backend is the stable one")
+		d.Fail("canary", "the canary backend is the stable one")
 	}
 	d.validateAdmin(c)
 	if c.Sticky != nil && (c.Sticky.Header == "") == (c.Sticky.Cookie == "") {
-		d.fail("sticky", "name exactly one of header or cookie")
+		d.Fail("sticky", "name exactly one of header or cookie")
 	}
 	if o := c.Override; o != nil {
 		if d.required("override.header", o.Header) && !validHeaderName(o.Header) {
-			d.fail("override.header", "%q is not a header name", o.Header)
+			d.Fail("override.header", "%q is not a header name", o.Header)
 		}
 		if d.required("override.token", o.Token) {
 			d.token("override.token", o.Token)
@@ -194,10 +173,10 @@ func (d *decoder) validate(c *Config) {
 	d.positive("timeouts.idle", &t.Idle, DefaultIdleTimeout)
 	d.positive("timeouts.body", &t.Body, DefaultBodyTimeout)
 	switch {
-	case !d.written("maxConnections"):
+	case !d.Written("maxConnections"):
 		c.MaxConnections = DefaultMaxConnections
 	case c.MaxConnections < 1 || c.MaxConnections > maxMaxConnections:
-		d.fail("maxConnections", "want 1 to %d, got %d", maxMaxConnections, c.MaxConnections)
+		d.Fail("maxConnections", "want 1 to %d, got %d", maxMaxConnections, c.MaxConnections)
 	}
 	d.hostPort("metrics", c.Metrics, false)
 	o := &c.Observations
@@ -205,11 +184,11 @@ func (d *decoder) validate(c *Config) {
 	d.positive("observations.retention", &o.Retention, DefaultRetention)
 	switch {
 	case o.Resolution < time.Millisecond:
-		d.fail("observations.resolution", "want at least 1ms, got %s", o.Resolution)
+		d.Fail("observations.resolution", "want at least 1ms, got %s", o.Resolution)
 	case o.Retention < o.Resolution:
-		d.fail("observations.retention", "%s is shorter than the resolution %s", o.Retention, o.Resolution)
+		d.Fail("observations.retention", "%s is shorter than the resolution %s", o.Retention, o.Resolution)
 	case o.Retention > proxy.MaxRetention:
-		d.fail("observations.retention", "at most %s, got %s", proxy.MaxRetention, o.Retention)
+		d.Fail("observations.retention", "at most %s, got %s", proxy.MaxRetention, o.Retention)
 	}
 }
 
@@ -219,7 +198,7 @@ func (d *decoder) validateAdmin(c *Config) {
 	}
 	addr, err := admin.ParseAddress(c.Admin)
 	if err != nil {
-		d.fail("admin", "%v", err)
+		d.Fail("admin", "%v", err)
 		return
 	}
 	c.admin = addr
@@ -228,9 +207,9 @@ func (d *decoder) validateAdmin(c *Config) {
 		d.token("adminToken", c.AdminToken)
 	case addr.IsUnix():
 	case !addr.IsLoopback():
-		d.fail("admin", "an HTTP admin API listens on loopback only (127.0.0.1, ::1 or localhost), got %s; use unix:///PATH, or reach it through a tunnel", addr.HostPort)
+		d.Fail("admin", "an HTTP admin API listens on loopback only (127.0.0.1, ::1 or localhost), got %s; use unix:///PATH, or reach it through a tunnel", addr.HostPort)
 	case c.AdminToken == "":
-		d.errAt(d.pos["admin"], "adminToken", "missing: an HTTP admin API needs a token (adminToken: \"${PERCH_ADMIN_TOKEN}\")")
+		d.FailAt("admin", "adminToken", "missing: an HTTP admin API needs a token (adminToken: \"${PERCH_ADMIN_TOKEN}\")")
 	default:
 		d.token("adminToken", c.AdminToken)
 	}
@@ -238,7 +217,7 @@ func (d *decoder) validateAdmin(c *Config) {
 
 func (d *decoder) required(path, value string) bool {
 	if value == "" {
-		d.fail(path, "missing")
+		d.Fail(path, "missing")
 		return false
 	}
 	return true
@@ -246,19 +225,19 @@ func (d *decoder) required(path, value string) bool {
 
 func (d *decoder) token(path, value string) {
 	if len(value) < minTokenLength {
-		d.fail(path, "want at least %d characters (openssl rand -hex 16 makes one), got %d", minTokenLength, len(value))
+		d.Fail(path, "want at least %d characters (openssl rand -hex 16 makes one), got %d", minTokenLength, len(value))
 	}
 }
 
 func (d *decoder) hostPort(path, value string, required bool) {
 	if value == "" {
 		if required {
-			d.fail(path, "missing")
+			d.Fail(path, "missing")
 		}
 		return
 	}
 	if _, port, err := net.SplitHostPort(value); err != nil || port == "" {
-		d.fail(path, "want HOST:PORT, got %q", value)
+		d.Fail(path, "want HOST:PORT, got %q", value)
 	}
 }
 
@@ -268,17 +247,17 @@ func (d *decoder) backend(path, value string) {
 	}
 	u, err := url.Parse(value)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		d.fail(path, "want an http:// or https:// URL, got %q", value)
+		d.Fail(path, "want an http:// or https:// URL, got %q", value)
 	}
 }
 
 // positive defaults a duration the file left out, and refuses one it set to zero or less.
 func (d *decoder) positive(path string, v *time.Duration, def time.Duration) {
 	switch {
-	case !d.written(path):
+	case !d.Written(path):
 		*v = def
-	case *v <= 0 && !d.bad[path]:
-		d.fail(path, "want a positive duration, got %s", *v)
+	case *v <= 0 && !d.Bad[path]:
+		d.Fail(path, "want a positive duration, got %s", *v)
 	}
 }
 
