@@ -157,6 +157,10 @@ func (e *Engine) handleResult(res any) {
 		e.handleWeight(r)
 	case lookResult:
 		e.handleLook(r)
+	case segmentsResult:
+		e.handleSegments(r)
+	case flagResult:
+		e.handleFlag(r)
 	}
 }
 
