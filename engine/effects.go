@@ -122,6 +122,9 @@ func (e *Engine) startLook(now time.Time) {
 	// The first point covers the first whole interval after the window opened.
 	start := s.AnalysisStartedAt.Add(interval)
 	weight := s.Weight // one window, one weight: a weight change opens a new window
+	if len(s.Segments) > 0 {
+		weight = -1 // a segment sends its users to the canary beside the weight: no share to expect
+	}
 	e.spawn(func() any {
 		defer cancel()
 		return lookResult{key: key, checks: e.look(ctx, start, now, interval, weight)}
