@@ -32,6 +32,7 @@ func (e *Engine) command(cmd Command) error {
 	case CommandRollback:
 		e.rollback(actor, orDefault(cmd.Reason, "rolled back by "+actor.Name))
 	case CommandPromote:
+		e.windowClosed(actor) // outside the release window, journaled as an override
 		e.emit(Event{Type: EventPromoteStarted, Actor: actor, Reason: orDefault(cmd.Reason, "promoted by "+actor.Name)})
 		e.cancelLook()
 		e.cancelStaleWeight()

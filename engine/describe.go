@@ -79,6 +79,23 @@ func (ev Event) Describe(rollout *spec.Rollout) string {
 		b.WriteString("engine stopped")
 	case EventNote:
 		b.WriteString("note")
+	case EventSegmentsSet:
+		if len(ev.Segments) == 0 {
+			b.WriteString("no segments routed to canary")
+		} else {
+			fmt.Fprintf(&b, "segments routed to canary: %s", strings.Join(ev.Segments, ", "))
+		}
+	case EventFlagRead:
+		fmt.Fprintf(&b, "flag %s read before changing it: %s", ev.Flag, pct(*ev.Percent))
+	case EventFlagSet:
+		fmt.Fprintf(&b, "flag %s at %s", ev.Flag, pct(*ev.Percent))
+	case EventFlagRestored:
+		fmt.Fprintf(&b, "flag %s restored as it was (%s)", ev.Flag, pct(*ev.Percent))
+	case EventSegmentsFailed, EventFlagFailed:
+		b.WriteString(ev.Reason)
+		fmt.Fprintf(&b, ": %s", ev.Error)
+	case EventWindowOverride:
+		b.WriteString("advanced outside the release window")
 	default:
 		b.WriteString(string(ev.Type))
 	}
@@ -88,8 +105,9 @@ func (ev Event) Describe(rollout *spec.Rollout) string {
 			fmt.Fprintf(&b, " (%s)", ev.Actor.Source)
 		}
 	}
+	failed := ev.Type == EventWeightFailed || ev.Type == EventSegmentsFailed || ev.Type == EventFlagFailed
 	switch head := b.String(); {
-	case ev.Reason == "" || ev.Type == EventWeightFailed || strings.HasSuffix(ev.Reason, "by "+actorName(ev.Actor)):
+	case ev.Reason == "" || failed || strings.HasSuffix(ev.Reason, "by "+actorName(ev.Actor)):
 	case strings.HasPrefix(ev.Reason, head): // "engine stopped; traffic left as it was" says it all
 		b.Reset()
 		b.WriteString(ev.Reason)

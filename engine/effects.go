@@ -122,6 +122,9 @@ func (e *Engine) startLook(now time.Time) {
 	// The first point covers the first whole interval after the window opened.
 	start := s.AnalysisStartedAt.Add(interval)
 	weight := s.Weight // one window, one weight: a weight change opens a new window
+	if len(s.Segments) > 0 {
+		weight = -1 // a segment sends its users to the canary beside the weight: no share to expect
+	}
 	e.spawn(func() any {
 		defer cancel()
 		return lookResult{key: key, checks: e.look(ctx, start, now, interval, weight)}
@@ -157,6 +160,10 @@ func (e *Engine) handleResult(res any) {
 		e.handleWeight(r)
 	case lookResult:
 		e.handleLook(r)
+	case segmentsResult:
+		e.handleSegments(r)
+	case flagResult:
+		e.handleFlag(r)
 	}
 }
 
@@ -214,9 +221,9 @@ func (e *Engine) lookAt(ctx context.Context, i int, start, end time.Time, step t
 	}
 	var canary, baseline metrics.Series
 	var traffic *metrics.Traffic
-	if c.Builtin != "" && weight >= 0 {
+	if c.Builtin != "" && c.IsCounts() && weight >= 0 {
 		// A builtin check's baseline is the stable version taking the rest of the traffic, so
-		// the judge can test the canary's share of requests against its weight.
+		// the judge can test the canary's share of requests (the totals) against its weight.
 		traffic = &metrics.Traffic{Weights: []float64{float64(weight)}}
 	}
 	if c.IsCounts() {
@@ -225,16 +232,9 @@ func (e *Engine) lookAt(ctx context.Context, i int, start, end time.Time, step t
 		baseline = counts(fetch(c.Events.Baseline, true), fetch(c.Total.Baseline, false))
 		res.LastCanary, res.LastBaseline = lastRate(canary), lastRate(baseline)
 	} else {
-		canarySamples, baselineSamples := fetch(c.Canary, false), fetch(c.Baseline, false)
-		canary = metrics.Series{Values: values(canarySamples)}
-		baseline = metrics.Series{Values: values(baselineSamples)}
+		canary = metrics.Series{Values: values(fetch(c.Canary, false))}
+		baseline = metrics.Series{Values: values(fetch(c.Baseline, false))}
 		res.LastCanary, res.LastBaseline = lastValue(canary.Values), lastValue(baseline.Values)
-		if traffic != nil {
-			// Each side's requests at the times of its values: the guard's counts, and whether
-			// a side had enough of them for its quantile to be compared with the other's.
-			traffic.Canary = countsAt(canarySamples, fetch(metrics.BuiltinQuery(metrics.MeasureRequests, metrics.VersionCanary), true))
-			traffic.Baseline = countsAt(baselineSamples, fetch(metrics.BuiltinQuery(metrics.MeasureRequests, metrics.VersionStable), true))
-		}
 	}
 	if res.SourceError != "" || missing != "" {
 		reason := "metrics source: " + res.SourceError
@@ -247,9 +247,6 @@ func (e *Engine) lookAt(ctx context.Context, i int, start, end time.Time, step t
 	}
 	criteria := c.Criteria()
 	criteria.Family = e.family
-	if !c.IsCounts() {
-		criteria.Quantile = metrics.QuantileOf(c.Canary)
-	}
 	res.Result = e.judges[i].Judge(metrics.Input{Criteria: criteria, Canary: canary, Baseline: baseline, Traffic: traffic})
 	return res
 }
@@ -267,19 +264,6 @@ func counts(events, total []metrics.Sample) metrics.Series {
 		s.Total[i] = t.Value
 	}
 	return s
-}
-
-// countsAt is the count taken at the time of each of at's samples (0 where none was).
-func countsAt(at, counts []metrics.Sample) []float64 {
-	byTime := make(map[int64]float64, len(counts))
-	for _, c := range counts {
-		byTime[c.Time.UnixNano()] = c.Value
-	}
-	out := make([]float64, len(at))
-	for i, s := range at {
-		out[i] = byTime[s.Time.UnixNano()]
-	}
-	return out
 }
 
 func values(samples []metrics.Sample) []float64 {

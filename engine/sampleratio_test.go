@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/perchhq/perch/engine"
 	"github.com/perchhq/perch/engine/spec"
+	"github.com/perchhq/perch/internal/segment"
 	"github.com/perchhq/perch/metrics"
 )
 
@@ -19,6 +21,23 @@ type builtinWorld struct {
 	mu          sync.Mutex
 	weight      int
 	canaryShare float64
+	segments    []string
+}
+
+func (w *builtinWorld) RouteSegments(_ context.Context, segs []segment.Segment) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.segments = nil
+	for _, s := range segs {
+		w.segments = append(w.segments, s.Name)
+	}
+	return nil
+}
+
+func (w *builtinWorld) RoutedSegments(context.Context) ([]string, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.segments), nil
 }
 
 func (w *builtinWorld) SetWeight(_ context.Context, percent int) error {
@@ -103,6 +122,27 @@ func TestMisroutedCanaryHolds(t *testing.T) {
 		}
 		if out := <-done; out != engine.OutcomePromoted {
 			t.Fatalf("outcome %s after the operator advanced, want promoted", out)
+		}
+	})
+}
+
+// TestSegmentsLeaveTheSplitUnguarded: with a segment routed wholly to the canary beside the
+// weight, the canary's share of requests is not its weight, and no hold follows from it.
+func TestSegmentsLeaveTheSplitUnguarded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		text := strings.Replace(builtinRollout, "steps:\n", "steps:\n  - segment: {name: staff, match: {header: {name: X-Staff, value: \"true\"}}}\n", 1)
+		rollout, err := spec.Parse("segmented.yaml", []byte(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := &builtinWorld{canaryShare: 0.2} // 5% of the rest, and all of staff
+		eng, err := engine.New(engine.Config{Spec: rollout, Router: w, Source: w, Journal: &memJournal{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := eng.Run(context.Background())
+		if out != engine.OutcomePromoted || err != nil {
+			t.Fatalf("outcome %s, %v with a segment routed: want promoted; last: %s", out, err, eng.Snapshot().HoldReason)
 		}
 	})
 }

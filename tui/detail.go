@@ -401,10 +401,20 @@ func (m *Model) stepDetail(p *page, i int) {
 	switch {
 	case step.Pause != nil && step.Pause.Duration > 0:
 		what = "waits " + formatSpan(time.Duration(step.Pause.Duration)) + " (an operator may resume it sooner)"
-	case step.SetWeight != nil && step.Analyze > 0:
-		what = fmt.Sprintf("sends %d%% to canary, then analyses for %s", *step.SetWeight, formatSpan(time.Duration(step.Analyze)))
+	case step.Pause != nil:
 	case step.SetWeight != nil:
-		what = fmt.Sprintf("sends %d%% to canary and goes on", *step.SetWeight)
+		what = fmt.Sprintf("sends %d%% to canary", *step.SetWeight)
+	case step.Segment != nil:
+		what = "sends the segment " + printable.Line(step.Segment.Name) + " wholly to the canary"
+	case step.SetFlag != nil && step.SetFlag.Percent != nil:
+		what = fmt.Sprintf("sets the flag %s to %d%%", printable.Line(step.SetFlag.Flag), *step.SetFlag.Percent)
+	}
+	switch {
+	case step.Pause != nil:
+	case step.Analyze > 0:
+		what += ", then analyses for " + formatSpan(time.Duration(step.Analyze))
+	default:
+		what += " and goes on"
 	}
 	p.field("does", what, s.text)
 	ss := st.Steps[i]

@@ -69,6 +69,9 @@ func printableState(st engine.State) engine.State {
 	fix(&st.HoldReason)
 	fix(&st.EndReason)
 	fix(&st.StopReason)
+	fix(&st.SegmentError)
+	st.Segments, _ = mapChanged(st.Segments, printableText)
+	st.Flags, _ = mapChanged(st.Flags, printableFlag)
 	st.PausedBy, _ = printableActor(st.PausedBy)
 	st.EndedBy, _ = printableActor(st.EndedBy)
 	st.Steps, _ = mapChanged(st.Steps, printableStep)
@@ -102,10 +105,25 @@ func printableEvent(ev engine.Event) (engine.Event, bool) {
 	changed = fix(&ev.Error) || changed
 	changed = fix(&ev.Command) || changed
 	changed = fix(&ev.Hold) || changed
-	var actorChanged, checksChanged bool
+	changed = fix(&ev.Flag) || changed
+	var actorChanged, checksChanged, segmentsChanged bool
 	ev.Actor, actorChanged = printableActor(ev.Actor)
 	ev.Checks, checksChanged = mapChanged(ev.Checks, printableResult)
-	return ev, changed || actorChanged || checksChanged
+	ev.Segments, segmentsChanged = mapChanged(ev.Segments, printableText)
+	return ev, changed || actorChanged || checksChanged || segmentsChanged
+}
+
+// printableText is s made printable, and whether that changed it: segment names a provider
+// reported.
+func printableText(s string) (string, bool) {
+	changed := fix(&s)
+	return s, changed
+}
+
+func printableFlag(f engine.FlagState) (engine.FlagState, bool) {
+	changed := fix(&f.Name)
+	changed = fix(&f.Error) || changed
+	return f, changed
 }
 
 func printableResult(r engine.CheckResult) (engine.CheckResult, bool) {

@@ -48,6 +48,7 @@ func (a *app) checkAccess(ctx context.Context, file string, rollout *spec.Rollou
 		}
 		if len(ps) == 0 {
 			fmt.Fprintf(a.stdout, "traffic: %s: reachable, canary at %d%%\n", what, w)
+			a.checkStrategies(ctx, rollout, router, problem)
 		}
 	}
 	if len(rollout.Checks) > 0 {
@@ -68,6 +69,10 @@ type accessProblem struct{ path, msg string }
 // with one line, before it journals a start it would then hold on.
 func preflight(ctx context.Context, rollout *spec.Rollout, b *backend) error {
 	_, _, problems := reachRouter(ctx, rollout, b.router)
+	if len(problems) == 0 {
+		_, ps := reachStrategies(ctx, rollout, b.router, b.flags)
+		problems = append(problems, ps...)
+	}
 	if len(problems) == 0 && b.source != nil {
 		queries, results := runQueries(ctx, rollout, b.source)
 		for i, r := range results {
@@ -250,4 +255,62 @@ func queriesOf(rollout *spec.Rollout) []namedQuery {
 		add("baseline", c.Baseline)
 	}
 	return out
+}
+
+// checkStrategies reads the segments perch routes and each flag the steps set, as a run does
+// first, and reports them or what failed through problem.
+func (a *app) checkStrategies(ctx context.Context, rollout *spec.Rollout, router engine.Router, problem func(accessProblem)) {
+	var flags engine.Flags
+	if len(rollout.FlagNames()) > 0 {
+		f, err := a.registry.connectFlags(ctx, rollout)
+		if err != nil {
+			problem(accessProblem{"flags." + rollout.Flags.Kind(), err.Error()})
+			return
+		}
+		flags = f
+	}
+	found, problems := reachStrategies(ctx, rollout, router, flags)
+	for _, p := range problems {
+		problem(p)
+	}
+	for _, line := range found {
+		fmt.Fprintln(a.stdout, line)
+	}
+}
+
+// reachStrategies reads the segments perch routes, when the rollout has segment steps, and
+// each flag its setFlag steps set: what it found, in lines, or what failed.
+func reachStrategies(ctx context.Context, rollout *spec.Rollout, router engine.Router, flags engine.Flags) (found []string, problems []accessProblem) {
+	ctx, cancel := context.WithTimeout(ctx, accessTimeout)
+	defer cancel()
+	if len(rollout.Segments()) > 0 {
+		sr, ok := router.(engine.SegmentRouter)
+		names, err := []string(nil), fmt.Errorf("%s cannot route segments", describeRouter(rollout, router))
+		if ok {
+			names, err = sr.RoutedSegments(ctx)
+		}
+		if err != nil {
+			problems = append(problems, accessProblem{"traffic." + rollout.Traffic.Kind(), "reading the segments: " + err.Error()})
+		} else {
+			found = append(found, fmt.Sprintf("segments: %d routed to canary now", len(names)))
+		}
+	}
+	if flags == nil {
+		return found, problems
+	}
+	for _, name := range rollout.FlagNames() {
+		if p, _, err := flags.ReadFlag(ctx, name); err != nil {
+			problems = append(problems, accessProblem{"flags." + rollout.Flags.Kind(), fmt.Sprintf("flag %s: %v", name, err)})
+		} else {
+			found = append(found, fmt.Sprintf("flag %s: readable, %s", name, flagWords(p)))
+		}
+	}
+	return found, problems
+}
+
+func flagWords(p int) string {
+	if p < 0 {
+		return "not a single percentage rollout"
+	}
+	return fmt.Sprintf("on for %d%% of users", p)
 }

@@ -149,7 +149,7 @@ func demoKeys(f sshFlags) (*remote.Keyring, error) {
 
 // openDemo journals the demo's rollout; closing it stops the stack.
 func (a *app) openDemo(stack *demo.Stack, record string) (*rollout, error) {
-	r := &rollout{spec: stack.Spec, router: stack.Proxy, source: stack.Source, release: func() { stack.Close() },
+	r := &rollout{spec: stack.Spec, router: stack.Proxy, source: stack.Source, flags: stack.Flags, release: func() { stack.Close() },
 		note: fmt.Sprintf("demo %s · proxy %s", stack.Scenario.Name, stack.Proxy.URL())}
 	journal, journalPath, err := createJournal(stack.Spec, record)
 	if err != nil {
@@ -165,6 +165,9 @@ func (a *app) openDemo(stack *demo.Stack, record string) (*rollout, error) {
 // engine's events arrive; the function it returns waits for the driver and reports the load.
 func (a *app) driveDemo(ctx context.Context, eng *engine.Engine, stack *demo.Stack) func(engine.Outcome) {
 	fmt.Fprintf(a.stderr, "perch: demo %q: %s\n", stack.Scenario.Name, stack.Scenario.Summary)
+	if stack.FlagsFile != "" {
+		fmt.Fprintf(a.stderr, "perch: flagd file %s (watch the flag's split change in it)\n", stack.FlagsFile)
+	}
 	fmt.Fprintf(a.stderr, "perch: proxy on %s (try: curl %s/ or curl -H '%s: canary' %s/)\n",
 		stack.Proxy.URL(), stack.Proxy.URL(), demo.OverrideHeader, stack.Proxy.URL())
 	driven := make(chan struct{})

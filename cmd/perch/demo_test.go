@@ -101,6 +101,32 @@ func demoScenarios() []demoScenario {
 				t.Errorf("after the hold: %+v, want the 5%% step to pass by itself once data returned", passed)
 			}
 		}},
+		{"segments-and-flags", exitOK, func(t *testing.T, evs []engine.Event) {
+			seg := find(evs, engine.EventSegmentsSet)
+			if seg == nil || !slices.Equal(seg.Segments, []string{"employees"}) || seg.Step != 0 {
+				t.Errorf("first segments_set %+v: want employees routed at the segment step", seg)
+			}
+			if flag := find(evs, engine.EventFlagSet); flag == nil || flag.Flag != "new-dashboard" || *flag.Percent != 20 || flag.Step != 1 {
+				t.Errorf("flag_set %+v: want new-dashboard at 20%% in the flag step", flag)
+			}
+			held := slices.IndexFunc(evs, func(ev engine.Event) bool { return ev.Type == engine.EventHeld && ev.Hold == engine.HoldWindow })
+			if held < 0 || !strings.HasPrefix(evs[held].Reason, "release freeze until") {
+				t.Fatalf("no hold for the release freeze: %+v", evs)
+			}
+			if passed := find(evs[held:], engine.EventStepPassed); passed == nil || passed.Step != evs[held].Step || passed.Actor != nil {
+				t.Errorf("after the freeze: %+v, want the held step to pass by itself", passed)
+			}
+			if n := count(evs, engine.EventStepPassed); n != 6 {
+				t.Errorf("%d steps passed, want all 6", n)
+			}
+			promoting := slices.IndexFunc(evs, func(ev engine.Event) bool { return ev.Type == engine.EventPromoteStarted })
+			if removed := find(evs[promoting:], engine.EventSegmentsSet); removed == nil || len(removed.Segments) != 0 {
+				t.Errorf("at promotion %+v: want the segment removed", removed)
+			}
+			if find(evs, engine.EventFlagRestored) != nil {
+				t.Error("promotion restored the flag; it keeps its last value")
+			}
+		}},
 		{"slow-burn", exitRolledBack, func(t *testing.T, evs []engine.Event) {
 			rb := find(evs, engine.EventRollbackStarted)
 			if rb == nil || !strings.Contains(rb.Reason, "error_rate failed") || rb.Step < 2 {

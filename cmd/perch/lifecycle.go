@@ -47,6 +47,7 @@ type rollout struct {
 	spec    *spec.Rollout
 	router  engine.Router
 	source  engine.Source
+	flags   engine.Flags // the feature-flag system setFlag steps set flags in, if any
 	journal *engine.Journal
 	rec     *engine.Recording // with --resume: what the journal recorded
 	note    string            // shown in the TUI's status bar (the demo's proxy address)
@@ -99,7 +100,7 @@ func (a *app) supervise(ctx context.Context, p supervision) error {
 	if _, ok := r.router.(*proxy.Server); ok {
 		proxy.TuneGC(a.getenv) // perch serves this proxy: keep collections out of its p99
 	}
-	eng, err := engine.New(engine.Config{Spec: r.spec, Router: r.router, Source: r.source, Journal: r.journal, Resume: r.rec, Linger: p.linger})
+	eng, err := engine.New(engine.Config{Spec: r.spec, Router: r.router, Source: r.source, Flags: r.flags, Journal: r.journal, Resume: r.rec, Linger: p.linger})
 	if err != nil {
 		return badInput(err)
 	}

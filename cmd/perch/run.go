@@ -108,7 +108,7 @@ func (a *app) openRollout(ctx context.Context, path string, f runFlags) (*rollou
 		r.close()
 		return nil, err
 	}
-	r.router, r.source, r.release = b.router, b.source, func() { b.close() }
+	r.router, r.source, r.flags, r.release = b.router, b.source, b.flags, func() { b.close() }
 	if err := preflight(ctx, spec, b); err != nil {
 		r.close()
 		return nil, err

@@ -76,9 +76,13 @@ func compose(st *engine.State, ev engine.Event) (message, bool) {
 		}
 		m.headline = fmt.Sprintf("perch stopped at %s with the canary at %s; traffic was left as it is until perch is resumed", stepName(st, ev.Step), percent(st.Weight))
 		m.details = why(ev.Reason, nil)
+	case engine.EventWindowOverride:
+		m.headline = fmt.Sprintf("release window overridden at %s%s", stepName(st, ev.Step), by(ev.Actor))
+		m.details = why(ev.Reason, nil)
 	case engine.EventWeightSet, engine.EventWeightFailed, engine.EventAnalysisStarted, engine.EventAnalysis,
 		engine.EventResumed, engine.EventPromoteStarted, engine.EventCommandRefused, engine.EventReconciled,
-		engine.EventNote:
+		engine.EventNote, engine.EventSegmentsSet, engine.EventSegmentsFailed, engine.EventFlagRead,
+		engine.EventFlagSet, engine.EventFlagRestored, engine.EventFlagFailed:
 		return m, false // not news on their own
 	default:
 		return m, false

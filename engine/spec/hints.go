@@ -138,20 +138,24 @@ func numberHint(n *yaml.Node, path string) string {
 }
 
 // Warnings are things in a valid rollout file that are likely not what was meant, each at
-// FILE:LINE:COL: a step that sets a weight without analyze (and no pause after it to watch
-// it) passes as soon as the weight is set, unwatched.
+// FILE:LINE:COL: a step that sends traffic to the canary (a weight, a segment, a flag)
+// without analyze, and no pause after it to watch it, passes as soon as it is set, unwatched.
 func (s *Rollout) Warnings() []string {
 	if len(s.Checks) == 0 {
 		return nil
 	}
 	var out []string
 	for i, st := range s.Steps {
-		if st.SetWeight == nil || st.Analyze > 0 || i+1 < len(s.Steps) && s.Steps[i+1].Pause != nil {
+		if st.Pause != nil || st.Analyze > 0 || i+1 < len(s.Steps) && s.Steps[i+1].Pause != nil {
 			continue
 		}
 		p := fmt.Sprintf("steps[%d]", i)
-		out = append(out, fmt.Sprintf("%s: warning: %s sets %d%% without analyze: the checks do not watch it, and the rollout moves on as soon as the weight is set (add analyze: 5m, say)",
-			s.Where(p), p, *st.SetWeight))
+		what := "sets " + st.String()
+		if st.SetWeight != nil {
+			what = fmt.Sprintf("sets %d%%", *st.SetWeight)
+		}
+		out = append(out, fmt.Sprintf("%s: warning: %s %s without analyze: the checks do not watch it, and the rollout moves on as soon as it is set (add analyze: 5m, say)",
+			s.Where(p), p, what))
 	}
 	return out
 }

@@ -10,7 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/perchhq/perch/engine/schedule"
 	"github.com/perchhq/perch/internal/envexpand"
+	"github.com/perchhq/perch/internal/segment"
 	"github.com/perchhq/perch/internal/yamlpos"
 	"github.com/perchhq/perch/metrics"
 )
@@ -29,6 +31,10 @@ type Rollout struct {
 	Steps    []Step   `yaml:"steps" json:"steps"`
 	Alerts   *Alerts  `yaml:"alerts" json:"alerts,omitempty"`
 	Notify   []Notify `yaml:"notify" json:"notify,omitempty"`
+	// Schedule holds the steps' advances to release windows; nil: any time.
+	Schedule *schedule.Config `yaml:"schedule" json:"schedule,omitempty"`
+	// Flags is the feature-flag system setFlag steps set flags in.
+	Flags *Flags `yaml:"flags" json:"flags,omitempty"`
 
 	file string                 // the file it was read from, for messages
 	pos  map[string]yamlpos.Pos // where each field was written, by path ("checks[1].name")
@@ -351,14 +357,15 @@ func (c Check) ValueUnit() metrics.Unit {
 
 // Family is how many tests share the rollout's false-alarm budget (metrics.Criteria.Family):
 // every check in every step that is analysed, which is every step with analyze and every pause
-// step after a weight is set (it keeps looking at the weight it holds, in a window of its own).
+// step after a weight or a segment is set (it keeps looking at the canary traffic it holds, in
+// a window of its own).
 func (s *Rollout) Family() int {
 	n, weighted := 0, false
 	for _, st := range s.Steps {
 		if st.Analyze > 0 || st.Pause != nil && weighted {
 			n += len(s.Checks)
 		}
-		weighted = weighted || st.SetWeight != nil
+		weighted = weighted || st.SetWeight != nil || st.Segment != nil
 	}
 	return n
 }
@@ -369,11 +376,23 @@ type QueryPair struct {
 	Baseline metrics.Query `yaml:"baseline" json:"baseline"`
 }
 
-// Step is one step of the rollout: a weight held for an analysis time, or a pause.
+// Step is one step of the rollout: a weight, a segment or a feature flag's percentage set and
+// held for an analysis time, or a pause.
 type Step struct {
 	SetWeight *int     `yaml:"setWeight" json:"setWeight,omitempty"`
 	Analyze   Duration `yaml:"analyze" json:"analyze,omitempty"`
 	Pause     *Pause   `yaml:"pause" json:"pause,omitempty"`
+	// Segment sends every request the segment matches wholly to the canary, from this step
+	// until the rollout is promoted or rolled back.
+	Segment *segment.Segment `yaml:"segment" json:"segment,omitempty"`
+	// SetFlag sets a feature flag's percentage rollout in the system named under flags.
+	SetFlag *SetFlag `yaml:"setFlag" json:"setFlag,omitempty"`
+}
+
+// SetFlag is the share of users a feature flag is on for, from this step on.
+type SetFlag struct {
+	Flag    string `yaml:"flag" json:"flag"`
+	Percent *int   `yaml:"percent" json:"percent"`
 }
 
 // Pause stops the rollout until an operator resumes it or, with a Duration, until it elapses.
@@ -381,19 +400,28 @@ type Pause struct {
 	Duration Duration `yaml:"duration" json:"duration,omitempty"`
 }
 
-// String describes the step in a few words: "1% for 5m", "pause", "pause 10m".
+// String describes the step in a few words: "1% for 5m", "pause", "pause 10m", "segment
+// employees", "flag new-dashboard 20% for 10m".
 func (s Step) String() string {
+	var what string
 	switch {
 	case s.Pause != nil && s.Pause.Duration > 0:
 		return "pause " + s.Pause.Duration.String()
 	case s.Pause != nil:
 		return "pause"
-	case s.SetWeight != nil && s.Analyze > 0:
-		return fmt.Sprintf("%d%% for %s", *s.SetWeight, s.Analyze)
 	case s.SetWeight != nil:
-		return fmt.Sprintf("%d%%", *s.SetWeight)
+		what = fmt.Sprintf("%d%%", *s.SetWeight)
+	case s.Segment != nil:
+		what = "segment " + s.Segment.Name
+	case s.SetFlag != nil && s.SetFlag.Percent != nil:
+		what = fmt.Sprintf("flag %s %d%%", s.SetFlag.Flag, *s.SetFlag.Percent)
+	default:
+		return "?"
 	}
-	return "?"
+	if s.Analyze > 0 {
+		what += " for " + s.Analyze.String()
+	}
+	return what
 }
 
 // Duration is a time.Duration written as "30s", "5m", "1h30m" in files and journals.
@@ -428,7 +456,8 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Weight is the step's canary weight, or -1 for a pause.
+// Weight is the step's canary weight, or -1 for a step that sets none (a pause, a segment, a
+// flag).
 func (s Step) Weight() int {
 	if s.SetWeight == nil {
 		return -1

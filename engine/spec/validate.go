@@ -72,6 +72,8 @@ func (d *decoder) validate(s *Rollout) {
 	d.validateSteps(s)
 	d.validateAlerts(s)
 	d.validateNotify(s)
+	d.validateFlags(s)
+	d.validateSchedule(s)
 }
 
 func (d *decoder) validateAlerts(s *Rollout) {
@@ -507,14 +509,31 @@ func (d *decoder) validateSteps(s *Rollout) {
 		return
 	}
 	last, lastPath := 0, ""
+	segments := map[string]string{}
 	for i, st := range s.Steps {
 		p := fmt.Sprintf("steps[%d]", i)
+		var kinds []string
+		for _, k := range []struct {
+			name string
+			on   bool
+		}{{"setWeight", st.SetWeight != nil}, {"pause", st.Pause != nil}, {"segment", st.Segment != nil}, {"setFlag", st.SetFlag != nil}} {
+			if k.on {
+				kinds = append(kinds, k.name)
+			}
+		}
 		switch {
-		case st.SetWeight != nil && st.Pause != nil:
+		case len(kinds) == 2 && st.SetWeight != nil && st.Pause != nil:
 			d.Fail(p, "a step either sets a weight or pauses, not both")
 			continue
-		case st.SetWeight == nil && st.Pause == nil:
-			d.Fail(p, "empty step: give setWeight or pause")
+		case len(kinds) > 1:
+			d.Fail(p, "a step does one thing: it sets a weight, pauses, sets a segment or sets a flag (got %s)", strings.Join(kinds, " and "))
+			continue
+		case len(kinds) == 0:
+			d.Fail(p, "empty step: give setWeight, pause, segment or setFlag")
+			continue
+		case st.Segment != nil || st.SetFlag != nil:
+			d.validateStrategyStep(s, st, p, segments)
+			d.validateAnalyze(s, st, p)
 			continue
 		case st.Pause != nil:
 			if d.Written(p+".analyze") || st.Analyze != 0 {
@@ -534,17 +553,22 @@ func (d *decoder) validateSteps(s *Rollout) {
 		default:
 			last, lastPath = w, p
 		}
-		if !d.Written(p+".analyze") && st.Analyze == 0 {
-			continue
-		}
-		switch {
-		case st.Analyze <= 0:
-			d.Fail(p+".analyze", "want a positive duration, got %s", st.Analyze)
-		case st.Analyze < s.Analysis.Interval:
-			d.Fail(p+".analyze", "%s is shorter than analysis.interval (%s): no sample would be taken", st.Analyze, s.Analysis.Interval)
-		case len(s.Checks) == 0:
-			d.Fail(p+".analyze", "nothing to analyze: the rollout has no checks")
-		}
+		d.validateAnalyze(s, st, p)
+	}
+}
+
+// validateAnalyze checks a step's analyze, if it has one.
+func (d *decoder) validateAnalyze(s *Rollout, st Step, p string) {
+	if !d.Written(p+".analyze") && st.Analyze == 0 {
+		return
+	}
+	switch {
+	case st.Analyze <= 0:
+		d.Fail(p+".analyze", "want a positive duration, got %s", st.Analyze)
+	case st.Analyze < s.Analysis.Interval:
+		d.Fail(p+".analyze", "%s is shorter than analysis.interval (%s): no sample would be taken", st.Analyze, s.Analysis.Interval)
+	case len(s.Checks) == 0:
+		d.Fail(p+".analyze", "nothing to analyze: the rollout has no checks")
 	}
 }
 

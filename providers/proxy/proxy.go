@@ -47,6 +47,7 @@ type Proxy struct {
 	stickyHeader  string
 	stickyCookie  string
 	override      string
+	segments      segmentTable
 	source        *Source
 	exporter      *exporter
 }
@@ -177,8 +178,8 @@ func (p *Proxy) record(v version, rec *recorder, aborted bool) {
 	p.exporter.observe(v, code, d)
 }
 
-// choose picks the side for a request: an override header first, then the sticky hash, else
-// a coin weighted by the current canary percent.
+// choose picks the side for a request: an override header first, then the segments routed
+// to the canary, then the sticky hash, else a coin weighted by the current canary percent.
 func (p *Proxy) choose(r *http.Request) version {
 	if p.override != "" {
 		switch strings.ToLower(strings.TrimSpace(r.Header.Get(p.override))) {
@@ -187,6 +188,9 @@ func (p *Proxy) choose(r *http.Request) version {
 		case "stable":
 			return stable
 		}
+	}
+	if p.inSegment(requestHeaders{r}) {
+		return canary
 	}
 	percent := int(p.canaryPercent.Load())
 	switch {

@@ -18,6 +18,7 @@
 package admin
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/perchhq/perch/internal/segment"
 	"github.com/perchhq/perch/metrics"
 )
 
@@ -42,9 +44,10 @@ type Weight struct {
 	CanaryPercent int `json:"canaryPercent"`
 }
 
-// Segment is a named group of requests and how to recognise them (a header's or a cookie's
-// value, say). The proxy stores and persists segments; it does not route by them yet, so Match
-// is kept as written, any JSON object.
+// Segment is a named group of requests and how to recognise them, which the proxy sends
+// wholly to the canary: Match is a segment match as a rollout file writes it
+// ({"header": {"name", "value"|"regex"}} or {"cookie": {"name", "value"}}), kept as the
+// client wrote it.
 type Segment struct {
 	Name  string          `json:"name"`
 	Match json.RawMessage `json:"match"`
@@ -71,13 +74,21 @@ const MaxSegments = 100
 var segmentName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
 // CheckSegments says what is wrong with a list of segments, or nil: each needs a name (letters,
-// digits, _ . -, at most 64) used once, and a match that is a JSON object.
+// digits, _ . -, at most 64) used once, and a match the proxy can route by.
 func CheckSegments(segs []Segment) error {
+	_, err := ParseSegments(segs)
+	return err
+}
+
+// ParseSegments reads segments as the proxy routes them, saying what is wrong with them (see
+// CheckSegments).
+func ParseSegments(segs []Segment) ([]segment.Segment, error) {
 	if len(segs) > MaxSegments {
-		return fmt.Errorf("%d segments: at most %d", len(segs), MaxSegments)
+		return nil, fmt.Errorf("%d segments: at most %d", len(segs), MaxSegments)
 	}
 	seen := map[string]bool{}
 	var errs []error
+	out := make([]segment.Segment, len(segs))
 	for i, s := range segs {
 		switch {
 		case !segmentName.MatchString(s.Name):
@@ -86,12 +97,36 @@ func CheckSegments(segs []Segment) error {
 			errs = append(errs, fmt.Errorf("segments[%d].name %q: used twice", i, s.Name))
 		}
 		seen[s.Name] = true
+		out[i].Name = s.Name
 		var m map[string]json.RawMessage
 		if json.Unmarshal(s.Match, &m) != nil || len(m) == 0 {
 			errs = append(errs, fmt.Errorf("segments[%d].match: want a JSON object, as {\"header\": {\"name\": …, \"value\": …}}", i))
+			continue
+		}
+		dec := json.NewDecoder(bytes.NewReader(s.Match))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&out[i].Match); err != nil {
+			errs = append(errs, fmt.Errorf("segments[%d].match: %v (want {\"header\": {\"name\", \"value\" or \"regex\"}} or {\"cookie\": {\"name\", \"value\"}})", i, err))
+			continue
+		}
+		for _, p := range out[i].Match.Check() {
+			errs = append(errs, fmt.Errorf("segments[%d].%s: %s", i, p.Field, p.Msg))
 		}
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// WireSegments is segs as the API carries them.
+func WireSegments(segs []segment.Segment) []Segment {
+	out := make([]Segment, len(segs))
+	for i, s := range segs {
+		match, _ := json.Marshal(s.Match)
+		out[i] = Segment{Name: s.Name, Match: match}
+	}
+	return out
 }
 
 // Address is where an admin API listens: a Unix socket (unix:///run/perch/checkout.sock) or

@@ -10,9 +10,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
+	"github.com/perchhq/perch/internal/segment"
 	"github.com/perchhq/perch/metrics"
 )
 
@@ -124,6 +126,36 @@ func (c *Client) SetSegments(ctx context.Context, segs []Segment) ([]Segment, er
 		return nil, err
 	}
 	return s.Segments, nil
+}
+
+// RouteSegments makes segs, and only them, the segments the proxy sends wholly to the canary
+// (none: no segment routing), and checks the proxy stored them all.
+func (c *Client) RouteSegments(ctx context.Context, segs []segment.Segment) error {
+	got, err := c.SetSegments(ctx, WireSegments(segs))
+	if err != nil {
+		return err
+	}
+	if names, want := wireNames(got), segment.Names(segs); !slices.Equal(names, want) {
+		return fmt.Errorf("%s: set segments %q, but it reports %q", c, want, names)
+	}
+	return nil
+}
+
+// RoutedSegments is the names of the segments the proxy routes now.
+func (c *Client) RoutedSegments(ctx context.Context) ([]string, error) {
+	segs, err := c.Segments(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return wireNames(segs), nil
+}
+
+func wireNames(segs []Segment) []string {
+	out := make([]string, len(segs))
+	for i, s := range segs {
+		out[i] = s.Name
+	}
+	return out
 }
 
 // Samples answers a builtin query (metrics.BuiltinQuery) from the proxy's observations, as the

@@ -58,8 +58,9 @@ const (
 	adminShutdownGrace     = 2 * time.Second
 )
 
-// Start loads the state, starts the proxy at the weight it keeps, and serves the proxy, the
-// admin API and (if set) the metrics. Without a state file the proxy starts at 0% and says so.
+// Start loads the state, starts the proxy at the weight and segments it keeps, and serves the
+// proxy, the admin API and (if set) the metrics. Without a state file the proxy starts at 0%
+// and says so.
 func Start(cfg *Config, log *slog.Logger) (*Daemon, error) {
 	d := &Daemon{log: log, uid: os.Getuid(), cfg: cfg, failed: make(chan error, 3)}
 	st := state{Segments: []admin.Segment{}}
@@ -86,6 +87,9 @@ func Start(cfg *Config, log *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	if err := p.SetWeight(context.Background(), st.CanaryPercent); err != nil {
+		return nil, err
+	}
+	if err := routeSegments(p, st.Segments); err != nil {
 		return nil, err
 	}
 	d.front.proxy.Store(p)
@@ -252,10 +256,14 @@ func (d *Daemon) setWeight(ctx context.Context, percent int) (now, was int, err 
 	return now, was, err
 }
 
-// setSegments persists the segments, then keeps them.
+// setSegments persists the segments, then routes by them.
 func (d *Daemon) setSegments(segs []admin.Segment) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	parsed, err := admin.ParseSegments(segs)
+	if err != nil {
+		return err
+	}
 	if d.cfg.State != "" {
 		weight, err := d.front.proxy.Load().Weight(context.Background())
 		if err != nil {
@@ -266,7 +274,17 @@ func (d *Daemon) setSegments(segs []admin.Segment) error {
 		}
 	}
 	d.segments = segs
-	return nil
+	// A reload swaps the proxy under d.mu too, so the one in force gets them.
+	return d.front.proxy.Load().RouteSegments(context.Background(), parsed)
+}
+
+// routeSegments sends the requests of the stored segments to p's canary.
+func routeSegments(p *proxy.Proxy, segs []admin.Segment) error {
+	parsed, err := admin.ParseSegments(segs)
+	if err != nil {
+		return err
+	}
+	return p.RouteSegments(context.Background(), parsed)
 }
 
 // Shutdown stops accepting requests and waits for those in flight until ctx ends, when it
