@@ -83,3 +83,22 @@ func BenchmarkView(b *testing.B) {
 }
 
 func windowSize(w, h int) tea.WindowSizeMsg { return tea.WindowSizeMsg{Width: w, Height: h} }
+
+// BenchmarkDetailView draws the detail view of a check of bigState at 240×60: its charts of
+// the step fill the screen's width.
+func BenchmarkDetailView(b *testing.B) {
+	st, now := bigState(b)
+	r := lipgloss.NewRenderer(io.Discard)
+	r.SetColorProfile(termenv.TrueColor)
+	m := New(Options{Snapshots: newFakeSnapshots(st), Commander: &fakeCommander{}, Renderer: r,
+		Actor: engine.Actor{Name: "alice", Role: engine.RoleOperator}, Clock: func() time.Time { return now }, Location: time.UTC})
+	m.Update(windowSize(240, 60))
+	m.Update(snapshotMsg{st: st, ok: true})
+	m.openDetail()
+	b.ReportAllocs()
+	for b.Loop() {
+		m.dirty = true
+		clear(m.charts)
+		_ = m.View()
+	}
+}
