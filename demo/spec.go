@@ -31,15 +31,17 @@ func stepOf(percent int) int {
 	return i
 }
 
-// Headers the demo proxy routes on: users stick by the first, testers pin with the second.
+// Headers the demo proxy routes on: users stick by the first, testers pin with the second
+// (with the run's token in proxy.TokenHeader).
 const (
 	UserHeader     = "X-Perch-User"
 	OverrideHeader = "X-Perch-Version"
 )
 
-// Spec is the demo's rollout over a proxy at proxyAddr in front of the two backends, with
-// every duration divided by speed. It goes through Validate like a rollout file.
-func Spec(scenario string, speed float64, proxyAddr, stableURL, canaryURL string) (*spec.Rollout, error) {
+// Spec is the demo's rollout over a proxy at proxyAddr in front of the two backends, pinning
+// requests that carry overrideToken, with every duration divided by speed. It goes through
+// Validate like a rollout file.
+func Spec(scenario string, speed float64, proxyAddr, stableURL, canaryURL, overrideToken string) (*spec.Rollout, error) {
 	scaled := func(d time.Duration) spec.Duration { return spec.Duration(time.Duration(float64(d) / speed)) }
 	percent := func(v float64) *float64 { return &v }
 	r := &spec.Rollout{
@@ -49,7 +51,7 @@ func Spec(scenario string, speed float64, proxyAddr, stableURL, canaryURL string
 			Stable:   stableURL,
 			Canary:   canaryURL,
 			Sticky:   &spec.ProxySticky{Header: UserHeader},
-			Override: &spec.ProxyOverride{Header: OverrideHeader},
+			Override: &spec.ProxyOverride{Header: OverrideHeader, Token: overrideToken},
 		}},
 		Metrics: spec.Metrics{Builtin: &spec.BuiltinMetrics{}},
 		Analysis: spec.Analysis{

@@ -5,6 +5,7 @@ package demo
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -42,7 +43,10 @@ type Stack struct {
 	Scenario Scenario
 	Spec     *spec.Rollout
 	Proxy    *proxy.Server
-	Source   engine.Source // the proxy's own observations, through the scenario's outage switch
+	// OverrideToken is this run's secret for pinning requests: sent in proxy.TokenHeader with
+	// OverrideHeader, a request goes to the side it names.
+	OverrideToken string
+	Source        engine.Source // the proxy's own observations, through the scenario's outage switch
 	Load     *Load
 
 	stable, canary *backend
@@ -91,9 +95,10 @@ func (s *Stack) build(opts Options) error {
 	// Slots of a quarter of the look interval, kept for 5 minutes of demo time: enough for a
 	// step's window and a long hold.
 	resolution := max(time.Duration(float64(interval)/4/s.speed), time.Millisecond)
+	s.OverrideToken = rand.Text() // new every run: only whoever reads this run's hint may pin
 	s.Proxy, err = proxy.Listen("127.0.0.1:0", proxy.Config{
 		Stable: s.stable.URL(), Canary: s.canary.URL(),
-		StickyHeader: UserHeader, OverrideHeader: OverrideHeader,
+		StickyHeader: UserHeader, OverrideHeader: OverrideHeader, OverrideToken: s.OverrideToken,
 		Resolution: resolution, Retention: 1200 * resolution,
 		ErrorLog: log.New(io.Discard, "", 0),
 	})
@@ -102,7 +107,7 @@ func (s *Stack) build(opts Options) error {
 	}
 	s.outage = &flakySource{source: s.Proxy.Source()}
 	s.Source = s.outage
-	if s.Spec, err = Spec(s.Scenario.Name, s.speed, s.Proxy.Addr(), s.stable.URL(), s.canary.URL()); err != nil {
+	if s.Spec, err = Spec(s.Scenario.Name, s.speed, s.Proxy.Addr(), s.stable.URL(), s.canary.URL(), s.OverrideToken); err != nil {
 		return err
 	}
 	s.Load = &Load{

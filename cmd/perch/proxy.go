@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"time"
 
 	"github.com/perchhq/perch/engine"
 	"github.com/perchhq/perch/engine/spec"
+	"github.com/perchhq/perch/internal/envvar"
 	"github.com/perchhq/perch/providers/proxy"
 )
 
@@ -18,8 +21,16 @@ func proxyRouter(ctx context.Context, spec *spec.Rollout, flags connectFlags) (e
 		cfg.StickyHeader, cfg.StickyCookie = p.Sticky.Header, p.Sticky.Cookie
 	}
 	if p.Override != nil {
-		cfg.OverrideHeader = p.Override.Header
+		token, err := envvar.Expand(p.Override.Token, os.Getenv)
+		if err != nil {
+			return nil, fmt.Errorf("traffic.proxy.override.token: %w", err)
+		}
+		cfg.OverrideHeader, cfg.OverrideToken = p.Override.Header, token
 	}
+	if t := p.Timeouts; t != nil {
+		cfg.Timeouts = proxy.Timeouts{ResponseHeader: time.Duration(t.ResponseHeader), Idle: time.Duration(t.Idle), Body: time.Duration(t.Body)}
+	}
+	cfg.MaxConnections = p.MaxConnections
 	cfg.Resolution, cfg.Retention = builtinWindow(spec)
 	px, err := proxy.Listen(p.Listen, cfg)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/perchhq/perch/engine/spec"
+	"github.com/perchhq/perch/internal/envvar"
 )
 
 // target is where one notify entry posts, with its environment references expanded.
@@ -51,7 +52,7 @@ func targets(spec *spec.Rollout, getenv func(string) string) ([]target, error) {
 }
 
 func expandURL(path, raw string, getenv func(string) string) (string, error) {
-	v, err := expand(raw, getenv)
+	v, err := envvar.Expand(raw, getenv)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", path, err)
 	}
@@ -69,7 +70,7 @@ func expandHeaders(path string, headers map[string]string, getenv func(string) s
 		if !headerName.MatchString(name) {
 			return nil, fmt.Errorf("%s: %q is not a valid header name", path, name)
 		}
-		v, err := expand(raw, getenv)
+		v, err := envvar.Expand(raw, getenv)
 		if err != nil {
 			return nil, fmt.Errorf("%s.%s: %w", path, name, err)
 		}
@@ -81,36 +82,4 @@ func expandHeaders(path string, headers map[string]string, getenv func(string) s
 	return out, nil
 }
 
-var (
-	headerName = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$") // RFC 9110 token
-	envName    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-)
-
-// expand replaces each ${NAME} in s with the variable's value from getenv. A variable that is
-// unset (or empty) is an error: a notification URL missing its token would fail every send.
-// Nothing else is special: a lone $ stays as it is.
-func expand(s string, getenv func(string) string) (string, error) {
-	var b strings.Builder
-	for {
-		i := strings.Index(s, "${")
-		if i < 0 {
-			b.WriteString(s)
-			return b.String(), nil
-		}
-		b.WriteString(s[:i])
-		end := strings.IndexByte(s[i:], '}')
-		if end < 0 {
-			return "", fmt.Errorf("%q: ${ without a closing }", s[i:])
-		}
-		name := s[i+2 : i+end]
-		if !envName.MatchString(name) {
-			return "", fmt.Errorf("${%s}: not a variable name (letters, digits and _, not starting with a digit)", name)
-		}
-		v := getenv(name)
-		if v == "" {
-			return "", fmt.Errorf("environment variable %s is not set", name)
-		}
-		b.WriteString(v)
-		s = s[i+end+1:]
-	}
-}
+var headerName = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$") // RFC 9110 token

@@ -228,6 +228,20 @@ func (d *decoder) validateTraffic(s *Rollout) {
 		}
 		if x.Override != nil {
 			d.required(p+".override.header", x.Override.Header)
+			d.required(p+".override.token", x.Override.Token)
+		}
+		if x.Timeouts != nil {
+			for _, tm := range []struct {
+				name string
+				d    Duration
+			}{{"responseHeader", x.Timeouts.ResponseHeader}, {"idle", x.Timeouts.Idle}, {"body", x.Timeouts.Body}} {
+				if tm.d < 0 {
+					d.fail(p+".timeouts."+tm.name, "want a positive duration, got %s", tm.d)
+				}
+			}
+		}
+		if x.MaxConnections < 0 {
+			d.fail(p+".maxConnections", "want a positive number, got %d", x.MaxConnections)
 		}
 	}
 }
