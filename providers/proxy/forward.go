@@ -46,7 +46,8 @@ type exchange struct {
 	written    time.Time     // the request was written to the backend
 	latency    time.Duration // from written to the first byte of the answer
 	status     int
-	keepAlive  bool // the connection may serve another request after this one
+	keepAlive  bool        // the connection may serve another request after this one
+	gone       func() bool // whether the client left (nil: never asked)
 }
 
 // failure is how a request ended without an answer from the backend to pass on.
@@ -60,6 +61,7 @@ var http11 = []byte("HTTP/1.1")
 var (
 	errResponseTimeout = errors.New("proxy: the backend did not answer in time")
 	errClientGone      = errors.New("proxy: the client went away")
+	errBodyTimeout     = timeoutError("proxy: the backend's body stalled")
 )
 
 // send forwards a request to the backend of version v and reads the head of its answer into
@@ -83,7 +85,7 @@ func (p *Proxy) send(v version, overridden bool, in *inbound, resp *fasthttp.Res
 		if err != nil {
 			return nil, &failure{outcome{http.StatusBadGateway, time.Since(start)}, true}
 		}
-		x := &exchange{p: p, up: up, v: v, overridden: overridden, conn: c}
+		x := &exchange{p: p, up: up, v: v, overridden: overridden, conn: c, gone: in.gone}
 		retry, f := x.roundTrip(head, in, resp)
 		switch {
 		case f == nil:
@@ -119,7 +121,7 @@ func (x *exchange) roundTrip(head []byte, in *inbound, resp *fasthttp.ResponseHe
 		return true, &failure{outcome{http.StatusBadGateway, 0}, true}
 	}
 	x.written = time.Now()
-	switch err := x.await(in); {
+	switch err := x.await(x.written.Add(t.ResponseHeader)); {
 	case err == nil:
 	case errors.Is(err, errClientGone):
 		x.latency = time.Since(x.written)
@@ -187,13 +189,12 @@ func (x *exchange) writeBody(in *inbound) error {
 	return err
 }
 
-// await waits for the first byte of the backend's answer, at most Timeouts.ResponseHeader
-// after the request was written, looking every clientCheckInterval whether the client left.
-func (x *exchange) await(in *inbound) error {
-	limit := x.written.Add(x.p.timeouts.ResponseHeader)
+// await waits until the backend has sent something, at most until limit, looking every
+// clientCheckInterval whether the client left.
+func (x *exchange) await(limit time.Time) error {
 	for {
 		next := time.Now().Add(clientCheckInterval)
-		if in.gone == nil || next.After(limit) {
+		if x.gone == nil || next.After(limit) {
 			next = limit
 		}
 		x.conn.SetReadDeadline(next)
@@ -205,7 +206,7 @@ func (x *exchange) await(in *inbound) error {
 			return err
 		case !time.Now().Before(limit):
 			return errResponseTimeout
-		case in.gone != nil && in.gone():
+		case x.gone != nil && x.gone():
 			return errClientGone
 		}
 	}
@@ -300,7 +301,19 @@ func (b *respBody) Read(p []byte) (int, error) {
 	if b.remaining >= 0 && int64(len(p)) > b.remaining {
 		p = p[:b.remaining]
 	}
-	b.x.conn.SetReadDeadline(time.Now().Add(b.x.p.timeouts.Body))
+	c := b.x.conn
+	limit := time.Now().Add(b.x.p.timeouts.Body)
+	if c.br.Buffered() == 0 {
+		// Wait for more in short steps, so a client that leaves a quiet stream is seen.
+		switch err := b.x.await(limit); {
+		case errors.Is(err, errClientGone):
+			return 0, err // not the backend's doing: recorded as the client's 499
+		case errors.Is(err, errResponseTimeout):
+			b.upErr = errBodyTimeout
+			return 0, b.upErr
+		}
+	}
+	c.SetReadDeadline(limit)
 	n, err := b.r.Read(p)
 	if b.remaining >= 0 {
 		b.remaining -= int64(n)
@@ -428,6 +441,13 @@ func clientStatus(err error) int {
 	}
 	return http.StatusBadRequest
 }
+
+// timeoutError is a net.Error that timed out.
+type timeoutError string
+
+func (e timeoutError) Error() string   { return string(e) }
+func (e timeoutError) Timeout() bool   { return true }
+func (e timeoutError) Temporary() bool { return true }
 
 func isTimeout(err error) bool {
 	var ne net.Error
