@@ -20,7 +20,7 @@ func proxyRouter(ctx context.Context, spec *spec.Rollout, flags connectFlags) (e
 	if p.Sticky != nil {
 		cfg.StickyHeader, cfg.StickyCookie = p.Sticky.Header, p.Sticky.Cookie
 	}
-	if p.Override != nil {
+	if p.Override != nil && p.Override.Token != "" { // no token (an older journal's): no override
 		token, err := envvar.Expand(p.Override.Token, os.Getenv)
 		if err != nil {
 			return nil, fmt.Errorf("traffic.proxy.override.token: %w", err)
