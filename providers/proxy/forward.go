@@ -103,7 +103,16 @@ func (p *Proxy) send(v version, overridden bool, in *inbound, resp *fasthttp.Res
 // came before the backend sent anything, on a connection that may have been closed while idle.
 func (x *exchange) roundTrip(head []byte, in *inbound, resp *fasthttp.ResponseHeader) (retry bool, f *failure) {
 	c, t := x.conn, x.p.timeouts
-	c.SetWriteDeadline(time.Now().Add(t.Body))
+	switch {
+	case len(head) > c.bw.Size() || in.body != nil:
+		// A head that fits the buffer goes in one write to an idle connection, which the
+		// kernel takes whole; anything longer may wait for a backend that is not reading.
+		c.SetWriteDeadline(time.Now().Add(t.Body))
+		c.writeDeadline = true
+	case c.writeDeadline:
+		c.SetWriteDeadline(time.Time{})
+		c.writeDeadline = false
+	}
 	_, err := c.bw.Write(head)
 	if err == nil && in.body != nil {
 		err = x.writeBody(in)
@@ -345,7 +354,9 @@ func (b *respBody) readSmall() ([]byte, bool) {
 	if b.remaining < 0 || b.remaining > smallBody || b.remaining > int64(b.x.conn.br.Size()) {
 		return nil, false
 	}
-	b.x.conn.SetReadDeadline(time.Now().Add(b.x.p.timeouts.Body))
+	if b.x.conn.br.Buffered() < int(b.remaining) { // usually it came with the head
+		b.x.conn.SetReadDeadline(time.Now().Add(b.x.p.timeouts.Body))
+	}
 	buf, err := b.x.conn.br.Peek(int(b.remaining))
 	if err != nil {
 		b.upErr = err

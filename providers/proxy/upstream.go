@@ -53,6 +53,8 @@ type upConn struct {
 	bw       *bufio.Writer
 	lastUsed time.Time
 	reused   bool // it served a request before this one
+	// writeDeadline says a write deadline is set, which a later request must clear.
+	writeDeadline bool
 }
 
 func newUpstream(v version, target *url.URL, _ Timeouts) *upstream {
