@@ -47,7 +47,7 @@ type Stack struct {
 	// OverrideHeader, a request goes to the side it names.
 	OverrideToken string
 	Source        engine.Source // the proxy's own observations, through the scenario's outage switch
-	Load     *Load
+	Load          *Load
 
 	stable, canary *backend
 	outage         *flakySource
