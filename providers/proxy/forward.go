@@ -66,6 +66,8 @@ var (
 
 // send forwards a request to the backend of version v and reads the head of its answer into
 // resp. It returns the exchange, whose body the front end then streams, or how it failed.
+// Failures carry the backend's time until it failed: from the request written, or the time
+// to connect when it could not be reached; none when it failed while the request was sent.
 func (p *Proxy) send(v version, overridden bool, in *inbound, resp *fasthttp.ResponseHeader) (*exchange, *failure) {
 	start := time.Now()
 	up := p.upstreams[v]
@@ -82,20 +84,15 @@ func (p *Proxy) send(v version, overridden bool, in *inbound, resp *fasthttp.Res
 		} else {
 			c, err = up.get(context.Background())
 		}
-		if err != nil {
+		if err != nil { // the time it took to fail
 			return nil, &failure{outcome{http.StatusBadGateway, time.Since(start)}, true}
 		}
 		x := &exchange{p: p, up: up, v: v, overridden: overridden, conn: c, gone: in.gone}
 		retry, f := x.roundTrip(head, in, resp)
-		switch {
-		case f == nil:
-			return x, nil
-		case retry && replayable && c.reused && attempt == 0:
+		if f != nil && retry && replayable && c.reused && attempt == 0 {
 			continue
-		case f.code == http.StatusBadGateway:
-			f.latency = time.Since(start)
 		}
-		return nil, f
+		return x, f
 	}
 }
 
@@ -127,7 +124,7 @@ func (x *exchange) roundTrip(head []byte, in *inbound, resp *fasthttp.ResponseHe
 			code := clientStatus(ce.err)
 			return false, &failure{outcome{code, noLatency}, code != statusClientClosed}
 		}
-		return true, &failure{outcome{http.StatusBadGateway, 0}, true}
+		return true, &failure{outcome{http.StatusBadGateway, noLatency}, true}
 	}
 	x.written = time.Now()
 	switch err := x.await(x.written.Add(t.ResponseHeader)); {
@@ -141,7 +138,7 @@ func (x *exchange) roundTrip(head []byte, in *inbound, resp *fasthttp.ResponseHe
 		return false, &failure{outcome{http.StatusGatewayTimeout, x.p.timeouts.ResponseHeader}, true}
 	default:
 		c.discard()
-		return true, &failure{outcome{http.StatusBadGateway, 0}, true}
+		return true, &failure{outcome{http.StatusBadGateway, time.Since(x.written)}, true}
 	}
 	x.latency = time.Since(x.written)
 	// The rest of the head must follow within the same limit.
