@@ -71,7 +71,10 @@ var (
 func (p *Proxy) send(v version, overridden bool, in *inbound, resp *fasthttp.ResponseHeader) (*exchange, *failure) {
 	start := time.Now()
 	up := p.upstreams[v]
-	head := p.buildHead(make([]byte, 0, 1024), up, in)
+	buf := p.heads.Get().(*[]byte)
+	defer p.heads.Put(buf)
+	head := p.buildHead((*buf)[:0], up, in)
+	*buf = head
 	// A request with no body that is safe to repeat is sent again, once, on a new
 	// connection when a reused one turns out closed before any answer (the backend closed it
 	// while it was idle): the standard library's transport does the same.

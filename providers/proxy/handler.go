@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -72,8 +71,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// A body of unknown length or an event stream is sent on as it arrives.
 	stream := b.remaining < 0 || strings.HasPrefix(h.Get("Content-Type"), "text/event-stream")
-	buf := copyBuffers.Get().(*[]byte)
-	defer copyBuffers.Put(buf)
+	buf := p.copyBuffers.Get().(*[]byte)
+	defer p.copyBuffers.Put(buf)
 	for {
 		n, err := b.Read(*buf)
 		if n > 0 {
@@ -93,8 +92,6 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		panic(http.ErrAbortHandler) // cut the client's connection: its response is incomplete
 	}
 }
-
-var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // switchNet passes a backend's 101 on to a net/http client, then copies bytes both ways.
 func (p *Proxy) switchNet(rc *http.ResponseController, x *exchange, resp *fasthttp.ResponseHeader) {

@@ -102,6 +102,9 @@ type Proxy struct {
 	abandonClosed bool
 	abandonedN    int
 	abandoned     sync.WaitGroup
+	// heads lends the buffers request heads are built in; copyBuffers those ServeHTTP copies
+	// bodies through.
+	heads, copyBuffers sync.Pool
 }
 
 // New builds a proxy that starts with all traffic on stable.
@@ -127,6 +130,8 @@ func New(cfg Config) (*Proxy, error) {
 		errorLog:     cfg.ErrorLog,
 	}
 	p.closing, p.stopAll = context.WithCancel(context.Background())
+	p.heads.New = func() any { b := make([]byte, 0, 2048); return &b }
+	p.copyBuffers.New = func() any { b := make([]byte, 32<<10); return &b }
 	if cfg.OverrideToken != "" {
 		p.overrideToken = []byte(cfg.OverrideToken)
 	}
