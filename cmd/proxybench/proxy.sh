@@ -4,9 +4,10 @@
 # to nothing, so the proxies are the only bottleneck. nginx routes with split_clients and keeps
 # upstream connections alive; perch's proxy runs at weight 10 (cmd/proxybench). wrk measures
 # each target saturated (requests/s, p99, and the CPU the target spent per request, which a
-# neighbour's load on a shared machine barely changes) and one request at a time (-c1: the
-# latency a proxy adds when nothing queues), perch and nginx alternating within every round, so
-# a neighbour's load hits both alike. Installs nothing: it needs
+# neighbour's load on a shared machine barely changes; with the backends' and wrk's, it gives
+# the requests/s the machine's cores allow) and one request at a time (-c1: the latency a proxy
+# adds when nothing queues), perch and nginx back to back in every round, so a neighbour's load
+# hits both alike. Installs nothing: it needs
 #   apt-get install -y nginx-light wrk
 # Usage: bash cmd/proxybench/proxy.sh [SECONDS per run, default 8] [ROUNDS, default 3]
 # Environment: CONNECTIONS (saturated, default 32), THREADS (wrk threads, default 1),
@@ -19,7 +20,7 @@ rounds=${2:-3}
 connections=${CONNECTIONS:-32}
 threads=${THREADS:-1}
 base=${BASE_PORT:-18080}
-for tool in nginx wrk; do
+for tool in nginx wrk /usr/bin/time; do
   if ! command -v "$tool" >/dev/null; then
     echo "cmd/proxybench/proxy.sh needs $tool: apt-get install -y nginx-light wrk" >&2
     exit 2
@@ -96,16 +97,21 @@ ticks() {
   echo "$total"
 }
 
-# run PORT CONNECTIONS PID...: one wrk run; prints "requests/s p50_ms p99_ms cpu_us_per_request"
-# (the CPU the processes PID... spent per request: the target's own cost, whatever else runs).
+# run PORT CONNECTIONS PID...: one wrk run; prints "requests/s p50_ms p99_ms cpu_us cpu_all_us":
+# the CPU the processes PID... (the target) spent per request, and that plus the backends' and
+# wrk's own. Both barely change with what else runs on the machine, unlike the rest.
 run() {
-  local port=$1 conns=$2 out before after
+  local port=$1 conns=$2 out before after backends_before backends_after
   shift 2
   before=$(ticks "$@")
-  out=$(wrk -t"$([ "$conns" -lt "$threads" ] && echo "$conns" || echo "$threads")" -c"$conns" -d"${duration}s" --latency "http://127.0.0.1:$port/")
+  backends_before=$(ticks "${backend_pids[@]}")
+  out=$( { /usr/bin/time -f 'wrk-cpu %U %S' wrk -t"$([ "$conns" -lt "$threads" ] && echo "$conns" || echo "$threads")" \
+    -c"$conns" -d"${duration}s" --latency "http://127.0.0.1:$port/"; } 2>&1)
   after=$(ticks "$@")
+  backends_after=$(ticks "${backend_pids[@]}")
   echo "$(awk '/^Requests\/sec:/ {print $2}' <<<"$out") $(percentile 50% <<<"$out") $(percentile 99% <<<"$out")" \
-    "$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" '/requests in/ {printf "%.1f", t / hz * 1e6 / $1}' <<<"$out")"
+    "$(awk -v t=$((after - before)) -v b=$((backends_after - backends_before)) -v hz="$(getconf CLK_TCK)" \
+      '/requests in/ {n = $1} /^wrk-cpu/ {w = $2 + $3} END {printf "%.1f %.1f", t / hz * 1e6 / n, ((t + b) / hz + w) * 1e6 / n}' <<<"$out")"
 }
 
 # percentile P: wrk's latency at P (as "99%"), in ms.
@@ -118,39 +124,49 @@ echo "# saturated: wrk -t$threads -c$connections; one at a time: wrk -t1 -c1; ${
 for port in $stable_port $perch_port $nginx_port; do
   wrk -t1 -c"$connections" -d1s "http://127.0.0.1:$port/" >/dev/null # warm connections and caches
 done
-targets=(backend:$stable_port perch:$perch_port nginx:$nginx_port)
-declare -A pids=([backend]="$(pgrep -P "$(cat "$work/backends.pid")" | xargs)" [perch]=$perch_pid
-  [nginx]="$(pgrep -P "$(cat "$work/proxy.pid")" | xargs)")
-declare -A rps p99 lp50 lp99 cpu
+declare -A ports=([backend]=$stable_port [perch]=$perch_port [nginx]=$nginx_port)
+mapfile -t backend_pids < <(pgrep -P "$(cat "$work/backends.pid")")
+declare -A pids=([backend]="${backend_pids[*]}" [perch]=$perch_pid [nginx]="$(pgrep -P "$(cat "$work/proxy.pid")" | xargs)")
+declare -A rps p99 lp50 lp99 cpu all
+record() { # NAME R P C A L50 L99
+  rps[$1]="${rps[$1]:-} $2"; p99[$1]="${p99[$1]:-} $3"; cpu[$1]="${cpu[$1]:-} $4"; all[$1]="${all[$1]:-} $5"
+  lp50[$1]="${lp50[$1]:-} $6"; lp99[$1]="${lp99[$1]:-} $7"
+}
 for round in $(seq "$rounds"); do
-  # Alternate which proxy goes first, so neither always runs after the other.
+  # perch and nginx back to back, each first in every other round, so a neighbour's burst
+  # tends to hit both; the backend alone, for reference, once.
   if ((round % 2)); then order=(nginx perch); else order=(perch nginx); fi
-  for name in backend "${order[@]}"; do
-    for t in "${targets[@]}"; do [ "${t%%:*}" = "$name" ] && port=${t#*:}; done
+  ((round == 1)) && order=(backend "${order[@]}")
+  declare -A sat=()
+  for name in "${order[@]}"; do
     # shellcheck disable=SC2086 # pids: one or more, split
-    read -r r _ p c < <(run "$port" "$connections" ${pids[$name]})
-    read -r _ l50 l99 _ < <(run "$port" 1 ${pids[$name]})
-    printf 'round %d  %-7s saturated: %8.0f req/s, p99 %6.2f ms, %5.1f µs CPU/request;  one at a time: p50 %.3f ms, p99 %.3f ms\n' \
-      "$round" "$name" "$r" "$p" "$c" "$l50" "$l99"
-    rps[$name]="${rps[$name]:-} $r"
-    cpu[$name]="${cpu[$name]:-} $c"
-    p99[$name]="${p99[$name]:-} $p"
-    lp50[$name]="${lp50[$name]:-} $l50"
-    lp99[$name]="${lp99[$name]:-} $l99"
+    sat[$name]=$(run "${ports[$name]}" "$connections" ${pids[$name]})
+  done
+  for name in "${order[@]}"; do
+    # shellcheck disable=SC2086
+    read -r r _ p c a <<<"${sat[$name]}"
+    read -r _ l50 l99 _ _ < <(run "${ports[$name]}" 1 ${pids[$name]})
+    printf 'round %d  %-7s saturated: %8.0f req/s, p99 %6.2f ms, CPU/request %5.1f µs (%5.1f µs with backend and wrk);  one at a time: p50 %.3f ms, p99 %.3f ms\n' \
+      "$round" "$name" "$r" "$p" "$c" "$a" "$l50" "$l99"
+    record "$name" "$r" "$p" "$c" "$a" "$l50" "$l99"
   done
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 m() { median <<<"$1"; }
 echo
-awk -v b_rps="$(m "${rps[backend]}")" -v b_p99="$(m "${p99[backend]}")" -v b_l50="$(m "${lp50[backend]}")" -v b_l99="$(m "${lp99[backend]}")" -v b_cpu="$(m "${cpu[backend]}")" \
-  -v n_rps="$(m "${rps[nginx]}")" -v n_p99="$(m "${p99[nginx]}")" -v n_l50="$(m "${lp50[nginx]}")" -v n_l99="$(m "${lp99[nginx]}")" -v n_cpu="$(m "${cpu[nginx]}")" \
-  -v p_rps="$(m "${rps[perch]}")" -v p_p99="$(m "${p99[perch]}")" -v p_l50="$(m "${lp50[perch]}")" -v p_l99="$(m "${lp99[perch]}")" -v p_cpu="$(m "${cpu[perch]}")" \
+row() { # NAME LABEL
+  printf '| %s | %.0f | %.0f | %.2f ms | %.1f µs | %.3f ms | %.3f ms |\n' "$2" "$(m "${rps[$1]}")" \
+    "$(awk -v a="$(m "${all[$1]}")" -v n="$(nproc)" 'BEGIN {print n * 1e6 / a}')" "$(m "${p99[$1]}")" "$(m "${cpu[$1]}")" \
+    "$(m "${lp50[$1]}")" "$(m "${lp99[$1]}")"
+}
+echo '| | requests/s (saturated) | requests/s the CPU allows | p99 saturated | CPU per request | p50 one at a time | p99 one at a time |'
+echo '|---|---:|---:|---:|---:|---:|---:|'
+row backend 'nginx `return 200` alone'
+row nginx 'nginx split_clients'
+row perch 'perch proxy'
+awk -v p="$(m "${rps[perch]}")" -v n="$(m "${rps[nginx]}")" -v pa="$(m "${all[perch]}")" -v na="$(m "${all[nginx]}")" \
+  -v pp="$(m "${p99[perch]}")" -v np="$(m "${p99[nginx]}")" -v pl="$(m "${lp99[perch]}")" -v nl="$(m "${lp99[nginx]}")" \
   -v load="$(cut -d' ' -f1-3 /proc/loadavg)" 'BEGIN {
-  print "| | requests/s (saturated) | p99 saturated | CPU per request | p50 one at a time | p99 one at a time |"
-  print "|---|---:|---:|---:|---:|---:|"
-  printf "| nginx `return 200` alone | %.0f | %.2f ms | %.1f µs | %.3f ms | %.3f ms |\n", b_rps, b_p99, b_cpu, b_l50, b_l99
-  printf "| nginx split_clients | %.0f | %.2f ms | %.1f µs | %.3f ms | %.3f ms |\n", n_rps, n_p99, n_cpu, n_l50, n_l99
-  printf "| perch proxy | %.0f | %.2f ms | %.1f µs | %.3f ms | %.3f ms |\n", p_rps, p_p99, p_cpu, p_l50, p_l99
-  printf "\nperch/nginx requests/s: %.0f%%; p99 perch - nginx: saturated %+.2f ms, one at a time %+.3f ms; load average after: %s\n", \
-    100 * p_rps / n_rps, p_p99 - n_p99, p_l99 - n_l99, load
+  printf "\nperch/nginx requests/s: %.0f%% measured, %.0f%% the CPU allows; p99 perch - nginx: saturated %+.2f ms, one at a time %+.3f ms; load average after: %s\n", \
+    100 * p / n, 100 * na / pa, pp - np, pl - nl, load
 }'
