@@ -16,7 +16,11 @@ import (
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var head fasthttp.RequestHeader
 	head.SetMethod(r.Method)
-	head.SetRequestURI(r.RequestURI)
+	if r.RequestURI != "" {
+		head.SetRequestURI(r.RequestURI) // as the client sent it
+	} else {
+		head.SetRequestURI(r.URL.RequestURI())
+	}
 	head.SetHost(r.Host)
 	for k, vs := range r.Header {
 		switch k {

@@ -35,7 +35,7 @@ func (v version) String() string {
 
 // Source is the proxy's own observations as a metrics source: it answers the builtin queries
 // (metrics.BuiltinQuery) from a ring of time slots covering the last Retention, each holding
-// per version the requests, the errors (5xx, and responses cut short by the upstream) and a
+// per version the requests, the errors (the backend's 5xx, and its failures: 502, 504) and a
 // latency sketch. Memory is fixed when it is made: about 3 KiB per slot once both versions
 // have had traffic.
 type Source struct {
