@@ -70,7 +70,7 @@ var (
 // to connect when it could not be reached; none when it failed while the request was sent.
 func (p *Proxy) send(v version, overridden bool, in *inbound, resp *fasthttp.ResponseHeader) (*exchange, *failure) {
 	start := time.Now()
-	up := p.upstreams[v]
+	up := p.upstreams.Load()[v]
 	buf := p.heads.Get().(*[]byte)
 	defer p.heads.Put(buf)
 	head := p.buildHead((*buf)[:0], up, in)

@@ -83,7 +83,9 @@ func (t Timeouts) withDefaults() Timeouts {
 // not usable; make one with New.
 type Proxy struct {
 	canaryPercent atomic.Int32
-	upstreams     [2]*upstream
+	upstreams     atomic.Pointer[[2]*upstream] // stable, canary; replaced whole by SetBackends
+	backendsMu    sync.Mutex                   // serializes SetBackends and Close
+	retired       []*upstream                  // replaced, with requests still in flight
 	stickyHeader  string
 	stickyCookie  string
 	override      string
@@ -141,15 +143,54 @@ func New(cfg Config) (*Proxy, error) {
 	if p.errorLog == nil {
 		p.errorLog = log.Default()
 	}
-	for v, raw := range map[version]string{stable: cfg.Stable, canary: cfg.Canary} {
+	ups, err := upstreams(cfg.Stable, cfg.Canary)
+	if err != nil {
+		return nil, err
+	}
+	p.upstreams.Store(ups)
+	return p, nil
+}
+
+// upstreams checks the two backend URLs and makes their connection pools.
+func upstreams(stableURL, canaryURL string) (*[2]*upstream, error) {
+	var ups [2]*upstream
+	for v, raw := range map[version]string{stable: stableURL, canary: canaryURL} {
 		target, err := url.Parse(raw)
 		if err != nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" ||
 			target.RawQuery != "" || target.Fragment != "" || target.User != nil {
 			return nil, fmt.Errorf("proxy: %s backend: want an http:// or https:// URL with a host and at most a path, got %q", v, raw)
 		}
-		p.upstreams[v] = newUpstream(v, target, p.timeouts)
+		ups[v] = newUpstream(v, target)
 	}
-	return p, nil
+	return &ups, nil
+}
+
+// SetBackends points the proxy at other backends (a reload) from the next request on.
+// Requests in flight finish on the connections they have, which then close; the weight, the
+// observations and the client connections stay as they are.
+func (p *Proxy) SetBackends(stableURL, canaryURL string) error {
+	ups, err := upstreams(stableURL, canaryURL)
+	if err != nil {
+		return err
+	}
+	p.backendsMu.Lock()
+	defer p.backendsMu.Unlock()
+	if p.closing.Err() != nil {
+		return errors.New("proxy: closed")
+	}
+	old := p.upstreams.Swap(ups)
+	still := p.retired[:0]
+	for _, u := range p.retired {
+		if u.inUse() {
+			still = append(still, u)
+		}
+	}
+	for _, u := range old {
+		u.retire()
+		still = append(still, u)
+	}
+	p.retired = still
+	return nil
 }
 
 // SetWeight sends canaryPercent (0..100) of new requests to the canary from the next request
@@ -175,9 +216,11 @@ func (p *Proxy) Close() error {
 	p.abandonMu.Lock()
 	p.abandonClosed = true
 	p.abandonMu.Unlock()
-	for _, u := range p.upstreams {
+	p.backendsMu.Lock()
+	for _, u := range append(p.upstreams.Load()[:], p.retired...) {
 		u.close()
 	}
+	p.backendsMu.Unlock()
 	p.abandoned.Wait()
 	return nil
 }

@@ -463,3 +463,42 @@ func TestLatencyIsTheBackendsTime(t *testing.T) {
 		t.Errorf("recorded latency %s, want the backend's %s, not the client's %s upload", got, backendTime, upload)
 	}
 }
+
+// TestSetBackendsReloadsWithoutDroppingRequests: a request in flight on the old stable
+// finishes; the next one goes to the new stable.
+func TestSetBackendsReloadsWithoutDroppingRequests(t *testing.T) {
+	release := make(chan struct{})
+	old := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			<-release
+		}
+		fmt.Fprint(w, "old")
+	}))
+	t.Cleanup(old.Close)
+	f := start(t, proxy.Config{Stable: old.URL})
+	done := make(chan string)
+	go func() {
+		resp, err := f.client.Get(f.proxy.URL() + "/slow")
+		if err != nil {
+			done <- err.Error()
+			return
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		done <- string(body)
+	}()
+	time.Sleep(100 * time.Millisecond) // the slow request is in flight
+	if err := f.proxy.SetBackends("ftp://x", backend(t, "canary").URL); err == nil {
+		t.Fatal("SetBackends took an ftp:// URL")
+	}
+	if err := f.proxy.SetBackends(backend(t, "new").URL, backend(t, "canary").URL); err != nil {
+		t.Fatal(err)
+	}
+	if _, body := f.get(t, "/", nil); body != "new" {
+		t.Errorf("after the reload a request reached %q, want the new stable", body)
+	}
+	close(release)
+	if got := <-done; got != "old" {
+		t.Errorf("the request in flight during the reload got %q, want the old stable's answer", got)
+	}
+}

@@ -42,7 +42,9 @@ type upstream struct {
 	mu     sync.Mutex
 	idle   []*upConn // most recently used last
 	active map[*upConn]struct{}
-	closed bool
+	// retired: replaced by SetBackends, it keeps no idle connection; closed: the proxy closed,
+	// it makes none.
+	retired, closed bool
 }
 
 // upConn is one connection to a backend.
@@ -57,7 +59,7 @@ type upConn struct {
 	writeDeadline bool
 }
 
-func newUpstream(v version, target *url.URL, _ Timeouts) *upstream {
+func newUpstream(v version, target *url.URL) *upstream {
 	addr := target.Host
 	if target.Port() == "" {
 		if target.Scheme == "https" {
@@ -132,7 +134,7 @@ func (u *upstream) put(c *upConn) {
 	c.lastUsed = time.Now()
 	u.mu.Lock()
 	delete(u.active, c)
-	if u.closed || len(u.idle) >= maxIdlePerUpstream {
+	if u.retired || u.closed || len(u.idle) >= maxIdlePerUpstream {
 		u.mu.Unlock()
 		c.Close()
 		return
@@ -148,6 +150,25 @@ func (c *upConn) discard() {
 	delete(u.active, c)
 	u.mu.Unlock()
 	c.Close()
+}
+
+// retire closes the idle connections and refuses new ones; those in use close when their
+// requests end.
+func (u *upstream) retire() {
+	u.mu.Lock()
+	idle := u.idle
+	u.idle, u.retired = nil, true
+	u.mu.Unlock()
+	for _, c := range idle {
+		c.Close()
+	}
+}
+
+// inUse says whether a request still uses a connection to the backend.
+func (u *upstream) inUse() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.active) > 0
 }
 
 // close closes every connection to the backend, idle or in use, and refuses new ones.
