@@ -51,7 +51,7 @@ func TestLatencyRegressionIsATailRegression(t *testing.T) {
 
 func TestSpecScalesWithSpeed(t *testing.T) {
 	for _, speed := range []float64{1, 4, 0.5} {
-		spec, err := Spec("healthy", speed, "127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3", "token")
+		spec, err := Spec("healthy", speed, "127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -122,7 +122,7 @@ func TestLoadNeverExceedsItsConcurrency(t *testing.T) {
 // exactly by the weight.
 func firstStepErrorVerdict(t *testing.T, rate float64) metrics.Result {
 	t.Helper()
-	rollout, err := Spec("healthy", 1, "127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3", "token")
+	rollout, err := Spec("healthy", 1, "127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func firstStepErrorVerdict(t *testing.T, rate float64) metrics.Result {
 // canary gets just enough requests in the step for the default judge to show its error rate
 // within tolerance, which a third of that load, 200 requests/s, does not give it.
 func TestDefaultLoadLetsTheFirstStepPass(t *testing.T) {
-	if rollout, _ := Spec("healthy", 1, "127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3", "token"); rollout.Analysis.Judge != spec.DefaultJudge {
+	if rollout, _ := Spec("healthy", 1, "127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3"); rollout.Analysis.Judge != spec.DefaultJudge {
 		t.Fatalf("the demo is judged by %q, want the default judge %q", rollout.Analysis.Judge, spec.DefaultJudge)
 	}
 	if r := firstStepErrorVerdict(t, DefaultRate); r.Verdict != metrics.Pass {

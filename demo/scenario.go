@@ -14,6 +14,9 @@ type Scenario struct {
 	Name    string
 	Summary string         // what happens, in one line
 	Expect  engine.Outcome // promoted or rolled_back
+	// Strategies begins the rollout with a segment step and a feature-flag step (a flagd file
+	// the demo writes) and puts a release freeze in its way.
+	Strategies bool
 	// react changes the canary as the rollout's events arrive.
 	react func(d *driver, ev engine.Event)
 }
@@ -70,6 +73,13 @@ func Scenarios() []Scenario {
 					d.outage(9*time.Second, 12*time.Second)
 				}
 			},
+		},
+		{
+			Name: "segments-and-flags",
+			Summary: "the employees (users 0-499, 5% of them) reach the canary first, then a feature flag goes to 20% in a flagd file; " +
+				"a release freeze holds the 1% step at its end until it is over; promoted with the flag left at 20%",
+			Expect:     engine.OutcomePromoted,
+			Strategies: true,
 		},
 		{
 			Name:    "slow-burn",

@@ -10,11 +10,14 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/perchhq/perch/engine"
 	"github.com/perchhq/perch/engine/spec"
+	"github.com/perchhq/perch/providers/flags/flagd"
 	"github.com/perchhq/perch/providers/proxy"
 )
 
@@ -48,9 +51,14 @@ type Stack struct {
 	OverrideToken string
 	Source        engine.Source // the proxy's own observations, through the scenario's outage switch
 	Load          *Load
+	// Flags is the feature-flag system of a scenario with Strategies (a flagd file, FlagsFile),
+	// nil otherwise.
+	Flags     engine.Flags
+	FlagsFile string
 
 	stable, canary *backend
 	outage         *flakySource
+	flagsDir       string
 	speed          float64
 	cancel         context.CancelFunc
 	running        sync.WaitGroup
@@ -107,7 +115,13 @@ func (s *Stack) build(opts Options) error {
 	}
 	s.outage = &flakySource{source: s.Proxy.Source()}
 	s.Source = s.outage
-	if s.Spec, err = Spec(s.Scenario.Name, s.speed, s.Proxy.Addr(), s.stable.URL(), s.canary.URL(), s.OverrideToken); err != nil {
+	var st Strategies
+	if s.Scenario.Strategies {
+		if st, err = s.writeFlags(); err != nil {
+			return err
+		}
+	}
+	if s.Spec, err = SpecWith(s.Scenario, s.speed, s.Proxy.Addr(), s.stable.URL(), s.canary.URL(), st); err != nil {
 		return err
 	}
 	s.Load = &Load{
@@ -118,6 +132,38 @@ func (s *Stack) build(opts Options) error {
 		UserHeader:  UserHeader,
 	}
 	return nil
+}
+
+// flagsDoc is the flagd file of the segments-and-flags scenario: the flag off for everyone.
+const flagsDoc = `{
+  "$schema": "https://flagd.dev/schema/v0/flags.json",
+  "flags": {
+    "` + DemoFlag + `": {
+      "state": "ENABLED",
+      "variants": {"on": true, "off": false},
+      "defaultVariant": "off"
+    }
+  }
+}
+`
+
+// writeFlags writes the scenario's flagd file in a directory of its own and connects to it.
+func (s *Stack) writeFlags() (Strategies, error) {
+	dir, err := os.MkdirTemp("", "perch-demo-flags")
+	if err != nil {
+		return Strategies{}, err
+	}
+	s.flagsDir = dir
+	s.FlagsFile = filepath.Join(dir, "flags.json")
+	if err := os.WriteFile(s.FlagsFile, []byte(flagsDoc), 0o644); err != nil {
+		return Strategies{}, err
+	}
+	client, err := flagd.New(s.FlagsFile)
+	if err != nil {
+		return Strategies{}, err
+	}
+	s.Flags = client
+	return Strategies{FlagsFile: s.FlagsFile, Start: time.Now()}, nil
 }
 
 // Drive plays the scenario against a rollout: it changes the canary as the rollout's events
@@ -152,6 +198,9 @@ func (s *Stack) Close() error {
 		if b != nil {
 			errs = append(errs, b.Close())
 		}
+	}
+	if s.flagsDir != "" {
+		errs = append(errs, os.RemoveAll(s.flagsDir))
 	}
 	return errors.Join(errs...)
 }

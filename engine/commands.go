@@ -32,6 +32,7 @@ func (e *Engine) command(cmd Command) error {
 	case CommandRollback:
 		e.rollback(actor, orDefault(cmd.Reason, "rolled back by "+actor.Name))
 	case CommandPromote:
+		e.windowClosed(actor) // outside the release window, journaled as an override
 		e.emit(Event{Type: EventPromoteStarted, Actor: actor, Reason: orDefault(cmd.Reason, "promoted by "+actor.Name)})
 		e.cancelLook()
 		e.cancelStaleWeight()
@@ -48,11 +49,17 @@ func (e *Engine) allowed(cmd Command) error {
 	if cmd.Actor.Role == RoleViewer {
 		return fmt.Errorf("%w (%s is a viewer)", ErrForbidden, cmd.Actor.Name)
 	}
-	if cmd.Step != s.Step {
+	if cmd.Step != s.Step && !cmd.Kind.NeverStale() {
 		return fmt.Errorf("%w: it was for step %d, the rollout is at step %d now", ErrStaleCommand, cmd.Step+1, s.Step+1)
 	}
 	return s.Allowed(cmd.Kind)
 }
+
+// NeverStale reports whether a command of kind acts on whatever step the rollout is at: a
+// rollback or a pause only stops traffic or progress, which is never out of date, and one
+// issued a moment before the rollout moved on must not be refused for it. The other commands
+// are refused with ErrStaleCommand when the rollout has left the step they were issued on.
+func (k CommandKind) NeverStale() bool { return k == CommandRollback || k == CommandPause }
 
 // Allowed says whether a command of kind makes sense in the rollout's current phase, and if
 // not, why, in words for the one who sent it. The engine also refuses viewers and stale

@@ -211,3 +211,39 @@ func TestPausedEngineStillRollsBackOnFailure(t *testing.T) {
 		}
 	})
 }
+
+// TestRollbackAndPauseAreNeverStale: operator A opens the rollback dialog on step 1, B
+// advances, A confirms. The rollback (and a pause) act on the step the rollout is at; advance,
+// promote and retry issued against an older step are still refused.
+func TestRollbackAndPauseAreNeverStale(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld()
+		r := start(t, testSpec(t, specOpts{}), w, engine.Config{Linger: true})
+		r.wait(time.Hour, "analysis of step 1", func(s engine.State) bool { return !s.AnalysisStartedAt.IsZero() })
+		if err := r.do(engine.CommandAdvance, "bob", 0); err != nil {
+			t.Fatalf("bob's advance: %v", err)
+		}
+		r.wait(time.Hour, "analysis of step 2", func(s engine.State) bool { return s.Step == 1 && !s.AnalysisStartedAt.IsZero() })
+		for _, kind := range []engine.CommandKind{engine.CommandAdvance, engine.CommandPromote} {
+			if err := r.do(kind, "alice", 0); !errors.Is(err, engine.ErrStaleCommand) {
+				t.Errorf("%s issued on step 1 while at step 2: %v, want ErrStaleCommand", kind, err)
+			}
+		}
+		if err := r.do(engine.CommandPause, "alice", 0); err != nil {
+			t.Fatalf("pause issued on step 1 while at step 2: %v, want accepted", err)
+		}
+		if st := r.eng.Snapshot(); st.Phase != engine.PhasePaused || st.Step != 1 || st.PausedBy == nil || st.PausedBy.Name != "alice" {
+			t.Fatalf("after alice's pause: %s at step %d by %v; want paused at step 2 by alice", st.Phase, st.Step+1, st.PausedBy)
+		}
+		if err := r.do(engine.CommandRollback, "alice", 0); err != nil {
+			t.Fatalf("rollback issued on step 1 while at step 2: %v, want accepted", err)
+		}
+		st := r.wait(time.Minute, "rolled back", func(s engine.State) bool { return s.Phase == engine.PhaseRolledBack })
+		if st.EndedBy == nil || st.EndedBy.Name != "alice" || st.Steps[1].Status != engine.StepFailed || w.current() != 0 {
+			t.Errorf("rolled back by %v, step 2 %s, weight %d; want alice, step 2 failed, 0%%", st.EndedBy, st.Steps[1].Status, w.current())
+		}
+		if err := r.do(engine.CommandRetry, "alice", 0); !errors.Is(err, engine.ErrStaleCommand) {
+			t.Errorf("retry issued on step 1 while at step 2: %v, want ErrStaleCommand", err)
+		}
+	})
+}

@@ -34,17 +34,27 @@ func (e *Engine) decideOnce(now time.Time) time.Time {
 	case PhaseRunning, PhasePaused, PhaseHolding:
 		return e.driveStep(now)
 	case PhaseRollingBack:
-		if s.TargetConfirmed {
+		// Segments go and flags are put back as they were alongside the weight.
+		wake, waiting := e.ensureStrategies(now, true)
+		if s.TargetConfirmed && !waiting {
 			e.emit(Event{Type: EventRolledBack, Weight: intPtr(0)})
 			return time.Time{}
 		}
-		return e.ensureWeight(now)
+		if !s.TargetConfirmed {
+			wake = earliest(wake, e.ensureWeight(now))
+		}
+		return wake
 	case PhasePromoting:
-		if s.TargetConfirmed {
+		// Segments go (the canary takes everything); flags keep their last value.
+		wake, waiting := e.ensureStrategies(now, true)
+		if s.TargetConfirmed && !waiting {
 			e.emit(Event{Type: EventPromoted, Weight: intPtr(100)})
 			return time.Time{}
 		}
-		return e.ensureWeight(now)
+		if !s.TargetConfirmed {
+			wake = earliest(wake, e.ensureWeight(now))
+		}
+		return wake
 	case PhaseRolledBack, PhasePromoted:
 		// Over: only a retry command starts it again.
 	}
@@ -52,6 +62,16 @@ func (e *Engine) decideOnce(now time.Time) time.Time {
 }
 
 func (e *Engine) driveStep(now time.Time) time.Time {
+	window, resumed := e.windowHold(now)
+	if resumed {
+		return time.Time{}
+	}
+	return earliest(window, e.driveStepTraffic(now))
+}
+
+// driveStepTraffic brings the step's weight, segments and flags about, then stabilizes,
+// analyses or pauses.
+func (e *Engine) driveStepTraffic(now time.Time) time.Time {
 	s := &e.state
 	step := s.CurrentStep()
 	if s.Target >= 0 && !s.TargetConfirmed {
@@ -61,33 +81,86 @@ func (e *Engine) driveStep(now time.Time) time.Time {
 		}
 		return time.Time{}
 	}
-	switch {
-	case step.Pause != nil:
-		switch {
-		case s.Phase == PhaseRunning: // resumed from an operator's pause during a pause step
-			e.passStep(nil, "pause ended")
-		case !s.PauseStep || s.PauseUntil.IsZero():
-		case now.Before(s.PauseUntil):
-			return s.PauseUntil
-		default:
-			e.passStep(nil, fmt.Sprintf("pause of %s over", step.Pause.Duration))
-		}
-	case s.AnalysisStartedAt.IsZero():
+	if wake, waiting := e.ensureStrategies(now, s.Phase == PhaseRunning); waiting {
+		return wake
+	}
+	if step.Pause != nil {
+		return e.drivePause(now)
+	}
+	if s.AnalysisStartedAt.IsZero() {
 		if at := s.StabilizedAt(); now.Before(at) {
 			return at
 		}
 		if step.Analyze > 0 {
 			e.emit(Event{Type: EventAnalysisStarted})
 		} else if s.Phase == PhaseRunning {
-			e.passStep(nil, "weight set; the step has no analysis")
+			e.passStep(nil, doneWords(step)+"; the step has no analysis")
 		}
+		return time.Time{}
+	}
+	return e.nextLook(now)
+}
+
+// drivePause ends a pause step when it is over and, until then, keeps looking at the weight
+// it holds, as during an operator's pause: a failure rolls back (judgeLook), while evidence
+// that is merely short never holds or passes a pause.
+func (e *Engine) drivePause(now time.Time) time.Time {
+	s := &e.state
+	step := s.CurrentStep()
+	var wake time.Time
+	switch {
+	case s.Phase == PhaseRunning: // resumed from an operator's pause during a pause step
+		e.passStep(nil, "pause ended")
+		return time.Time{}
+	case !s.PauseStep || s.PauseUntil.IsZero():
+	case now.Before(s.PauseUntil):
+		wake = s.PauseUntil
+	default:
+		e.passStep(nil, fmt.Sprintf("pause of %s over", step.Pause.Duration))
+		return time.Time{}
+	}
+	if s.Weight <= 0 && len(s.Segments) == 0 || len(e.spec.Checks) == 0 {
+		return wake // no canary traffic yet (a pause before the first weight or segment), or nothing to look at
+	}
+	if s.AnalysisStartedAt.IsZero() {
+		if at := s.StabilizedAt(); now.Before(at) {
+			return earliest(wake, at)
+		}
+		e.emit(Event{Type: EventAnalysisStarted})
+		return time.Time{}
+	}
+	return earliest(wake, e.nextLook(now))
+}
+
+// nextLook starts the next look if it is due, or returns when it will be.
+func (e *Engine) nextLook(now time.Time) time.Time {
+	switch next := e.state.NextLookAt(); {
 	case e.lookBusy:
-	case now.Before(s.NextLookAt()):
-		return s.NextLookAt()
+	case now.Before(next):
+		return next
 	default:
 		e.startLook(now)
 	}
 	return time.Time{}
+}
+
+// doneWords says what a step did, once it is in place: "weight set", "segment set", "flag set".
+func doneWords(st spec.Step) string {
+	switch {
+	case st.Segment != nil:
+		return "segment set"
+	case st.SetFlag != nil:
+		return "flag set"
+	}
+	return "weight set"
+}
+
+// earliest is the sooner of two wake-up times, zero meaning none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || !b.IsZero() && b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // startStep begins step i: a weight change or a pause.
@@ -103,8 +176,12 @@ func (e *Engine) startStep(i int, now time.Time) {
 	e.emit(ev)
 }
 
-// passStep ends the current step and starts the next, or promotes after the last.
+// passStep ends the current step and starts the next, or promotes after the last; outside
+// the release window it holds instead, unless an operator advances (windowClosed).
 func (e *Engine) passStep(by *Actor, reason string) {
+	if e.windowClosed(by) {
+		return
+	}
 	e.emit(Event{Type: EventStepPassed, Actor: by, Reason: reason})
 	e.cancelLook()
 	if next := e.state.Step + 1; next < len(e.spec.Steps) {

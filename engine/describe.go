@@ -5,11 +5,14 @@ import (
 	"strings"
 
 	"github.com/perchhq/perch/engine/spec"
+	"github.com/perchhq/perch/internal/printable"
 	"github.com/perchhq/perch/metrics"
 )
 
-// Describe is the event in one line for people: the headless printer, a replay and the TUI's
-// event log all show it. rollout supplies step descriptions and may be nil.
+// Describe is the event in one line for people: the headless printer, a replay, the TUI's
+// event log and `perch status` show it. rollout supplies step descriptions and may be nil. Text
+// from outside perch (reasons, errors, actor and check names) is made printable: the line
+// holds no control character and no line break.
 func (ev Event) Describe(rollout *spec.Rollout) string {
 	var b strings.Builder
 	step := func() string {
@@ -33,7 +36,11 @@ func (ev Event) Describe(rollout *spec.Rollout) string {
 		b.WriteString(ev.Reason)
 		fmt.Fprintf(&b, ": %s", ev.Error)
 	case EventAnalysisStarted:
-		fmt.Fprintf(&b, "%s: stabilized, analysis started", step())
+		if rollout != nil && ev.Step >= 0 && ev.Step < len(rollout.Steps) && rollout.Steps[ev.Step].Pause != nil {
+			fmt.Fprintf(&b, "%s: watching the weight it holds", step())
+		} else {
+			fmt.Fprintf(&b, "%s: stabilized, analysis started", step())
+		}
 	case EventAnalysis:
 		parts := make([]string, len(ev.Checks))
 		for i, c := range ev.Checks {
@@ -68,6 +75,23 @@ func (ev Event) Describe(rollout *spec.Rollout) string {
 		b.WriteString("engine stopped")
 	case EventNote:
 		b.WriteString("note")
+	case EventSegmentsSet:
+		if len(ev.Segments) == 0 {
+			b.WriteString("no segments routed to canary")
+		} else {
+			fmt.Fprintf(&b, "segments routed to canary: %s", strings.Join(ev.Segments, ", "))
+		}
+	case EventFlagRead:
+		fmt.Fprintf(&b, "flag %s read before changing it: %s", ev.Flag, pct(*ev.Percent))
+	case EventFlagSet:
+		fmt.Fprintf(&b, "flag %s at %s", ev.Flag, pct(*ev.Percent))
+	case EventFlagRestored:
+		fmt.Fprintf(&b, "flag %s restored as it was (%s)", ev.Flag, pct(*ev.Percent))
+	case EventSegmentsFailed, EventFlagFailed:
+		b.WriteString(ev.Reason)
+		fmt.Fprintf(&b, ": %s", ev.Error)
+	case EventWindowOverride:
+		b.WriteString("advanced outside the release window")
 	default:
 		b.WriteString(string(ev.Type))
 	}
@@ -77,10 +101,11 @@ func (ev Event) Describe(rollout *spec.Rollout) string {
 			fmt.Fprintf(&b, " (%s)", ev.Actor.Source)
 		}
 	}
-	if ev.Reason != "" && ev.Type != EventWeightFailed && !strings.HasSuffix(ev.Reason, "by "+actorName(ev.Actor)) {
+	failed := ev.Type == EventWeightFailed || ev.Type == EventSegmentsFailed || ev.Type == EventFlagFailed
+	if ev.Reason != "" && !failed && !strings.HasSuffix(ev.Reason, "by "+actorName(ev.Actor)) {
 		fmt.Fprintf(&b, ": %s", ev.Reason)
 	}
-	return b.String()
+	return printable.Line(b.String())
 }
 
 func actorName(a *Actor) string {

@@ -121,9 +121,13 @@ func (e *Engine) startLook(now time.Time) {
 	e.lookBusy, e.lookKey, e.lookCancel = true, key, cancel
 	// The first point covers the first whole interval after the window opened.
 	start := s.AnalysisStartedAt.Add(interval)
+	weight := s.Weight // one window, one weight: a weight change opens a new window
+	if len(s.Segments) > 0 {
+		weight = -1 // a segment sends its users to the canary beside the weight: no share to expect
+	}
 	e.spawn(func() any {
 		defer cancel()
-		return lookResult{key: key, checks: e.look(ctx, start, now, interval)}
+		return lookResult{key: key, checks: e.look(ctx, start, now, interval, weight)}
 	})
 }
 
@@ -156,6 +160,10 @@ func (e *Engine) handleResult(res any) {
 		e.handleWeight(r)
 	case lookResult:
 		e.handleLook(r)
+	case segmentsResult:
+		e.handleSegments(r)
+	case flagResult:
+		e.handleFlag(r)
 	}
 }
 
@@ -172,20 +180,21 @@ func (e *Engine) spawn(effect func() any) {
 	}()
 }
 
-// look queries and judges every check concurrently.
-func (e *Engine) look(ctx context.Context, start, end time.Time, step time.Duration) []CheckResult {
+// look queries and judges every check concurrently; weight is the canary's confirmed weight
+// over the window (-1 when unknown).
+func (e *Engine) look(ctx context.Context, start, end time.Time, step time.Duration, weight int) []CheckResult {
 	out := make([]CheckResult, len(e.spec.Checks))
 	var wg sync.WaitGroup
 	for i := range e.spec.Checks {
 		wg.Go(func() {
-			out[i] = e.lookAt(ctx, i, start, end, step)
+			out[i] = e.lookAt(ctx, i, start, end, step, weight)
 		})
 	}
 	wg.Wait()
 	return out
 }
 
-func (e *Engine) lookAt(ctx context.Context, i int, start, end time.Time, step time.Duration) CheckResult {
+func (e *Engine) lookAt(ctx context.Context, i int, start, end time.Time, step time.Duration, weight int) CheckResult {
 	c := e.spec.Checks[i]
 	res := CheckResult{Check: c.Name, LastCanary: metrics.Number(math.NaN()), LastBaseline: metrics.Number(math.NaN())}
 	var missing string // a query that matched nothing: too little evidence, not an outage
@@ -211,6 +220,12 @@ func (e *Engine) lookAt(ctx context.Context, i int, start, end time.Time, step t
 		return samples
 	}
 	var canary, baseline metrics.Series
+	var traffic *metrics.Traffic
+	if c.Builtin != "" && c.IsCounts() && weight >= 0 {
+		// A builtin check's baseline is the stable version taking the rest of the traffic, so
+		// the judge can test the canary's share of requests (the totals) against its weight.
+		traffic = &metrics.Traffic{Weights: []float64{float64(weight)}}
+	}
 	if c.IsCounts() {
 		// An error counter that has never counted has no series yet: no events, not no data.
 		canary = counts(fetch(c.Events.Canary, true), fetch(c.Total.Canary, false))
@@ -232,7 +247,7 @@ func (e *Engine) lookAt(ctx context.Context, i int, start, end time.Time, step t
 	}
 	criteria := c.Criteria()
 	criteria.Family = e.family
-	res.Result = e.judges[i].Judge(metrics.Input{Criteria: criteria, Canary: canary, Baseline: baseline})
+	res.Result = e.judges[i].Judge(metrics.Input{Criteria: criteria, Canary: canary, Baseline: baseline, Traffic: traffic})
 	return res
 }
 

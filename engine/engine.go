@@ -10,10 +10,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/perchhq/perch/engine/schedule"
 	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics"
 )
@@ -48,6 +50,9 @@ type Config struct {
 	// Linger keeps the engine running after a rollback, so an operator can retry, until the
 	// context ends.
 	Linger bool
+	// Flags is the feature-flag system the spec's setFlag steps set flags in; nil without them.
+	// Segment steps need a Router that is a SegmentRouter.
+	Flags Flags
 }
 
 // Outcome is how Run ended.
@@ -83,6 +88,10 @@ type Engine struct {
 	linger  bool
 	resumed bool
 
+	segments SegmentRouter      // the router, when the spec has segment steps
+	flags    Flags              // when the spec has setFlag steps
+	schedule *schedule.Schedule // nil: steps advance any time
+
 	state State // owned by Run
 	fatal error // a journal write failed: stop before acting further
 
@@ -98,6 +107,8 @@ type Engine struct {
 	lookBusy     bool
 	lookKey      lookKey
 	lookCancel   context.CancelFunc
+	segmentsBusy bool
+	flagBusy     map[string]bool
 
 	subs subscribers
 }
@@ -130,6 +141,24 @@ func New(cfg Config) (*Engine, error) {
 		cmds:    make(chan cmdRequest),
 		results: make(chan any),
 		quit:    make(chan struct{}),
+	}
+	e.flags, e.flagBusy = cfg.Flags, map[string]bool{}
+	if len(cfg.Spec.Segments()) > 0 {
+		sr, ok := cfg.Router.(SegmentRouter)
+		if !ok {
+			return nil, errNoSegments
+		}
+		e.segments = sr
+	}
+	if len(cfg.Spec.FlagNames()) > 0 && cfg.Flags == nil {
+		return nil, errors.New("engine: the rollout has setFlag steps, but no feature-flag system")
+	}
+	if c := cfg.Spec.Schedule; c != nil {
+		sched, err := schedule.New(*c)
+		if err != nil {
+			return nil, fmt.Errorf("engine: schedule: %w", err)
+		}
+		e.schedule = sched
 	}
 	for _, c := range cfg.Spec.Checks {
 		name := c.Judge
@@ -239,12 +268,15 @@ func (e *Engine) shutdown() {
 // reconcile asks the provider what weight it really has after a restart and records it, so
 // the rollout continues from the truth rather than from what the journal expected. A weight
 // that is neither the last confirmed one nor the one being set means someone moved traffic
-// while perch was down: a running rollout holds rather than overrule them.
+// while perch was down: a running rollout holds rather than overrule them. The segments and
+// flags are read after it (reconcileStrategies).
 func (e *Engine) reconcile(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, reconcileTimeout)
 	defer cancel()
 	s := &e.state
 	confirmed, target := s.Weight, s.Target
+	lastFlags := slices.Clone(s.Flags)
+	defer e.reconcileStrategies(ctx, lastFlags)
 	ev := Event{Type: EventReconciled}
 	w, err := e.router.Weight(ctx)
 	if err != nil {

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/json"
 	"errors"
 	"time"
 
@@ -33,6 +34,13 @@ const (
 	EventReconciled      EventType = "reconciled"       // on resume: Weight is what the provider really has
 	EventStopped         EventType = "stopped"          // the engine stopped without touching traffic; Reason
 	EventNote            EventType = "note"             // Actor recorded Reason (an alert that fired or resolved, say)
+	EventSegmentsSet     EventType = "segments_set"     // the provider confirmed routing Segments (names) wholly to the canary; Reason on resume
+	EventSegmentsFailed  EventType = "segments_failed"  // routing Segments failed; Error, Attempt, RetryAt
+	EventFlagRead        EventType = "flag_read"        // Flag's rollout before perch changed it: Percent (-1: not a percentage), Saved
+	EventFlagSet         EventType = "flag_set"         // the flag system confirmed Flag at Percent; Reason on resume
+	EventFlagRestored    EventType = "flag_restored"    // Flag was put back as read; Percent as read back
+	EventFlagFailed      EventType = "flag_failed"      // reading, setting or restoring Flag failed; Error, Attempt, RetryAt
+	EventWindowOverride  EventType = "window_override"  // Actor advanced or promoted outside the release window; Reason says why it was closed
 )
 
 // Event is one thing the engine did or observed. Fields beyond the first four are set only by
@@ -53,6 +61,11 @@ type Event struct {
 	Until   *time.Time    `json:"until,omitempty"`
 	Hold    HoldKind      `json:"hold,omitempty"`
 	Checks  []CheckResult `json:"checks,omitempty"`
+
+	Segments []string        `json:"segments,omitempty"`
+	Flag     string          `json:"flag,omitempty"`
+	Percent  *int            `json:"percent,omitempty"`
+	Saved    json.RawMessage `json:"saved,omitempty"`
 }
 
 // CheckResult is one check at one look: the newest values of each side and the judge's verdict
@@ -75,6 +88,8 @@ const (
 	HoldInconclusive HoldKind = "inconclusive" // the analysis ended without a conclusive verdict
 	HoldRouter       HoldKind = "router"       // the traffic provider keeps failing, or traffic was moved by hand
 	HoldOutage       HoldKind = "outage"       // the metrics source is failing; continues when it recovers
+	HoldFlag         HoldKind = "flag"         // the feature-flag system keeps failing, or a flag was changed by hand
+	HoldWindow       HoldKind = "window"       // outside the release window; continues when one opens
 )
 
 // Role is what an actor may do.
@@ -118,7 +133,8 @@ type Command struct {
 
 // Errors a command can be refused with.
 var (
-	// ErrStaleCommand refuses a command issued against a step that is already over.
+	// ErrStaleCommand refuses a command issued against a step that is already over (an
+	// advance, resume, promote or retry; a rollback or a pause is never stale).
 	ErrStaleCommand = errors.New("stale command")
 	// ErrNotAllowed refuses a command that makes no sense in the current phase.
 	ErrNotAllowed = errors.New("not allowed now")

@@ -188,7 +188,10 @@ type running struct {
 
 func start(t *testing.T, spec *spec.Rollout, w *world, cfg engine.Config) *running {
 	t.Helper()
-	cfg.Spec, cfg.Router, cfg.Source = spec, w, w
+	cfg.Spec, cfg.Source = spec, w
+	if cfg.Router == nil {
+		cfg.Router = w
+	}
 	j := &memJournal{}
 	if cfg.Journal == nil {
 		cfg.Journal = j

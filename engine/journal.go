@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/perchhq/perch/engine/spec"
@@ -53,9 +54,11 @@ type Journal struct {
 }
 
 // CreateJournal starts a new journal at path with the header for rollout. It refuses to overwrite
-// an existing file: a journal is a record, and resuming one is OpenJournal's job.
+// an existing file: a journal is a record, and resuming one is OpenJournal's job. The file is
+// readable by its owner only (0600): it records who did what to the release, with the reasons
+// and alert texts they gave.
 func CreateJournal(path string, rollout *spec.Rollout, now time.Time) (*Journal, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return nil, fmt.Errorf("journal %s already exists (resume it with --resume, or choose another --journal)", path)
@@ -238,9 +241,21 @@ func checkEvent(rollout *spec.Rollout, ev Event) error {
 		if ev.Weight != nil && (*ev.Weight < 0 || *ev.Weight > 100) {
 			return fmt.Errorf("event %d: weight %d outside 0..100", ev.Seq, *ev.Weight)
 		}
+	case EventFlagRead, EventFlagSet, EventFlagRestored:
+		if ev.Percent == nil || *ev.Percent < -1 || *ev.Percent > 100 || !slices.Contains(rollout.FlagNames(), ev.Flag) {
+			return fmt.Errorf("event %d: %s needs a flag the rollout sets and a percent in -1..100", ev.Seq, ev.Type)
+		}
+		if ev.Type == EventFlagRead && len(ev.Saved) == 0 {
+			return fmt.Errorf("event %d: %s needs what restores the flag (saved)", ev.Seq, ev.Type)
+		}
+	case EventFlagFailed:
+		if !slices.Contains(rollout.FlagNames(), ev.Flag) {
+			return fmt.Errorf("event %d: %s names flag %q, which the rollout does not set", ev.Seq, ev.Type, ev.Flag)
+		}
 	case EventRolloutStarted, EventAnalysisStarted, EventAnalysis, EventStepPassed, EventPaused,
 		EventResumed, EventHeld, EventRollbackStarted, EventRolledBack, EventPromoteStarted,
-		EventPromoted, EventCommandRefused, EventStopped, EventNote:
+		EventPromoted, EventCommandRefused, EventStopped, EventNote, EventSegmentsSet, EventSegmentsFailed,
+		EventWindowOverride:
 	default:
 		return fmt.Errorf("event %d: unknown type %q", ev.Seq, ev.Type)
 	}

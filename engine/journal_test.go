@@ -154,3 +154,15 @@ func mustJSON(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+// A journal records who did what to a release and why: only its owner may read it.
+func TestJournalIsPrivate(t *testing.T) {
+	path, _ := writeJournal(t, testSpec(t, specOpts{}), 1)
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mode := info.Mode().Perm(); mode != 0o600 {
+		t.Errorf("journal mode %o, want 600", mode)
+	}
+}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/json"
 	"slices"
 	"time"
 
@@ -69,6 +70,18 @@ type State struct {
 	RetryAt        time.Time
 	RouterError    string
 
+	// Segments are the segments the provider last confirmed routing wholly to the canary, by
+	// name; nil until it has confirmed any (or when a resume made them unknown).
+	Segments []string
+	// Failed segment changes since the last success, when the next try is due, and why.
+	SegmentAttempts int
+	SegmentRetryAt  time.Time
+	SegmentError    string
+	// Flags are the feature flags the rollout's setFlag steps set, in step order.
+	Flags []FlagState
+	// ChangedAt is when a segment or a flag last changed the canary's traffic, as confirmed.
+	ChangedAt time.Time
+
 	AnalysisStartedAt time.Time // zero while setting the weight or stabilizing
 	LastLookAt        time.Time
 	Looks             int
@@ -84,6 +97,7 @@ type State struct {
 
 	Hold       HoldKind
 	HoldReason string
+	HoldUntil  time.Time // when a hold for the release window ends (zero otherwise)
 
 	EndedBy     *Actor // who rolled back or promoted (nil: the engine)
 	EndReason   string
@@ -113,6 +127,24 @@ type CheckState struct {
 	History  []Point      // newest last, at most MaxHistory
 }
 
+// FlagState is one feature flag the rollout sets.
+type FlagState struct {
+	Name string
+	// Read is set once the flag's rollout before perch changed it is recorded: Original, its
+	// percent then (-1 when it was no single percentage), and Saved, what restores it.
+	Read     bool
+	Original int
+	Saved    json.RawMessage
+	// Percent is what the flag system last confirmed (-1 unknown); Restored that it was put
+	// back as read.
+	Percent  int
+	Restored bool
+	// Failed changes since the last success, when the next try is due, and why.
+	Attempts int
+	RetryAt  time.Time
+	Error    string
+}
+
 // Point is one look's newest values of a check.
 type Point struct {
 	Time     time.Time
@@ -135,6 +167,9 @@ func NewState(rollout *spec.Rollout) State {
 		}
 		s.Checks[i] = CheckState{Name: c.Name, Unit: c.Unit, Critical: c.Critical, Judge: judge, Criteria: c.Criteria()}
 	}
+	for _, name := range rollout.FlagNames() {
+		s.Flags = append(s.Flags, FlagState{Name: name, Original: -1, Percent: -1})
+	}
 	return s
 }
 
@@ -156,6 +191,7 @@ func (s *State) Apply(ev Event) {
 		}
 		s.clearPause()
 		s.clearHold()
+		s.resetStrategyAttempts()
 	case EventStepStarted:
 		s.Step = ev.Step
 		s.StepStartedAt = ev.Time
@@ -235,10 +271,15 @@ func (s *State) Apply(ev Event) {
 		s.clearPause()
 		s.clearHold()
 		s.WeightAttempts, s.RetryAt = 0, time.Time{}
+		s.resetStrategyAttempts()
 	case EventHeld:
 		s.Phase = PhaseHolding
 		s.Hold = ev.Hold
 		s.HoldReason = ev.Reason
+		s.HoldUntil = time.Time{}
+		if ev.Until != nil {
+			s.HoldUntil = *ev.Until
+		}
 	case EventRollbackStarted:
 		s.Phase = PhaseRollingBack
 		s.Target, s.TargetConfirmed = 0, false
@@ -246,6 +287,7 @@ func (s *State) Apply(ev Event) {
 		s.Steps[s.Step].Status = StepFailed
 		s.Steps[s.Step].Reason = ev.Reason
 		s.WeightAttempts, s.RetryAt = 0, time.Time{}
+		s.resetStrategyAttempts()
 		s.clearPause()
 		s.clearHold()
 	case EventRolledBack:
@@ -255,6 +297,7 @@ func (s *State) Apply(ev Event) {
 		s.Target, s.TargetConfirmed = 100, false
 		s.EndedBy, s.EndReason = ev.Actor, ev.Reason
 		s.WeightAttempts, s.RetryAt = 0, time.Time{}
+		s.resetStrategyAttempts()
 		s.clearPause()
 		s.clearHold()
 	case EventPromoted:
@@ -269,6 +312,14 @@ func (s *State) Apply(ev Event) {
 		}
 	case EventReconciled:
 		s.Stopped, s.StopReason = false, ""
+		// Segments and flags are read again after the reconciliation (segments_set,
+		// flag_set); until then they are unknown, so whatever is not read back is set again.
+		if s.Segments != nil {
+			s.Segments = nil
+		}
+		for i := range s.Flags {
+			s.Flags[i].Percent = -1
+		}
 		switch {
 		case ev.Weight == nil: // the provider could not be read: set the target again to be sure
 			s.TargetConfirmed = false
@@ -281,8 +332,19 @@ func (s *State) Apply(ev Event) {
 	case EventStopped:
 		s.Stopped = true
 		s.StopReason = ev.Reason
-	case EventCommandRefused, EventNote:
-		// Only the log keeps them: a refused command or a note changes nothing.
+	case EventSegmentsSet:
+		s.applySegmentsSet(ev)
+	case EventSegmentsFailed:
+		s.SegmentAttempts, s.SegmentError = ev.Attempt, ev.Error
+		s.SegmentRetryAt = time.Time{}
+		if ev.RetryAt != nil {
+			s.SegmentRetryAt = *ev.RetryAt
+		}
+	case EventFlagRead, EventFlagSet, EventFlagRestored, EventFlagFailed:
+		s.applyFlag(ev)
+	case EventCommandRefused, EventNote, EventWindowOverride:
+		// Only the log keeps them: a refused command, a note or an override (the step_passed
+		// or promote_started that follows it does the rest) changes nothing.
 	}
 }
 
@@ -290,7 +352,7 @@ func (s *State) clearPause() {
 	s.PausedBy, s.PauseReason, s.PauseUntil, s.PauseStep = nil, "", time.Time{}, false
 }
 
-func (s *State) clearHold() { s.Hold, s.HoldReason = "", "" }
+func (s *State) clearHold() { s.Hold, s.HoldReason, s.HoldUntil = "", "", time.Time{} }
 
 func (s *State) resetAnalysis() {
 	s.AnalysisStartedAt, s.LastLookAt, s.Looks, s.OutageSince = time.Time{}, time.Time{}, 0, time.Time{}
@@ -316,6 +378,8 @@ func (s State) Clone() State {
 	c.Steps = slices.Clone(s.Steps)
 	c.Log = slices.Clone(s.Log)
 	c.Checks = slices.Clone(s.Checks)
+	c.Segments = slices.Clone(s.Segments)
+	c.Flags = slices.Clone(s.Flags)
 	for i := range c.Checks {
 		c.Checks[i].History = slices.Clone(s.Checks[i].History)
 	}
@@ -334,13 +398,18 @@ func (s *State) AnalysisEndsAt() time.Time {
 	return s.AnalysisStartedAt.Add(time.Duration(s.CurrentStep().Analyze))
 }
 
-// StabilizedAt is when the current weight has been in place long enough to be judged (zero
-// until the step's weight is confirmed).
+// StabilizedAt is when the canary's traffic — its weight, segments and flags — has been in
+// place long enough to be judged (zero until the step's weight is confirmed, or before any
+// change when no weight was set yet).
 func (s *State) StabilizedAt() time.Time {
-	if !s.TargetConfirmed {
+	at := s.ChangedAt
+	if s.TargetConfirmed && s.WeightSetAt.After(at) {
+		at = s.WeightSetAt
+	}
+	if s.Target >= 0 && !s.TargetConfirmed || at.IsZero() {
 		return time.Time{}
 	}
-	return s.WeightSetAt.Add(time.Duration(s.Spec.Analysis.Stabilization))
+	return at.Add(time.Duration(s.Spec.Analysis.Stabilization))
 }
 
 // NextLookAt is when the engine next samples the checks (zero when it is not analysing).

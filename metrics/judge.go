@@ -24,21 +24,33 @@ const (
 	HigherIsBetter Direction = "higher_is_better"
 )
 
-// Series is what a check observed on one side (canary or baseline), in time order: either
-// sample values, or counts per interval (Events out of Total, e.g. errors out of requests).
+// Series is what a check observed on one side (canary or baseline), in time order: sample
+// values, counts per interval (Events out of Total, e.g. errors out of requests), or a
+// histogram per interval (Buckets at Bounds).
 type Series struct {
 	Values []float64 `json:"values,omitempty"`
 	Events []float64 `json:"events,omitempty"`
 	Total  []float64 `json:"total,omitempty"`
+	// Buckets[i][b] is how many requests of interval i took at most Bounds[b] (cumulative, as
+	// Prometheus' le buckets: the increase of each bucket's counter over the interval). Bounds
+	// ascend and the last is +Inf, so the last bucket counts every request.
+	Buckets [][]float64 `json:"buckets,omitempty"`
+	Bounds  []float64   `json:"bounds,omitempty"`
 }
 
 // IsCounts reports whether the series holds counts rather than sample values.
 func (s Series) IsCounts() bool { return s.Events != nil || s.Total != nil }
 
+// IsHistogram reports whether the series holds a histogram per interval.
+func (s Series) IsHistogram() bool { return s.Buckets != nil }
+
 // Len is the number of intervals observed.
 func (s Series) Len() int {
-	if s.IsCounts() {
+	switch {
+	case s.IsCounts():
 		return min(len(s.Events), len(s.Total))
+	case s.IsHistogram():
+		return len(s.Buckets)
 	}
 	return len(s.Values)
 }
@@ -48,6 +60,11 @@ type Criteria struct {
 	Direction           Direction `json:"direction,omitempty"`
 	MaxDeviationPercent *float64  `json:"maxDeviationPercent,omitempty"` // relative tolerance, percent of baseline
 	MaxIncrease         *float64  `json:"maxIncrease,omitempty"`         // absolute tolerance, in the metric's unit
+	// Quantile is the quantile a sample check's values estimate (0.99 for a p99; 0 when they
+	// are not quantiles). With each side's requests (Input.Traffic), the sequential judge
+	// leaves out intervals where one side has too few requests for its quantile to compare
+	// with the other's, and says so. QuantileOf reads it from a query.
+	Quantile float64 `json:"quantile,omitempty"`
 	// Family is how many tests share one false-alarm budget: the engine passes its checks
 	// times its analysed steps, so the budget holds per rollout. Judges that control a
 	// false-alarm rate split it across the family; 0 or 1 means this test alone.
@@ -59,6 +76,10 @@ type Input struct {
 	Criteria
 	Canary   Series
 	Baseline Series
+	// Traffic, when set, is the traffic behind the check: the weights the router was set to
+	// (the sequential judge holds, inconclusive, when the canary's share of requests is far
+	// from its weight) and, for a sample check, each side's requests per interval.
+	Traffic *Traffic `json:"traffic,omitempty"`
 }
 
 // Result is a judge's verdict on one check, with the statistics behind it.

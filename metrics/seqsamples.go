@@ -13,10 +13,14 @@ import (
 //
 //	BF_n = (1+nτ²)^(-1/2) · [(1 + t²/ν) / (1 + t²/(ν(1+nτ²)))]^((ν+1)/2),  ν = n−1,
 //
-// a test martingale under mean(d) = 0 for normal d with unknown variance. It counts as evidence
-// of harm only while the mean is positive (and of safety only while it is negative): since t
-// at a null below the tolerance is smaller than at the tolerance, that keeps the error at most
+// a test martingale under mean(d) = 0 for normal d with unknown variance, folded onto one side
+// for each test (oneSidedLogBFs): harm mixes only harmful effects, safety only safe ones. Since
+// t at a null below the tolerance is smaller than at the tolerance, the error stays at most
 // alpha for the whole one-sided null.
+//
+// Harm is an e-detector (detector.go): besides the run from the window's first interval, a run
+// starts at every later interval, and harm is shown when some run's factor, times its start's
+// weight, reaches 1/alpha (the union bound over starts keeps alpha).
 //
 // An outlier minute on one side would swell the variance and hide a real shift for the rest of
 // the step, so each d_i is winsorized at ±winsorK robust standard deviations (1.4826 MAD) of
@@ -27,10 +31,24 @@ import (
 type tTest struct {
 	harmOf func(i int) (float64, bool)
 	tau2   float64
-	seen   []float64 // the d's so far, as observed, for the robust scale
-	n      int
-	mean   float64
-	m2     float64 // sum of squared deviations (Welford)
+	// show turns a harm beyond tolerance (in d's units) into the canary's change as the
+	// tolerance measures it (percent when relative); for the outlook.
+	show     func(d float64) float64
+	relative bool
+	seen     []float64 // the d's so far, as observed, for the robust scale
+	// from is the run from the window's first interval: its harm and safety evidence. later
+	// are runs started at later intervals, for harm that starts mid-window (the e-detector:
+	// see detector.go), at most maxStarts of the newest.
+	from  run
+	later []run
+}
+
+// run is the t-test's running mean and variance of the winsorized d's since interval start.
+type run struct {
+	start int
+	n     int
+	mean  float64
+	m2    float64 // sum of squared deviations (Welford)
 }
 
 // Winsorizing uses the scale of at least winsorMin d's, and of the last winsorWindow at most
@@ -38,7 +56,13 @@ type tTest struct {
 const (
 	winsorMin    = 5
 	winsorWindow = 256
-	winsorK      = 2.0
+	winsorK      = 1.5
+	maxStarts    = 256
+	// A run started mid-window counts from its second d, with twice the mixture's scale: to
+	// beat the small weight of its start from a few intervals, it needs the wider prior, and a
+	// fault that appears at once is a large one.
+	laterMin   = 2
+	laterScale = 2
 )
 
 func (t *tTest) add(i int) (evidence, bool) {
@@ -49,29 +73,50 @@ func (t *tTest) add(i int) (evidence, bool) {
 		case n == winsorMin:
 			bound := winsorK * robustSD(t.seen)
 			for _, early := range t.seen {
-				t.push(winsorize(early, bound))
+				t.from.push(winsorize(early, bound))
 			}
 		case n > winsorMin:
-			t.push(winsorize(d, winsorK*robustSD(t.seen[max(0, n-1-winsorWindow):n-1])))
+			w := winsorize(d, winsorK*robustSD(t.seen[max(0, n-1-winsorWindow):n-1]))
+			t.from.push(w)
+			if len(t.later) == maxStarts {
+				t.later = t.later[1:]
+			}
+			t.later = append(t.later, run{start: i})
+			for k := range t.later {
+				t.later[k].push(w)
+			}
 		}
 	}
 	none := math.Inf(-1)
-	if t.n < winsorMin || t.mean == 0 {
-		return evidence{harm: none, safe: none}, ok
+	ev := evidence{harm: none, safe: none}
+	if t.from.n < winsorMin {
+		return ev, ok
 	}
-	logBF := tMixtureLogBF(t.n, t.mean, t.m2/float64(t.n-1), t.tau2)
-	if t.mean > 0 {
-		return evidence{harm: logBF, safe: none}, ok
+	harm, safe := oneSidedLogBFs(t.from.n, t.from.mean, t.from.m2, t.tau2)
+	ev.harm, ev.safe = harm+logStartWeight(0), safe
+	// Harm since a later start: the union bound over starts, P(∃j: w_j·BF_j ≥ 1/α) ≤ α.
+	for _, r := range t.later {
+		if r.n < laterMin || r.mean <= 0 {
+			continue
+		}
+		two, x := tMixture(r.n, r.mean, r.m2, t.tau2*laterScale*laterScale)
+		// The one-sided factor is at most twice the two-sided one: skip the Student t
+		// function where even that would not raise the evidence.
+		if lw := logStartWeight(r.start); math.Ln2+two+lw > ev.harm {
+			ev.harm = math.Max(ev.harm, oneSide(two, x, r.n)+lw)
+		}
 	}
-	return evidence{harm: none, safe: logBF}, ok
+	return ev, ok
 }
 
+func (t *tTest) outlook(need float64) outlook { return tOutlook(t.from, need, t.show, t.relative) }
+
 // push adds one winsorized d to the running mean and variance (Welford).
-func (t *tTest) push(d float64) {
-	t.n++
-	delta := d - t.mean
-	t.mean += delta / float64(t.n)
-	t.m2 += delta * (d - t.mean)
+func (r *run) push(d float64) {
+	r.n++
+	delta := d - r.mean
+	r.mean += delta / float64(r.n)
+	r.m2 += delta * (d - r.mean)
 }
 
 // winsorize clips d to ±bound; a zero bound (no spread yet) leaves it alone.
@@ -93,16 +138,42 @@ func robustSD(v []float64) float64 {
 	return 1.4826 * median(dev)
 }
 
-// tMixtureLogBF is log BF_n for n observations with the given mean and sample variance.
-func tMixtureLogBF(n int, mean, variance, tau2 float64) float64 {
-	nu := float64(n - 1)
-	g := 1 + float64(n)*tau2
-	if variance <= 0 {
-		// Every d the same: t is infinite and BF reaches its bound g^(ν/2).
-		return nu / 2 * math.Log(g)
+// oneSidedLogBFs are the t-mixture Bayes factors with the prior on the standardized effect θ
+// folded onto one side: 2·N(0, τ²) on θ > 0 (harm) or on θ < 0 (safety). Integrating the
+// fixed-θ factors over the half-line gives the two-sided factor times the chance that a
+// Student t with n degrees of freedom falls below ±κ√n:
+//
+//	BF± = 2·BF_n·F_t,n(±κ√n),  κ = a/√(1−a²),  a² = (Σd)²/Σd² · τ²/(1+nτ²).
+//
+// Each is a mixture of likelihood ratios of effects on its side only, so it is still a test
+// martingale at θ = 0, and it earns up to log 2 more than the two-sided factor when the data
+// lean its way.
+func oneSidedLogBFs(n int, mean, m2, tau2 float64) (harm, safe float64) {
+	two, x := tMixture(n, mean, m2, tau2)
+	return oneSide(two, x, n), oneSide(two, -x, n)
+}
+
+// tMixture is the two-sided factor log BF_n and κ√n, the point where the Student t
+// distribution function folds it onto a side (−Inf and 0 without spread).
+func tMixture(n int, mean, m2, tau2 float64) (two, x float64) {
+	nf := float64(n)
+	sum, sumSq := nf*mean, m2+nf*mean*mean
+	if n < 2 || sumSq <= 0 {
+		return math.Inf(-1), 0
 	}
-	t2 := float64(n) * mean * mean / variance
-	return -0.5*math.Log(g) + (nu+1)/2*(math.Log1p(t2/nu)-math.Log1p(t2/(nu*g)))
+	g := 1 + nf*tau2
+	a2 := sum * sum / sumSq * tau2 / g
+	rest := math.Max(1-a2, 1/g) // 1/g when every d is the same (rounding aside)
+	two = -0.5*math.Log(g) - nf/2*math.Log(rest)
+	return two, math.Copysign(math.Sqrt(a2/rest), sum) * math.Sqrt(nf)
+}
+
+// oneSide is log(2·BF_n·F_t,n(x)) from the two-sided factor.
+func oneSide(two, x float64, n int) float64 {
+	if math.IsInf(two, -1) {
+		return two
+	}
+	return math.Ln2 + two + math.Log(math.Max(studentCDF(x, float64(n)), 1e-300))
 }
 
 // planSamples sets up the tests of a sample check. A relative tolerance p is tested on log
@@ -112,46 +183,53 @@ func tMixtureLogBF(n int, mean, variance, tau2 float64) float64 {
 func (s sequential) planSamples(in Input) seqPlan {
 	x, y := in.Canary.Values, in.Baseline.Values
 	n := min(len(x), len(y))
+	left, leftOut := make([]bool, n), ""
+	if tr := in.Traffic; in.Quantile > 0 && in.Quantile < 1 && tr != nil {
+		left, leftOut = quantileGate(in.Quantile, n, tr.Canary, tr.Baseline)
+	}
 	pair := func(i int) (float64, float64, bool) {
-		return x[i], y[i], finite(x[i]) && finite(y[i])
+		return x[i], y[i], finite(x[i]) && finite(y[i]) && !left[i]
 	}
 	lowerBetter := in.Direction != HigherIsBetter
 	useLog := s.scale == scaleLog || (s.scale == scaleAuto && in.MaxIncrease == nil && allPositive(x[:n], y[:n]))
 	var tests []component
+	var baseMean float64 // the baseline's mean, for outlooks on the linear scale
 	if in.MaxDeviationPercent != nil {
 		p := *in.MaxDeviationPercent / 100
-		var harmOf func(i int) (float64, bool)
+		t := &tTest{tau2: s.tau * s.tau, relative: true}
 		switch {
 		case useLog && (lowerBetter || p < 1):
 			margin := math.Log1p(p)
 			if !lowerBetter {
 				margin = -math.Log1p(-p)
 			}
-			harmOf = func(i int) (float64, bool) {
+			t.harmOf = func(i int) (float64, bool) {
 				cv, bv, ok := pair(i)
 				if !ok || cv <= 0 || bv <= 0 {
 					return 0, false
 				}
 				return orient(math.Log(cv)-math.Log(bv), lowerBetter) - margin, true
 			}
+			t.show = func(d float64) float64 { return math.Expm1(orient(d+margin, lowerBetter)) * 100 }
 		default:
 			useLog = false
-			harmOf = func(i int) (float64, bool) {
+			t.harmOf = func(i int) (float64, bool) {
 				cv, bv, ok := pair(i)
 				if lowerBetter {
 					return cv - (1+p)*bv, ok
 				}
 				return (1-p)*bv - cv, ok
 			}
+			t.show = func(d float64) float64 { return orient(p+d/baseMean, lowerBetter) * 100 }
 		}
-		tests = append(tests, &tTest{harmOf: harmOf, tau2: s.tau * s.tau})
+		tests = append(tests, t)
 	}
 	if in.MaxIncrease != nil {
 		a := *in.MaxIncrease
 		tests = append(tests, &tTest{tau2: s.tau * s.tau, harmOf: func(i int) (float64, bool) {
 			cv, bv, ok := pair(i)
 			return orient(cv-bv, lowerBetter) - a, ok
-		}})
+		}, show: func(d float64) float64 { return a + d }})
 	}
 	var cs, bs, logRatio float64
 	used := 0
@@ -169,17 +247,32 @@ func (s sequential) planSamples(in Input) seqPlan {
 		canary: math.NaN(), baseline: math.NaN(), estimate: math.NaN(),
 		used: func() int { return used },
 	}
+	if sp := in.Traffic; sp != nil && sp.Canary != nil && sp.Baseline != nil {
+		plan.guarded = min(len(sp.Canary), len(sp.Baseline))
+		plan.totals = func(i int) (float64, float64, bool) {
+			if i >= len(sp.Canary) || i >= len(sp.Baseline) {
+				return 0, 0, false
+			}
+			nc, nb := sp.Canary[i], sp.Baseline[i]
+			return nc, nb, finite(nc) && finite(nb) && nc >= 0 && nb >= 0
+		}
+	}
 	if useLog {
 		plan.tolerance += " on log values"
 	}
 	if used > 0 {
 		plan.canary, plan.baseline = cs/float64(used), bs/float64(used)
+		baseMean = plan.baseline
 		plan.estimate = plan.canary - plan.baseline
 		if useLog {
 			plan.estimate = math.Exp(logRatio / float64(used))
 		}
 	}
-	if used < winsorMin {
+	plan.note = leftOut
+	switch {
+	case used < winsorMin && leftOut != "":
+		plan.cannot = fmt.Sprintf("fewer than %d intervals whose quantiles can be compared (%s)", winsorMin, leftOut)
+	case used < winsorMin:
 		plan.cannot = fmt.Sprintf("fewer than %d intervals with values on both sides", winsorMin)
 	}
 	return plan

@@ -77,7 +77,12 @@ type seqPlan struct {
 	used             func() int // intervals that counted so far
 	extra            map[string]Number
 	cannot           string // why no decision can ever come of this data, if so
+	note             string // what the reason should add about the data (intervals left out)
 	estimate         float64
+	// totals are each side's requests in interval i, for the sample ratio guard (nil: none),
+	// over guarded intervals (a sample check may have requests counted where it has no values).
+	totals  func(i int) (nc, nb float64, ok bool)
+	guarded int
 }
 
 func (s sequential) Judge(in Input) Result {
@@ -87,23 +92,30 @@ func (s sequential) Judge(in Input) Result {
 		r.Reason = "no tolerance set: give maxDeviationPercent or maxIncrease"
 		return r
 	}
-	if in.Canary.IsCounts() != in.Baseline.IsCounts() {
+	if in.Canary.IsCounts() != in.Baseline.IsCounts() || in.Canary.IsHistogram() != in.Baseline.IsHistogram() {
 		r.Reason = "canary and baseline differ in kind (one counts, one samples)"
+		if in.Canary.IsHistogram() || in.Baseline.IsHistogram() {
+			r.Reason = "canary and baseline differ in kind (one a histogram, one not)"
+		}
 		return r
 	}
 	var plan seqPlan
-	if in.Canary.IsCounts() {
+	switch {
+	case in.Canary.IsHistogram():
+		plan = planHistogram(in)
+	case in.Canary.IsCounts():
 		plan = planCounts(in)
-	} else {
+	default:
 		plan = s.planSamples(in)
 	}
-	return s.decide(in.Criteria, plan)
+	return s.decide(in.Criteria, in.Traffic, plan)
 }
 
 // decide runs the plan's tests over the series and turns their running p-values into a
-// verdict: Fail at the first look where every test shows harm at alpha/Family, else Pass at the
-// first look where any test shows safety at beta/len(tests).
-func (s sequential) decide(c Criteria, plan seqPlan) Result {
+// verdict: Fail at the first look where every test shows harm at alpha/Family; else
+// Inconclusive if the sample ratio guard finds the split off (at the same level); else Pass at
+// the first look where any test shows safety at beta/len(tests).
+func (s sequential) decide(c Criteria, traffic *Traffic, plan seqPlan) Result {
 	alpha := s.alpha / float64(max(c.Family, 1))
 	beta := s.beta / float64(max(len(plan.tests), 1))
 	k := len(plan.tests)
@@ -112,9 +124,18 @@ func (s sequential) decide(c Criteria, plan seqPlan) Result {
 		harmP[j], safeP[j] = 1, 1
 	}
 	failAt, passAt := -1, -1
+	last := make([]evidence, k)
+	var guard *sampleRatio
+	if traffic != nil && plan.totals != nil {
+		guard = newSampleRatio(traffic, plan.totals, alpha)
+	}
 	for i := range plan.length {
+		if guard != nil && i < plan.guarded {
+			guard.add(i)
+		}
 		for j, t := range plan.tests {
 			ev, _ := t.add(i)
+			last[j] = ev
 			harmP[j] = math.Min(harmP[j], pFromLogE(ev.harm))
 			safeP[j] = math.Min(safeP[j], pFromLogE(ev.safe))
 		}
@@ -124,6 +145,9 @@ func (s sequential) decide(c Criteria, plan seqPlan) Result {
 		if passAt < 0 && k > 0 && minOf(safeP) <= beta {
 			passAt = i
 		}
+	}
+	for i := plan.length; guard != nil && i < plan.guarded; i++ {
+		guard.add(i)
 	}
 	pHarm, pSafe := 1.0, 1.0
 	if k > 0 {
@@ -145,6 +169,15 @@ func (s sequential) decide(c Criteria, plan seqPlan) Result {
 	for name, v := range plan.extra {
 		r.Stats[name] = v
 	}
+	s.timeToDecision(r.Stats, plan, last, alpha, beta, failAt, passAt)
+	splitOff := guard != nil && guard.mismatchAt >= 0
+	if guard != nil {
+		share, weight := guard.share()
+		r.Stats["canaryShare"], r.Stats["weight"], r.Stats["pSampleRatio"] = Number(share), Number(weight*100), Number(guard.pMin)
+		if splitOff {
+			r.Stats["splitOffAt"] = Number(guard.mismatchAt)
+		}
+	}
 	sides := fmt.Sprintf("canary %s vs baseline %s (%s; tolerance %s)", plan.show(plan.canary), plan.show(plan.baseline),
 		describeChange(plan.canary, plan.baseline), plan.tolerance)
 	switch {
@@ -152,6 +185,14 @@ func (s sequential) decide(c Criteria, plan seqPlan) Result {
 		r.Verdict, r.DecidedAt = Fail, intPtr(failAt)
 		r.Reason = fmt.Sprintf("harm beyond tolerance: %s; always-valid p %s ≤ %s since interval %d",
 			sides, formatP(pHarm), formatP(alpha), failAt+1)
+		if splitOff {
+			r.Reason += "; and the traffic split is off: " + guard.reason()
+		}
+	case splitOff:
+		// The split is not what was set: misrouted traffic, a canary that receives nothing or a
+		// stale provider. Harm still rolls back (above), but nothing passes on such data.
+		r.Verdict = Inconclusive
+		r.Reason = fmt.Sprintf("traffic split is off, so no verdict: %s; %s", guard.reason(), sides)
 	case passAt >= 0:
 		r.Verdict, r.DecidedAt = Pass, intPtr(passAt)
 		r.Reason = fmt.Sprintf("within tolerance: %s; shown at %s confidence since interval %d (p %s)",
@@ -164,7 +205,63 @@ func (s sequential) decide(c Criteria, plan seqPlan) Result {
 		r.Reason = fmt.Sprintf("not decided after %d interval(s): %s; harm p %s (rolls back at ≤ %s), safety p %s (passes at ≤ %s)",
 			plan.used(), sides, formatP(pHarm), formatP(alpha), formatP(pSafe), formatP(s.beta))
 	}
+	if plan.note != "" && plan.cannot == "" {
+		r.Reason += "; " + plan.note
+	}
 	return r
+}
+
+// timeToDecision adds the outlook to stats: how many more intervals until the check should fail
+// (every test's harm evidence reaches its threshold) or pass (some test's safety evidence
+// does) if the canary goes on as it has at the current traffic, and the smallest harm the data
+// so far would show (detectablePercent for a relative tolerance, detectableIncrease for an
+// absolute one). Names whose figure is unknown or not expected are left out.
+func (s sequential) timeToDecision(stats map[string]Number, plan seqPlan, last []evidence, alpha, beta float64, failAt, passAt int) {
+	harmNeed, safeNeed := -math.Log(alpha), -math.Log(beta)
+	// A fresh start of the e-detector bounds how far behind the harm evidence can be.
+	restart := harmNeed - logStartWeight(plan.length)
+	toFail, toPass := 0.0, math.Inf(1)
+	for j, t := range plan.tests {
+		f, ok := t.(forecaster)
+		if !ok {
+			toFail = math.Inf(1)
+			continue
+		}
+		o := f.outlook(harmNeed - logStartWeight(0) + mixtureCost)
+		name := "detectableIncrease"
+		if o.relative {
+			name = "detectablePercent"
+		}
+		if finite(o.detectable) {
+			stats[name] = Number(o.detectable)
+		}
+		toFail = math.Max(toFail, intervalsTo(math.Min(harmNeed-last[j].harm, restart), o.harmRate))
+		toPass = math.Min(toPass, intervalsTo(safeNeed-last[j].safe, o.safeRate))
+	}
+	if failAt >= 0 {
+		toFail = 0
+	}
+	if passAt >= 0 {
+		toPass = 0
+	}
+	if len(plan.tests) > 0 && finite(toFail) {
+		stats["intervalsToFail"] = Number(toFail)
+	}
+	if finite(toPass) {
+		stats["intervalsToPass"] = Number(toPass)
+	}
+}
+
+// intervalsTo is how many intervals a deficit of evidence takes at rate nats per interval,
+// rounded up (+Inf when it does not grow).
+func intervalsTo(deficit, rate float64) float64 {
+	switch {
+	case deficit <= 0:
+		return 0
+	case !(rate > 0):
+		return math.Inf(1)
+	}
+	return math.Ceil(deficit / rate)
 }
 
 // pFromLogE is the p-value an e-value stands for (1/e, at most 1).

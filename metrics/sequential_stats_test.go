@@ -3,6 +3,7 @@ package metrics_test
 import (
 	"math"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/perchhq/perch/internal/judgebench"
@@ -11,7 +12,7 @@ import (
 
 func scenario(t *testing.T, name string) judgebench.Scenario {
 	t.Helper()
-	for _, s := range judgebench.Scenarios() {
+	for _, s := range append(judgebench.Scenarios(), judgebench.OracleScenarios()...) {
 		if s.Name == name {
 			return s
 		}
@@ -24,15 +25,9 @@ func scenario(t *testing.T, name string) judgebench.Scenario {
 // interval (0-based) at which the first check failed, or -1. The sequential verdict is final
 // (TestSequentialVerdictIsFinal), so this is where looking after every interval would have
 // rolled back.
-func firstFail(j metrics.Judge, r judgebench.Rollout) int {
+func firstFail(j metrics.Judge, s judgebench.Scenario, r judgebench.Rollout) int {
 	first := -1
-	for _, in := range []metrics.Input{
-		{Criteria: metrics.Criteria{Direction: metrics.LowerIsBetter, MaxDeviationPercent: pf(10), Family: 2},
-			Canary:   metrics.Series{Events: r.CanaryErrors, Total: r.CanaryRequests},
-			Baseline: metrics.Series{Events: r.StableErrors, Total: r.StableRequests}},
-		{Criteria: metrics.Criteria{Direction: metrics.LowerIsBetter, MaxDeviationPercent: pf(5), Family: 2},
-			Canary: metrics.Series{Values: r.CanaryLatency}, Baseline: metrics.Series{Values: r.StableLatency}},
-	} {
+	for _, in := range s.Inputs(r, s.Intervals) {
 		if res := j.Judge(in); res.Verdict == metrics.Fail && (first < 0 || *res.DecidedAt < first) {
 			first = *res.DecidedAt
 		}
@@ -40,21 +35,24 @@ func firstFail(j metrics.Judge, r judgebench.Rollout) int {
 	return first
 }
 
-// The false rollback rate of A/A rollouts, looked at every interval for 30 minutes with two
-// checks, stays within alpha, at the default alpha and at a large one where the bound is
-// tight enough to be tested.
+// The false rollback rate of A/A rollouts, looked at every interval with two checks, stays
+// within alpha in every A/A scenario of the benchmark, at the default alpha and at a large one
+// where the bound is tight enough to be tested.
 func TestSequentialFalseAlarmRateUnderContinuousLooks(t *testing.T) {
-	runs := 1000
-	if testing.Short() {
-		runs = 200
+	runs := statRuns(t, 60)
+	var safe []judgebench.Scenario
+	for _, s := range append(judgebench.Scenarios(), judgebench.OracleScenarios()...) {
+		if strings.HasPrefix(s.Name, "A/A") {
+			safe = append(safe, s)
+		}
 	}
 	for _, alpha := range []float64{0.01, 0.2} {
 		j := mustJudge(t, "sequential", metrics.Options{"alpha": alpha})
-		for _, name := range []string{"A/A steady, 1% weight", "A/A steady, 5% weight", "A/A seasonal + shared bursts, 5%", "A/A at 1 rps canary"} {
-			s := scenario(t, name)
+		for _, s := range safe {
+			name := s.Name
 			alarms := 0
 			for run := range runs {
-				if firstFail(j, s.Simulate(run)) >= 0 {
+				if firstFail(j, s, s.Simulate(run)) >= 0 {
 					alarms++
 				}
 			}
@@ -68,7 +66,7 @@ func TestSequentialFalseAlarmRateUnderContinuousLooks(t *testing.T) {
 }
 
 func TestSequentialDetectsKnownShifts(t *testing.T) {
-	runs := 300
+	runs := statRuns(t, 150)
 	j := mustJudge(t, "sequential", nil)
 	tests := []struct {
 		scenario      string
@@ -87,7 +85,7 @@ func TestSequentialDetectsKnownShifts(t *testing.T) {
 			var minutes []float64
 			caught := 0
 			for run := range runs {
-				at := firstFail(j, s.Simulate(run))
+				at := firstFail(j, s, s.Simulate(run))
 				switch {
 				case at >= 0 && at < s.Onset:
 					t.Fatalf("run %d rolled back at interval %d, before the onset at %d", run, at, s.Onset)
@@ -112,10 +110,7 @@ func TestSequentialDetectsKnownShifts(t *testing.T) {
 // so this is where a test that is not valid would show it: the false rollback rate must stay
 // within alpha for the count test (exact) and the sample test (normal theory, winsorized).
 func TestSequentialFalseAlarmRateAtTheBoundary(t *testing.T) {
-	runs := 1000
-	if testing.Short() {
-		runs = 200
-	}
+	runs := statRuns(t, 150)
 	errorsAt := scenario(t, "A/A steady, 5% weight")
 	errorsAt.Name, errorsAt.ErrorFactor = "errors ×1.1 at a 10% tolerance", 1.1
 	latencyAt := scenario(t, "latency +5%, 5% weight")
@@ -124,7 +119,7 @@ func TestSequentialFalseAlarmRateAtTheBoundary(t *testing.T) {
 		for _, s := range []judgebench.Scenario{errorsAt, latencyAt} {
 			alarms := 0
 			for run := range runs {
-				if firstFail(j, s.Simulate(run)) >= 0 {
+				if firstFail(j, s, s.Simulate(run)) >= 0 {
 					alarms++
 				}
 			}

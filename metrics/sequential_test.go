@@ -267,8 +267,11 @@ func TestSequentialVerdictIsFinal(t *testing.T) {
 }
 
 func prefix(s metrics.Series, k int) metrics.Series {
-	if s.IsCounts() {
+	switch {
+	case s.IsCounts():
 		return metrics.Series{Events: s.Events[:k], Total: s.Total[:k]}
+	case s.IsHistogram():
+		return metrics.Series{Buckets: s.Buckets[:k], Bounds: s.Bounds}
 	}
 	return metrics.Series{Values: s.Values[:k]}
 }

@@ -117,3 +117,73 @@ func median(v []float64) float64 {
 	}
 	return (s[n/2-1] + s[n/2]) / 2
 }
+
+// studentCDF is P(T ≤ x) for T with nu degrees of freedom.
+func studentCDF(x, nu float64) float64 {
+	if math.IsNaN(x) {
+		return math.NaN()
+	}
+	tail := 0.5 * regIncBeta(nu/(nu+x*x), nu/2, 0.5) // P(T > |x|)
+	if x > 0 {
+		return 1 - tail
+	}
+	return tail
+}
+
+// regIncBeta is the regularized incomplete beta function I_x(a, b), by its continued fraction
+// (Lentz's method) on the side where it converges fast.
+func regIncBeta(x, a, b float64) float64 {
+	switch {
+	case x <= 0:
+		return 0
+	case x >= 1:
+		return 1
+	}
+	la, _ := math.Lgamma(a)
+	lb, _ := math.Lgamma(b)
+	lab, _ := math.Lgamma(a + b)
+	front := math.Exp(lab - la - lb + a*math.Log(x) + b*math.Log1p(-x))
+	if x > (a+1)/(a+b+2) {
+		return 1 - front*betaFraction(1-x, b, a)/b
+	}
+	return front * betaFraction(x, a, b) / a
+}
+
+// betaFraction is the continued fraction of the incomplete beta function.
+func betaFraction(x, a, b float64) float64 {
+	const tiny, eps = 1e-300, 1e-14
+	c, d := 1.0, 1-(a+b)*x/(a+1)
+	if math.Abs(d) < tiny {
+		d = tiny
+	}
+	d = 1 / d
+	h := d
+	for m := 1; m <= 300; m++ {
+		fm := float64(m)
+		num := fm * (b - fm) * x / ((a + 2*fm - 1) * (a + 2*fm))
+		d, c = 1+num*d, 1+num/c
+		if math.Abs(d) < tiny {
+			d = tiny
+		}
+		if math.Abs(c) < tiny {
+			c = tiny
+		}
+		d = 1 / d
+		h *= d * c
+		num = -(a + fm) * (a + b + fm) * x / ((a + 2*fm) * (a + 2*fm + 1))
+		d, c = 1+num*d, 1+num/c
+		if math.Abs(d) < tiny {
+			d = tiny
+		}
+		if math.Abs(c) < tiny {
+			c = tiny
+		}
+		d = 1 / d
+		delta := d * c
+		h *= delta
+		if math.Abs(delta-1) < eps {
+			break
+		}
+	}
+	return h
+}

@@ -290,8 +290,8 @@ func (m *Model) waitingWords() string {
 	switch {
 	case st.Phase.Done():
 		return "no look in this step"
-	case step.Pause != nil:
-		return "no analysis in a pause step"
+	case step.Pause != nil && st.Weight <= 0:
+		return "no look: the canary has no traffic to watch yet"
 	case !st.TargetConfirmed:
 		return "no look yet: the weight is being set"
 	case st.AnalysisStartedAt.IsZero():

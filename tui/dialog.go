@@ -18,8 +18,10 @@ const (
 	dialogQuit                      // leaving a local run's view
 )
 
-// dialog asks before something that moves traffic, or before leaving a local run. Its text is
-// written when it opens, from the state the operator was looking at.
+// dialog asks before something that moves traffic, or before leaving a local run. A confirm
+// dialog's text is written from the newest state, again whenever one arrives while it is
+// open, so what the operator confirms is what the rollout is now; the command still carries
+// the step it was opened on.
 type dialog struct {
 	kind  dialogKind
 	cmd   engine.CommandKind
@@ -37,11 +39,12 @@ func (m *Model) weightWords() string {
 	return fmt.Sprintf("it has %d%% now", m.st.Weight)
 }
 
-func (m *Model) confirmDialog(kind engine.CommandKind) *dialog {
+// confirmDialog asks before kind, issued against step, describing the rollout as it is now.
+func (m *Model) confirmDialog(kind engine.CommandKind, step int) *dialog {
 	st := &m.st
 	// Yes is named for what it does: "y roll back".
 	answers := []key.Binding{describe(m.keys.Yes, commandWords(kind)), m.keys.No}
-	d := &dialog{kind: dialogConfirm, cmd: kind, step: st.Step, keys: answers}
+	d := &dialog{kind: dialogConfirm, cmd: kind, step: step, keys: answers}
 	n := len(st.Steps)
 	switch kind {
 	case engine.CommandRollback:
@@ -70,6 +73,12 @@ func (m *Model) confirmDialog(kind engine.CommandKind) *dialog {
 			what = fmt.Sprintf("send %d%% to canary (%s)", w, m.weightWords())
 		}
 		d.body = []string{fmt.Sprintf("Start the rollout again from step 1: %s.", what)}
+	}
+	switch err := m.refusal(kind); {
+	case err != nil:
+		d.warn = append(d.warn, fmt.Sprintf("Not possible now: %v.", err))
+	case step != st.Step && !kind.NeverStale():
+		d.warn = append(d.warn, fmt.Sprintf("The rollout moved from step %d to step %d since this opened: the engine will refuse this %s; cancel and decide again.", step+1, st.Step+1, commandWords(kind)))
 	}
 	return d
 }

@@ -34,8 +34,12 @@ func (m *Model) header(width int) []string {
 	if st.Target >= 0 && st.Target != st.Weight {
 		weight += s.accent.Render(fmt.Sprintf(" → %d%%", st.Target))
 	}
-	// The weight stays whole; the clocks drop from the right when there is no room.
+	// The weight stays whole, with the segments and flags beside it when the first clock
+	// still fits; the clocks drop from the right when there is no room.
 	clocks := m.clocks()
+	if text := m.strategyText(); text != "" && len(clocks) > 0 && cells(weight)+cells(text)+4+cells(clocks[0]) <= width {
+		weight += "  " + s.accent.Render(text)
+	}
 	for len(clocks) > 0 && cells(weight)+2+cells(strings.Join(clocks, " · ")) > width {
 		clocks = clocks[:len(clocks)-1]
 	}
@@ -102,8 +106,13 @@ func (m *Model) clocks() []string {
 	case st.Phase == engine.PhaseRollingBack || st.Phase == engine.PhasePromoting:
 	case st.WeightAttempts > 0 && !st.RetryAt.IsZero():
 		parts = append(parts, "retry in "+formatDuration(until(now, st.RetryAt)))
-	case step.Pause != nil && st.PauseStep && !st.PauseUntil.IsZero():
-		parts = append(parts, "resumes in "+formatDuration(until(now, st.PauseUntil)))
+	case step.Pause != nil:
+		if st.PauseStep && !st.PauseUntil.IsZero() {
+			parts = append(parts, "resumes in "+formatDuration(until(now, st.PauseUntil)))
+		}
+		if !st.AnalysisStartedAt.IsZero() { // a pause step watches the weight it holds
+			parts = append(parts, "next look "+formatDuration(until(now, st.NextLookAt())))
+		}
 	case !st.AnalysisStartedAt.IsZero():
 		switch end := st.AnalysisEndsAt(); {
 		case now.Before(end) && st.Phase == engine.PhasePaused: // no decision until resumed
@@ -149,11 +158,18 @@ func (m *Model) situation() (string, string) {
 		return s.pass.Render("✔ promoting" + why(st.EndReason, st.EndedBy)), s.pass.Render(" — sending 100% to canary")
 	case st.RouterError != "" && st.WeightAttempts > 0:
 		return s.warning.Render(fmt.Sprintf("⚠ traffic provider failed %d× setting %d%%: %s", st.WeightAttempts, st.Target, st.RouterError)), ""
+	case st.Phase == engine.PhaseHolding && st.Hold == engine.HoldWindow:
+		return s.inconclusive.Render(fmt.Sprintf("? holding (%s): %s", st.Hold, st.HoldReason)),
+			s.muted.Render(fmt.Sprintf(" (checks still run; %s advances anyway)", m.keys.Advance.Help().Key))
 	case st.Phase == engine.PhaseHolding:
 		return s.inconclusive.Render(fmt.Sprintf("? holding (%s): %s", st.Hold, st.HoldReason)), ""
 	case st.Phase == engine.PhasePaused && st.PauseStep:
 		if st.PauseUntil.IsZero() {
-			return s.warning.Render(fmt.Sprintf("‖ pause step: waiting for an operator to resume (%s)", m.keys.Pause.Help().Key)), ""
+			extra := ""
+			if st.Weight > 0 && len(st.Checks) > 0 {
+				extra = s.muted.Render(" (checks still run; a failure still rolls back)")
+			}
+			return s.warning.Render(fmt.Sprintf("‖ pause step: waiting for an operator to resume (%s)", m.keys.Pause.Help().Key)), extra
 		}
 		return s.warning.Render("‖ pause step until " + st.PauseUntil.In(m.loc).Format("15:04:05")), s.muted.Render(fmt.Sprintf(" (%s resumes now)", m.keys.Pause.Help().Key))
 	case st.Phase == engine.PhasePaused:
@@ -173,10 +189,17 @@ func (m *Model) runningWords() string {
 	switch {
 	case st.Target >= 0 && !st.TargetConfirmed:
 		return s.accent.Render(fmt.Sprintf("setting canary to %d%%…", st.Target))
+	case !st.StrategiesInPlace():
+		text, _ := m.strategyProgress()
+		return s.accent.Render(text)
+	case step.Analyze == 0 && step.Segment != nil:
+		return s.accent.Render("segment routed; this step does not analyze")
+	case step.Analyze == 0 && step.SetFlag != nil:
+		return s.accent.Render("flag set; this step does not analyze")
 	case step.Analyze == 0:
 		return s.accent.Render("weight set; this step does not analyze")
 	case st.AnalysisStartedAt.IsZero():
-		return s.accent.Render(fmt.Sprintf("stabilizing at %d%% before the analysis starts", st.Weight))
+		return s.accent.Render(fmt.Sprintf("stabilizing at %s before the analysis starts", weightText(max(st.Weight, 0))))
 	}
 	var fail, unsure []string
 	for _, c := range st.Checks {

@@ -9,6 +9,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/internal/printable"
 )
 
 // helpEntry is one key in the help overlay.
@@ -47,7 +48,7 @@ func (m *Model) helpEntries() []helpEntry {
 	out = append(out,
 		helpEntry{key: k.NextFocus.Help().Key, does: fmt.Sprintf("focus the next pane (now %s); %s the previous", m.focus, k.PrevFocus.Help().Key)},
 		helpEntry{key: strings.Join(pairs(k.Down, k.Up), " "), does: scroll + " to the top/bottom"},
-		helpEntry{key: k.Theme.Help().Key, does: fmt.Sprintf("next colour theme (now %s)", m.themes[m.themeIdx].Name)},
+		helpEntry{key: k.Theme.Help().Key, does: fmt.Sprintf("next colour theme (now %s)", printable.Line(m.themes[m.themeIdx].Name))},
 		helpEntry{key: k.Help.Help().Key, does: fmt.Sprintf("close this help (%s too)", k.Close.Help().Key)},
 		helpEntry{key: quit, does: m.quitHelp()},
 	)

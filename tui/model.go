@@ -8,6 +8,7 @@ import (
 	"github.com/charmbracelet/lipgloss"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/internal/printable"
 	"github.com/perchhq/perch/themes"
 )
 
@@ -40,6 +41,7 @@ type Model struct {
 	have     bool     // a state has arrived
 	ended    bool     // the snapshot channel closed: the engine (or the replay) has stopped
 	rows     []logRow // the event log as shown
+	logFix   logFixes // what of the log had to be made printable
 	playback engine.PlaybackStatus
 	now      time.Time
 
@@ -125,10 +127,14 @@ func (m *Model) Init() tea.Cmd {
 	return tea.Batch(subscribe(m.opts.Snapshots), tick())
 }
 
-// readPresence takes the list of who is connected, for the header.
+// readPresence takes the list of who is connected, for the header, with printable names (an
+// SSH key's comment names its owner).
 func (m *Model) readPresence() {
 	if m.opts.Presence != nil {
-		m.people = m.opts.Presence()
+		m.people, _ = mapChanged(m.opts.Presence(), func(a engine.Actor) (engine.Actor, bool) {
+			p, changed := printableActor(&a)
+			return *p, changed
+		})
 	}
 }
 
@@ -156,13 +162,14 @@ func (m *Model) unsubscribe() {
 	}
 }
 
-// setStatus shows text in the message line for a while (errors longer).
+// setStatus shows text in the message line for a while (errors longer). The engine's
+// refusals quote names and reasons from outside, so the text is made printable.
 func (m *Model) setStatus(kind statusKind, text string) {
 	hold := 8 * time.Second
 	if kind == statusError {
 		hold = 20 * time.Second
 	}
-	m.status = status{text: text, kind: kind, until: m.clock().Add(hold)}
+	m.status = status{text: printable.Line(text), kind: kind, until: m.clock().Add(hold)}
 }
 
 // clampScroll keeps every pane's scroll position inside its content.

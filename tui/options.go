@@ -9,6 +9,7 @@ package tui
 
 import (
 	"context"
+	"io"
 	"time"
 
 	"github.com/charmbracelet/lipgloss"
@@ -95,6 +96,10 @@ type Options struct {
 	// Presence lists who is watching the same engine (the sessions of `perch serve`), shown in
 	// the header; nil for a local view. It is read once a second, so it must not block.
 	Presence func() []engine.Actor
+	// Input and Output are the terminal of a local view (nil: the process's stdin and stdout,
+	// as bubbletea chooses them); perch run passes its own to notice a terminal that went away.
+	Input  io.Reader
+	Output io.Writer
 	// Clock and Location give the time shown (defaults time.Now and time.Local); tests fix
 	// them. A replay shows the recording's time instead.
 	Clock    func() time.Time

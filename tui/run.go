@@ -13,7 +13,14 @@ import (
 func Run(ctx context.Context, opts Options) (Choice, error) {
 	opts.Context = ctx
 	m := New(opts)
-	_, err := tea.NewProgram(m, tea.WithContext(ctx), tea.WithAltScreen()).Run()
+	popts := []tea.ProgramOption{tea.WithContext(ctx), tea.WithAltScreen()}
+	if opts.Input != nil {
+		popts = append(popts, tea.WithInput(opts.Input))
+	}
+	if opts.Output != nil {
+		popts = append(popts, tea.WithOutput(opts.Output))
+	}
+	_, err := tea.NewProgram(m, popts...).Run()
 	m.unsubscribe()
 	if err != nil {
 		return ChoiceNone, fmt.Errorf("terminal UI: %w", err)

@@ -110,6 +110,12 @@ func (m *Model) currentStep(width int) (string, string) {
 			return sym, s.warning.Render(fmt.Sprintf("setting %d%% failed %d×", st.Target, st.WeightAttempts))
 		}
 		return sym, s.accent.Render(fmt.Sprintf("setting %d%%…", st.Target))
+	case !st.StrategiesInPlace():
+		text, failing := m.strategyProgress()
+		if failing {
+			return sym, s.warning.Render(text)
+		}
+		return sym, s.accent.Render(text)
 	case st.AnalysisStartedAt.IsZero() && step.Analyze > 0:
 		return sym, s.accent.Render("stabilizing " + formatDuration(until(m.now, st.StabilizedAt())))
 	case step.Analyze > 0 && !m.now.Before(st.AnalysisEndsAt()):
@@ -154,14 +160,8 @@ func (m *Model) stepChips(width int) string {
 		return ""
 	}
 	chips := make([]string, 0, len(st.Steps)+1)
-	for i, step := range st.Spec.Steps {
-		label := fmt.Sprintf("%d%%", step.Weight())
-		if step.Pause != nil {
-			label = "‖"
-			if step.Pause.Duration > 0 {
-				label += step.Pause.Duration.String()
-			}
-		}
+	for i := range st.Spec.Steps {
+		label := stepLabel(i, st)
 		var sym string
 		switch st.Steps[i].Status {
 		case engine.StepPassed:

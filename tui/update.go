@@ -66,8 +66,11 @@ func (m *Model) handleSnapshot(msg snapshotMsg) tea.Cmd {
 		}
 		return nil
 	}
-	m.st, m.have = msg.st, true
+	m.st, m.have = m.printable(msg.st), true
 	m.rows = logRows(m.st.Log)
+	if d := m.dialog; d != nil && d.kind == dialogConfirm {
+		m.dialog = m.confirmDialog(d.cmd, d.step) // the facts it states follow the rollout
+	}
 	if msg.playback != nil {
 		m.playback = *msg.playback
 	}
@@ -188,7 +191,7 @@ func (m *Model) commandKey(msg tea.KeyMsg) tea.Cmd {
 			return nil
 		}
 		if c.confirm {
-			m.dialog = m.confirmDialog(c.kind)
+			m.dialog = m.confirmDialog(c.kind, m.st.Step)
 			return nil
 		}
 		return m.sendCommand(c.kind, m.st.Step)

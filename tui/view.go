@@ -10,6 +10,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/internal/printable"
 )
 
 // wideWidth is the least width for side-by-side panes; narrower terminals stack them.
@@ -193,7 +194,7 @@ func (m *Model) statusBar(width int) []string {
 	default:
 		msg = s.muted.Render(m.identity())
 		if m.opts.Note != "" {
-			msg += s.muted.Render(" · ") + s.text.Render(m.opts.Note)
+			msg += s.muted.Render(" · ") + s.text.Render(printable.Line(m.opts.Note))
 		}
 	}
 	line := cut(msg, width)
@@ -205,7 +206,7 @@ func (m *Model) statusBar(width int) []string {
 
 // identity is who this view acts as.
 func (m *Model) identity() string {
-	a := m.opts.Actor
+	a, _ := printableActor(&m.opts.Actor)
 	switch {
 	case m.opts.Mode == ModeReplay:
 		return "replay: commands are off"

@@ -182,16 +182,7 @@ var checkFields = []string{"name", "judge", "direction", "maxDeviationPercent", 
 // readCheck reads one check's fields, adding what is wrong with them to p.
 func readCheck(fields map[string]json.RawMessage, path string, p *problems) analyzeCheck {
 	var c analyzeCheck
-	var unknown []string
-	for k := range fields {
-		if !slices.Contains(checkFields, k) {
-			unknown = append(unknown, k)
-		}
-	}
-	sort.Strings(unknown)
-	for _, k := range unknown {
-		p.add(path, "unknown field %q (want %s)", k, strings.Join(checkFields, ", "))
-	}
+	unknownFields(fields, path, p)
 	field := func(name string, into any, want string) bool {
 		raw, ok := fields[name]
 		if !ok || string(raw) == "null" {
@@ -240,6 +231,21 @@ func readCheck(fields map[string]json.RawMessage, path string, p *problems) anal
 		p.add(path, "canary and baseline must have the same shape (both arrays, or both {events, total})")
 	}
 	return c
+}
+
+// unknownFields adds a problem for each field of a check that is not one of checkFields, in
+// name order.
+func unknownFields(fields map[string]json.RawMessage, path string, p *problems) {
+	var unknown []string
+	for k := range fields {
+		if !slices.Contains(checkFields, k) {
+			unknown = append(unknown, k)
+		}
+	}
+	sort.Strings(unknown)
+	for _, k := range unknown {
+		p.add(path, "unknown field %q (want %s)", k, strings.Join(checkFields, ", "))
+	}
 }
 
 // readOptions reads judgeOptions, or Kayenta's analysisConfigurations.canary block, and builds

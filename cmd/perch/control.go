@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -12,7 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/perchhq/perch/engine"
 	"github.com/perchhq/perch/engine/control"
+	"github.com/perchhq/perch/internal/printable"
 	"github.com/perchhq/perch/metrics"
 )
 
@@ -44,10 +45,14 @@ func (a *app) controlCmds() []*cobra.Command {
 				return a.control(c.Context(), socket, req, output)
 			},
 		}
-		c.Flags().StringVar(&socket, "socket", "", "control socket of the running perch (default: the one under $XDG_RUNTIME_DIR/perch)")
+		c.Flags().StringVar(&socket, "socket", "", "control socket of the running perch (default: the one in $XDG_RUNTIME_DIR/perch, /run/user/UID/perch or $TMPDIR/perch-UID)")
 		c.Flags().StringVarP(&output, "output", "o", outputText, "text or json")
 		if v.name != "status" {
-			c.Flags().IntVar(&step, "step", 0, "refuse unless the rollout is still at this step (1-based), so a late command cannot act on a later step")
+			stepHelp := "refuse unless the rollout is still at this step (1-based), so a late command cannot act on a later step"
+			if engine.CommandKind(v.name).NeverStale() {
+				stepHelp = "ignored: a " + v.name + " acts on whatever step the rollout is at"
+			}
+			c.Flags().IntVar(&step, "step", 0, stepHelp)
 			c.Flags().StringVar(&reason, "reason", "", "why, for the event log")
 		}
 		cmds = append(cmds, c)
@@ -60,12 +65,10 @@ func (a *app) control(ctx context.Context, socket string, req control.Request, o
 		return err
 	}
 	if socket == "" {
-		found, dir := control.Find(a.getenv)
+		found, dirs := control.Find(a.getenv)
 		switch {
-		case dir == "":
-			return badInput(errors.New("no --socket given and $XDG_RUNTIME_DIR is not set; pass the socket perch printed at start"))
 		case len(found) == 0:
-			return runtimeError(fmt.Errorf("no running perch found in %s; pass --socket", dir))
+			return runtimeError(fmt.Errorf("no running perch of yours found in %s; pass --socket", strings.Join(dirs, ", ")))
 		case len(found) > 1:
 			return badInput(fmt.Errorf("several perches are running; choose one with --socket:\n  %s", strings.Join(found, "\n  ")))
 		}
@@ -78,19 +81,25 @@ func (a *app) control(ctx context.Context, socket string, req control.Request, o
 		return runtimeError(err)
 	}
 	if output == outputJSON {
-		json.NewEncoder(a.stdout).Encode(resp)
+		line, err := json.Marshal(resp)
+		if err != nil {
+			return runtimeError(err)
+		}
+		fmt.Fprintf(a.stdout, "%s\n", printable.JSON(line))
 	} else if resp.OK {
 		printStatus(a.stdout, resp.Status)
 	}
 	if !resp.OK {
-		return runtimeError(fmt.Errorf("%s refused: %s", req.Command, resp.Error))
+		return runtimeError(fmt.Errorf("%s refused: %s", req.Command, printable.Line(resp.Error)))
 	}
 	return nil
 }
 
-// printStatus writes a rollout's status for people.
+// printStatus writes a rollout's status for people. Its reasons, names and errors came from
+// outside (alerts, providers, operators), so each is made one printable line.
 func printStatus(w io.Writer, s *control.Status) {
-	fmt.Fprintf(w, "%s  %s  step %d/%d (%s)  canary %d%%", s.Name, strings.ReplaceAll(string(s.Phase), "_", " "), s.Step, s.Steps, s.StepDesc, s.Weight)
+	line := printable.Line
+	fmt.Fprintf(w, "%s  %s  step %d/%d (%s)  canary %d%%", line(s.Name), line(strings.ReplaceAll(string(s.Phase), "_", " ")), s.Step, s.Steps, line(s.StepDesc), s.Weight)
 	if s.Target != s.Weight && s.Target >= 0 {
 		fmt.Fprintf(w, " (setting %d%%)", s.Target)
 	}
@@ -100,22 +109,22 @@ func printStatus(w io.Writer, s *control.Status) {
 		if s.PausedBy != "" {
 			who = " by " + s.PausedBy
 		}
-		fmt.Fprintf(w, "  %s%s: %s\n", strings.TrimSpace(s.Hold+" "+string(s.Phase)), who, s.Reason)
+		fmt.Fprintf(w, "  %s%s: %s\n", line(strings.TrimSpace(s.Hold+" "+string(s.Phase))), line(who), line(s.Reason))
 	}
 	if s.RouterErr != "" {
-		fmt.Fprintf(w, "  provider error: %s\n", s.RouterErr)
+		fmt.Fprintf(w, "  provider error: %s\n", line(s.RouterErr))
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, c := range s.Checks {
-		verdict := string(c.Verdict)
+		verdict := line(string(c.Verdict))
 		if verdict == "" {
 			verdict = "-"
 		}
-		fmt.Fprintf(tw, "  %s\t%s\tcanary %s\tbaseline %s\t%s\n", c.Name, verdict,
-			metrics.FormatValue(float64(c.Canary)), metrics.FormatValue(float64(c.Baseline)), c.Reason)
+		fmt.Fprintf(tw, "  %s\t%s\tcanary %s\tbaseline %s\t%s\n", line(c.Name), verdict,
+			metrics.FormatValue(float64(c.Canary)), metrics.FormatValue(float64(c.Baseline)), line(c.Reason))
 	}
 	tw.Flush()
 	if s.LastChange != "" {
-		fmt.Fprintf(w, "  last: %s  %s\n", s.LastEvent.UTC().Format(time.RFC3339), s.LastChange)
+		fmt.Fprintf(w, "  last: %s  %s\n", s.LastEvent.UTC().Format(time.RFC3339), line(s.LastChange))
 	}
 }

@@ -74,7 +74,7 @@ func newCrashWorld(t *testing.T, failingCanary bool) *crashWorld {
 	spec := fmt.Sprintf(`name: crash
 traffic: {proxy: {listen: %q, stable: %q, canary: %q}}
 metrics: {builtin: {}}
-analysis: {interval: 250ms, stabilization: 250ms, judge: threshold}
+analysis: {interval: 1s, stabilization: 250ms, judge: threshold}
 checks:
   - {name: errors, builtin: error_rate, maxIncrease: 0.05, critical: true}
 steps:

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -26,6 +27,7 @@ type demoFlags struct {
 	metricsAddr string
 	theme       string
 	socket      string
+	socketGroup string
 	ssh         sshFlags
 	holdOpen    time.Duration
 }
@@ -60,7 +62,7 @@ Exit codes: 0 promoted, 1 rolled back, 2 bad input, 3 stopped by an error or a s
 	c.Flags().Float64Var(&f.speed, "speed", 1, fmt.Sprintf("run the rollout this many times faster; the load grows with it up to %d requests/s, so past about %.1f× the first step may hold for want of data", demo.MaxRate, float64(demo.MaxRate)/demo.DefaultRate))
 	addMetricsAddrFlag(c, &f.metricsAddr)
 	c.Flags().StringVar(&f.theme, "theme", themes.Default, "TUI colours: "+strings.Join(themes.Names(), ", ")+", or a theme file NAME.yaml")
-	c.Flags().StringVar(&f.socket, "socket", "", "control socket (default $XDG_RUNTIME_DIR/perch/NAME.sock, else beside the journal; none: no socket)")
+	addSocketFlags(c, &f.socket, &f.socketGroup)
 	addSSHFlags(c, &f.ssh, true)
 	c.Flags().DurationVar(&f.holdOpen, "hold-open", time.Minute, "with --ssh: how long sessions stay open after the rollout is promoted")
 	return c
@@ -81,87 +83,100 @@ func (a *app) demo(c *cobra.Command, f demoFlags) error {
 	if err != nil {
 		return err
 	}
-	var keys *remote.Keyring // nil: the open demo mode, loopback only
-	switch {
-	case f.ssh.operatorKeys != "":
-		if keys, err = remote.LoadKeyring(f.ssh.operatorKeys, f.ssh.viewerKeys); err != nil {
-			return badInput(err)
-		}
-	case f.ssh.viewerKeys != "":
-		return badInput(errors.New("--viewer-keys needs --operator-keys: without them everyone on loopback is an operator"))
+	keys, err := demoKeys(f.ssh)
+	if err != nil {
+		return err
 	}
-	if !served && (keys != nil || f.ssh.hostKey != "") {
-		return badInput(errors.New("--operator-keys, --viewer-keys and --host-key go with --ssh ADDR"))
+	if err := checkSSHLimits(&f.ssh); err != nil {
+		return err
+	}
+	var front frontEnd
+	switch {
+	case served:
+		front = &sshFront{keys: keys, flags: f.ssh, theme: theme, format: f.output, holdOpen: f.holdOpen}
+	case f.headless:
+		front = headless{format: f.output}
+	default:
+		front = localTUI{theme: theme, format: f.output}
+	}
+	var stack *demo.Stack
+	return a.supervise(c.Context(), supervision{
+		open: func(context.Context) (*rollout, error) {
+			var err error
+			stack, err = demo.Start(demo.Options{Scenario: f.scenario, Speed: f.speed})
+			if err != nil {
+				return nil, runtimeError(err)
+			}
+			return a.openDemo(stack, f.record)
+		},
+		linger: served, socket: f.socket, socketGroup: f.socketGroup, metricsAddr: f.metricsAddr, front: front,
+		begin: func(ctx context.Context, eng *engine.Engine) func(engine.Outcome) {
+			return a.driveDemo(ctx, eng, stack)
+		},
+		stopped: func(engine.State, string) error { return errors.New("demo stopped before the rollout ended") },
+	})
+}
+
+// demoKeys loads the key files of demo --ssh; nil keys are the open demo mode, which listens
+// on loopback only.
+func demoKeys(f sshFlags) (*remote.Keyring, error) {
+	var keys *remote.Keyring
+	var err error
+	switch {
+	case f.operatorKeys != "":
+		if keys, err = remote.LoadKeyring(f.operatorKeys, f.viewerKeys); err != nil {
+			return nil, badInput(err)
+		}
+	case f.viewerKeys != "":
+		return nil, badInput(errors.New("--viewer-keys needs --operator-keys: without them everyone on loopback is an operator"))
+	}
+	served := f.addr != ""
+	if !served && (keys != nil || f.hostKey != "") {
+		return nil, badInput(errors.New("--operator-keys, --viewer-keys and --host-key go with --ssh ADDR"))
 	}
 	if served && keys == nil {
-		if host, _, err := net.SplitHostPort(f.ssh.addr); err != nil || !isLoopback(host) {
-			return badInput(fmt.Errorf("--ssh %s without --operator-keys: the open demo mode only listens on loopback (127.0.0.1:PORT); give key files to serve elsewhere", f.ssh.addr))
+		if host, _, err := net.SplitHostPort(f.addr); err != nil || !isLoopback(host) {
+			return nil, badInput(fmt.Errorf("--ssh %s without --operator-keys: the open demo mode only listens on loopback (127.0.0.1:PORT); give key files to serve elsewhere", f.addr))
 		}
 	}
-	stack, err := demo.Start(demo.Options{Scenario: f.scenario, Speed: f.speed})
+	return keys, nil
+}
+
+// openDemo journals the demo's rollout; closing it stops the stack.
+func (a *app) openDemo(stack *demo.Stack, record string) (*rollout, error) {
+	r := &rollout{spec: stack.Spec, router: stack.Proxy, source: stack.Source, flags: stack.Flags, release: func() { stack.Close() },
+		note: fmt.Sprintf("demo %s · proxy %s", stack.Scenario.Name, stack.Proxy.URL())}
+	journal, journalPath, err := createJournal(stack.Spec, record)
 	if err != nil {
-		return runtimeError(err)
+		r.close()
+		return nil, err
 	}
-	defer stack.Close()
-	journal, journalPath, err := createJournal(stack.Spec, f.record)
-	if err != nil {
-		return err
-	}
+	r.journal = journal
 	fmt.Fprintf(a.stderr, "perch: journal %s (replay it with: perch replay %s)\n", journalPath, journalPath)
-	defer journal.Close()
-	eng, err := engine.New(engine.Config{Spec: stack.Spec, Router: stack.Proxy, Source: stack.Source, Journal: journal, Linger: served})
-	if err != nil {
-		return runtimeError(err)
-	}
-	ctx := c.Context()
-	stopControl, err := a.serveControl(ctx, eng, stack.Spec, f.socket, journal.Path())
-	if err != nil {
-		return err
-	}
-	defer stopControl()
-	stopMetrics, err := a.serveMetrics(f.metricsAddr, eng, stack.Proxy)
-	if err != nil {
-		return err
-	}
-	defer stopMetrics()
+	return r, nil
+}
+
+// driveDemo says what the demo is and where its proxy listens, and drives the scenario as the
+// engine's events arrive; the function it returns waits for the driver and reports the load.
+func (a *app) driveDemo(ctx context.Context, eng *engine.Engine, stack *demo.Stack) func(engine.Outcome) {
 	fmt.Fprintf(a.stderr, "perch: demo %q: %s\n", stack.Scenario.Name, stack.Scenario.Summary)
+	if stack.FlagsFile != "" {
+		fmt.Fprintf(a.stderr, "perch: flagd file %s (watch the flag's split change in it)\n", stack.FlagsFile)
+	}
 	fmt.Fprintf(a.stderr, "perch: proxy on %s (try: curl %s/ or curl -H '%s: canary' -H '%s: %s' %s/)\n",
 		stack.Proxy.URL(), stack.Proxy.URL(), demo.OverrideHeader, proxy.TokenHeader, stack.OverrideToken, stack.Proxy.URL())
 	driven := make(chan struct{})
-	scenarioEvents := eng.Events()
+	events := eng.Events()
 	go func() {
 		defer close(driven)
-		stack.Drive(ctx, scenarioEvents)
+		stack.Drive(ctx, events)
 	}()
-	var out engine.Outcome
-	switch {
-	case served:
-		out, err = a.runServed(ctx, eng, keys, f.ssh, theme, f.output, f.holdOpen)
-	case f.headless:
-		printed := make(chan struct{})
-		go printEvents(eng.Events(), a.stdout, stack.Spec, f.output, printed)
-		out, err = eng.Run(ctx)
-		<-printed
-	default:
-		b, held := a.holdingStderr()
-		note := fmt.Sprintf("demo %s · proxy %s", stack.Scenario.Name, stack.Proxy.URL())
-		out, err = b.runTUI(ctx, eng, theme, f.output, held, note)
+	return func(out engine.Outcome) {
+		<-driven
+		load := stack.Load.Stats()
+		fmt.Fprintf(a.stderr, "perch: demo %q ended %s (this scenario is expected to end %s); %d requests sent, %d skipped at the concurrency limit\n",
+			stack.Scenario.Name, out, stack.Scenario.Expect, load.Sent, load.Skipped)
 	}
-	<-driven
-	load := stack.Load.Stats()
-	fmt.Fprintf(a.stderr, "perch: demo %q ended %s (this scenario is expected to end %s); %d requests sent, %d skipped at the concurrency limit\n",
-		stack.Scenario.Name, out, stack.Scenario.Expect, load.Sent, load.Skipped)
-	switch {
-	case errors.Is(err, errSSHStart):
-		return err
-	case err != nil:
-		return runtimeError(fmt.Errorf("stopped: %w", err))
-	case out == engine.OutcomePromoted:
-		return nil
-	case out == engine.OutcomeRolledBack, eng.Snapshot().Phase == engine.PhaseRolledBack:
-		return exitWith(exitRolledBack)
-	}
-	return runtimeError(errors.New("demo stopped before the rollout ended"))
 }
 
 // isLoopback reports whether host names this machine's loopback interface.

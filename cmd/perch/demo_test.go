@@ -24,7 +24,7 @@ const ciSpeed = "4"
 // testApp is the CLI with its output captured.
 func testApp() (*app, *bytes.Buffer, *bytes.Buffer) {
 	var stdout, stderr bytes.Buffer
-	return &app{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, registry: defaultRegistry(), getenv: func(string) string { return "" }}, &stdout, &stderr
+	return &app{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, registry: defaultRegistry(), getenv: testEnv}, &stdout, &stderr
 }
 
 // jsonEvents parses --output json lines.
@@ -51,11 +51,21 @@ func TestDemoScenariosEndAsDesigned(t *testing.T) {
 		// tail fell inside the +15% tolerance and was promoted. .ci/run runs it without -race.
 		t.Skip("latency scenarios are not measurable under the race detector; run without -race")
 	}
-	cases := []struct {
-		scenario string
-		exit     int
-		check    func(t *testing.T, evs []engine.Event)
-	}{
+	for _, tc := range demoScenarios() {
+		t.Run(tc.scenario, func(t *testing.T) { runDemoScenario(t, tc) })
+	}
+}
+
+// demoScenario is one scenario's expected end: its exit code, and a check of its events.
+type demoScenario struct {
+	scenario string
+	exit     int
+	check    func(t *testing.T, evs []engine.Event)
+}
+
+// demoScenarios is how each scenario must end, and why.
+func demoScenarios() []demoScenario {
+	return []demoScenario{
 		{"healthy", exitOK, func(t *testing.T, evs []engine.Event) {
 			if n := count(evs, engine.EventStepPassed); n != 4 {
 				t.Errorf("%d steps passed, want all 4", n)
@@ -91,6 +101,32 @@ func TestDemoScenariosEndAsDesigned(t *testing.T) {
 				t.Errorf("after the hold: %+v, want the 5%% step to pass by itself once data returned", passed)
 			}
 		}},
+		{"segments-and-flags", exitOK, func(t *testing.T, evs []engine.Event) {
+			seg := find(evs, engine.EventSegmentsSet)
+			if seg == nil || !slices.Equal(seg.Segments, []string{"employees"}) || seg.Step != 0 {
+				t.Errorf("first segments_set %+v: want employees routed at the segment step", seg)
+			}
+			if flag := find(evs, engine.EventFlagSet); flag == nil || flag.Flag != "new-dashboard" || *flag.Percent != 20 || flag.Step != 1 {
+				t.Errorf("flag_set %+v: want new-dashboard at 20%% in the flag step", flag)
+			}
+			held := slices.IndexFunc(evs, func(ev engine.Event) bool { return ev.Type == engine.EventHeld && ev.Hold == engine.HoldWindow })
+			if held < 0 || !strings.HasPrefix(evs[held].Reason, "release freeze until") {
+				t.Fatalf("no hold for the release freeze: %+v", evs)
+			}
+			if passed := find(evs[held:], engine.EventStepPassed); passed == nil || passed.Step != evs[held].Step || passed.Actor != nil {
+				t.Errorf("after the freeze: %+v, want the held step to pass by itself", passed)
+			}
+			if n := count(evs, engine.EventStepPassed); n != 6 {
+				t.Errorf("%d steps passed, want all 6", n)
+			}
+			promoting := slices.IndexFunc(evs, func(ev engine.Event) bool { return ev.Type == engine.EventPromoteStarted })
+			if removed := find(evs[promoting:], engine.EventSegmentsSet); removed == nil || len(removed.Segments) != 0 {
+				t.Errorf("at promotion %+v: want the segment removed", removed)
+			}
+			if find(evs, engine.EventFlagRestored) != nil {
+				t.Error("promotion restored the flag; it keeps its last value")
+			}
+		}},
 		{"slow-burn", exitRolledBack, func(t *testing.T, evs []engine.Event) {
 			rb := find(evs, engine.EventRollbackStarted)
 			if rb == nil || !strings.Contains(rb.Reason, "error_rate failed") || rb.Step < 2 {
@@ -108,42 +144,43 @@ func TestDemoScenariosEndAsDesigned(t *testing.T) {
 			}
 		}},
 	}
-	for _, tc := range cases {
-		t.Run(tc.scenario, func(t *testing.T) {
-			record := filepath.Join(t.TempDir(), tc.scenario+".jsonl")
-			a, stdout, stderr := testApp()
-			code := a.main(context.Background(), []string{"demo", "--headless", "--output", "json", "--scenario", tc.scenario, "--speed", ciSpeed, "--record", record})
-			if code != tc.exit {
-				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.exit, stdout, stderr)
-			}
-			evs := jsonEvents(t, stdout.Bytes())
-			want := engine.EventPromoted
-			if tc.exit == exitRolledBack {
-				want = engine.EventRolledBack
-			}
-			if last := evs[len(evs)-1]; last.Type != want {
-				t.Fatalf("last event %s, want %s", last.Type, want)
-			}
-			tc.check(t, evs)
-			if !strings.Contains(stderr.String(), "perch: proxy on http://127.0.0.1:") {
-				t.Errorf("the proxy's address was not printed:\n%s", stderr)
-			}
-			// The journal holds what was printed, and replays to it.
-			rec, err := engine.LoadRecording(record)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(rec.Events) != len(evs) {
-				t.Errorf("journal has %d events, %d were printed", len(rec.Events), len(evs))
-			}
-			a, replayed, stderr := testApp()
-			if code := a.main(context.Background(), []string{"replay", record, "--headless", "-o", "json", "--speed", "1024"}); code != exitOK {
-				t.Fatalf("replay exit %d: %s", code, stderr)
-			}
-			if !bytes.Equal(replayed.Bytes(), stdout.Bytes()) {
-				t.Errorf("replay printed other events than the run")
-			}
-		})
+}
+
+// runDemoScenario runs one scenario headless, as CI does, and checks its end, its journal and
+// its replay.
+func runDemoScenario(t *testing.T, tc demoScenario) {
+	record := filepath.Join(t.TempDir(), tc.scenario+".jsonl")
+	a, stdout, stderr := testApp()
+	code := a.main(context.Background(), []string{"demo", "--headless", "--output", "json", "--scenario", tc.scenario, "--speed", ciSpeed, "--record", record})
+	if code != tc.exit {
+		t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.exit, stdout, stderr)
+	}
+	evs := jsonEvents(t, stdout.Bytes())
+	want := engine.EventPromoted
+	if tc.exit == exitRolledBack {
+		want = engine.EventRolledBack
+	}
+	if last := evs[len(evs)-1]; last.Type != want {
+		t.Fatalf("last event %s, want %s", last.Type, want)
+	}
+	tc.check(t, evs)
+	if !strings.Contains(stderr.String(), "perch: proxy on http://127.0.0.1:") {
+		t.Errorf("the proxy's address was not printed:\n%s", stderr)
+	}
+	// The journal holds what was printed, and replays to it.
+	rec, err := engine.LoadRecording(record)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.Events) != len(evs) {
+		t.Errorf("journal has %d events, %d were printed", len(rec.Events), len(evs))
+	}
+	a, replayed, stderr := testApp()
+	if code := a.main(context.Background(), []string{"replay", record, "--headless", "-o", "json", "--speed", "1024"}); code != exitOK {
+		t.Fatalf("replay exit %d: %s", code, stderr)
+	}
+	if !bytes.Equal(replayed.Bytes(), stdout.Bytes()) {
+		t.Errorf("replay printed other events than the run")
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/perchhq/perch/engine"
 	"github.com/perchhq/perch/engine/spec"
+	"github.com/perchhq/perch/internal/printable"
 )
 
 // Output formats of --output.
@@ -25,13 +26,15 @@ func checkOutput(format string) error {
 }
 
 // printEvent writes one line for ev: the journal's JSON object, or the time and a description.
+// Either is printable: Describe makes the text so, and the JSON escapes what encoding/json
+// leaves raw (C1 and bidi controls), decoding to the journal's event unchanged.
 func printEvent(w io.Writer, ev engine.Event, spec *spec.Rollout, format string) error {
 	if format == outputJSON {
 		line, err := json.Marshal(ev)
 		if err != nil {
 			return err
 		}
-		_, err = fmt.Fprintf(w, "%s\n", line)
+		_, err = fmt.Fprintf(w, "%s\n", printable.JSON(line))
 		return err
 	}
 	_, err := fmt.Fprintf(w, "%s  %s\n", ev.Time.UTC().Format(time.RFC3339), ev.Describe(spec))

@@ -10,6 +10,7 @@ import (
 	"github.com/perchhq/perch/engine/alerts"
 	"github.com/perchhq/perch/engine/notify"
 	"github.com/perchhq/perch/engine/spec"
+	"github.com/perchhq/perch/internal/printable"
 )
 
 // alertsCloseTimeout bounds how long stopping waits for alert payloads being handled.
@@ -24,7 +25,8 @@ func (a *app) startIntegrations(ctx context.Context, spec *spec.Rollout, eng *en
 	logf := func(format string, args ...any) {
 		mu.Lock()
 		defer mu.Unlock()
-		fmt.Fprintf(a.stderr, "perch: "+format+"\n", args...)
+		// Reports quote alert payloads and webhook answers: one printable line each.
+		fmt.Fprintf(a.stderr, "perch: %s\n", printable.Line(fmt.Sprintf(format, args...)))
 	}
 	var stops []func()
 	stop = func() {
@@ -51,13 +53,17 @@ func (a *app) startIntegrations(ctx context.Context, spec *spec.Rollout, eng *en
 		})
 	}
 	if spec.Alerts != nil {
-		rcv := alerts.NewReceiver(eng, spec.Alerts, alerts.Options{Logf: logf})
-		srv, err := alerts.Listen(ctx, spec.Alerts.Listen, rcv)
+		rcv, err := alerts.NewReceiver(eng, spec.Alerts, alerts.Options{Logf: logf, Getenv: a.getenv})
+		if err != nil {
+			stop()
+			return nil, badInput(err)
+		}
+		srv, err := rcv.Listen(ctx, spec.Alerts.Listen)
 		if err != nil {
 			stop()
 			return nil, runtimeError(err)
 		}
-		logf("receiving Alertmanager webhooks on http://%s/", srv.Addr())
+		logf("receiving Alertmanager webhooks on %s", srv.URL())
 		stops = append(stops, func() {
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), alertsCloseTimeout)
 			defer cancel()

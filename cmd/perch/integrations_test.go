@@ -19,8 +19,8 @@ import (
 // tests run outside synctest.
 func fastRollout(extra string) string {
 	return strings.NewReplacer(
-		"interval: 10s, stabilization: 10s", "interval: 20ms, stabilization: 20ms",
-		"analyze: 1m", "analyze: 100ms",
+		"interval: 10s, stabilization: 10s", "interval: 1s, stabilization: 20ms",
+		"analyze: 1m", "analyze: 4s",
 	).Replace(rolloutYAML) + extra
 }
 
@@ -65,7 +65,7 @@ func TestRunNotifies(t *testing.T) {
 func TestRunRollsBackOnAlert(t *testing.T) {
 	addr := freeAddr(t)
 	c := newCLI(t, &memBackend{})
-	yaml := strings.Replace(fastRollout(""), "analyze: 100ms", "analyze: 1h", 1) +
+	yaml := strings.Replace(fastRollout(""), "analyze: 4s", "analyze: 1h", 1) +
 		fmt.Sprintf("alerts: {listen: %q, rollbackOn: [{alertname: HighErrorRate}]}\n", addr)
 	os.WriteFile(filepath.Join(c.dir, "alerts.yaml"), []byte(yaml), 0o644)
 	posted := make(chan string, 1)

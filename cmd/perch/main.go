@@ -8,15 +8,13 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-
-	"github.com/perchhq/perch/providers/proxy"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	proxy.TuneGC(os.Getenv) // perch may serve its proxy: keep collections out of its p99
-	a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, registry: defaultRegistry(), getenv: os.Getenv}
+	a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, registry: defaultRegistry(), getenv: os.Getenv,
+		notifyHangup: notifyHangup}
 	code := a.main(ctx, os.Args[1:])
 	stop()
 	os.Exit(code)

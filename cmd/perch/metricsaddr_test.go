@@ -12,7 +12,7 @@ import (
 	"github.com/perchhq/perch/providers/proxy"
 )
 
-// fixedState is a snapshotter that always shows one state.
+// fixedState is a rolloutmetrics.Snapshots that always shows one state.
 type fixedState struct{ s engine.State }
 
 func (f fixedState) Snapshot() engine.State { return f.s }

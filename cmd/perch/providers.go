@@ -2,15 +2,19 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"time"
 
 	"github.com/perchhq/perch/engine"
 	"github.com/perchhq/perch/engine/spec"
+	"github.com/perchhq/perch/internal/envexpand"
 	"github.com/perchhq/perch/metrics/cloudwatch"
 	"github.com/perchhq/perch/providers/alb"
 	"github.com/perchhq/perch/providers/gatewayapi"
 	"github.com/perchhq/perch/providers/istio"
 	"github.com/perchhq/perch/providers/kube"
+	"github.com/perchhq/perch/providers/proxy/admin"
 )
 
 // Factories of the cloud and mesh providers: each turns its block of the rollout file into
@@ -68,4 +72,20 @@ func gatewayAPIRouter(connect kubeConnector) routerFactory {
 
 func cloudwatchSource(ctx context.Context, spec *spec.Rollout, _ engine.Router, flags connectFlags) (engine.Source, error) {
 	return cloudwatch.New(ctx, cloudwatch.Config{Region: spec.Metrics.CloudWatch.Region, Profile: flags.awsProfile})
+}
+
+// standaloneProxyRouter drives a `perch proxy` through its admin API. The proxy keeps its
+// weight itself (in its state file), so a resumed run reads it back rather than restoring it.
+// ${NAME} in the address and the token is read from the environment.
+func standaloneProxyRouter(_ context.Context, spec *spec.Rollout, _ connectFlags) (engine.Router, error) {
+	p := spec.Traffic.Proxy
+	address, err := envexpand.Expand(p.Admin, os.Getenv)
+	if err != nil {
+		return nil, fmt.Errorf("%s: traffic.proxy.admin: %w", spec.Where("traffic.proxy.admin"), err)
+	}
+	token, err := envexpand.Expand(p.AdminToken, os.Getenv)
+	if err != nil {
+		return nil, fmt.Errorf("%s: traffic.proxy.adminToken: %w", spec.Where("traffic.proxy.adminToken"), err)
+	}
+	return admin.New(admin.Config{Address: address, Token: token})
 }

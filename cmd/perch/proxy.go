@@ -9,29 +9,34 @@ import (
 
 	"github.com/perchhq/perch/engine"
 	"github.com/perchhq/perch/engine/spec"
-	"github.com/perchhq/perch/internal/envvar"
+	"github.com/perchhq/perch/internal/envexpand"
 	"github.com/perchhq/perch/providers/proxy"
 )
 
-// proxyRouter starts perch's own proxy on the rollout's listen address.
-func proxyRouter(ctx context.Context, spec *spec.Rollout, flags connectFlags) (engine.Router, error) {
-	p := spec.Traffic.Proxy
+// proxyRouter starts perch's own proxy on the rollout's listen address, or drives a standalone
+// one through its admin API.
+func proxyRouter(ctx context.Context, rollout *spec.Rollout, flags connectFlags) (engine.Router, error) {
+	p := rollout.Traffic.Proxy
+	if p.Standalone() {
+		return standaloneProxyRouter(ctx, rollout, flags)
+	}
 	cfg := proxy.Config{Stable: p.Stable, Canary: p.Canary}
 	if p.Sticky != nil {
 		cfg.StickyHeader, cfg.StickyCookie = p.Sticky.Header, p.Sticky.Cookie
 	}
-	if p.Override != nil && p.Override.Token != "" { // no token (an older journal's): no override
-		token, err := envvar.Expand(p.Override.Token, os.Getenv)
+	// No token (an older journal's) or a journal's redacted one: no override at all.
+	if o := p.Override; o != nil && o.Token != "" && o.Token != spec.RedactedSecret {
+		token, err := envexpand.Expand(string(o.Token), os.Getenv)
 		if err != nil {
 			return nil, fmt.Errorf("traffic.proxy.override.token: %w", err)
 		}
-		cfg.OverrideHeader, cfg.OverrideToken = p.Override.Header, token
+		cfg.OverrideHeader, cfg.OverrideToken = o.Header, token
 	}
 	if t := p.Timeouts; t != nil {
 		cfg.Timeouts = proxy.Timeouts{ResponseHeader: time.Duration(t.ResponseHeader), Idle: time.Duration(t.Idle), Body: time.Duration(t.Body)}
 	}
 	cfg.MaxConnections = p.MaxConnections
-	cfg.Resolution, cfg.Retention = builtinWindow(spec)
+	cfg.Resolution, cfg.Retention = builtinWindow(rollout)
 	px, err := proxy.Listen(p.Listen, cfg)
 	if err != nil {
 		return nil, err
@@ -58,11 +63,26 @@ func builtinWindow(spec *spec.Rollout) (resolution, retention time.Duration) {
 	return resolution, max(longest+4*interval, 5*time.Minute)
 }
 
-// builtinSource is the proxy's own observations; the proxy is the rollout's router.
+// builtinSource is the proxy's own observations; the proxy is the rollout's router, in perch or
+// standalone (whose admin API answers the queries).
 func builtinSource(_ context.Context, _ *spec.Rollout, router engine.Router, _ connectFlags) (engine.Source, error) {
-	p, ok := router.(interface{ Source() *proxy.Source })
-	if !ok {
-		return nil, errors.New("the builtin metrics source is the proxy's own observations: it needs traffic.proxy")
+	switch p := router.(type) {
+	case interface{ Source() *proxy.Source }:
+		return p.Source(), nil
+	case engine.Source:
+		return p, nil
 	}
-	return p.Source(), nil
+	return nil, errors.New("the builtin metrics source is the proxy's own observations: it needs traffic.proxy")
+}
+
+// inProcessProxyNote is what perch says when it starts a proxy inside itself, which serves only
+// while this perch runs; "" for any other provider.
+func inProcessProxyNote(spec *spec.Rollout) string {
+	p := spec.Traffic.Proxy
+	if p == nil || p.Standalone() {
+		return ""
+	}
+	return fmt.Sprintf("perch: proxy on %s (stable %s, canary %s) runs inside this perch: its traffic stops when perch stops.\n"+
+		"perch: for traffic that outlives perch run the proxy as a service with 'perch proxy PROXY.yaml' and set traffic.proxy.admin",
+		p.Listen, p.Stable, p.Canary)
 }

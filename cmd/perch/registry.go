@@ -33,6 +33,7 @@ type sourceFactory func(ctx context.Context, spec *spec.Rollout, router engine.R
 type registry struct {
 	routers map[string]routerFactory // by spec.Traffic.Kind()
 	sources map[string]sourceFactory // by spec.Metrics.Kind()
+	flags   map[string]flagsFactory  // by spec.Flags.Kind()
 }
 
 func defaultRegistry() registry {
@@ -50,13 +51,15 @@ func defaultRegistry() registry {
 				return prometheus.New(s.Metrics.Prometheus.Address, nil)
 			},
 		},
+		flags: defaultFlags(),
 	}
 }
 
-// backend is a rollout's connected router and source.
+// backend is a rollout's connected router and source, and its feature-flag system if any.
 type backend struct {
 	router engine.Router
 	source engine.Source
+	flags  engine.Flags
 }
 
 // close lets go of whatever the router or source holds (the proxy's listener, say).
@@ -82,6 +85,10 @@ func (r registry) connect(ctx context.Context, spec *spec.Rollout, flags connect
 		return nil, runtimeError(fmt.Errorf("connect to %s: %w", kind, err))
 	}
 	b := &backend{router: router}
+	if b.flags, err = r.connectFlags(ctx, spec); err != nil {
+		b.close()
+		return nil, err
+	}
 	if len(spec.Checks) == 0 {
 		return b, nil
 	}

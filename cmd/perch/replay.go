@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/internal/printable"
 	"github.com/perchhq/perch/themes"
 	"github.com/perchhq/perch/tui"
 )
@@ -89,7 +90,7 @@ func describeEnd(s engine.State) string {
 	case s.Phase.Done():
 		return string(s.Phase)
 	case s.Stopped:
-		return fmt.Sprintf("stopped at step %d (%s)", s.Step+1, s.StopReason)
+		return fmt.Sprintf("stopped at step %d (%s)", s.Step+1, printable.Line(s.StopReason))
 	}
 	return fmt.Sprintf("%s at step %d when the recording ends", s.Phase, s.Step+1)
 }

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/perchhq/perch/internal/printable"
 )
 
 // Exit codes of the CLI contract.
@@ -23,6 +26,9 @@ type app struct {
 	stdout, stderr io.Writer
 	registry       registry
 	getenv         func(string) string
+	// notifyHangup delivers SIGHUP to a channel until the function it returns is called; nil
+	// watches for none (tests).
+	notifyHangup func(chan<- os.Signal) (stop func())
 }
 
 // exitError carries the exit code a verb ends with. An error that is not one is a usage
@@ -57,11 +63,12 @@ func (a *app) main(ctx context.Context, args []string) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil {
-			fmt.Fprintln(a.stderr, "perch:", ee.err)
+			// Errors quote what providers, sources and journals said: show it, not obey it.
+			fmt.Fprintln(a.stderr, "perch:", printable.Text(ee.err.Error()))
 		}
 		return ee.code
 	}
-	fmt.Fprintf(a.stderr, "perch: %v\nRun 'perch --help' for usage.\n", err)
+	fmt.Fprintf(a.stderr, "perch: %s\nRun 'perch --help' for usage.\n", printable.Text(err.Error()))
 	return exitBadInput
 }
 
@@ -83,7 +90,7 @@ func (a *app) rootCmd() *cobra.Command {
 	}{
 		{"rollouts", "Rollouts:", []*cobra.Command{a.runCmd(), a.serveCmd(), a.demoCmd(), a.replayCmd()}},
 		{"control", "Steer a running perch (through its control socket):", a.controlCmds()},
-		{"tools", "Files, metrics and traffic:", []*cobra.Command{a.validateCmd(), a.analyzeCmd(), a.trafficCmd()}},
+		{"tools", "Files, metrics and traffic:", []*cobra.Command{a.validateCmd(), a.analyzeCmd(), a.trafficCmd(), a.proxyCmd()}},
 	}
 	for _, g := range groups {
 		root.AddGroup(&cobra.Group{ID: g.id, Title: g.title})

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -24,6 +23,7 @@ type runFlags struct {
 	resume   bool
 	theme    string
 	socket   string
+	group    string // --socket-group
 	connect  connectFlags
 
 	metricsAddr string
@@ -35,8 +35,10 @@ func (a *app) runCmd() *cobra.Command {
 		Use:   "run ROLLOUT.yaml",
 		Short: "Run a rollout",
 		Long: `Run a rollout: set each step's weight, analyse, advance, and promote, or roll back the
-moment the canary is worse. Every event is journaled first; after a crash or a signal,
-run again with --resume --journal FILE to continue where it stopped.
+moment the canary is worse. Before the first event it reaches the traffic provider and runs
+each metric query once (as validate --check-access); if it cannot, it exits 3 without
+starting. Every event is journaled first; after a crash or a signal (SIGINT, SIGTERM,
+SIGHUP), run again with --resume --journal FILE to continue where it stopped.
 
 Exit codes: 0 promoted, 1 rolled back, 2 bad input, 3 stopped by an error or a signal.`,
 		Args: exactlyOneArg("rollout file"),
@@ -47,10 +49,16 @@ Exit codes: 0 promoted, 1 rolled back, 2 bad input, 3 stopped by an error or a s
 	c.Flags().StringVar(&f.journal, "journal", "", "journal file (default ./perch-NAME-TIMESTAMP.jsonl)")
 	c.Flags().BoolVar(&f.resume, "resume", false, "continue the rollout recorded in --journal")
 	c.Flags().StringVar(&f.theme, "theme", themes.Default, "TUI colours: "+strings.Join(themes.Names(), ", ")+", or a theme file NAME.yaml")
-	c.Flags().StringVar(&f.socket, "socket", "", "control socket for perch pause|resume|advance|rollback|promote|status (default $XDG_RUNTIME_DIR/perch/NAME.sock, else beside the journal; none: no socket)")
+	addSocketFlags(c, &f.socket, &f.group)
 	addConnectFlags(c, &f.connect)
 	addMetricsAddrFlag(c, &f.metricsAddr)
 	return c
+}
+
+// addSocketFlags adds --socket and --socket-group to a verb that serves the control socket.
+func addSocketFlags(c *cobra.Command, socket, group *string) {
+	c.Flags().StringVar(socket, "socket", "", "control socket for perch pause|resume|advance|rollback|promote|status (default $XDG_RUNTIME_DIR/perch/NAME.sock, else $TMPDIR/perch-UID/NAME.sock; none: no socket)")
+	c.Flags().StringVar(group, "socket-group", "", "let members of this group use the control socket too (mode 0660; its directory 0750)")
 }
 
 func addConnectFlags(c *cobra.Command, f *connectFlags) {
@@ -67,64 +75,22 @@ func (a *app) run(c *cobra.Command, path string, f runFlags) error {
 	if err != nil {
 		return err
 	}
-	ctx := c.Context()
-	r, err := a.openRollout(ctx, path, f)
-	if err != nil {
-		return err
-	}
-	defer r.close()
-	spec, b, journal := r.spec, r.backend, r.journal
-	// Under the TUI the engine stays after a rollback, so the operator can retry (R).
-	eng, err := engine.New(engine.Config{Spec: spec, Router: b.router, Source: b.source, Journal: journal, Resume: r.rec, Linger: !f.headless})
-	if err != nil {
-		return badInput(err)
-	}
-	stopControl, err := a.serveControl(ctx, eng, spec, f.socket, journal.Path())
-	if err != nil {
-		return err
-	}
-	defer stopControl()
-	stopMetrics, err := a.serveMetrics(f.metricsAddr, eng, b.router, b.source)
-	if err != nil {
-		return err
-	}
-	defer stopMetrics()
-	integrations, held := a, (*heldWriter)(nil)
+	var front frontEnd = headless{format: f.output}
 	if !f.headless {
-		integrations, held = a.holdingStderr()
+		front = localTUI{theme: theme, format: f.output}
 	}
-	stop, err := integrations.startIntegrations(ctx, spec, eng)
-	if err != nil {
-		return err
-	}
-	r.started = true
-	if !f.headless {
-		out, err := a.runTUI(ctx, eng, theme, f.output, held, "")
-		stop()
-		return a.finish(out, err, eng.Snapshot(), path, journal.Path())
-	}
-	printed := make(chan struct{})
-	go printEvents(eng.Events(), a.stdout, spec, f.output, printed)
-	out, err := eng.Run(ctx)
-	stop()
-	<-printed
-	return a.finish(out, err, eng.Snapshot(), path, journal.Path())
+	return a.supervise(c.Context(), supervision{
+		open:   func(ctx context.Context) (*rollout, error) { return a.openRollout(ctx, path, f) },
+		linger: !f.headless, // under the TUI the engine stays after a rollback, so the operator can retry (R)
+		socket: f.socket, socketGroup: f.group, metricsAddr: f.metricsAddr,
+		front:   front,
+		stopped: resumeHint(path),
+	})
 }
 
-// rollout is a rollout file connected to its provider and its journal, ready for an engine.
-type rollout struct {
-	spec    *spec.Rollout
-	backend *backend
-	journal *engine.Journal
-	rec     *engine.Recording // with --resume: what the journal recorded
-	// started is set once the engine has run; until then a journal this run created holds
-	// only its header and is removed on close, so a failed start leaves no stray file.
-	started bool
-}
-
-// openRollout loads the rollout file, connects to its provider and source and creates its
-// journal, or with --resume reopens the journal named first, so that a provider that lives
-// in perch (the proxy) comes back at the weight it had.
+// openRollout loads the rollout file, connects to its provider and source, reaches them once
+// (preflight) and creates its journal, or with --resume reopens the journal named first, so
+// that a provider that lives in perch (the proxy) comes back at the weight it had.
 func (a *app) openRollout(ctx context.Context, path string, f runFlags) (*rollout, error) {
 	spec, err := loadSpec(path)
 	if err != nil {
@@ -137,9 +103,18 @@ func (a *app) openRollout(ctx context.Context, path string, f runFlags) (*rollou
 		}
 		f.connect.restoreWeight = r.rec.Fold().Weight
 	}
-	if r.backend, err = a.registry.connect(ctx, spec, f.connect); err != nil {
+	b, err := a.registry.connect(ctx, spec, f.connect)
+	if err != nil {
 		r.close()
 		return nil, err
+	}
+	r.router, r.source, r.flags, r.release = b.router, b.source, b.flags, func() { b.close() }
+	if err := preflight(ctx, spec, b); err != nil {
+		r.close()
+		return nil, err
+	}
+	if note := inProcessProxyNote(spec); note != "" {
+		fmt.Fprintln(a.stderr, note)
 	}
 	if !f.resume {
 		var journalPath string
@@ -150,18 +125,6 @@ func (a *app) openRollout(ctx context.Context, path string, f runFlags) (*rollou
 		fmt.Fprintf(a.stderr, "perch: journal %s\n", journalPath)
 	}
 	return r, nil
-}
-
-func (r *rollout) close() {
-	if r.journal != nil {
-		r.journal.Close()
-		if !r.started && r.rec == nil {
-			os.Remove(r.journal.Path())
-		}
-	}
-	if r.backend != nil {
-		r.backend.close()
-	}
 }
 
 // resumeJournal reopens the journal of a run to continue.
@@ -195,33 +158,22 @@ func createJournal(spec *spec.Rollout, path string) (*engine.Journal, string, er
 	return j, path, nil
 }
 
-// finish turns how the engine ended into the exit code, saying how to resume a stopped run.
-func (a *app) finish(out engine.Outcome, err error, st engine.State, specPath, journalPath string) error {
-	switch {
-	case err != nil:
-		return runtimeError(fmt.Errorf("stopped: %w", err))
-	case out == engine.OutcomePromoted:
-		return nil
-	case out == engine.OutcomeRolledBack, st.Phase == engine.PhaseRolledBack:
-		return exitWith(exitRolledBack) // a lingering engine stopped after a rollback, too
-	}
-	weight := "unknown"
-	if st.Weight >= 0 {
-		weight = fmt.Sprintf("%d%%", st.Weight)
-	}
-	return runtimeError(fmt.Errorf("stopped at step %d with the canary at %s; traffic was left as it is.\nResume with: perch run %s --resume --journal %s",
-		st.Step+1, weight, specPath, journalPath))
-}
-
-// serveControl listens on the rollout's control socket until the returned function is called.
-func (a *app) serveControl(ctx context.Context, eng *engine.Engine, spec *spec.Rollout, socket, journalPath string) (func(), error) {
+// serveControl listens on the rollout's control socket until the returned function is called;
+// it reports on a.stderr.
+func (a *app) serveControl(ctx context.Context, eng *engine.Engine, spec *spec.Rollout, socket, group string) (func(), error) {
+	opts := control.Options{Group: group, Logf: func(format string, args ...any) {
+		fmt.Fprintf(a.stderr, "perch: "+format+"\n", args...)
+	}}
 	switch socket {
 	case "none":
+		if group != "" {
+			return nil, badInput(errors.New("--socket-group goes with a control socket, not --socket none"))
+		}
 		return func() {}, nil
 	case "":
-		socket = control.DefaultPath(a.getenv, spec.Name, journalPath)
+		socket, opts.PrivateDir = control.DefaultPath(a.getenv, spec.Name), true
 	}
-	srv, err := control.Listen(socket, eng)
+	srv, err := control.Listen(socket, eng, opts)
 	if err != nil {
 		return nil, runtimeError(err)
 	}

@@ -42,7 +42,7 @@ func newCLI(t *testing.T, m *memBackend) *cli {
 	if err := os.WriteFile(filepath.Join(c.dir, "web.yaml"), []byte(rolloutYAML), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c.app = &app{stdin: strings.NewReader(""), stdout: &c.stdout, stderr: &c.stderr, registry: memRegistry(m), getenv: func(string) string { return "" }}
+	c.app = &app{stdin: strings.NewReader(""), stdout: &c.stdout, stderr: &c.stderr, registry: memRegistry(m), getenv: testEnv}
 	return c
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/user"
 	"sync"
+	"sync/atomic"
 
 	"github.com/charmbracelet/x/term"
 
@@ -33,10 +34,18 @@ func (a *app) checkTUI(f runFlags) (themes.Theme, error) {
 	return theme, nil
 }
 
-// runTUI runs the engine under the terminal UI. Leaving the view never changes traffic: the
-// operator either detaches (the engine carries on, printing events as --headless does) or
-// stops the engine (traffic stays as it is, to resume later).
-func (a *app) runTUI(ctx context.Context, eng *engine.Engine, theme themes.Theme, format string, held *heldWriter, note string) (engine.Outcome, error) {
+// localTUI is the terminal UI in this terminal (perch run, perch demo). Leaving the view never
+// changes traffic: the operator either detaches (the engine carries on, printing events as
+// --headless does) or stops the engine (traffic stays as it is, to resume later). A terminal
+// that goes away detaches.
+type localTUI struct {
+	theme  themes.Theme
+	format string // what a detached run prints: text or json
+}
+
+func (localTUI) prepare(*session) error { return nil }
+
+func (t localTUI) run(ctx context.Context, s *session) (engine.Outcome, error) {
 	engineCtx, stopEngine := context.WithCancel(ctx)
 	defer stopEngine()
 	type result struct {
@@ -45,35 +54,72 @@ func (a *app) runTUI(ctx context.Context, eng *engine.Engine, theme themes.Theme
 	}
 	done := make(chan result, 1)
 	go func() {
-		out, err := eng.Run(engineCtx)
+		out, err := s.eng.Run(engineCtx)
 		done <- result{out, err}
 	}()
-	name := a.localUser()
-	held.hold()
-	choice, err := tui.Run(ctx, tui.Options{Snapshots: eng, Commander: eng, Mode: tui.ModeLocal, Theme: theme,
-		Actor: engine.Actor{Name: name, Role: engine.RoleOperator, Source: "tui"}, Note: note})
-	held.release()
-	switch {
-	case ctx.Err() != nil: // a signal: the engine stops with it, as headless
-	case err != nil:
-		// The rollout must not go unsupervised because the screen failed: carry on headless.
-		fmt.Fprintf(a.stderr, "perch: %v; the rollout carries on without it\n", err)
-		choice = tui.ChoiceDetach
-	}
+	choice, gone := t.show(ctx, s)
 	printed := make(chan struct{})
 	switch choice {
 	case tui.ChoiceStop:
 		stopEngine()
 		close(printed)
 	case tui.ChoiceDetach:
-		fmt.Fprintln(a.stderr, "perch: detached from the view; the rollout carries on here (Ctrl+C stops the engine and leaves traffic as it is)")
-		go printEvents(eng.Events(), a.stdout, eng.Spec(), format, printed)
+		if !gone {
+			fmt.Fprintln(s.app.stderr, "perch: detached from the view; the rollout carries on here (Ctrl+C stops the engine and leaves traffic as it is)")
+		}
+		// Printing to a terminal that went away fails at once, and only the printing stops.
+		go printEvents(s.eng.Events(), s.app.stdout, s.eng.Spec(), t.format, printed)
 	default:
 		close(printed)
 	}
 	r := <-done
 	<-printed
 	return r.out, r.err
+}
+
+// show runs the view until the operator leaves it, ctx ends or the terminal goes away (a
+// hangup, or bubbletea's input ends or its output fails), and says what to do with the
+// engine. The rollout must not go unsupervised because the screen went: then the engine
+// carries on headless, and the journal says so.
+func (t localTUI) show(ctx context.Context, s *session) (choice tui.Choice, gone bool) {
+	viewCtx, endView := context.WithCancel(ctx)
+	defer endView()
+	var lost atomic.Bool
+	lose := func() {
+		lost.Store(true)
+		endView()
+	}
+	previous := s.hangups.set(lose)
+	in, out := watchTerminal(s.app.stdin, s.app.stdout, lose)
+	actor := engine.Actor{Name: s.app.localUser(), Role: engine.RoleOperator, Source: "tui"}
+	s.held.hold()
+	choice, err := tui.Run(viewCtx, tui.Options{Snapshots: s.eng, Commander: s.eng, Mode: tui.ModeLocal, Theme: t.theme,
+		Actor: actor, Note: s.rollout.note, Input: in, Output: out})
+	s.held.release()
+	var why string
+	switch {
+	case lost.Load():
+		why = "the terminal went away"
+	case ctx.Err() != nil: // a signal: the engine stops with it, as headless
+	case err != nil:
+		why = err.Error()
+	}
+	s.hangups.set(previous)
+	if why == "" {
+		return choice, false
+	}
+	if lost.Load() {
+		s.hangups.set(func() {}) // the terminal is gone; later hangups are its echoes
+	}
+	text := why + "; the rollout carries on headless (perch status, perch rollback… reach it through the control socket)"
+	switch err := s.eng.Note(ctx, actor, text); {
+	case errors.Is(err, engine.ErrNotRunning):
+		return choice, true // the engine had ended already: nothing carries on
+	case err != nil:
+		fmt.Fprintf(s.app.stderr, "perch: could not journal that the view ended: %v\n", err)
+	}
+	fmt.Fprintf(s.app.stderr, "perch: %s\n", text)
+	return tui.ChoiceDetach, true
 }
 
 // heldWriter passes writes through, except while held, when it keeps them to write on

@@ -5,10 +5,14 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/perchhq/perch/engine"
 	"github.com/perchhq/perch/tui/tmuxtest"
 )
 
@@ -17,16 +21,44 @@ import (
 const (
 	childEnv     = "PERCH_RUN_TUI_CHILD"
 	childArgsEnv = "PERCH_RUN_TUI_ARGS"
+	childExitEnv = "PERCH_RUN_TUI_EXIT"  // a file the child writes its exit code to, when set
+	childNoHUP   = "PERCH_RUN_TUI_NOHUP" // 1: the child ignores SIGHUP, as under nohup
 )
 
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" {
-		a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, registry: memRegistry(&memBackend{}), getenv: os.Getenv}
+		if os.Getenv(childNoHUP) == "1" {
+			signal.Ignore(syscall.SIGHUP)
+		}
+		a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, registry: memRegistry(&memBackend{}), getenv: os.Getenv,
+			notifyHangup: notifyHangup}
 		code := a.main(context.Background(), strings.Fields(os.Getenv(childArgsEnv)))
 		fmt.Printf("perch exited %d\n", code)
+		if exitFile := os.Getenv(childExitEnv); exitFile != "" {
+			os.WriteFile(exitFile, []byte(fmt.Sprint(code)), 0o600)
+		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	// A perch given no --socket puts it under $XDG_RUNTIME_DIR: one directory per test
+	// process keeps test runs side by side (and a perch of yours) from meeting there.
+	xdg, err := os.MkdirTemp("", "perch-test-xdg-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Setenv("XDG_RUNTIME_DIR", xdg)
+	code := m.Run()
+	os.RemoveAll(xdg)
+	os.Exit(code)
+}
+
+// testEnv is the environment of the perches the tests run in-process: nothing but the
+// $XDG_RUNTIME_DIR of this test process.
+func testEnv(name string) string {
+	if name == "XDG_RUNTIME_DIR" {
+		return os.Getenv(name)
+	}
+	return ""
 }
 
 // writeRollout writes a rollout of one step analysed for analyze.
@@ -101,6 +133,66 @@ func TestRunTUIDetach(t *testing.T) {
 	tmux.Key("d")
 	tmux.WaitForHistory("detached", "perch: detached from the view; the rollout carries on here",
 		"promoted: canary weight is 100%", "perch exited 0")
+}
+
+// TestRunTUITerminalGone: when the terminal running the TUI goes away (its tmux pane is killed),
+// the engine carries on headless, as a detach does, says so in the journal, and the rollout
+// ends as it would have (promoted, exit 0). perch hears of it from the hangup, or, with SIGHUP
+// ignored (nohup), from its input ending.
+func TestRunTUITerminalGone(t *testing.T) {
+	for _, tc := range []struct{ name, noHUP string }{{"hangup", "0"}, {"input ends", "1"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			rollout := writeRollout(t, "4s")
+			dir := t.TempDir()
+			journal, exitFile := filepath.Join(dir, "journal.jsonl"), filepath.Join(dir, "exit")
+			tmux := tmuxtest.Start(t, tmuxtest.Options{Width: 100, Height: 30, Dir: dir, Command: []string{os.Args[0], "-test.run=^$"},
+				Env: []string{childEnv + "=1", childArgsEnv + "=run " + rollout + " --journal " + journal, childExitEnv + "=" + exitFile,
+					childNoHUP + "=" + tc.noHUP, "USER=carol"}})
+			tmux.WaitFor("start", "tui-run", "RUNNING", "you are carol (operator)")
+			tmux.Tmux("kill-pane", "-t", "main")
+			code := waitForFile(t, exitFile, journal)
+			checkCarriedOnHeadless(t, journal, code)
+		})
+	}
+}
+
+// waitForFile waits up to 30 s for the child to write its exit code to exitFile.
+func waitForFile(t *testing.T, exitFile, journal string) string {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if code, _ := os.ReadFile(exitFile); len(code) > 0 {
+			return string(code)
+		}
+		if time.Now().After(deadline) {
+			data, _ := os.ReadFile(journal)
+			t.Fatalf("perch did not end the rollout after its terminal went away; the journal:\n%s", data)
+		}
+	}
+}
+
+// checkCarriedOnHeadless reads the journal of a run whose terminal went away: a note by the
+// operator says the rollout carried on, the engine never stopped, and it was promoted.
+func checkCarriedOnHeadless(t *testing.T, journal, code string) {
+	t.Helper()
+	rec, err := engine.LoadRecording(journal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var note *engine.Event
+	for i, ev := range rec.Events {
+		if ev.Type == engine.EventNote && strings.Contains(ev.Reason, "terminal went away") {
+			note = &rec.Events[i]
+		}
+		if ev.Type == engine.EventStopped {
+			t.Errorf("the engine stopped when the terminal went away: %+v", ev)
+		}
+	}
+	if note == nil || note.Actor == nil || note.Actor.Name != "carol" || !strings.Contains(note.Reason, "carries on headless") {
+		t.Errorf("the journal does not say the view ended and the rollout carried on: %+v", note)
+	}
+	if last := rec.Events[len(rec.Events)-1]; last.Type != engine.EventPromoted || code != "0" {
+		t.Errorf("ended with %s, exit %s; want promoted, exit 0", last.Type, code)
+	}
 }
 
 // TestRunTUIStop: leaving the view with s stops the engine with traffic as it was, and says

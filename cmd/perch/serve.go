@@ -26,6 +26,7 @@ type sshFlags struct {
 	operatorKeys string
 	viewerKeys   string
 	hostKey      string
+	limits       remote.Limits
 }
 
 func addSSHFlags(c *cobra.Command, f *sshFlags, demo bool) {
@@ -36,7 +37,30 @@ func addSSHFlags(c *cobra.Command, f *sshFlags, demo bool) {
 	}
 	c.Flags().StringVar(&f.operatorKeys, "operator-keys", "", keysHelp)
 	c.Flags().StringVar(&f.viewerKeys, "viewer-keys", "", "authorized_keys file of people who may watch but not change traffic")
-	c.Flags().StringVar(&f.hostKey, "host-key", "", "SSH host key, created (mode 0600) if absent (default $XDG_CONFIG_HOME/perch/ssh_host_ed25519)")
+	c.Flags().StringVar(&f.hostKey, "host-key", "", "SSH host key, created (mode 0600) if absent (default $XDG_CONFIG_HOME/perch/ssh_host_ed25519); refused if group or others may read it")
+	c.Flags().DurationVar(&f.limits.LoginGrace, "ssh-login-grace", remote.DefaultLoginGrace, "close an SSH connection that has no session for this long (from connecting, or since its last session ended)")
+	c.Flags().IntVar(&f.limits.MaxStartups, "ssh-max-startups", remote.DefaultMaxStartups, "SSH connections without a session held at once; one more closes the oldest")
+	c.Flags().IntVar(&f.limits.MaxSessions, "ssh-max-sessions", remote.DefaultMaxSessions, "SSH sessions open at once")
+	c.Flags().IntVar(&f.limits.MaxSessionsPerKey, "ssh-max-sessions-per-key", remote.DefaultMaxSessionsPerKey, "SSH sessions one key may have open at once")
+	c.Flags().DurationVar(&f.limits.KeepaliveInterval, "ssh-keepalive", remote.DefaultKeepaliveInterval,
+		fmt.Sprintf("ask each SSH client this often whether it is alive, and disconnect it after %d unanswered (0: never)", remote.DefaultKeepaliveCountMax))
+}
+
+// checkSSHLimits refuses limits that would shut everyone out; it makes a zero keepalive mean
+// none.
+func checkSSHLimits(f *sshFlags) error {
+	l := &f.limits
+	switch {
+	case l.LoginGrace <= 0:
+		return badInput(fmt.Errorf("--ssh-login-grace %s: want a positive duration", l.LoginGrace))
+	case l.MaxStartups < 1, l.MaxSessions < 1, l.MaxSessionsPerKey < 1:
+		return badInput(errors.New("--ssh-max-startups, --ssh-max-sessions and --ssh-max-sessions-per-key must be at least 1"))
+	case l.KeepaliveInterval < 0:
+		return badInput(fmt.Errorf("--ssh-keepalive %s: want a positive duration, or 0 for none", l.KeepaliveInterval))
+	case l.KeepaliveInterval == 0:
+		l.KeepaliveInterval = -1
+	}
+	return nil
 }
 
 type serveFlags struct {
@@ -67,7 +91,7 @@ Exit codes: 0 promoted, 1 rolled back, 2 bad input, 3 stopped by an error or a s
 	c.Flags().StringVarP(&f.run.output, "output", "o", outputText, "event lines on stdout: text or json")
 	c.Flags().StringVar(&f.run.journal, "journal", "", "journal file (default ./perch-NAME-TIMESTAMP.jsonl)")
 	c.Flags().BoolVar(&f.run.resume, "resume", false, "continue the rollout recorded in --journal")
-	c.Flags().StringVar(&f.run.socket, "socket", "", "control socket (default $XDG_RUNTIME_DIR/perch/NAME.sock, else beside the journal; none: no socket)")
+	addSocketFlags(c, &f.run.socket, &f.run.group)
 	c.Flags().StringVar(&f.run.theme, "theme", themes.Default, "starting theme of each session: "+strings.Join(themes.Names(), ", ")+", or a theme file NAME.yaml")
 	c.Flags().DurationVar(&f.holdOpen, "hold-open", time.Minute, "how long sessions stay open after the rollout is promoted")
 	addSSHFlags(c, &f.ssh, false)
@@ -83,6 +107,9 @@ func (a *app) serve(ctx context.Context, path string, f serveFlags) error {
 	if f.ssh.addr == "" || f.ssh.operatorKeys == "" {
 		return badInput(errors.New("serve needs --ssh ADDR and --operator-keys FILE (use perch run for a local terminal)"))
 	}
+	if err := checkSSHLimits(&f.ssh); err != nil {
+		return err
+	}
 	keys, err := remote.LoadKeyring(f.ssh.operatorKeys, f.ssh.viewerKeys)
 	if err != nil {
 		return badInput(err)
@@ -91,65 +118,53 @@ func (a *app) serve(ctx context.Context, path string, f serveFlags) error {
 	if err != nil {
 		return badInput(fmt.Errorf("--theme: %w", err))
 	}
-	r, err := a.openRollout(ctx, path, f.run)
-	if err != nil {
-		return err
-	}
-	defer r.close()
-	spec, b, journal := r.spec, r.backend, r.journal
-	eng, err := engine.New(engine.Config{Spec: spec, Router: b.router, Source: b.source, Journal: journal, Resume: r.rec, Linger: true})
-	if err != nil {
-		return badInput(err)
-	}
-	stopControl, err := a.serveControl(ctx, eng, spec, f.run.socket, journal.Path())
-	if err != nil {
-		return err
-	}
-	defer stopControl()
-	stopMetrics, err := a.serveMetrics(f.metrics, eng, b.router, b.source)
-	if err != nil {
-		return err
-	}
-	defer stopMetrics()
-	stopIntegrations, err := a.startIntegrations(ctx, spec, eng)
-	if err != nil {
-		return err
-	}
-	r.started = true
-	out, runErr := a.runServed(ctx, eng, keys, f.ssh, theme, f.run.output, f.holdOpen)
-	stopIntegrations()
-	if errors.Is(runErr, errSSHStart) {
-		return runErr
-	}
-	return a.finish(out, runErr, eng.Snapshot(), path, journal.Path())
+	return a.supervise(ctx, supervision{
+		open:   func(ctx context.Context) (*rollout, error) { return a.openRollout(ctx, path, f.run) },
+		linger: true, socket: f.run.socket, socketGroup: f.run.group, metricsAddr: f.metrics,
+		front:   &sshFront{keys: keys, flags: f.ssh, theme: theme, format: f.run.output, holdOpen: f.holdOpen},
+		stopped: resumeHint(path),
+	})
 }
 
-// errSSHStart marks a failure to start serving, before the engine ran.
-var errSSHStart = errors.New("ssh")
+// sshFront runs the engine headless, printing its events, while serving its TUI over SSH;
+// after a promotion sessions stay open for holdOpen so everyone sees the end.
+type sshFront struct {
+	keys     *remote.Keyring // nil: the demo's open mode
+	flags    sshFlags
+	theme    themes.Theme
+	format   string
+	holdOpen time.Duration
 
-// runServed runs eng headless, printing its events, while serving its TUI over SSH; after a
-// promotion sessions stay open for holdOpen so everyone sees the end.
-func (a *app) runServed(ctx context.Context, eng *engine.Engine, keys *remote.Keyring, f sshFlags, theme themes.Theme, format string, holdOpen time.Duration) (engine.Outcome, error) {
-	sshCtx, stopSSH := context.WithCancel(context.Background())
-	defer stopSSH()
-	sshDone, err := a.startSSH(sshCtx, eng, keys, f, theme)
+	stopSSH context.CancelFunc // ends every session
+	done    <-chan struct{}    // closed once every session is gone
+}
+
+// prepare listens for SSH before the engine starts, so a port in use fails the start.
+func (f *sshFront) prepare(s *session) error {
+	// Not the run's context: sessions should see the engine's last events, so the server stops
+	// only once the engine has.
+	ctx, stop := context.WithCancel(context.Background())
+	done, err := s.app.startSSH(ctx, s.eng, f.keys, f.flags, f.theme)
 	if err != nil {
-		return engine.OutcomeStopped, fmt.Errorf("%w: %w", errSSHStart, err)
+		stop()
+		return err
 	}
-	printed := make(chan struct{})
-	go printEvents(eng.Events(), a.stdout, eng.Spec(), format, printed)
-	out, runErr := eng.Run(ctx)
-	<-printed
-	if out == engine.OutcomePromoted && holdOpen > 0 {
-		fmt.Fprintf(a.stderr, "perch: promoted; sessions stay open for %s\n", holdOpen)
+	f.stopSSH, f.done = stop, done
+	return nil
+}
+
+func (f *sshFront) run(ctx context.Context, s *session) (engine.Outcome, error) {
+	out, err := headless{format: f.format}.run(ctx, s)
+	if out == engine.OutcomePromoted && f.holdOpen > 0 {
+		fmt.Fprintf(s.app.stderr, "perch: promoted; sessions stay open for %s\n", f.holdOpen)
 		select {
-		case <-time.After(holdOpen):
+		case <-time.After(f.holdOpen):
 		case <-ctx.Done():
 		}
 	}
-	stopSSH()
-	<-sshDone
-	return out, runErr
+	f.stopSSH()
+	<-f.done
+	return out, err
 }
 
 // startSSH serves the TUI of eng over SSH until ctx ends; the returned channel closes once
@@ -172,7 +187,7 @@ func (a *app) startSSH(ctx context.Context, eng *engine.Engine, keys *remote.Key
 	}
 	logger := log.NewWithOptions(a.stderr, log.Options{Prefix: "perch ssh", ReportTimestamp: true, TimeFormat: time.RFC3339})
 	srv, err := remote.New(remote.Config{
-		Addr: f.addr, HostKeyPath: hostKey, Keys: keys, Rollout: eng, Logger: logger,
+		Addr: f.addr, HostKeyPath: hostKey, Keys: keys, Rollout: eng, Logger: logger, Limits: f.limits,
 		NewModel: func(s remote.Session) tea.Model {
 			return tui.New(tui.Options{Snapshots: s.Rollout, Commander: s.Rollout, Actor: s.Actor, Mode: tui.ModeRemote,
 				Theme: theme, Renderer: s.Renderer, Presence: s.Presence.List})

@@ -77,39 +77,11 @@ func TestServeOverRealSSH(t *testing.T) {
 	mallory, _, _ := sshKey(t, dir, "mallory")
 	os.WriteFile(filepath.Join(dir, "operators"), []byte(alicePub+bobPub), 0o600)
 	os.WriteFile(filepath.Join(dir, "viewers"), []byte(vicPub), 0o600)
-	rollout := filepath.Join(dir, "rollout.yaml")
-	os.WriteFile(rollout, []byte(`name: served-api
-traffic: {istio: {virtualService: web, stable: {host: web, subset: stable}, canary: {host: web, subset: canary}}}
-metrics: {prometheus: {address: "http://127.0.0.1:9090"}}
-analysis: {interval: 1s, stabilization: 0s, judge: threshold}
-checks:
-  - {name: latency, canary: lat_canary, baseline: lat_stable, direction: lower_is_better, maxDeviationPercent: 20}
-steps:
-  - {setWeight: 10, analyze: 10m}
-  - {setWeight: 30, analyze: 10m}
-  - {setWeight: 60, analyze: 10m}
-`), 0o644)
-
-	var stdout, stderr lockedBuffer
-	a := &app{stdout: &stdout, stderr: &stderr, registry: memRegistry(&memBackend{}), getenv: func(string) string { return "" }}
+	var stderr lockedBuffer
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	exit := make(chan int, 1)
 	journal := filepath.Join(dir, "j.jsonl")
-	go func() {
-		exit <- a.main(ctx, []string{"serve", rollout, "--ssh", "127.0.0.1:0", "--operator-keys", filepath.Join(dir, "operators"),
-			"--viewer-keys", filepath.Join(dir, "viewers"), "--host-key", filepath.Join(dir, "host"), "--journal", journal,
-			"--socket", "none", "--hold-open", "0s"})
-	}()
-	port := ""
-	for deadline := time.Now().Add(30 * time.Second); port == ""; time.Sleep(20 * time.Millisecond) {
-		if m := regexp.MustCompile(`ssh -p (\d+) 127\.0\.0\.1`).FindStringSubmatch(stderr.String()); m != nil {
-			port = m[1]
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("perch serve never said where it listens:\n%s", stderr.String())
-		}
-	}
+	exit, port := startServe(ctx, t, dir, journal, &stderr)
 	ssh := func(key, user string) []string {
 		return []string{"ssh", "-tt", "-p", port, "-i", key, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
 			"-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", user + "@127.0.0.1"}
@@ -151,6 +123,50 @@ steps:
 		t.Fatal("serve did not stop")
 	}
 
+	checkServedJournal(t, journal, engine.Actor{Name: "alice", Role: engine.RoleOperator, Source: "ssh", Fingerprint: aliceFP})
+}
+
+// startServe writes a three-step rollout into dir and serves it with the key files there until
+// ctx ends; it returns the exit code's channel and the SSH port perch announced.
+func startServe(ctx context.Context, t *testing.T, dir, journal string, stderr *lockedBuffer) (<-chan int, string) {
+	t.Helper()
+	rollout := filepath.Join(dir, "rollout.yaml")
+	os.WriteFile(rollout, []byte(`name: served-api
+traffic: {istio: {virtualService: web, stable: {host: web, subset: stable}, canary: {host: web, subset: canary}}}
+metrics: {prometheus: {address: "http://127.0.0.1:9090"}}
+analysis: {interval: 1s, stabilization: 0s, judge: threshold}
+checks:
+  - {name: latency, canary: lat_canary, baseline: lat_stable, direction: lower_is_better, maxDeviationPercent: 20}
+steps:
+  - {setWeight: 10, analyze: 10m}
+  - {setWeight: 30, analyze: 10m}
+  - {setWeight: 60, analyze: 10m}
+`), 0o644)
+
+	var stdout lockedBuffer
+	a := &app{stdout: &stdout, stderr: stderr, registry: memRegistry(&memBackend{}), getenv: func(string) string { return "" }}
+	exit := make(chan int, 1)
+	go func() {
+		exit <- a.main(ctx, []string{"serve", rollout, "--ssh", "127.0.0.1:0", "--operator-keys", filepath.Join(dir, "operators"),
+			"--viewer-keys", filepath.Join(dir, "viewers"), "--host-key", filepath.Join(dir, "host"), "--journal", journal,
+			"--socket", "none", "--hold-open", "0s"})
+	}()
+	port := ""
+	for deadline := time.Now().Add(30 * time.Second); port == ""; time.Sleep(20 * time.Millisecond) {
+		if m := regexp.MustCompile(`ssh -p (\d+) 127\.0\.0\.1`).FindStringSubmatch(stderr.String()); m != nil {
+			port = m[1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("perch serve never said where it listens:\n%s", stderr.String())
+		}
+	}
+	return exit, port
+}
+
+// checkServedJournal reads the served run's journal: alice's pause and rollback recorded as
+// want, one advance taken and the other refused as stale, and nothing from the viewer.
+func checkServedJournal(t *testing.T, journal string, want engine.Actor) {
+	t.Helper()
 	rec, err := engine.LoadRecording(journal)
 	if err != nil {
 		t.Fatal(err)
@@ -171,7 +187,6 @@ steps:
 			t.Errorf("the viewer's key reached the engine: %+v", ev)
 		}
 	}
-	want := engine.Actor{Name: "alice", Role: engine.RoleOperator, Source: "ssh", Fingerprint: aliceFP}
 	if paused == nil || *paused != want {
 		t.Errorf("pause recorded as %+v, want %+v", paused, want)
 	}

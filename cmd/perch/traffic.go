@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -24,7 +25,8 @@ func (a *app) trafficCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "traffic ROLLOUT.yaml [--set N]",
 		Short: "Read or set the traffic provider's canary weight directly",
-		Long: `Print the canary weight the rollout file's traffic provider has now, and what it points at.
+		Long: `Print the canary weight the rollout file's traffic provider has now, and what it points at,
+the segments perch routes to the canary and the feature flags its steps set.
 With --set N, send N% of traffic to the canary (0 sends everything back to stable) and
 exit 0 once the provider reports N% when read back. This is the operator's manual lever:
 it needs no running engine. A running 'perch run' is not told, and will set its own
@@ -50,9 +52,9 @@ func (a *app) traffic(ctx context.Context, path string, f trafficFlags, set bool
 	if err != nil {
 		return err
 	}
-	if spec.Traffic.Proxy != nil {
-		// The proxy's weight lives in the perch that runs it; a second proxy here would only
-		// fight it for the listen address.
+	if spec.Traffic.Proxy != nil && !spec.Traffic.Proxy.Standalone() {
+		// The weight of a proxy inside perch lives in the perch that runs it; a second proxy
+		// here would only fight it for the listen address.
 		return badInput(fmt.Errorf("%s routes through perch's own proxy, which lives in the running perch: read its weight with 'perch status', move it with 'perch rollback' or 'perch promote'", path))
 	}
 	ctx, cancel := context.WithTimeout(ctx, trafficTimeout)
@@ -69,7 +71,7 @@ func (a *app) traffic(ctx context.Context, path string, f trafficFlags, set bool
 			return runtimeError(fmt.Errorf("read the canary weight: %w", readErr))
 		}
 		fmt.Fprintf(a.stdout, "canary %d%%, stable %d%%\n", before, 100-before)
-		return nil
+		return a.trafficStrategies(ctx, spec, router)
 	}
 	if err := router.SetWeight(ctx, f.set); err != nil {
 		return runtimeError(fmt.Errorf("set the canary to %d%%: %w", f.set, err))
@@ -110,4 +112,44 @@ func describeRouter(spec *spec.Rollout, router engine.Router) string {
 		return s.String()
 	}
 	return spec.Traffic.Kind() + " traffic"
+}
+
+// trafficStrategies prints the segments perch routes to the canary, when the rollout has
+// segment steps, and the percent of users each flag its setFlag steps set is on for.
+func (a *app) trafficStrategies(ctx context.Context, spec *spec.Rollout, router engine.Router) error {
+	if len(spec.Segments()) > 0 {
+		sr, ok := router.(engine.SegmentRouter)
+		if !ok {
+			return runtimeError(fmt.Errorf("%s cannot route segments", describeRouter(spec, router)))
+		}
+		names, err := sr.RoutedSegments(ctx)
+		if err != nil {
+			return runtimeError(fmt.Errorf("read the segments: %w", err))
+		}
+		if len(names) == 0 {
+			fmt.Fprintln(a.stdout, "segments routed to canary: none")
+		} else {
+			fmt.Fprintf(a.stdout, "segments routed to canary: %s\n", strings.Join(names, ", "))
+		}
+	}
+	if len(spec.FlagNames()) == 0 {
+		return nil
+	}
+	flags, err := a.registry.connectFlags(ctx, spec)
+	if err != nil {
+		return err
+	}
+	where := spec.Flags.Kind()
+	if s, ok := flags.(fmt.Stringer); ok {
+		where = s.String()
+	}
+	fmt.Fprintf(a.stdout, "flags: %s\n", where)
+	for _, name := range spec.FlagNames() {
+		p, _, err := flags.ReadFlag(ctx, name)
+		if err != nil {
+			return runtimeError(fmt.Errorf("read flag %s: %w", name, err))
+		}
+		fmt.Fprintf(a.stdout, "flag %s: %s\n", name, flagWords(p))
+	}
+	return nil
 }

@@ -3,9 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/perchhq/perch/engine/notify"
 	"github.com/perchhq/perch/engine/spec"
 )
 
@@ -26,12 +28,18 @@ With --check-access, also reach what the file names: read the traffic provider's
 queries once over the last ten analysis intervals, saying which return no data. No data
 is a warning, not a failure: a canary that takes no traffic yet has none.
 
+Notification URLs and headers are expanded with this environment, as perch run does:
+an unset ${NAME} is a problem in the file.
+
 Exit codes: 0 the file is good (and, with --check-access, everything was reachable),
 2 problems in the file, 3 a provider or query failed.`,
 		Args: exactlyOneArg("rollout file"),
 		RunE: func(c *cobra.Command, args []string) error {
 			spec, err := loadSpec(args[0])
 			if err != nil {
+				return err
+			}
+			if err := checkEnv(spec, a.getenv); err != nil {
 				return err
 			}
 			fmt.Fprintln(a.stdout, summarize(spec))
@@ -57,6 +65,21 @@ func loadSpec(path string) (*spec.Rollout, error) {
 		return nil, badInput(err)
 	}
 	return rollout, nil
+}
+
+// checkEnv expands the ${NAME} references of the notify entries with this environment, as a
+// run does when it starts, and reports each unset variable (and every other problem it shows)
+// where the file wrote it, as exit 2.
+func checkEnv(rollout *spec.Rollout, getenv func(string) string) error {
+	problems := notify.Check(rollout, getenv)
+	if len(problems) == 0 {
+		return nil
+	}
+	lines := make([]string, len(problems))
+	for i, p := range problems {
+		lines[i] = fmt.Sprintf("%s: %s", rollout.Where(p.Path), p)
+	}
+	return badInput(fmt.Errorf("%s\n%d problem(s) in %s", strings.Join(lines, "\n"), len(problems), rollout.File()))
 }
 
 // summarize is the one line validate prints for a good file.

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Regenerate the shipped recordings: one headless demo run per scenario at speed 1 (about
-# 75 s each, run one after another). Usage: bash demo/recordings/generate.sh [SCENARIO...]
+# 75 s each, segments-and-flags 110 s, run one after another).
+# Usage: bash demo/recordings/generate.sh [SCENARIO...]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 scenarios=("$@")
 if ((${#scenarios[@]} == 0)); then
-  scenarios=(healthy error-spike latency-regression flaky-metrics slow-burn)
+  scenarios=(healthy error-spike latency-regression flaky-metrics segments-and-flags slow-burn)
 fi
 bin="$(mktemp -d)/perch"
 go build -o "$bin" ./cmd/perch

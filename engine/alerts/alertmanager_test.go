@@ -3,6 +3,8 @@ package alerts_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -25,19 +27,62 @@ import (
 var update = flag.Bool("update", false, "rewrite testdata/ with the payloads the real Alertmanager sent")
 
 // TestAlertmanagerRollsBack runs Debian's real Alertmanager with a route to the receiver,
-// posts alerts to it as Prometheus would, and watches a real engine react.
+// authenticating as its webhook_configs http_config says, posts alerts to it as Prometheus
+// would, and watches a real engine react. A request without the credentials, as anyone on
+// the network could send, is refused.
 func TestAlertmanagerRollsBack(t *testing.T) {
 	bin := alertmanagerBinary(t)
-	spec := parseSpec(t, rolloutYAML)
+	dir := t.TempDir()
+	ca := newAuthority(t, "perch test CA")
+	cert, key, caFile := tlsFiles(t, dir, ca)
+	amCert, amKey := ca.issue(t, "alertmanager", x509.ExtKeyUsageClientAuth)
+	amCertFile, amKeyFile := filepath.Join(dir, "am.crt"), filepath.Join(dir, "am.key")
+	os.WriteFile(amCertFile, amCert, 0o600)
+	os.WriteFile(amKeyFile, amKey, 0o600)
+	tests := []struct {
+		name       string
+		alerts     string // lines of the rollout file's alerts block
+		httpConfig string // Alertmanager's webhook http_config
+	}{
+		{"bearer token", "  bearerToken: \"${ALERTS_TOKEN}\"\n",
+			fmt.Sprintf("authorization: {credentials: %q}", token)},
+		{"basic auth", "  basicAuth: {username: alertmanager, password: \"${ALERTS_TOKEN}\"}\n",
+			fmt.Sprintf("basic_auth: {username: alertmanager, password: %q}", token)},
+		{"bearer token over mutual TLS", fmt.Sprintf("  bearerToken: \"${ALERTS_TOKEN}\"\n  tls: {cert: %q, key: %q, clientCA: %q}\n", cert, key, caFile),
+			fmt.Sprintf("authorization: {credentials: %q}\ntls_config: {ca_file: %q, cert_file: %q, key_file: %q}", token, caFile, amCertFile, amKeyFile)},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			alertmanagerRollsBack(t, bin, tc.alerts, tc.httpConfig, *update && i == 0)
+		})
+	}
+}
+
+func alertmanagerRollsBack(t *testing.T, bin, alertsBlock, httpConfig string, save bool) {
+	spec := parseSpec(t, authYAML(alertsBlock))
 	r := startEngine(t, spec, &world{})
 	bodies := &capture{}
-	srv, err := alerts.Listen(t.Context(), "127.0.0.1:0", bodies.wrap(alerts.NewReceiver(r.eng, spec.Alerts, alerts.Options{Logf: t.Logf})))
+	rcv := newReceiver(t, r.eng, spec.Alerts, alerts.Options{Logf: t.Logf, Getenv: env(map[string]string{"ALERTS_TOKEN": token})})
+	srv, err := alerts.ListenHandler(t.Context(), "127.0.0.1:0", bodies.wrap(rcv), rcv)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close(context.Background()) })
-	am := startAlertmanager(t, bin, "http://"+srv.Addr()+"/alerts")
+	am := startAlertmanager(t, bin, srv.URL()+"alerts", httpConfig)
 	r.waitFor(10*time.Second, "the rollout to run", func(st engine.State) bool { return st.Phase == engine.PhaseRunning })
+
+	// What anyone who reaches the port could send: refused, and nothing journaled.
+	forged := payload(firing("alertname", "HighErrorRate", "service", "web"))
+	insecure := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	if res, err := insecure.Post(srv.URL(), "application/json", strings.NewReader(forged)); err == nil {
+		res.Body.Close()
+		if res.StatusCode != http.StatusUnauthorized {
+			t.Errorf("a forged alert without credentials: %s, want 401 Unauthorized", res.Status)
+		}
+	}
+	if st := r.eng.Snapshot(); st.Phase != engine.PhaseRunning || len(r.notes()) > 0 {
+		t.Fatalf("after a forged alert: phase %s, notes %q; want running and nothing noted", st.Phase, r.notes())
+	}
 
 	// An alert that matches no rollbackOn entry is noted; the rollout goes on.
 	am.post(t, amAlert{Labels: map[string]string{"alertname": "DiskFull", "severity": "ticket"}, Annotations: map[string]string{"summary": "disk 91% full"}})
@@ -72,7 +117,7 @@ func TestAlertmanagerRollsBack(t *testing.T) {
 	if refused := r.journal.ofType(engine.EventCommandRefused); len(refused) > 0 {
 		t.Errorf("the engine refused %+v", refused)
 	}
-	if *update {
+	if save {
 		bodies.save(t)
 	}
 }
@@ -95,8 +140,9 @@ func alertmanagerBinary(t *testing.T) string {
 type alertmanager struct{ url string }
 
 // startAlertmanager runs Alertmanager on a free loopback port, with clustering off, its own
-// storage and one route: every alert to webhookURL, grouped by name, with short waits.
-func startAlertmanager(t *testing.T, bin, webhookURL string) *alertmanager {
+// storage and one route: every alert to webhookURL, with httpConfig (YAML lines of its
+// http_config), grouped by name, with short waits.
+func startAlertmanager(t *testing.T, bin, webhookURL, httpConfig string) *alertmanager {
 	t.Helper()
 	dir := t.TempDir()
 	config := fmt.Sprintf(`route:
@@ -110,7 +156,9 @@ receivers:
     webhook_configs:
       - url: %q
         send_resolved: true
-`, webhookURL)
+        http_config:
+          %s
+`, webhookURL, strings.ReplaceAll(httpConfig, "\n", "\n          "))
 	if err := os.WriteFile(filepath.Join(dir, "alertmanager.yml"), []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}

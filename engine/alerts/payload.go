@@ -1,6 +1,7 @@
 // Package alerts receives Prometheus Alertmanager's webhook notifications and turns a firing
-// alert that matches the rollout file's alerts.rollbackOn into an immediate rollback; every
-// other alert is recorded in the journal as a note.
+// alert that matches the rollout file's alerts.rollbackOn into an immediate rollback; other
+// alerts are recorded in the journal as notes, one by one while they are few and summed up
+// once they are many. It hears only senders with the credentials the alerts block names.
 package alerts
 
 import (
@@ -13,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // PayloadVersion is the version of Alertmanager's webhook payload perch reads.
@@ -66,15 +69,43 @@ func ParsePayload(body []byte) (*Payload, error) {
 	return &p, nil
 }
 
-// Name is the alert's alertname label, or its fingerprint if it has none.
+// Name is the alert's alertname label, or its fingerprint if it has none, made safe to journal
+// and show (see clean) and cut to 80 characters.
 func (a Alert) Name() string {
 	switch {
 	case a.Labels["alertname"] != "":
-		return a.Labels["alertname"]
+		return clean(a.Labels["alertname"], maxName)
 	case a.Fingerprint != "":
-		return a.Fingerprint
+		return clean(a.Fingerprint, maxName)
 	}
 	return "unnamed"
+}
+
+// Longest texts taken from an alert, in characters.
+const (
+	maxName    = 80
+	maxSummary = 200
+)
+
+// clean makes text from an alert, which anyone able to raise one chose, fit for the journal,
+// the terminal and notifications: control and bidirectional-formatting characters (which
+// could move a terminal's cursor, colour it, break a line or reorder what is shown) and
+// invalid UTF-8 become U+FFFD, and text beyond limit characters is cut, ending in "…".
+func clean(s string, limit int) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range s {
+		if n == limit {
+			b.WriteString("…")
+			break
+		}
+		if unicode.IsControl(r) || unicode.In(r, unicode.Bidi_Control, unicode.Zl, unicode.Zp) || r == utf8.RuneError {
+			r = utf8.RuneError
+		}
+		b.WriteRune(r)
+		n++
+	}
+	return b.String()
 }
 
 // Matches reports whether the alert has every label of rule, each with rule's value.

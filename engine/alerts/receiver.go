@@ -2,10 +2,12 @@ package alerts
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -23,8 +25,11 @@ type Engine interface {
 
 // Defaults of Options.
 const (
-	DefaultMaxBody = 4 << 20         // bytes; a group of thousands of alerts fits
-	DefaultTimeout = 5 * time.Second // Alertmanager waits no longer than this on perch
+	// DefaultMaxBody is the largest payload read, in bytes: about a thousand alerts. Set
+	// Alertmanager's max_alerts so a notification stays below it.
+	DefaultMaxBody       = 1 << 20
+	DefaultTimeout       = 5 * time.Second // Alertmanager waits no longer than this on perch
+	DefaultMaxConcurrent = 16              // payloads read and handled at once
 )
 
 const (
@@ -35,35 +40,110 @@ const (
 // Options tune a Receiver; zero values take the defaults.
 type Options struct {
 	MaxBody int64         // the largest body read, in bytes
-	Timeout time.Duration // the longest one request waits for the engine
-	// Logf reports refused payloads and failures to reach the engine; nil discards them.
+	Timeout time.Duration // the longest one request waits for a slot, and then for the engine
+	// MaxConcurrent is how many payloads are read and handled at once; more wait for a slot
+	// (at most Timeout, then 503).
+	MaxConcurrent int
+	// Interval is the period of note summaries; zero takes the rollout's analysis.interval.
+	Interval time.Duration
+	// Getenv reads the environment variables credentials name as ${NAME}; nil is os.Getenv.
+	Getenv func(string) string
+	// Logf reports refused requests (the first of each interval in full, the rest in sum),
+	// summaries the journal could not take and unwise settings; nil discards them.
 	Logf func(format string, args ...any)
 }
 
-// Receiver is the http.Handler Alertmanager's webhook posts to. It handles one payload at a
-// time, so of two matching alerts arriving together the second sees the first's rollback.
+// Receiver is the http.Handler Alertmanager's webhook posts to. It refuses requests without
+// the credentials the alerts block asks for, and handles one payload at a time, so of two
+// matching alerts arriving together the second sees the first's rollback. Alerts it does not
+// act on are noted within a quota (see quota), so a flood costs one note per interval.
 type Receiver struct {
 	eng   Engine
 	rules []map[string]string
 	opts  Options
+	auth  credentials
+	tls   *tls.Config
+	quota *quota
 	turn  chan struct{}
+	slots chan struct{}
 
 	mu    sync.Mutex
-	noted map[string]bool // identities already noted, so a group's re-sends are not noted again
+	noted map[string]bool // identities already noted or counted, so a group's re-sends are not again
 }
 
-// NewReceiver builds a receiver that rolls back on alerts matching cfg.RollbackOn.
-func NewReceiver(eng Engine, cfg *spec.Alerts, opts Options) *Receiver {
+// NewReceiver builds a receiver that rolls back on alerts matching cfg.RollbackOn, checking
+// the credentials cfg names and reading its TLS files now. Its errors are about cfg: an unset
+// environment variable, a certificate that does not load.
+func NewReceiver(eng Engine, cfg *spec.Alerts, opts Options) (*Receiver, error) {
 	if opts.MaxBody <= 0 {
 		opts.MaxBody = DefaultMaxBody
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
 	}
+	if opts.MaxConcurrent <= 0 {
+		opts.MaxConcurrent = DefaultMaxConcurrent
+	}
+	if opts.Interval <= 0 {
+		opts.Interval = spec.DefaultInterval
+		if st := eng.Snapshot(); st.Spec != nil && st.Spec.Analysis.Interval > 0 {
+			opts.Interval = time.Duration(st.Spec.Analysis.Interval)
+		}
+	}
+	if opts.Getenv == nil {
+		opts.Getenv = os.Getenv
+	}
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}
 	}
-	return &Receiver{eng: eng, rules: cfg.RollbackOn, opts: opts, turn: make(chan struct{}, 1), noted: map[string]bool{}}
+	auth, err := newCredentials(cfg, opts.Getenv, func(w string) { opts.Logf("alerts: %s", w) })
+	if err != nil {
+		return nil, err
+	}
+	tlsConf, err := loadTLS(cfg.TLS, opts.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	if tlsConf == nil && (auth.bearer || auth.basic) && !cfg.Loopback() {
+		opts.Logf("alerts: the receiver's credentials cross the network in clear text; set alerts.tls to serve HTTPS")
+	}
+	r := &Receiver{
+		eng: eng, rules: cfg.RollbackOn, opts: opts, auth: auth, tls: tlsConf,
+		turn: make(chan struct{}, 1), slots: make(chan struct{}, opts.MaxConcurrent), noted: map[string]bool{},
+	}
+	r.quota = newQuota(opts.Interval, r.flush)
+	return r, nil
+}
+
+// TLSConfig is the TLS configuration the alerts block asks for, or nil for plain HTTP.
+func (r *Receiver) TLSConfig() *tls.Config { return r.tls }
+
+// Close journals what waits for a summary now (or logs it if the engine has stopped) and
+// stops the summary timer.
+func (r *Receiver) Close() {
+	r.quota.stop()
+	r.flush()
+}
+
+// flush journals the pending summary and logs the pending refusals.
+func (r *Receiver) flush() {
+	note, log := r.quota.take(time.Now())
+	if log != "" {
+		r.opts.Logf("alerts: %s", log)
+	}
+	if note == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.opts.Timeout)
+	defer cancel()
+	if err := r.eng.Note(ctx, summaryActor(), note); err != nil {
+		r.opts.Logf("alerts: could not journal %q: %v", note, err)
+	}
+}
+
+// summaryActor signs the notes that speak for many alerts.
+func summaryActor() engine.Actor {
+	return engine.Actor{Name: "alertmanager", Role: engine.RoleOperator, Source: "alertmanager"}
 }
 
 // Outcome is what one payload did.
@@ -71,6 +151,7 @@ type Outcome struct {
 	RolledBack []string // names of the alerts a rollback was sent for
 	Noted      int      // alerts recorded as notes
 	Repeats    int      // alerts skipped because they were noted before
+	Summarised int      // alerts counted for the interval's summary note
 }
 
 // String is the outcome in one line, the answer Alertmanager logs.
@@ -83,15 +164,42 @@ func (o Outcome) String() string {
 	if o.Repeats > 0 {
 		parts = append(parts, fmt.Sprintf("%d already noted", o.Repeats))
 	}
+	if o.Summarised > 0 {
+		parts = append(parts, fmt.Sprintf("%d left to the interval's summary", o.Summarised))
+	}
 	return strings.Join(parts, "; ")
 }
 
-// ServeHTTP answers Alertmanager: 200 once the payload is handled, 4xx for a payload it
-// should not send again, 503 when the engine could not take it in time (Alertmanager retries).
+// ServeHTTP answers Alertmanager: 401 without the credentials, 200 once the payload is
+// handled, 4xx for a payload it should not send again, 503 when the receiver or the engine
+// could not take it in time (Alertmanager retries).
 func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	// Credentials first, before reading anything more: a stranger costs a hash and a refusal.
+	if why := r.auth.check(req); why != "" {
+		if c := r.auth.challenge(); c != "" {
+			w.Header().Set("WWW-Authenticate", c)
+		}
+		if req.ProtoMajor == 1 {
+			w.Header().Set("Connection", "close") // a guesser reconnects for every guess
+		}
+		r.logRefusal(req, http.StatusUnauthorized, why)
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
 	if req.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "method not allowed: POST Alertmanager's webhook payload here", http.StatusMethodNotAllowed)
+		return
+	}
+	wait, cancelWait := context.WithTimeout(req.Context(), r.opts.Timeout)
+	select {
+	case r.slots <- struct{}{}:
+		cancelWait()
+		defer func() { <-r.slots }()
+	case <-wait.Done():
+		cancelWait()
+		w.Header().Set("Retry-After", "1")
+		r.refuse(w, req, http.StatusServiceUnavailable, fmt.Errorf("busy: %d payloads in hand", cap(r.slots)))
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, r.opts.MaxBody))
@@ -121,12 +229,19 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 
 func (r *Receiver) refuse(w http.ResponseWriter, req *http.Request, code int, err error) {
 	msg := strings.ReplaceAll(err.Error(), "\n", " ")
-	r.opts.Logf("alerts: answered %d to %s: %s", code, req.RemoteAddr, msg)
+	r.logRefusal(req, code, msg)
 	http.Error(w, msg, code)
 }
 
+// logRefusal logs the first refusal of an interval in full and counts the rest by code.
+func (r *Receiver) logRefusal(req *http.Request, code int, msg string) {
+	if r.quota.refused(time.Now(), fmt.Sprintf("%d %s", code, http.StatusText(code))) {
+		r.opts.Logf("alerts: answered %d to %s: %s", code, req.RemoteAddr, msg)
+	}
+}
+
 // Handle acts on a parsed payload: rollbacks first, so a matching alert never waits behind
-// notes about others, then a note for each other alert not noted before.
+// notes about others, then a note for each other alert not noted before, within the quota.
 func (r *Receiver) Handle(ctx context.Context, p *Payload) (Outcome, error) {
 	var out Outcome
 	select {
@@ -146,18 +261,21 @@ func (r *Receiver) Handle(ctx context.Context, p *Payload) (Outcome, error) {
 		}
 	}
 	for _, a := range rest {
-		text := a.Name() + " resolved"
+		text, k := a.Name()+" resolved", kindResolved
 		if a.Status == StatusFiring {
-			text = firingText(a) + " (matches no alerts.rollbackOn entry)"
+			text, k = firingText(a)+" (matches no alerts.rollbackOn entry)", kindUnmatched
 		}
-		if err := r.note(ctx, a, text, &out); err != nil {
+		if err := r.note(ctx, a, text, k, &out); err != nil {
 			return out, err
 		}
 	}
-	if p.TruncatedAlerts > 0 {
-		actor := engine.Actor{Name: "alertmanager", Role: engine.RoleOperator, Source: "alertmanager"}
-		text := fmt.Sprintf("Alertmanager left %d alert(s) out of a notification (its max_alerts); perch could not act on them", p.TruncatedAlerts)
-		if err := r.eng.Note(ctx, actor, text); err != nil {
+	if n := p.TruncatedAlerts; n > 0 {
+		if now := time.Now(); !r.quota.admit(now) {
+			r.quota.add(now, kindTruncated, "", n)
+			return out, nil
+		}
+		text := fmt.Sprintf("Alertmanager left %d alert(s) out of a notification (its max_alerts); perch could not act on them", n)
+		if err := r.eng.Note(ctx, summaryActor(), text); err != nil {
 			return out, fmt.Errorf("note truncated alerts: %w", err)
 		}
 	}
@@ -171,7 +289,7 @@ func (r *Receiver) rollback(ctx context.Context, a Alert, out *Outcome) error {
 	for range staleRetries {
 		st := r.eng.Snapshot()
 		if !canRollBack(st) {
-			return r.note(ctx, a, fmt.Sprintf("%s; it matches alerts.rollbackOn but the rollout is already %s", reason, st.Phase.Words()), out)
+			return r.note(ctx, a, fmt.Sprintf("%s; it matches alerts.rollbackOn but the rollout is already %s", reason, st.Phase.Words()), kindTooLate, out)
 		}
 		err := r.eng.Do(ctx, engine.Command{Kind: engine.CommandRollback, Actor: actorFor(a), Step: st.Step, Reason: reason})
 		switch {
@@ -189,8 +307,9 @@ func (r *Receiver) rollback(ctx context.Context, a Alert, out *Outcome) error {
 	return fmt.Errorf("roll back for %s: the rollout changed step %d times while sending it", a.Name(), staleRetries)
 }
 
-// note records text for the alert unless this occurrence of it was noted already.
-func (r *Receiver) note(ctx context.Context, a Alert, text string, out *Outcome) error {
+// note records text for the alert unless this occurrence of it was noted already, or counts
+// it as k for the interval's summary once the interval has noted its share one by one.
+func (r *Receiver) note(ctx context.Context, a Alert, text string, k kind, out *Outcome) error {
 	id := a.identity()
 	r.mu.Lock()
 	seen := r.noted[id]
@@ -199,8 +318,14 @@ func (r *Receiver) note(ctx context.Context, a Alert, text string, out *Outcome)
 		out.Repeats++
 		return nil
 	}
-	if err := r.eng.Note(ctx, actorFor(a), text); err != nil {
-		return fmt.Errorf("note %s: %w", a.Name(), err)
+	if now := time.Now(); r.quota.admit(now) {
+		if err := r.eng.Note(ctx, actorFor(a), text); err != nil {
+			return fmt.Errorf("note %s: %w", a.Name(), err)
+		}
+		out.Noted++
+	} else {
+		r.quota.add(now, k, a.Name(), 1)
+		out.Summarised++
 	}
 	r.mu.Lock()
 	if len(r.noted) >= maxRemembered {
@@ -208,7 +333,6 @@ func (r *Receiver) note(ctx context.Context, a Alert, text string, out *Outcome)
 	}
 	r.noted[id] = true
 	r.mu.Unlock()
-	out.Noted++
 	return nil
 }
 
@@ -219,7 +343,7 @@ func actorFor(a Alert) engine.Actor {
 func firingText(a Alert) string {
 	text := a.Name() + " firing"
 	if s := strings.TrimSpace(a.Annotations["summary"]); s != "" {
-		text += ": " + s
+		text += ": " + clean(s, maxSummary)
 	}
 	return text
 }

@@ -69,7 +69,7 @@ func TestMatchingAlertRollsBackAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		spec := parseSpec(t, rolloutYAML)
 		r := startEngine(t, spec, &world{})
-		rcv := alerts.NewReceiver(r.eng, spec.Alerts, alerts.Options{})
+		rcv := newReceiver(t, r.eng, spec.Alerts, alerts.Options{})
 		r.waitFor(time.Hour, "step 2", func(st engine.State) bool { return st.Step == 1 })
 
 		a := firing("alertname", "HighErrorRate", "service", "web", "team", "payments")
@@ -117,7 +117,7 @@ func TestAlertsThatDoNotRollBackAreNoted(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				spec := parseSpec(t, rolloutYAML)
 				r := startEngine(t, spec, &world{})
-				rcv := alerts.NewReceiver(r.eng, spec.Alerts, alerts.Options{})
+				rcv := newReceiver(t, r.eng, spec.Alerts, alerts.Options{})
 				r.waitFor(time.Hour, "running", func(st engine.State) bool { return st.Phase == engine.PhaseRunning })
 				if res := post(rcv, payload(tc.alert)); res.Code != http.StatusOK || res.Body.String() != "1 noted\n" {
 					t.Fatalf("answer %d %q, want 200 \"1 noted\"", res.Code, res.Body.String())
@@ -141,7 +141,7 @@ func TestRefiredAlertIsNotedAgain(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		spec := parseSpec(t, rolloutYAML)
 		r := startEngine(t, spec, &world{})
-		rcv := alerts.NewReceiver(r.eng, spec.Alerts, alerts.Options{})
+		rcv := newReceiver(t, r.eng, spec.Alerts, alerts.Options{})
 		a := firing("alertname", "DiskFull")
 		a.startsAt = time.Now()
 		post(rcv, payload(a))
@@ -158,7 +158,7 @@ func TestMatchingAlertWhenRollbackIsUnderWay(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		spec := parseSpec(t, rolloutYAML)
 		r := startEngine(t, spec, &world{holdRollback: true})
-		rcv := alerts.NewReceiver(r.eng, spec.Alerts, alerts.Options{})
+		rcv := newReceiver(t, r.eng, spec.Alerts, alerts.Options{})
 		r.waitFor(time.Hour, "running", func(st engine.State) bool { return st.Phase == engine.PhaseRunning })
 		// Two matching alerts arrive at once, in two requests (two Alertmanager groups).
 		var wg sync.WaitGroup
@@ -193,7 +193,7 @@ func TestRollbacksComeBeforeNotes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		spec := parseSpec(t, rolloutYAML)
 		r := startEngine(t, spec, &world{})
-		rcv := alerts.NewReceiver(r.eng, spec.Alerts, alerts.Options{})
+		rcv := newReceiver(t, r.eng, spec.Alerts, alerts.Options{})
 		res := post(rcv, payload(
 			resolved("alertname", "Old"),
 			firing("alertname", "Other"),
@@ -214,7 +214,7 @@ func TestTruncatedAlertsAreNoted(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		spec := parseSpec(t, rolloutYAML)
 		r := startEngine(t, spec, &world{})
-		rcv := alerts.NewReceiver(r.eng, spec.Alerts, alerts.Options{})
+		rcv := newReceiver(t, r.eng, spec.Alerts, alerts.Options{})
 		res := post(rcv, `{"version":"4","status":"firing","truncatedAlerts":7,"alerts":[]}`)
 		notes := r.notes()
 		if res.Code != http.StatusOK || len(notes) != 1 || !strings.Contains(notes[0], "left 7 alert(s) out") {
@@ -246,7 +246,7 @@ func TestReceiverHTTP(t *testing.T) {
 				spec := parseSpec(t, rolloutYAML)
 				r := startEngine(t, spec, &world{})
 				var logged []string
-				rcv := alerts.NewReceiver(r.eng, spec.Alerts, alerts.Options{MaxBody: 1000, Logf: func(f string, args ...any) {
+				rcv := newReceiver(t, r.eng, spec.Alerts, alerts.Options{MaxBody: 1000, Logf: func(f string, args ...any) {
 					logged = append(logged, f)
 				}})
 				rec := httptest.NewRecorder()
@@ -277,7 +277,7 @@ func TestReceiverIsBoundedInTime(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rcv := alerts.NewReceiver(eng, spec.Alerts, alerts.Options{Timeout: 3 * time.Second})
+		rcv := newReceiver(t, eng, spec.Alerts, alerts.Options{Timeout: 3 * time.Second})
 		for _, body := range []string{payload(firing("severity", "page")), payload(resolved("alertname", "X"))} {
 			start := time.Now()
 			res := post(rcv, body)

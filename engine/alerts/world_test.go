@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/alerts"
 	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics"
 )
@@ -34,7 +35,7 @@ alerts:
     - {severity: page}
 `
 
-func parseSpec(t *testing.T, yaml string) *spec.Rollout {
+func parseSpec(t testing.TB, yaml string) *spec.Rollout {
 	t.Helper()
 	rollout, err := spec.Parse("web.yaml", []byte(yaml))
 	if err != nil {
@@ -93,6 +94,12 @@ func (j *memJournal) Append(ev engine.Event) error {
 	defer j.mu.Unlock()
 	j.events = append(j.events, ev)
 	return nil
+}
+
+func (j *memJournal) len() int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return len(j.events)
 }
 
 func (j *memJournal) ofType(typ engine.EventType) []engine.Event {
@@ -162,4 +169,14 @@ func (r *running) notes() []string {
 		out = append(out, ev.Actor.Name+": "+ev.Reason)
 	}
 	return out
+}
+
+// newReceiver is alerts.NewReceiver, failing the test on an error.
+func newReceiver(t testing.TB, eng alerts.Engine, cfg *spec.Alerts, opts alerts.Options) *alerts.Receiver {
+	t.Helper()
+	rcv, err := alerts.NewReceiver(eng, cfg, opts)
+	if err != nil {
+		t.Fatalf("alerts.NewReceiver: %v", err)
+	}
+	return rcv
 }

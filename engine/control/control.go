@@ -2,9 +2,10 @@
 // back or read the status of a rollout from a shell even when every TUI is frozen, and
 // provides the client the `perch pause|resume|advance|rollback|promote|status` verbs use.
 //
-// The protocol is one JSON request and one JSON response per connection. The socket is
-// created with mode 0600 in a 0700 directory: whoever can connect is the user who started
-// perch, and commands are recorded as that user (named from the peer's credentials).
+// The protocol is one JSON request line (at most MaxRequest bytes) and one JSON response per
+// connection. The socket is created with mode 0600, by default in a 0700 directory perch owns,
+// and the server checks each peer's credentials: only the user who started perch (and, with
+// Options.Group, that group's members) may use it, and commands are recorded as that user.
 package control
 
 import (
@@ -13,10 +14,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -43,7 +47,7 @@ type Request struct {
 type Response struct {
 	OK     bool    `json:"ok"`
 	Error  string  `json:"error,omitempty"`
-	Code   string  `json:"code,omitempty"` // stale | not_allowed | forbidden | bad_request | not_running
+	Code   string  `json:"code,omitempty"` // stale | not_allowed | forbidden | bad_request | not_running | busy
 	Status *Status `json:"status,omitempty"`
 }
 
@@ -103,87 +107,378 @@ func statusOf(st engine.State) *Status {
 	return s
 }
 
-// DefaultPath is where a rollout's socket goes: under $XDG_RUNTIME_DIR/perch when the session
-// has one, else beside the journal.
-func DefaultPath(getenv func(string) string, name, journalPath string) string {
+// DefaultPath is where a rollout's socket goes: $XDG_RUNTIME_DIR/perch/NAME.sock when the
+// session has a runtime directory, else $TMPDIR/perch-UID/NAME.sock (/tmp without TMPDIR),
+// as tmux places its sockets. Either directory is perch's own: see Options.PrivateDir.
+func DefaultPath(getenv func(string) string, name string) string {
 	if dir := getenv("XDG_RUNTIME_DIR"); dir != "" {
 		return filepath.Join(dir, "perch", name+".sock")
 	}
-	path := filepath.Join(filepath.Dir(journalPath), "perch-"+name+".sock")
-	if abs, err := filepath.Abs(path); err == nil {
-		path = abs
+	return filepath.Join(tempDir(getenv), fmt.Sprintf("perch-%d", os.Geteuid()), name+".sock")
+}
+
+// tempDir is $TMPDIR, else /tmp, as os.TempDir has it on Unix.
+func tempDir(getenv func(string) string) string {
+	if dir := getenv("TMPDIR"); dir != "" {
+		return dir
 	}
-	return path
+	return "/tmp"
+}
+
+// Dirs are the directories a verb given no --socket looks in for this user's perches: where
+// DefaultPath puts sockets with and without $XDG_RUNTIME_DIR, so that a shell without it
+// (root, sudo, a container) finds what a shell with it started, and the other way round.
+func Dirs(getenv func(string) string) []string {
+	uid := os.Geteuid()
+	var dirs []string
+	if dir := getenv("XDG_RUNTIME_DIR"); dir != "" {
+		dirs = append(dirs, filepath.Join(dir, "perch"))
+	}
+	dirs = append(dirs,
+		filepath.Join("/run/user", strconv.Itoa(uid), "perch"),
+		filepath.Join(tempDir(getenv), fmt.Sprintf("perch-%d", uid)),
+		filepath.Join("/tmp", fmt.Sprintf("perch-%d", uid)))
+	var out []string
+	for _, d := range dirs {
+		if !slices.Contains(out, d) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// Find lists the sockets of running perches in Dirs, for a verb given no --socket, and the
+// directories it looked in. It skips a directory another user owns or may write to, whose
+// sockets anyone could have put there.
+func Find(getenv func(string) string) (found, searched []string) {
+	searched = Dirs(getenv)
+	for _, dir := range searched {
+		if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() || fi.Mode().Perm()&0o022 != 0 || !ownedByMe(fi) {
+			continue
+		}
+		socks, _ := filepath.Glob(filepath.Join(dir, "*.sock"))
+		for _, p := range socks {
+			if fi, err := os.Lstat(p); err == nil && fi.Mode().Type() == fs.ModeSocket {
+				found = append(found, p)
+			}
+		}
+	}
+	return found, searched
+}
+
+// Limits on what one connection may send and how long it may take.
+const (
+	// MaxRequest bounds a request line.
+	MaxRequest = 64 << 10
+	// MaxReason bounds a command's reason, which every view of the rollout shows.
+	MaxReason = 4 << 10
+	// maxConns bounds the connections served at once; more are told to retry.
+	maxConns       = 32
+	writeTimeout   = 10 * time.Second
+	commandTimeout = 30 * time.Second
+)
+
+// Options say who may use the socket besides perch's own user, where the socket's directory
+// comes from, and where problems are reported.
+type Options struct {
+	// Group, a group name or id, lets the members of that group use the socket too: the
+	// socket is then mode 0660 and the directory perch creates 0750, both of that group.
+	Group string
+	// PrivateDir says the socket's directory is perch's own, as DefaultPath's are: it is
+	// created mode 0700 (0750 with Group), and refused if it is a symlink or another user's,
+	// or repaired if it is perch's and others may enter it.
+	PrivateDir bool
+	// Logf reports accept errors and refused peers; nil discards the reports.
+	Logf func(format string, args ...any)
 }
 
 // Server answers requests on a Unix socket.
 type Server struct {
-	ln     *net.UnixListener
-	path   string
-	target Target
+	ln          *net.UnixListener
+	path        string
+	target      Target
+	uid, gid    int // perch's user, and the group allowed besides (-1: none)
+	logf        func(format string, args ...any)
+	readTimeout time.Duration
 }
 
-// Listen creates the socket at path (mode 0600, its directory 0700 if perch creates it). A
-// socket left by a perch that died is replaced; one a live perch answers on is refused.
-func Listen(path string, target Target) (*Server, error) {
-	if len(path) > 107 {
-		return nil, fmt.Errorf("control socket path %s is too long for a Unix socket (%d > 107 bytes); choose a shorter --socket", path, len(path))
+// Listen creates the socket at path, mode 0600 (0660 with a group) from the moment it
+// appears: it is bound in a fresh private directory beside path and linked into place. A
+// socket left by a perch that died is replaced; one a live perch answers on, or a file that
+// is not a socket, is refused.
+func Listen(path string, target Target, opts Options) (*Server, error) {
+	s := &Server{path: path, target: target, uid: os.Geteuid(), gid: -1, logf: opts.Logf, readTimeout: 10 * time.Second}
+	if s.logf == nil {
+		s.logf = func(string, ...any) {}
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	// The socket is bound as DIR/.pNNNNNNNNNN/s first; both names must fit in sun_path.
+	if n := len(filepath.Dir(path)) + 15; len(path) > 107 || n > 107 {
+		return nil, fmt.Errorf("control socket path %s is too long for a Unix socket (its directory may have at most 92 bytes, the path 107); choose a shorter --socket", path)
+	}
+	if opts.Group != "" {
+		gid, err := lookupGroup(opts.Group)
+		if err != nil {
+			return nil, err
+		}
+		s.gid = gid
+	}
+	dir := filepath.Dir(path)
+	if opts.PrivateDir {
+		if err := s.privateDir(dir); err != nil {
+			return nil, err
+		}
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("control socket directory: %w", err)
 	}
-	if _, err := os.Stat(path); err == nil {
-		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("another perch is listening on %s; stop it or choose another --socket", path)
-		}
-		os.Remove(path)
+	ln, err := s.bind()
+	if err != nil {
+		return nil, err
 	}
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	s.ln = ln
+	return s, nil
+}
+
+func lookupGroup(name string) (int, error) {
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		if g, err = user.LookupGroupId(name); err != nil {
+			return 0, fmt.Errorf("--socket-group %s: no such group", name)
+		}
+	}
+	gid, err := strconv.Atoi(g.Gid)
+	if err != nil {
+		return 0, fmt.Errorf("--socket-group %s: group id %q is not a number", name, g.Gid)
+	}
+	return gid, nil
+}
+
+// privateDir makes dir perch's own, or says why it cannot be.
+func (s *Server) privateDir(dir string) error {
+	mode := fs.FileMode(0o700)
+	if s.gid >= 0 {
+		mode = 0o750
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+		return fmt.Errorf("control socket directory: %w", err)
+	}
+	if err := os.Mkdir(dir, mode); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("control socket directory: %w", err)
+	}
+	fi, err := os.Lstat(dir)
+	switch {
+	case err != nil:
+		return fmt.Errorf("control socket directory: %w", err)
+	case !fi.IsDir():
+		return fmt.Errorf("control socket directory %s is not a directory (%s); remove it, or choose another --socket", dir, fi.Mode().Type())
+	case !ownedByMe(fi):
+		return fmt.Errorf("control socket directory %s belongs to another user, who could replace the socket; remove it, or choose another --socket", dir)
+	}
+	if s.gid >= 0 {
+		if err := os.Lchown(dir, -1, s.gid); err != nil {
+			return fmt.Errorf("control socket directory: %w", err)
+		}
+	}
+	if fi.Mode().Perm() != mode {
+		if err := os.Chmod(dir, mode); err != nil {
+			return fmt.Errorf("control socket directory: %w", err)
+		}
+		s.logf("control socket directory %s had mode %04o; set it to %04o", dir, fi.Mode().Perm(), mode)
+	}
+	return nil
+}
+
+// bind creates the listening socket at s.path without a moment in which it exists with a
+// looser mode.
+func (s *Server) bind() (*net.UnixListener, error) {
+	mode := fs.FileMode(0o600)
+	if s.gid >= 0 {
+		mode = 0o660
+	}
+	tmpDir, err := os.MkdirTemp(filepath.Dir(s.path), ".p")
 	if err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	defer os.RemoveAll(tmpDir)
+	tmp := filepath.Join(tmpDir, "s")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	ln.SetUnlinkOnClose(false)
+	fail := func(err error) (*net.UnixListener, error) {
 		ln.Close()
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	return &Server{ln: ln, path: path, target: target}, nil
+	if err := os.Chmod(tmp, mode); err != nil {
+		return fail(err)
+	}
+	if s.gid >= 0 {
+		if err := os.Lchown(tmp, -1, s.gid); err != nil {
+			return fail(err)
+		}
+	}
+	err = os.Link(tmp, s.path)
+	if errors.Is(err, fs.ErrExist) {
+		if err := s.clearStale(); err != nil {
+			ln.Close()
+			return nil, err
+		}
+		err = os.Link(tmp, s.path)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	return ln, nil
+}
+
+// clearStale removes the socket of a perch that died from s.path.
+func (s *Server) clearStale() error {
+	fi, err := os.Lstat(s.path)
+	if err != nil {
+		return nil
+	}
+	if fi.Mode().Type() != fs.ModeSocket {
+		return fmt.Errorf("%s exists and is not a socket; remove it, or choose another --socket", s.path)
+	}
+	if c, err := net.DialTimeout("unix", s.path, time.Second); err == nil {
+		c.Close()
+		return fmt.Errorf("another perch is listening on %s; stop it or choose another --socket", s.path)
+	}
+	os.Remove(s.path)
+	return nil
 }
 
 // Path is the socket's file name.
 func (s *Server) Path() string { return s.path }
 
-// Serve answers connections until ctx ends, then removes the socket.
+// Serve answers connections until ctx ends, then removes the socket. An accept that fails
+// (out of file descriptors, say) is retried, backing off from 5 ms to 1 s as net/http does,
+// and reported: the socket stays for as long as perch runs.
 func (s *Server) Serve(ctx context.Context) error {
 	go func() {
 		<-ctx.Done()
 		s.ln.Close()
 	}()
 	defer os.Remove(s.path)
+	busy := make(chan struct{}, maxConns)
+	var delay time.Duration
+	failures, reported := 0, time.Time{}
 	for {
 		conn, err := s.ln.AcceptUnix()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("control socket: %w", err)
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("control socket: %w", err)
+			}
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			if failures++; failures == 1 || time.Since(reported) >= time.Minute {
+				s.logf("control socket %s: accept failed (%d time(s) so far): %v; retrying", s.path, failures, err)
+				reported = time.Now()
+			}
+			select {
+			case <-time.After(delay):
+			case <-ctx.Done():
+				return nil
+			}
+			continue
 		}
-		go s.handle(ctx, conn)
+		if failures > 0 {
+			s.logf("control socket %s: accepting again after %d failed accept(s)", s.path, failures)
+			failures, delay = 0, 0
+		}
+		select {
+		case busy <- struct{}{}:
+			go func() {
+				defer func() { <-busy }()
+				s.handle(ctx, conn)
+			}()
+		default:
+			go s.reply(conn, Response{Error: fmt.Sprintf("busy: %d requests in progress; try again", maxConns), Code: "busy"})
+		}
 	}
 }
 
 func (s *Server) handle(ctx context.Context, conn *net.UnixConn) {
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(30 * time.Second))
-	actor := engine.Actor{Name: peerName(conn), Role: engine.RoleOperator, Source: "socket"}
-	var req Request
-	resp := Response{}
-	if err := json.NewDecoder(bufio.NewReader(conn)).Decode(&req); err != nil {
-		resp = Response{Error: "bad request: " + err.Error(), Code: "bad_request"}
-	} else {
-		resp = s.answer(ctx, req, actor)
+	actor, err := s.peer(conn)
+	if err != nil {
+		s.logf("control socket %s: %v", s.path, err)
+		s.reply(conn, Response{Error: err.Error(), Code: "forbidden"})
+		return
 	}
+	conn.SetReadDeadline(time.Now().Add(s.readTimeout))
+	req, err := readRequest(conn)
+	if err != nil {
+		s.reply(conn, Response{Error: "bad request: " + err.Error(), Code: "bad_request"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, commandTimeout)
+	defer cancel()
+	s.reply(conn, s.answer(ctx, req, actor))
+}
+
+// reply sends resp and closes conn.
+func (s *Server) reply(conn *net.UnixConn, resp Response) {
+	defer conn.Close()
+	conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	json.NewEncoder(conn).Encode(resp)
+}
+
+// readRequest reads one request line of at most MaxRequest bytes.
+func readRequest(conn *net.UnixConn) (Request, error) {
+	line, err := bufio.NewReader(io.LimitReader(conn, MaxRequest+1)).ReadBytes('\n')
+	var req Request
+	switch {
+	case len(line) > MaxRequest:
+		return req, fmt.Errorf("longer than %d bytes", MaxRequest)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return req, errors.New("no complete request in time")
+	case err != nil && !errors.Is(err, io.EOF):
+		return req, err
+	}
+	if err := json.Unmarshal(line, &req); err != nil {
+		return req, err
+	}
+	if len(req.Reason) > MaxReason {
+		return req, fmt.Errorf("the reason is %d bytes; at most %d", len(req.Reason), MaxReason)
+	}
+	return req, nil
+}
+
+// peer is who is on the other end of conn, or why they may not use the socket: only perch's
+// own user, and the members of Options.Group, may.
+func (s *Server) peer(conn *net.UnixConn) (engine.Actor, error) {
+	uid, gid, ok := peerCred(conn)
+	if !ok { // no peer credentials on this system: the socket's mode decides who connects
+		uid = s.uid
+	}
+	actor := engine.Actor{Name: userName(uid), Role: engine.RoleOperator, Source: "socket"}
+	if uid == s.uid || (s.gid >= 0 && inGroup(uid, gid, s.gid)) {
+		return actor, nil
+	}
+	return engine.Actor{}, fmt.Errorf("forbidden: %s (uid %d) is not the user running perch (uid %d)%s", actor.Name, uid, s.uid, s.groupHint())
+}
+
+func (s *Server) groupHint() string {
+	if s.gid < 0 {
+		return ""
+	}
+	return fmt.Sprintf(" nor in its socket group (gid %d)", s.gid)
+}
+
+// inGroup reports whether the user uid, whose process runs with group gid, is a member of
+// group want.
+func inGroup(uid, gid, want int) bool {
+	if gid == want {
+		return true
+	}
+	u, err := user.LookupId(strconv.Itoa(uid))
+	if err != nil {
+		return false
+	}
+	groups, err := u.GroupIds()
+	return err == nil && slices.Contains(groups, strconv.Itoa(want))
 }
 
 func (s *Server) answer(ctx context.Context, req Request, actor engine.Actor) Response {
@@ -223,12 +518,8 @@ func errorCode(err error) string {
 	return "error"
 }
 
-// peerName names the user on the other end of the socket.
-func peerName(conn *net.UnixConn) string {
-	uid, ok := peerUID(conn)
-	if !ok {
-		uid = os.Getuid()
-	}
+// userName names the user uid.
+func userName(uid int) string {
 	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
 		return u.Username
 	}
@@ -246,24 +537,15 @@ func Send(ctx context.Context, path string, req Request) (*Response, error) {
 	if deadline, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(deadline)
 	}
-	if err := json.NewEncoder(conn).Encode(req); err != nil {
-		return nil, fmt.Errorf("send to %s: %w", path, err)
-	}
+	// A server that refuses the peer answers without reading the request, so a failed write
+	// may still leave an answer to read.
+	sendErr := json.NewEncoder(conn).Encode(req)
 	var resp Response
-	if err := json.NewDecoder(conn).Decode(&resp); err != nil {
+	if err := json.NewDecoder(io.LimitReader(conn, 16<<20)).Decode(&resp); err != nil {
+		if sendErr != nil {
+			return nil, fmt.Errorf("send to %s: %w", path, sendErr)
+		}
 		return nil, fmt.Errorf("read from %s: %w", path, err)
 	}
 	return &resp, nil
-}
-
-// Find lists the sockets of running perches under $XDG_RUNTIME_DIR/perch, for a verb given no
-// --socket.
-func Find(getenv func(string) string) ([]string, string) {
-	dir := getenv("XDG_RUNTIME_DIR")
-	if dir == "" {
-		return nil, ""
-	}
-	dir = filepath.Join(dir, "perch")
-	found, _ := filepath.Glob(filepath.Join(dir, "*.sock"))
-	return found, dir
 }

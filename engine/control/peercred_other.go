@@ -4,5 +4,5 @@ package control
 
 import "net"
 
-// peerUID is unknown off Linux; the socket's mode already limits it to perch's own user.
-func peerUID(*net.UnixConn) (int, bool) { return 0, false }
+// peerCred is unknown off Linux; the socket's mode and directory already limit who connects.
+func peerCred(*net.UnixConn) (uid, gid int, ok bool) { return 0, 0, false }

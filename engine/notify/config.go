@@ -2,12 +2,14 @@ package notify
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/perchhq/perch/engine/spec"
-	"github.com/perchhq/perch/internal/envvar"
+	"github.com/perchhq/perch/internal/envexpand"
 )
 
 // target is where one notify entry posts, with its environment references expanded.
@@ -18,27 +20,46 @@ type target struct {
 	headers map[string]string
 }
 
+// Problem is a notify field that cannot be used as written (an unset ${NAME}, say), with the
+// path where the rollout file wrote it. Its message never shows the value, which may hold a
+// secret.
+type Problem struct {
+	Path string // as "notify[0].webhook.headers.Authorization"
+	Msg  string
+}
+
+func (p Problem) Error() string { return p.Path + ": " + p.Msg }
+
+// Check expands every notify entry with getenv as New does and returns every problem, in file
+// order (headers by name), rather than stopping at the first.
+func Check(spec *spec.Rollout, getenv func(string) string) []Problem {
+	_, problems := targets(spec, getenv)
+	return problems
+}
+
 // targets expands and checks every notify entry of the rollout file.
-func targets(spec *spec.Rollout, getenv func(string) string) ([]target, error) {
+func targets(spec *spec.Rollout, getenv func(string) string) ([]target, []Problem) {
 	var out []target
+	var problems []Problem
 	for i, n := range spec.Notify {
 		path := fmt.Sprintf("notify[%d]", i)
 		var t target
-		var err error
+		var ps []Problem
 		switch {
 		case n.Slack != nil:
 			t.slack = true
-			t.url, err = expandURL(path+".slack.webhookURL", n.Slack.WebhookURL, getenv)
+			t.url, ps = expandURL(path+".slack.webhookURL", n.Slack.WebhookURL, getenv)
 		case n.Webhook != nil:
-			t.url, err = expandURL(path+".webhook.url", n.Webhook.URL, getenv)
-			if err == nil {
-				t.headers, err = expandHeaders(path+".webhook.headers", n.Webhook.Headers, getenv)
-			}
+			t.url, ps = expandURL(path+".webhook.url", n.Webhook.URL, getenv)
+			var hps []Problem
+			t.headers, hps = expandHeaders(path+".webhook.headers", n.Webhook.Headers, getenv)
+			ps = append(ps, hps...)
 		default:
-			err = fmt.Errorf("%s: name exactly one of slack or webhook", path)
+			ps = []Problem{{Path: path, Msg: "name exactly one of slack or webhook"}}
 		}
-		if err != nil {
-			return nil, err
+		if len(ps) > 0 {
+			problems = append(problems, ps...)
+			continue
 		}
 		u, _ := url.Parse(t.url)
 		kind := "webhook to " + u.Hostname()
@@ -48,38 +69,43 @@ func targets(spec *spec.Rollout, getenv func(string) string) ([]target, error) {
 		t.name = fmt.Sprintf("%s (%s)", path, kind)
 		out = append(out, t)
 	}
-	return out, nil
+	return out, problems
 }
 
-func expandURL(path, raw string, getenv func(string) string) (string, error) {
-	v, err := envvar.Expand(raw, getenv)
+func expandURL(path, raw string, getenv func(string) string) (string, []Problem) {
+	v, err := envexpand.Expand(raw, getenv)
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", path, err)
+		return "", []Problem{{Path: path, Msg: err.Error()}}
 	}
 	u, err := url.Parse(v)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		// The value is not shown: it may hold a secret token.
-		return "", fmt.Errorf("%s: %s is not an http:// or https:// URL once expanded", path, raw)
+		return "", []Problem{{Path: path, Msg: raw + " is not an http:// or https:// URL once expanded"}}
 	}
 	return v, nil
 }
 
-func expandHeaders(path string, headers map[string]string, getenv func(string) string) (map[string]string, error) {
+func expandHeaders(path string, headers map[string]string, getenv func(string) string) (map[string]string, []Problem) {
 	out := make(map[string]string, len(headers))
-	for name, raw := range headers {
+	var problems []Problem
+	for _, name := range slices.Sorted(maps.Keys(headers)) {
 		if !headerName.MatchString(name) {
-			return nil, fmt.Errorf("%s: %q is not a valid header name", path, name)
+			problems = append(problems, Problem{Path: path, Msg: fmt.Sprintf("%q is not a valid header name", name)})
+			continue
 		}
-		v, err := envvar.Expand(raw, getenv)
-		if err != nil {
-			return nil, fmt.Errorf("%s.%s: %w", path, name, err)
+		v, err := envexpand.Expand(headers[name], getenv)
+		switch {
+		case err != nil:
+			problems = append(problems, Problem{Path: path + "." + name, Msg: err.Error()})
+		case strings.ContainsAny(v, "\r\n\x00"):
+			problems = append(problems, Problem{Path: path + "." + name, Msg: "the value holds a line break once expanded"})
+		default:
+			out[name] = v
 		}
-		if strings.ContainsAny(v, "\r\n\x00") {
-			return nil, fmt.Errorf("%s.%s: the value holds a line break once expanded", path, name)
-		}
-		out[name] = v
 	}
-	return out, nil
+	return out, problems
 }
 
-var headerName = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$") // RFC 9110 token
+var (
+	headerName = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$") // RFC 9110 token
+)

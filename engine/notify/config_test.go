@@ -78,3 +78,27 @@ func TestReferencesAreExpanded(t *testing.T) {
 		}
 	})
 }
+
+// TestCheckListsEveryProblem: Check reports every field that cannot be used, each at its own
+// path, where New stops at the first.
+func TestCheckListsEveryProblem(t *testing.T) {
+	spec := parseSpec(t, rolloutYAML+`notify:
+  - slack: {webhookURL: "https://hooks.slack.com/services/${SLACK_TOKEN}"}
+  - webhook:
+      url: "https://h.test/${HOST_PATH}"
+      headers: {X-B: "${B}", X-A: "${A}", X-Ok: "fine"}
+`)
+	var got []string
+	for _, p := range notify.Check(spec, func(string) string { return "" }) {
+		got = append(got, p.Error())
+	}
+	want := []string{
+		"notify[0].slack.webhookURL: environment variable SLACK_TOKEN is not set",
+		"notify[1].webhook.url: environment variable HOST_PATH is not set",
+		"notify[1].webhook.headers.X-A: environment variable A is not set",
+		"notify[1].webhook.headers.X-B: environment variable B is not set",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("Check:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/perchhq/perch/engine"
 	"github.com/perchhq/perch/engine/spec"
+	"github.com/perchhq/perch/internal/printable"
 	"github.com/perchhq/perch/metrics"
 )
 
@@ -71,9 +72,13 @@ func compose(st *engine.State, ev engine.Event) (message, bool) {
 		}
 		m.headline = fmt.Sprintf("perch stopped at %s with the canary at %s; traffic was left as it is until perch is resumed", stepName(st, ev.Step), percent(st.Weight))
 		m.details = why(ev.Reason, nil)
+	case engine.EventWindowOverride:
+		m.headline = fmt.Sprintf("release window overridden at %s%s", stepName(st, ev.Step), by(ev.Actor))
+		m.details = why(ev.Reason, nil)
 	case engine.EventWeightSet, engine.EventWeightFailed, engine.EventAnalysisStarted, engine.EventAnalysis,
 		engine.EventResumed, engine.EventPromoteStarted, engine.EventCommandRefused, engine.EventReconciled,
-		engine.EventNote:
+		engine.EventNote, engine.EventSegmentsSet, engine.EventSegmentsFailed, engine.EventFlagRead,
+		engine.EventFlagSet, engine.EventFlagRestored, engine.EventFlagFailed:
 		return m, false // not news on their own
 	default:
 		return m, false
@@ -82,10 +87,15 @@ func compose(st *engine.State, ev engine.Event) (message, bool) {
 }
 
 // text is the message as plain lines: the rollout and headline, then one line per detail.
+// Text from outside (an alert's summary, a provider's error) is made printable, so it cannot
+// forge a line of its own or reach a terminal the message is shown on as control characters.
 func (m message) text(bullet string) []string {
 	lines := append([]string{m.headline}, m.details...)
-	for i := 1; i < len(lines); i++ {
-		lines[i] = bullet + lines[i]
+	for i := range lines {
+		lines[i] = printable.Line(lines[i])
+		if i > 0 {
+			lines[i] = bullet + lines[i]
+		}
 	}
 	if notice := m.lostNotice(); notice != "" {
 		lines = append(lines, bullet+notice)

@@ -1,6 +1,7 @@
 package notify_test
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/perchhq/perch/engine"
 	"github.com/perchhq/perch/engine/notify"
+	"github.com/perchhq/perch/internal/printable/printabletest"
 )
 
 const (
@@ -154,4 +156,39 @@ func TestStoppedIsNewsOnlyMidRollout(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestMessagesArePrintable: a rollback by an alert whose name and summary hold control
+// characters, escape sequences, line breaks and bidi controls: the message shows them as
+// visible text on the lines it has, while the webhook's event carries them as journaled.
+func TestMessagesArePrintable(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		net := newFakeNet()
+		r := startRollout(t, parseSpec(t, rolloutYAML+notifyBoth), &world{}, notify.Options{Client: net.client()})
+		for r.eng.Snapshot().Phase != engine.PhaseRunning {
+			time.Sleep(time.Second)
+		}
+		alert := engine.Actor{Name: "alertmanager/" + printabletest.Hostile("alertname"), Role: engine.RoleOperator, Source: "alertmanager"}
+		reason := printabletest.Hostile("summary")
+		if err := r.eng.Do(context.Background(), engine.Command{Kind: engine.CommandRollback, Actor: alert, Reason: reason}); err != nil {
+			t.Fatal(err)
+		}
+		<-r.done
+		<-r.notified
+		docs := webhookDocs(t, net.delivered(hookHost))
+		rb := docs[len(docs)-2]
+		if rb.Event.Type != engine.EventRollbackStarted || !strings.Contains(rb.Event.Reason, "\x1b]52;c;") {
+			t.Fatalf("webhook event %s %q: want the rollback with its reason as journaled", rb.Event.Type, rb.Event.Reason)
+		}
+		texts := slackTexts(t, net.delivered(slackHost))
+		for i, msg := range []string{rb.Message, texts[len(texts)-2]} {
+			lines := strings.Split(msg, "\n")
+			if len(lines) != 2 || !strings.Contains(lines[1], "why: summary") {
+				t.Errorf("message %d is not a headline and a why line:\n%q", i, msg)
+			}
+			if r, ok := printabletest.Find(msg, true); ok {
+				t.Errorf("message %d holds %U:\n%q", i, r, msg)
+			}
+		}
+	})
 }

@@ -79,11 +79,12 @@ type Notifier struct {
 }
 
 // New checks the rollout file's notify entries, expanding ${NAME} references in URLs and
-// header values with getenv; a reference to an unset variable is an error.
+// header values with getenv; a reference to an unset variable is an error (the first Problem;
+// Check lists them all).
 func New(spec *spec.Rollout, getenv func(string) string, opts Options) (*Notifier, error) {
-	ts, err := targets(spec, getenv)
-	if err != nil {
-		return nil, err
+	ts, problems := targets(spec, getenv)
+	if len(problems) > 0 {
+		return nil, problems[0]
 	}
 	opts = opts.withDefaults()
 	n := &Notifier{spec: spec, opts: opts}

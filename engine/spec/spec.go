@@ -6,9 +6,14 @@ package spec
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
+	"github.com/perchhq/perch/engine/schedule"
+	"github.com/perchhq/perch/internal/envexpand"
+	"github.com/perchhq/perch/internal/segment"
+	"github.com/perchhq/perch/internal/yamlpos"
 	"github.com/perchhq/perch/metrics"
 )
 
@@ -24,9 +29,13 @@ type Rollout struct {
 	Steps    []Step   `yaml:"steps" json:"steps"`
 	Alerts   *Alerts  `yaml:"alerts" json:"alerts,omitempty"`
 	Notify   []Notify `yaml:"notify" json:"notify,omitempty"`
+	// Schedule holds the steps' advances to release windows; nil: any time.
+	Schedule *schedule.Config `yaml:"schedule" json:"schedule,omitempty"`
+	// Flags is the feature-flag system setFlag steps set flags in.
+	Flags *Flags `yaml:"flags" json:"flags,omitempty"`
 
-	file string            // the file it was read from, for messages
-	pos  map[string]srcPos // where each field was written, by path ("checks[1].name")
+	file string                 // the file it was read from, for messages
+	pos  map[string]yamlpos.Pos // where each field was written, by path ("checks[1].name")
 }
 
 // Traffic names the one provider that moves traffic.
@@ -91,7 +100,9 @@ type GatewayAPITraffic struct {
 	CanaryBackend string `yaml:"canaryBackend" json:"canaryBackend"`
 }
 
-// ProxyTraffic is perch's own weighted reverse proxy in front of two backends.
+// ProxyTraffic is perch's own weighted reverse proxy in front of two backends: either a
+// standalone one (`perch proxy`) driven through its admin API (Admin), or one perch runs itself
+// for the length of the rollout (Listen, Stable, Canary).
 type ProxyTraffic struct {
 	Listen   string         `yaml:"listen" json:"listen"`
 	Stable   string         `yaml:"stable" json:"stable"`
@@ -102,6 +113,11 @@ type ProxyTraffic struct {
 	// 10,000 connections).
 	Timeouts       *ProxyTimeouts `yaml:"timeouts" json:"timeouts,omitempty"`
 	MaxConnections int            `yaml:"maxConnections" json:"maxConnections,omitempty"`
+	// Admin is a standalone proxy's admin API: unix:///PATH or http://HOST:PORT.
+	Admin string `yaml:"admin" json:"admin,omitempty"`
+	// AdminToken is the bearer token of an HTTP admin API; ${NAME} is read from the
+	// environment when perch connects.
+	AdminToken string `yaml:"adminToken" json:"adminToken,omitempty"`
 }
 
 // ProxyTimeouts bound the proxy's waits: for a backend to start answering, for a client's
@@ -111,6 +127,10 @@ type ProxyTimeouts struct {
 	Idle           Duration `yaml:"idle" json:"idle,omitempty"`
 	Body           Duration `yaml:"body" json:"body,omitempty"`
 }
+
+// Standalone reports whether the proxy is a `perch proxy` driven through its admin API, which
+// keeps routing whatever happens to perch, rather than one inside perch.
+func (p *ProxyTraffic) Standalone() bool { return p.Admin != "" }
 
 // ProxySticky keeps a user on one side by hashing a header's or a cookie's value.
 type ProxySticky struct {
@@ -122,7 +142,7 @@ type ProxySticky struct {
 // that also carry Token in X-Perch-Token. Token may name environment variables as ${NAME}.
 type ProxyOverride struct {
 	Header string `yaml:"header" json:"header"`
-	Token  string `yaml:"token" json:"token"`
+	Token  Secret `yaml:"token" json:"token"`
 }
 
 // Metrics names the one source checks are measured from.
@@ -180,11 +200,69 @@ type Analysis struct {
 }
 
 // Alerts is the Alertmanager webhook receiver: a firing alert matching any RollbackOn entry
-// rolls the canary back at once.
+// rolls the canary back at once. Whoever can post to it can roll the release back, so off
+// loopback it must authenticate its sender: by a bearer token, basic auth, or client
+// certificates (TLS.ClientCA). Credentials and file names may name environment variables as
+// ${NAME}.
 type Alerts struct {
-	Listen string `yaml:"listen" json:"listen"`
+	Listen      string           `yaml:"listen" json:"listen"`
+	BearerToken Secret           `yaml:"bearerToken" json:"bearerToken,omitempty"`
+	BasicAuth   *AlertsBasicAuth `yaml:"basicAuth" json:"basicAuth,omitempty"`
+	TLS         *AlertsTLS       `yaml:"tls" json:"tls,omitempty"`
 	// RollbackOn lists label sets; an alert matches one when it has every label with that value.
 	RollbackOn []map[string]string `yaml:"rollbackOn" json:"rollbackOn"`
+}
+
+// Authenticated reports whether the receiver checks who posts to it: a bearer token, basic
+// auth, or a client certificate signed by TLS.ClientCA.
+func (a *Alerts) Authenticated() bool {
+	return a.BearerToken != "" || a.BasicAuth != nil || (a.TLS != nil && a.TLS.ClientCA != "")
+}
+
+// Loopback reports whether Listen is reachable from this machine only: a loopback IP or
+// localhost.
+func (a *Alerts) Loopback() bool {
+	host, _, err := net.SplitHostPort(a.Listen)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// AlertsBasicAuth is the user name and password Alertmanager's basic_auth sends.
+type AlertsBasicAuth struct {
+	Username string `yaml:"username" json:"username"`
+	Password Secret `yaml:"password" json:"password"`
+}
+
+// AlertsTLS serves the receiver over HTTPS with the certificate and key in PEM files. With
+// ClientCA (a PEM bundle) every client must present a certificate it signed.
+type AlertsTLS struct {
+	Cert     string `yaml:"cert" json:"cert"`
+	Key      string `yaml:"key" json:"key"`
+	ClientCA string `yaml:"clientCA" json:"clientCA,omitempty"`
+}
+
+// RedactedSecret is what a journal records in place of a Secret written as its value.
+const RedactedSecret = "(redacted)"
+
+// Secret is a credential in a rollout file: best written as ${NAME} references, read from the
+// environment when perch starts, but it may be the value itself. Journals record their rollout
+// file in the header and double as shareable recordings, so a Secret that is anything but
+// references is recorded as RedactedSecret.
+type Secret string
+
+// MarshalJSON writes the secret's references as they are, and anything else as
+// RedactedSecret.
+func (s Secret) MarshalJSON() ([]byte, error) {
+	if s == "" || envexpand.OnlyRefs(string(s)) {
+		return json.Marshal(string(s))
+	}
+	return json.Marshal(RedactedSecret)
 }
 
 // Notify is one place rollout news is sent: exactly one of Slack or a generic webhook.
@@ -236,13 +314,16 @@ func (c Check) Criteria() metrics.Criteria {
 }
 
 // Family is how many tests share the rollout's false-alarm budget (metrics.Criteria.Family):
-// every check in every step that is analysed.
+// every check in every step that is analysed, which is every step with analyze and every pause
+// step after a weight or a segment is set (it keeps looking at the canary traffic it holds, in
+// a window of its own).
 func (s *Rollout) Family() int {
-	n := 0
+	n, weighted := 0, false
 	for _, st := range s.Steps {
-		if st.Analyze > 0 {
+		if st.Analyze > 0 || st.Pause != nil && weighted {
 			n += len(s.Checks)
 		}
+		weighted = weighted || st.SetWeight != nil || st.Segment != nil
 	}
 	return n
 }
@@ -253,11 +334,23 @@ type QueryPair struct {
 	Baseline metrics.Query `yaml:"baseline" json:"baseline"`
 }
 
-// Step is one step of the rollout: a weight held for an analysis time, or a pause.
+// Step is one step of the rollout: a weight, a segment or a feature flag's percentage set and
+// held for an analysis time, or a pause.
 type Step struct {
 	SetWeight *int     `yaml:"setWeight" json:"setWeight,omitempty"`
 	Analyze   Duration `yaml:"analyze" json:"analyze,omitempty"`
 	Pause     *Pause   `yaml:"pause" json:"pause,omitempty"`
+	// Segment sends every request the segment matches wholly to the canary, from this step
+	// until the rollout is promoted or rolled back.
+	Segment *segment.Segment `yaml:"segment" json:"segment,omitempty"`
+	// SetFlag sets a feature flag's percentage rollout in the system named under flags.
+	SetFlag *SetFlag `yaml:"setFlag" json:"setFlag,omitempty"`
+}
+
+// SetFlag is the share of users a feature flag is on for, from this step on.
+type SetFlag struct {
+	Flag    string `yaml:"flag" json:"flag"`
+	Percent *int   `yaml:"percent" json:"percent"`
 }
 
 // Pause stops the rollout until an operator resumes it or, with a Duration, until it elapses.
@@ -265,19 +358,28 @@ type Pause struct {
 	Duration Duration `yaml:"duration" json:"duration,omitempty"`
 }
 
-// String describes the step in a few words: "1% for 5m", "pause", "pause 10m".
+// String describes the step in a few words: "1% for 5m", "pause", "pause 10m", "segment
+// employees", "flag new-dashboard 20% for 10m".
 func (s Step) String() string {
+	var what string
 	switch {
 	case s.Pause != nil && s.Pause.Duration > 0:
 		return "pause " + s.Pause.Duration.String()
 	case s.Pause != nil:
 		return "pause"
-	case s.SetWeight != nil && s.Analyze > 0:
-		return fmt.Sprintf("%d%% for %s", *s.SetWeight, s.Analyze)
 	case s.SetWeight != nil:
-		return fmt.Sprintf("%d%%", *s.SetWeight)
+		what = fmt.Sprintf("%d%%", *s.SetWeight)
+	case s.Segment != nil:
+		what = "segment " + s.Segment.Name
+	case s.SetFlag != nil && s.SetFlag.Percent != nil:
+		what = fmt.Sprintf("flag %s %d%%", s.SetFlag.Flag, *s.SetFlag.Percent)
+	default:
+		return "?"
 	}
-	return "?"
+	if s.Analyze > 0 {
+		what += " for " + s.Analyze.String()
+	}
+	return what
 }
 
 // Duration is a time.Duration written as "30s", "5m", "1h30m" in files and journals.
@@ -312,7 +414,8 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Weight is the step's canary weight, or -1 for a pause.
+// Weight is the step's canary weight, or -1 for a step that sets none (a pause, a segment, a
+// flag).
 func (s Step) Weight() int {
 	if s.SetWeight == nil {
 		return -1
@@ -330,5 +433,5 @@ func (s *Rollout) Where(path string) string {
 	if !ok {
 		return s.file
 	}
-	return fmt.Sprintf("%s:%d:%d", s.file, p.line, p.col)
+	return fmt.Sprintf("%s:%d:%d", s.file, p.Line, p.Col)
 }

@@ -54,15 +54,22 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
-// TestFamily: the false-alarm budget is shared by every check of every analysed step, and
-// a pause step is not analysed.
+// TestFamily: the false-alarm budget is shared by every check of every analysed step; a
+// pause step after a weight is analysed (it watches the weight it holds), one before is not.
 func TestFamily(t *testing.T) {
 	r, err := spec.Parse("web.yaml", []byte(goodSpec))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := r.Family(); got != 2 {
-		t.Errorf("family %d, want 2: one check in two analysed steps (the pause is not)", got)
+	if got := r.Family(); got != 3 {
+		t.Errorf("family %d, want 3: one check in two analysed steps and the pause that watches 5%%", got)
+	}
+	first := strings.Replace(goodSpec, "steps:\n", "steps:\n  - pause: {}\n", 1)
+	if r, err = spec.Parse("web.yaml", []byte(first)); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Family(); got != 3 {
+		t.Errorf("family %d with a first pause step, want 3: a pause before any weight has nothing to watch", got)
 	}
 }
 

@@ -33,74 +33,27 @@ var builtinChecks = []string{BuiltinErrorRate, BuiltinLatencyP50, BuiltinLatency
 // Validate applies defaults to a Rollout built in code (to fields left zero) and checks it as a
 // file would be checked.
 func (s *Rollout) Validate() error {
-	d := &decoder{file: "rollout", pos: map[string]srcPos{}, bad: map[string]bool{}}
+	d := newDecoder("rollout")
 	if s.file != "" {
-		d.file = s.file
+		d.File = s.file
 	}
 	if s.pos == nil {
-		s.pos = d.pos
+		s.pos = d.Pos
 	} else {
-		d.pos = s.pos
+		d.Pos = s.pos
 	}
 	d.validate(s)
-	if len(d.errs) > 0 {
-		return d.errs
-	}
-	return nil
+	return d.Err()
 }
 
 // Recheck validates a rollout perch itself wrote (a journal header), applying no defaults over
 // its zeros: they were applied when the file was first loaded, and a zero there is deliberate.
 func (s *Rollout) Recheck() error {
-	d := &decoder{checked: true, file: "journal header", pos: map[string]srcPos{}, bad: map[string]bool{}}
-	s.pos = d.pos
+	d := newDecoder("journal header")
+	d.checked = true
+	s.pos = d.Pos
 	d.validate(s)
-	if len(d.errs) > 0 {
-		return d.errs
-	}
-	return nil
-}
-
-// fail reports a problem with the field at path, at the nearest written position. Problems
-// under a field that was already malformed are dropped: they would only repeat it.
-func (d *decoder) fail(path, format string, args ...any) {
-	for p := path; ; p = parentPath(p) {
-		if d.bad[p] {
-			return
-		}
-		if p == "" {
-			break
-		}
-	}
-	pos := srcPos{1, 1}
-	for p := path; ; p = parentPath(p) {
-		if at, ok := d.pos[p]; ok {
-			pos = at
-			break
-		}
-		if p == "" {
-			break
-		}
-	}
-	msg := fmt.Sprintf(format, args...)
-	if path != "" {
-		msg = path + ": " + msg
-	}
-	d.bad[path] = true
-	d.errs = append(d.errs, &Error{File: d.file, Line: pos.line, Col: pos.col, Msg: msg})
-}
-
-// written reports whether the file set the field at path.
-func (d *decoder) written(path string) bool {
-	_, ok := d.pos[path]
-	return ok
-}
-
-func parentPath(p string) string {
-	if i := strings.LastIndexAny(p, ".["); i >= 0 {
-		return p[:i]
-	}
-	return ""
+	return d.Err()
 }
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
@@ -108,9 +61,9 @@ var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 func (d *decoder) validate(s *Rollout) {
 	switch {
 	case s.Name == "":
-		d.fail("name", "missing: give the rollout a name")
+		d.Fail("name", "missing: give the rollout a name")
 	case !namePattern.MatchString(s.Name):
-		d.fail("name", "%q: use letters, digits, '.', '_' and '-' only (it names journal files)", s.Name)
+		d.Fail("name", "%q: use letters, digits, '.', '_' and '-' only (it names journal files)", s.Name)
 	}
 	d.validateTraffic(s)
 	d.validateMetrics(s)
@@ -119,6 +72,8 @@ func (d *decoder) validate(s *Rollout) {
 	d.validateSteps(s)
 	d.validateAlerts(s)
 	d.validateNotify(s)
+	d.validateFlags(s)
+	d.validateSchedule(s)
 }
 
 func (d *decoder) validateAlerts(s *Rollout) {
@@ -127,17 +82,46 @@ func (d *decoder) validateAlerts(s *Rollout) {
 		return
 	}
 	if d.required("alerts.listen", a.Listen) {
-		if _, _, err := net.SplitHostPort(a.Listen); err != nil {
-			d.fail("alerts.listen", "want HOST:PORT, got %q", a.Listen)
+		_, _, err := net.SplitHostPort(a.Listen)
+		switch {
+		case err != nil:
+			d.Fail("alerts.listen", "want HOST:PORT, got %q", a.Listen)
+		case !a.Loopback() && !a.Authenticated() && !d.checked:
+			// Anyone who reaches the port could roll the release back. A journal header is
+			// exempt: it records a rollout that was already checked, perhaps by an older perch.
+			d.Fail("alerts.listen", "%s is not a loopback address, so the receiver must authenticate "+
+				"Alertmanager: set alerts.bearerToken or alerts.basicAuth (or tls.clientCA), or listen on 127.0.0.1", a.Listen)
 		}
 	}
+	if a.BearerToken != "" && a.BasicAuth != nil {
+		d.Fail(d.later("alerts.", []string{"bearerToken", "basicAuth"}), "set bearerToken or basicAuth, not both")
+	}
+	d.secret("alerts.bearerToken", a.BearerToken)
+	if b := a.BasicAuth; b != nil {
+		d.required("alerts.basicAuth.username", b.Username)
+		if d.required("alerts.basicAuth.password", string(b.Password)) {
+			d.secret("alerts.basicAuth.password", b.Password)
+		}
+	}
+	if t := a.TLS; t != nil {
+		d.required("alerts.tls.cert", t.Cert)
+		d.required("alerts.tls.key", t.Key)
+	}
 	if len(a.RollbackOn) == 0 {
-		d.fail("alerts.rollbackOn", "missing: list the label sets of alerts that roll back (e.g. {alertname: HighErrorRate})")
+		d.Fail("alerts.rollbackOn", "missing: list the label sets of alerts that roll back (e.g. {alertname: HighErrorRate})")
 	}
 	for i, m := range a.RollbackOn {
 		if len(m) == 0 {
-			d.fail(fmt.Sprintf("alerts.rollbackOn[%d]", i), "empty label set: it would match every alert")
+			d.Fail(fmt.Sprintf("alerts.rollbackOn[%d]", i), "empty label set: it would match every alert")
 		}
+	}
+}
+
+// secret refuses the placeholder a journal records in place of a secret: a rollout carrying
+// it came out of a journal, and the receiver would accept that well-known text as a password.
+func (d *decoder) secret(path string, v Secret) {
+	if v == RedactedSecret && !d.checked {
+		d.Fail(path, "%q is what journals record in place of a secret; give the secret, or ${NAME} to read it from the environment", v)
 	}
 }
 
@@ -146,7 +130,7 @@ func (d *decoder) validateNotify(s *Rollout) {
 		p := fmt.Sprintf("notify[%d]", i)
 		switch {
 		case (n.Slack == nil) == (n.Webhook == nil):
-			d.fail(p, "name exactly one of slack or webhook")
+			d.Fail(p, "name exactly one of slack or webhook")
 		case n.Slack != nil:
 			d.notifyURL(p+".slack.webhookURL", n.Slack.WebhookURL)
 		default:
@@ -177,10 +161,10 @@ func (d *decoder) validateTraffic(s *Rollout) {
 	}
 	switch {
 	case len(set) == 0:
-		d.fail("traffic", "missing: name exactly one provider (alb, istio, gatewayAPI or proxy)")
+		d.Fail("traffic", "missing: name exactly one provider (alb, istio, gatewayAPI or proxy)")
 		return
 	case len(set) > 1:
-		d.fail(d.later("traffic.", set), "only one traffic provider may be set (got %s)", strings.Join(set, " and "))
+		d.Fail(d.later("traffic.", set), "only one traffic provider may be set (got %s)", strings.Join(set, " and "))
 		return
 	}
 	switch {
@@ -191,11 +175,11 @@ func (d *decoder) validateTraffic(s *Rollout) {
 		d.arn(p+".stableTargetGroupArn", a.StableTargetGroupARN, ":targetgroup/", true)
 		d.arn(p+".canaryTargetGroupArn", a.CanaryTargetGroupARN, ":targetgroup/", true)
 		if a.StableTargetGroupARN != "" && a.StableTargetGroupARN == a.CanaryTargetGroupARN {
-			d.fail(p+".canaryTargetGroupArn", "the canary target group is the stable one")
+			d.Fail(p+".canaryTargetGroupArn", "the canary target group is the stable one")
 		}
 		if a.Stickiness != nil {
 			if dur := time.Duration(a.Stickiness.Duration); dur < time.Second || dur > 7*24*time.Hour {
-				d.fail(p+".stickiness.duration", "want 1s to 7d (the ALB's limits), got %s", a.Stickiness.Duration)
+				d.Fail(p+".stickiness.duration", "want 1s to 7d (the ALB's limits), got %s", a.Stickiness.Duration)
 			}
 		}
 	case t.Istio != nil:
@@ -204,7 +188,7 @@ func (d *decoder) validateTraffic(s *Rollout) {
 		d.required(p+".stable.host", v.Stable.Host)
 		d.required(p+".canary.host", v.Canary.Host)
 		if v.Stable.Host != "" && v.Stable == v.Canary {
-			d.fail(p+".canary", "the canary destination is the stable one")
+			d.Fail(p+".canary", "the canary destination is the stable one")
 		}
 	case t.GatewayAPI != nil:
 		g, p := t.GatewayAPI, "traffic.gatewayAPI"
@@ -212,25 +196,31 @@ func (d *decoder) validateTraffic(s *Rollout) {
 		d.required(p+".stableBackend", g.StableBackend)
 		d.required(p+".canaryBackend", g.CanaryBackend)
 		if g.StableBackend != "" && g.StableBackend == g.CanaryBackend {
-			d.fail(p+".canaryBackend", "the canary backend is the stable one")
+			d.Fail(p+".canaryBackend", "the canary backend is the stable one")
 		}
+	case t.Proxy != nil && t.Proxy.Standalone():
+		d.validateStandaloneProxy(t.Proxy)
 	case t.Proxy != nil:
 		x, p := t.Proxy, "traffic.proxy"
+		if x.AdminToken != "" {
+			d.Fail(p+".adminToken", "set without admin: the token is for a standalone proxy's admin API")
+		}
 		if d.required(p+".listen", x.Listen) {
 			if _, _, err := net.SplitHostPort(x.Listen); err != nil {
-				d.fail(p+".listen", "want HOST:PORT, got %q", x.Listen)
+				d.Fail(p+".listen", "want HOST:PORT, got %q", x.Listen)
 			}
 		}
 		d.httpURL(p+".stable", x.Stable)
 		d.httpURL(p+".canary", x.Canary)
 		if x.Sticky != nil && (x.Sticky.Header == "") == (x.Sticky.Cookie == "") {
-			d.fail(p+".sticky", "name exactly one of header or cookie")
+			d.Fail(p+".sticky", "name exactly one of header or cookie")
 		}
 		if x.Override != nil {
 			d.required(p+".override.header", x.Override.Header)
 			if !d.checked { // journals of older perch pinned without a token: they replay, unpinned
-				d.required(p+".override.token", x.Override.Token)
+				d.required(p+".override.token", string(x.Override.Token))
 			}
+			d.secret(p+".override.token", x.Override.Token)
 		}
 		if x.Timeouts != nil {
 			for _, tm := range []struct {
@@ -238,13 +228,42 @@ func (d *decoder) validateTraffic(s *Rollout) {
 				d    Duration
 			}{{"responseHeader", x.Timeouts.ResponseHeader}, {"idle", x.Timeouts.Idle}, {"body", x.Timeouts.Body}} {
 				if tm.d < 0 {
-					d.fail(p+".timeouts."+tm.name, "want a positive duration, got %s", tm.d)
+					d.Fail(p+".timeouts."+tm.name, "want a positive duration, got %s", tm.d)
 				}
 			}
 		}
 		if x.MaxConnections < 0 {
-			d.fail(p+".maxConnections", "want a positive number, got %d", x.MaxConnections)
+			d.Fail(p+".maxConnections", "want a positive number, got %d", x.MaxConnections)
 		}
+	}
+}
+
+// validateStandaloneProxy checks the admin form of traffic.proxy: the admin API's address, and
+// none of the settings of a proxy inside perch (the standalone proxy has them in its own file).
+func (d *decoder) validateStandaloneProxy(x *ProxyTraffic) {
+	p := "traffic.proxy"
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{{"listen", x.Listen != ""}, {"stable", x.Stable != ""}, {"canary", x.Canary != ""}, {"sticky", x.Sticky != nil}, {"override", x.Override != nil},
+		{"timeouts", x.Timeouts != nil}, {"maxConnections", x.MaxConnections != 0}} {
+		if f.set {
+			d.Fail(p+"."+f.name, "set with admin: a standalone proxy (perch proxy PROXY.yaml) has its %s in its own file; name either admin or listen, stable and canary", f.name)
+		}
+	}
+	if strings.Contains(x.Admin, "${") {
+		return // known when perch connects
+	}
+	u, err := url.Parse(x.Admin)
+	switch {
+	case err != nil || (u.Scheme != "unix" && u.Scheme != "http"):
+		d.Fail(p+".admin", "want unix:///PATH or http://127.0.0.1:PORT, got %q", x.Admin)
+	case u.Scheme == "unix" && (u.Host != "" || !strings.HasPrefix(u.Path, "/")):
+		d.Fail(p+".admin", "want unix:///ABSOLUTE/PATH (three slashes), got %q", x.Admin)
+	case u.Scheme == "http" && u.Port() == "":
+		d.Fail(p+".admin", "want http://HOST:PORT, got %q", x.Admin)
+	case u.Scheme == "http" && x.AdminToken == "":
+		d.Fail(p+".adminToken", "missing: an HTTP admin API needs its token (adminToken: \"${PERCH_ADMIN_TOKEN}\")")
 	}
 }
 
@@ -253,8 +272,8 @@ func (d *decoder) validateTraffic(s *Rollout) {
 func (d *decoder) later(prefix string, fields []string) string {
 	best := prefix + fields[len(fields)-1]
 	for _, f := range fields {
-		p, q := d.pos[prefix+f], d.pos[best]
-		if p.line > q.line || p.line == q.line && p.col > q.col {
+		p, q := d.Pos[prefix+f], d.Pos[best]
+		if p.Line > q.Line || p.Line == q.Line && p.Col > q.Col {
 			best = prefix + f
 		}
 	}
@@ -263,7 +282,7 @@ func (d *decoder) later(prefix string, fields []string) string {
 
 func (d *decoder) required(path, value string) bool {
 	if value == "" {
-		d.fail(path, "missing")
+		d.Fail(path, "missing")
 		return false
 	}
 	return true
@@ -272,12 +291,12 @@ func (d *decoder) required(path, value string) bool {
 func (d *decoder) arn(path, value, kind string, required bool) {
 	if value == "" {
 		if required {
-			d.fail(path, "missing")
+			d.Fail(path, "missing")
 		}
 		return
 	}
 	if !strings.HasPrefix(value, "arn:") || !strings.Contains(value, kind) {
-		d.fail(path, "%q is not an ARN of a%s", value, strings.Trim(kind, ":/"))
+		d.Fail(path, "%q is not an ARN of a%s", value, strings.Trim(kind, ":/"))
 	}
 }
 
@@ -287,7 +306,7 @@ func (d *decoder) httpURL(path, value string) {
 	}
 	u, err := url.Parse(value)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		d.fail(path, "want an http:// or https:// URL, got %q", value)
+		d.Fail(path, "want an http:// or https:// URL, got %q", value)
 	}
 }
 
@@ -304,24 +323,24 @@ func (d *decoder) validateMetrics(s *Rollout) {
 	}
 	switch {
 	case len(set) == 0:
-		d.fail("metrics", "missing: name exactly one source (prometheus, cloudwatch or builtin)")
+		d.Fail("metrics", "missing: name exactly one source (prometheus, cloudwatch or builtin)")
 	case len(set) > 1:
-		d.fail(d.later("metrics.", set), "only one metrics source may be set (got %s)", strings.Join(set, " and "))
+		d.Fail(d.later("metrics.", set), "only one metrics source may be set (got %s)", strings.Join(set, " and "))
 	case m.Prometheus != nil:
 		d.httpURL("metrics.prometheus.address", m.Prometheus.Address)
 	case m.CloudWatch != nil && !cloudWatchPeriod(time.Duration(s.Analysis.Interval)) && s.Analysis.Interval != 0:
-		d.fail("analysis.interval", "%s is not a CloudWatch period: with metrics.cloudwatch use 1s, 5s, 10s, 20s, 30s or whole minutes", s.Analysis.Interval)
+		d.Fail("analysis.interval", "%s is not a CloudWatch period: with metrics.cloudwatch use 1s, 5s, 10s, 20s, 30s or whole minutes", s.Analysis.Interval)
 	case m.Builtin != nil && s.Traffic.Proxy == nil && s.Traffic.Kind() != "":
-		d.fail("metrics.builtin", "the builtin source is the proxy's own observations: it needs traffic.proxy")
+		d.Fail("metrics.builtin", "the builtin source is the proxy's own observations: it needs traffic.proxy")
 	}
 }
 
 func (d *decoder) validateAnalysis(s *Rollout) {
 	a := &s.Analysis
-	if !d.written("analysis.interval") && a.Interval == 0 {
+	if !d.Written("analysis.interval") && a.Interval == 0 {
 		a.Interval = Duration(DefaultInterval)
 	}
-	if !d.written("analysis.stabilization") && a.Stabilization == 0 && !d.checked {
+	if !d.Written("analysis.stabilization") && a.Stabilization == 0 && !d.checked {
 		a.Stabilization = Duration(DefaultStabilization)
 	}
 	if a.Judge == "" {
@@ -330,26 +349,29 @@ func (d *decoder) validateAnalysis(s *Rollout) {
 	if a.Inconclusive == "" {
 		a.Inconclusive = InconclusiveHold
 	}
-	if !d.written("analysis.maxOutage") && a.MaxOutage == 0 {
+	if !d.Written("analysis.maxOutage") && a.MaxOutage == 0 {
 		a.MaxOutage = Duration(DefaultMaxOutage)
 	}
 	if a.MaxOutage <= 0 {
-		d.fail("analysis.maxOutage", "want a positive duration, got %s", a.MaxOutage)
+		d.Fail("analysis.maxOutage", "want a positive duration, got %s", a.MaxOutage)
 	}
-	if a.Interval <= 0 {
-		d.fail("analysis.interval", "want a positive duration, got %s", a.Interval)
+	switch {
+	case a.Interval <= 0:
+		d.Fail("analysis.interval", "want a positive duration, got %s", a.Interval)
+	case d.floors && time.Duration(a.Interval) < MinInterval:
+		d.Fail("analysis.interval", "%s is below the %s floor: each interval journals a look at every check", a.Interval, Duration(MinInterval))
 	}
 	if a.Stabilization < 0 {
-		d.fail("analysis.stabilization", "want zero or a positive duration, got %s", a.Stabilization)
+		d.Fail("analysis.stabilization", "want zero or a positive duration, got %s", a.Stabilization)
 	}
 	if _, err := metrics.New(a.Judge, nil); err != nil {
-		d.fail("analysis.judge", "%v", err)
+		d.Fail("analysis.judge", "%v", err)
 	}
 	if a.Inconclusive != InconclusiveHold && a.Inconclusive != InconclusiveFail {
-		d.fail("analysis.inconclusive", "want hold or fail, got %q", a.Inconclusive)
+		d.Fail("analysis.inconclusive", "want hold or fail, got %q", a.Inconclusive)
 	}
 	if a.FailureLimit < 0 {
-		d.fail("analysis.failureLimit", "want zero or more, got %d", a.FailureLimit)
+		d.Fail("analysis.failureLimit", "want zero or more, got %d", a.FailureLimit)
 	}
 }
 
@@ -360,9 +382,9 @@ func (d *decoder) validateChecks(s *Rollout) {
 		p := fmt.Sprintf("checks[%d]", i)
 		switch {
 		case c.Name == "":
-			d.fail(p+".name", "missing: every check needs a name")
+			d.Fail(p+".name", "missing: every check needs a name")
 		case names[c.Name] != "":
-			d.fail(p+".name", "%q is already the name of %s", c.Name, names[c.Name])
+			d.Fail(p+".name", "%q is already the name of %s", c.Name, names[c.Name])
 		default:
 			names[c.Name] = p
 		}
@@ -374,27 +396,27 @@ func (d *decoder) validateChecks(s *Rollout) {
 		switch c.Direction {
 		case metrics.LowerIsBetter, metrics.HigherIsBetter:
 		case "":
-			d.fail(p+".direction", "missing: lower_is_better or higher_is_better")
+			d.Fail(p+".direction", "missing: lower_is_better or higher_is_better")
 		default:
-			d.fail(p+".direction", "unknown direction %q (want lower_is_better or higher_is_better)", c.Direction)
+			d.Fail(p+".direction", "unknown direction %q (want lower_is_better or higher_is_better)", c.Direction)
 		}
 		switch {
 		case c.MaxDeviationPercent == nil && c.MaxIncrease == nil:
-			d.fail(p, "no tolerance: set maxDeviationPercent, maxIncrease or both")
+			d.Fail(p, "no tolerance: set maxDeviationPercent, maxIncrease or both")
 		case c.MaxDeviationPercent != nil && *c.MaxDeviationPercent < 0:
-			d.fail(p+".maxDeviationPercent", "want zero or more, got %v", *c.MaxDeviationPercent)
+			d.Fail(p+".maxDeviationPercent", "want zero or more, got %v", *c.MaxDeviationPercent)
 		case c.MaxIncrease != nil && *c.MaxIncrease < 0:
-			d.fail(p+".maxIncrease", "want zero or more, got %v", *c.MaxIncrease)
+			d.Fail(p+".maxIncrease", "want zero or more, got %v", *c.MaxIncrease)
 		}
 		judge := c.Judge
 		if judge == "" {
 			judge = s.Analysis.Judge
 		} else if _, err := metrics.New(judge, nil); err != nil {
-			d.fail(p+".judge", "%v", err)
+			d.Fail(p+".judge", "%v", err)
 			continue
 		}
 		if _, err := metrics.New(judge, c.JudgeOptions); err != nil && len(c.JudgeOptions) > 0 {
-			d.fail(p+".judgeOptions", "%s: %v", judge, err)
+			d.Fail(p+".judgeOptions", "%s: %v", judge, err)
 		}
 	}
 }
@@ -403,10 +425,10 @@ func (d *decoder) validateChecks(s *Rollout) {
 func (d *decoder) builtinCheck(s *Rollout, c *Check, p string) {
 	switch {
 	case c.Builtin == "":
-		d.fail(p+".builtin", "missing: with metrics.builtin a check names a measure (%s)", strings.Join(builtinChecks, ", "))
+		d.Fail(p+".builtin", "missing: with metrics.builtin a check names a measure (%s)", strings.Join(builtinChecks, ", "))
 		return
 	case s.Metrics.Builtin == nil && s.Metrics.Kind() != "":
-		d.fail(p+".builtin", "needs metrics.builtin (the proxy's own observations)")
+		d.Fail(p+".builtin", "needs metrics.builtin (the proxy's own observations)")
 		return
 	}
 	given := *c
@@ -434,7 +456,7 @@ func (d *decoder) builtinCheck(s *Rollout, c *Check, p string) {
 			c.Unit = "req/s"
 		}
 	default:
-		d.fail(p+".builtin", "unknown measure %q (want one of %s)", c.Builtin, strings.Join(builtinChecks, ", "))
+		d.Fail(p+".builtin", "unknown measure %q (want one of %s)", c.Builtin, strings.Join(builtinChecks, ", "))
 		return
 	}
 	if c.Direction == "" {
@@ -442,7 +464,7 @@ func (d *decoder) builtinCheck(s *Rollout, c *Check, p string) {
 	}
 	// A spec read back from a journal carries its expansion already; anything else is a mix-up.
 	if !sameQueries(given, *c) && (!given.Canary.IsZero() || !given.Baseline.IsZero() || given.Events != nil || given.Total != nil) {
-		d.fail(p+".builtin", "a builtin check takes no canary, baseline, events or total queries")
+		d.Fail(p+".builtin", "a builtin check takes no canary, baseline, events or total queries")
 	}
 }
 
@@ -464,16 +486,16 @@ func (d *decoder) queryCheck(s *Rollout, c *Check, p string) {
 	hasSamples := !c.Canary.IsZero() || !c.Baseline.IsZero()
 	switch {
 	case hasSamples && (c.Events != nil || c.Total != nil):
-		d.fail(p, "give canary and baseline queries, or events and total counts, not both")
+		d.Fail(p, "give canary and baseline queries, or events and total counts, not both")
 		return
 	case c.Events != nil && c.Total == nil:
-		d.fail(p+".events", "events need total: the judge compares events out of total requests")
+		d.Fail(p+".events", "events need total: the judge compares events out of total requests")
 		return
 	case c.Total != nil && c.Events == nil:
-		d.fail(p+".total", "total needs events: the judge compares events out of total requests")
+		d.Fail(p+".total", "total needs events: the judge compares events out of total requests")
 		return
 	case !hasSamples && c.Events == nil:
-		d.fail(p, "no queries: give canary and baseline, or events and total")
+		d.Fail(p, "no queries: give canary and baseline, or events and total")
 		return
 	}
 	pairs := map[string]*QueryPair{}
@@ -491,58 +513,80 @@ func (d *decoder) queryCheck(s *Rollout, c *Check, p string) {
 func (d *decoder) checkQuery(s *Rollout, path string, q metrics.Query) {
 	switch {
 	case q.IsZero():
-		d.fail(path, "missing query")
+		d.Fail(path, "missing query")
 	case q.Metric != nil && s.Metrics.CloudWatch == nil:
-		d.fail(path, "a CloudWatch metric needs metrics.cloudwatch")
+		d.Fail(path, "a CloudWatch metric needs metrics.cloudwatch")
 	case q.Metric != nil && (q.Metric.Namespace == "" || q.Metric.MetricName == "" || q.Metric.Stat == ""):
-		d.fail(path, "a CloudWatch metric needs namespace, metricName and stat")
+		d.Fail(path, "a CloudWatch metric needs namespace, metricName and stat")
 	}
 }
 
 func (d *decoder) validateSteps(s *Rollout) {
 	if len(s.Steps) == 0 {
-		d.fail("steps", "missing: a rollout needs at least one step")
+		d.Fail("steps", "missing: a rollout needs at least one step")
 		return
 	}
 	last, lastPath := 0, ""
+	segments := map[string]string{}
 	for i, st := range s.Steps {
 		p := fmt.Sprintf("steps[%d]", i)
+		var kinds []string
+		for _, k := range []struct {
+			name string
+			on   bool
+		}{{"setWeight", st.SetWeight != nil}, {"pause", st.Pause != nil}, {"segment", st.Segment != nil}, {"setFlag", st.SetFlag != nil}} {
+			if k.on {
+				kinds = append(kinds, k.name)
+			}
+		}
 		switch {
-		case st.SetWeight != nil && st.Pause != nil:
-			d.fail(p, "a step either sets a weight or pauses, not both")
+		case len(kinds) == 2 && st.SetWeight != nil && st.Pause != nil:
+			d.Fail(p, "a step either sets a weight or pauses, not both")
 			continue
-		case st.SetWeight == nil && st.Pause == nil:
-			d.fail(p, "empty step: give setWeight or pause")
+		case len(kinds) > 1:
+			d.Fail(p, "a step does one thing: it sets a weight, pauses, sets a segment or sets a flag (got %s)", strings.Join(kinds, " and "))
+			continue
+		case len(kinds) == 0:
+			d.Fail(p, "empty step: give setWeight, pause, segment or setFlag")
+			continue
+		case st.Segment != nil || st.SetFlag != nil:
+			d.validateStrategyStep(s, st, p, segments)
+			d.validateAnalyze(s, st, p)
 			continue
 		case st.Pause != nil:
-			if d.written(p+".analyze") || st.Analyze != 0 {
-				d.fail(p+".analyze", "a pause step does not analyze; put analyze on a setWeight step")
+			if d.Written(p+".analyze") || st.Analyze != 0 {
+				d.Fail(p+".analyze", "a pause step does not analyze; put analyze on a setWeight step")
 			}
-			if (d.written(p+".pause.duration") || st.Pause.Duration != 0) && st.Pause.Duration <= 0 {
-				d.fail(p+".pause.duration", "want a positive duration, got %s", st.Pause.Duration)
+			if (d.Written(p+".pause.duration") || st.Pause.Duration != 0) && st.Pause.Duration <= 0 {
+				d.Fail(p+".pause.duration", "want a positive duration, got %s", st.Pause.Duration)
 			}
 			continue
 		}
 		w := *st.SetWeight
 		switch {
 		case w < 1 || w > 100:
-			d.fail(p+".setWeight", "weight %d is outside 1..100", w)
+			d.Fail(p+".setWeight", "weight %d is outside 1..100", w)
 		case w <= last:
-			d.fail(p+".setWeight", "weight %d must be greater than %d set at %s", w, last, lastPath)
+			d.Fail(p+".setWeight", "weight %d must be greater than %d set at %s", w, last, lastPath)
 		default:
 			last, lastPath = w, p
 		}
-		if !d.written(p+".analyze") && st.Analyze == 0 {
-			continue
-		}
-		switch {
-		case st.Analyze <= 0:
-			d.fail(p+".analyze", "want a positive duration, got %s", st.Analyze)
-		case st.Analyze < s.Analysis.Interval:
-			d.fail(p+".analyze", "%s is shorter than analysis.interval (%s): no sample would be taken", st.Analyze, s.Analysis.Interval)
-		case len(s.Checks) == 0:
-			d.fail(p+".analyze", "nothing to analyze: the rollout has no checks")
-		}
+		d.validateAnalyze(s, st, p)
+	}
+}
+
+// validateAnalyze checks a step's analyze, if it has one.
+func (d *decoder) validateAnalyze(s *Rollout, st Step, p string) {
+	if !d.Written(p+".analyze") && st.Analyze == 0 {
+		return
+	}
+	switch {
+	case st.Analyze <= 0:
+		d.Fail(p+".analyze", "want a positive duration, got %s", st.Analyze)
+	case st.Analyze < s.Analysis.Interval:
+		d.Fail(p+".analyze", "%s is shorter than analysis.interval (%s): no sample would be taken", st.Analyze, s.Analysis.Interval)
+	case len(s.Checks) == 0:
+		d.Fail(p+".analyze", "nothing to analyze: the rollout has no checks")
 	}
 }
 

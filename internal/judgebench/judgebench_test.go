@@ -97,7 +97,7 @@ func TestSummaryAndTable(t *testing.T) {
 // BenchmarkJudge times one judgement of each judge on a 30-minute window (60 intervals), the
 // most an engine look asks of it in the benchmark's rollouts: a count check and a latency check.
 //
-//	go test -run XXX -bench Judge ./metrics/...
+//	go test -run XXX -bench Judge ./internal/judgebench/
 func BenchmarkJudge(b *testing.B) {
 	s := find(b, "A/A steady, 5% weight")
 	r := s.Simulate(0)
@@ -122,4 +122,72 @@ func BenchmarkJudge(b *testing.B) {
 			})
 		}
 	}
+}
+
+// Judging a sequential check once on the whole window comes to the outcome of judging it at
+// every look, as the engine does: what lets the benchmark judge it once.
+func TestPlayFinalMatchesEveryLook(t *testing.T) {
+	j, err := metrics.New("sequential", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"errors ×10 from minute 30", "latency +20%, tolerance +5%", "A/A"} {
+		s := findIn(t, OracleScenarios(), name)
+		s.Intervals = 40
+		for run := range 5 {
+			r := s.Simulate(run)
+			if every, once := play(j, s, r), playFinal(j, s, r); every != once {
+				t.Errorf("%s run %d: every look %+v, once %+v", name, run, every, once)
+			}
+		}
+	}
+}
+
+// The oracle's evidence grows under its alternative and shrinks at the null's boundary: it is
+// the likelihood ratio of the scenario's truth.
+func TestOracleIsTheTruthsLikelihoodRatio(t *testing.T) {
+	for _, name := range []string{"errors ×1.5, tolerance +10%", "errors ×2, maxIncrease 0.1 pp", "latency +10%, heavy tails"} {
+		harmful := findIn(t, OracleScenarios(), name)
+		boundary := harmful
+		boundary.Name += " at the boundary"
+		switch {
+		case harmful.ErrorFactor > 1 && harmful.Errors != nil:
+			boundary.ErrorFactor = 1 + *harmful.Errors.MaxIncrease/harmful.ErrorRate
+		case harmful.ErrorFactor > 1:
+			boundary.ErrorFactor = 1.1
+		default:
+			boundary.LatencyFactor = 1.05
+		}
+		mean := func(s Scenario, llr func(Scenario, Rollout) func(int) float64) float64 {
+			var sum float64
+			for run := range 50 {
+				r := s.Simulate(run)
+				f := llr(harmful, r) // the harmful scenario's test, on either scenario's data
+				for i := range s.Intervals {
+					sum += f(i)
+				}
+			}
+			return sum / 50
+		}
+		llr := func(s Scenario, r Rollout) func(int) float64 {
+			if s.ErrorFactor > 1 {
+				return s.errorsLLR(r)
+			}
+			return s.latencyLLR(r)
+		}
+		if h, b := mean(harmful, llr), mean(boundary, llr); h <= 0 || b >= 0 {
+			t.Errorf("%s: mean log likelihood ratio %.3g under the truth, %.3g at the boundary", name, h, b)
+		}
+	}
+}
+
+func findIn(t testing.TB, list []Scenario, name string) Scenario {
+	t.Helper()
+	for _, s := range list {
+		if s.Name == name {
+			return s
+		}
+	}
+	t.Fatalf("no scenario %q", name)
+	return Scenario{}
 }

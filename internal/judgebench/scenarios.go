@@ -1,6 +1,10 @@
 package judgebench
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/perchhq/perch/metrics"
+)
 
 // The benchmark's rollout step: 30 minutes of 30-second intervals at a fixed canary weight,
 // 1,000 requests per second in all, 1% of requests failing on the baseline.
@@ -57,5 +61,78 @@ func Scenarios() []Scenario {
 	sub := step("sub-tolerance: errors ×1.05, latency +2%, 5%", 0.05)
 	sub.ErrorFactor, sub.LatencyFactor = 1.05, 1.02
 	out = append(out, sub)
+	return out
+}
+
+// The setting of the oracle comparison: an hour of one-minute intervals, 600 requests a minute
+// on each side (a canary and a baseline of the same size), 0.5% of requests failing, with
+// seasonal traffic, shared bursts and outlier minutes.
+const (
+	oracleIntervals = 60
+	oracleSeconds   = 60
+	oracleRPS       = 10
+	oracleErrorRate = 0.005
+)
+
+func oracleStep(name string) Scenario {
+	return Scenario{
+		Name: name, Intervals: oracleIntervals, IntervalSeconds: oracleSeconds,
+		CanaryRPS: oracleRPS, StableRPS: oracleRPS, ErrorRate: oracleErrorRate,
+		ErrorFactor: 1, LatencyFactor: 1, Outliers: outlierChance, Seasonal: true, Truth: Safe,
+	}
+}
+
+// absolute is an errors check with an absolute tolerance (maxIncrease) of a.
+func absolute(a float64) *metrics.Criteria {
+	return &metrics.Criteria{Direction: metrics.LowerIsBetter, MaxIncrease: &a}
+}
+
+// OracleScenarios are the cases perch is measured on beside the oracle: A/A first, then harm
+// from the window's start, harm that starts mid-window, and traffic that is not what the
+// weight says.
+func OracleScenarios() []Scenario {
+	var out []Scenario
+	add := func(s Scenario, change func(*Scenario)) {
+		if change != nil {
+			change(&s)
+		}
+		out = append(out, s)
+	}
+	add(oracleStep("A/A"), nil)
+	add(oracleStep("A/A errors, maxIncrease 0.1 pp"), func(s *Scenario) { s.Errors = absolute(0.001) })
+	add(oracleStep("A/A errors, maxIncrease 0.1 pp at 60 req/min"), func(s *Scenario) {
+		s.Errors, s.CanaryRPS, s.StableRPS = absolute(0.001), 1, 1
+	})
+	add(oracleStep("A/A at 60 req/min"), func(s *Scenario) { s.CanaryRPS, s.StableRPS = 1, 1 })
+	add(oracleStep("A/A heavy tails"), func(s *Scenario) { s.HeavyTails = true })
+	add(oracleStep("A/A heavy bursts"), func(s *Scenario) { s.BurstChance, s.BurstErrors = 0.2, 20 })
+	add(oracleStep("A/A weight 5% → 25% at minute 20"), func(s *Scenario) {
+		s.CanaryRPS, s.StableRPS = 1, 19
+		s.Shift = &TrafficShift{At: 20, CanaryRPS: 5, StableRPS: 15}
+	})
+	add(oracleStep("A/A misrouted: weight 5%, canary gets 0.2%"), func(s *Scenario) {
+		s.CanaryRPS, s.StableRPS, s.Delivered = 1, 19, 0.04
+	})
+	harm := func(name string, change func(*Scenario)) {
+		add(oracleStep(name), func(s *Scenario) {
+			s.Truth = Harmful
+			change(s)
+		})
+	}
+	harm("errors ×2, tolerance +10%", func(s *Scenario) { s.ErrorFactor = 2 })
+	harm("errors ×1.5, tolerance +10%", func(s *Scenario) { s.ErrorFactor = 1.5 })
+	harm("errors ×3 at 60 req/min", func(s *Scenario) { s.ErrorFactor, s.CanaryRPS, s.StableRPS = 3, 1, 1 })
+	harm("errors ×10 from minute 30", func(s *Scenario) { s.ErrorFactor, s.Onset = 10, 30 })
+	harm("errors ×2 from minute 30", func(s *Scenario) { s.ErrorFactor, s.Onset = 2, 30 })
+	harm("errors ×2, maxIncrease 0.1 pp", func(s *Scenario) { s.ErrorFactor, s.Errors = 2, absolute(0.001) })
+	harm("errors ×2, heavy bursts", func(s *Scenario) { s.ErrorFactor, s.BurstChance, s.BurstErrors = 2, 0.2, 20 })
+	harm("errors ×2, weight 5% → 25% at minute 20", func(s *Scenario) {
+		s.ErrorFactor, s.CanaryRPS, s.StableRPS = 2, 1, 19
+		s.Shift = &TrafficShift{At: 20, CanaryRPS: 5, StableRPS: 15}
+	})
+	harm("latency +10%, tolerance +5%", func(s *Scenario) { s.LatencyFactor = 1.1 })
+	harm("latency +20%, tolerance +5%", func(s *Scenario) { s.LatencyFactor = 1.2 })
+	harm("latency +10%, heavy tails", func(s *Scenario) { s.LatencyFactor, s.HeavyTails = 1.1, true })
+	harm("latency +20% from minute 30", func(s *Scenario) { s.LatencyFactor, s.Onset = 1.2, 30 })
 	return out
 }

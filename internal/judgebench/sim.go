@@ -8,6 +8,8 @@ import (
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
+
+	"github.com/perchhq/perch/metrics"
 )
 
 // Scenario is a rollout step with a known truth, simulated interval by interval.
@@ -28,9 +30,32 @@ type Scenario struct {
 	// Seasonal traffic (±50% over a 20-minute cycle) and shared bursts: in 5% of intervals
 	// both versions' errors rise ×5 and latency ×1.5 (a dependency hiccup).
 	Seasonal bool
+	// BurstChance, when set, is the chance of a shared burst per interval instead of 5%, and
+	// BurstErrors the factor on both versions' error rates during one (5 when 0).
+	BurstChance, BurstErrors float64
 	// Outliers is the chance, per interval and version, of an outlier minute: latency ×3 on
 	// that version alone (a noisy neighbour, a GC storm).
 	Outliers float64
+	// HeavyTails makes each version's instance noise heavy-tailed: in 10% of intervals its
+	// spread is five times the usual 3%.
+	HeavyTails bool
+
+	// Shift, when set, changes the traffic from interval Shift.At on: the weight moved in the
+	// middle of the window.
+	Shift *TrafficShift
+	// Delivered is the part of the canary's traffic that reaches it (1 when 0): at 0.04, a
+	// weight of 5% gives the canary 0.2% of requests and the rest goes to the stable version.
+	Delivered float64
+
+	// Errors and Latency are the two checks' criteria (the benchmark's defaults when nil:
+	// errors within +10%, p95 latency within +5%).
+	Errors, Latency *metrics.Criteria
+}
+
+// TrafficShift is new request rates from interval At on.
+type TrafficShift struct {
+	At                   int
+	CanaryRPS, StableRPS float64
 }
 
 // Truth is what a judge should make of a scenario.
@@ -57,10 +82,17 @@ const (
 	burstChance    = 0.05
 )
 
-// Rollout is one simulated run: per interval, counts and p95 latency for each version.
+// Rollout is one simulated run: per interval, counts and p95 latency for each version, the
+// weight the router was set to, and what the oracle is told of the truth.
 type Rollout struct {
 	CanaryErrors, CanaryRequests, StableErrors, StableRequests []float64
 	CanaryLatency, StableLatency                               []float64
+	// Weights is the canary's weight in percent, as set, per interval.
+	Weights []float64
+	// StableRate is the stable version's true error rate per interval (bursts included), and
+	// SamplingVar the variance of each interval's canary-minus-stable log p95 from the
+	// requests' sampling alone (instance noise and outliers come on top).
+	StableRate, SamplingVar []float64
 }
 
 // Simulate draws run number run of the scenario; the same scenario name and run give the same
@@ -74,32 +106,66 @@ func (s Scenario) Simulate(run int) Rollout {
 		CanaryErrors: make([]float64, n), CanaryRequests: make([]float64, n),
 		StableErrors: make([]float64, n), StableRequests: make([]float64, n),
 		CanaryLatency: make([]float64, n), StableLatency: make([]float64, n),
+		Weights: make([]float64, n), StableRate: make([]float64, n), SamplingVar: make([]float64, n),
 	}
 	phase := rng.Float64() * 2 * math.Pi
+	bursts, burstErrors := burstChance, 5.0
+	if s.BurstChance > 0 {
+		bursts = s.BurstChance
+	}
+	if s.BurstErrors > 0 {
+		burstErrors = s.BurstErrors
+	}
 	for i := range n {
 		load, errBoost, latBoost := 1.0, 1.0, 0.0
 		if s.Seasonal {
 			load = 1 + 0.5*math.Sin(phase+2*math.Pi*float64(i)*s.IntervalSeconds/1200)
-			if rng.Float64() < burstChance {
-				errBoost, latBoost = 5, math.Log(1.5)
+			if rng.Float64() < bursts {
+				errBoost, latBoost = burstErrors, math.Log(1.5)
 			}
 		}
 		errFactor, latFactor := 1.0, 1.0
 		if i >= s.Onset {
 			errFactor, latFactor = s.ErrorFactor, s.LatencyFactor
 		}
-		nc := poisson(rng, s.CanaryRPS*s.IntervalSeconds*load)
-		nb := poisson(rng, s.StableRPS*s.IntervalSeconds*load)
+		canaryRPS, stableRPS := s.CanaryRPS, s.StableRPS
+		if s.Shift != nil && i >= s.Shift.At {
+			canaryRPS, stableRPS = s.Shift.CanaryRPS, s.Shift.StableRPS
+		}
+		r.Weights[i] = 100 * canaryRPS / (canaryRPS + stableRPS)
+		if s.Delivered > 0 {
+			// Misrouted: the canary gets a part of its share, the stable version the rest.
+			canaryRPS, stableRPS = canaryRPS*s.Delivered, stableRPS+canaryRPS*(1-s.Delivered)
+		}
+		nc := poisson(rng, canaryRPS*s.IntervalSeconds*load)
+		nb := poisson(rng, stableRPS*s.IntervalSeconds*load)
 		pb := math.Min(1, s.ErrorRate*errBoost)
 		pc := math.Min(1, pb*errFactor)
 		r.CanaryRequests[i], r.StableRequests[i] = nc, nb
 		r.CanaryErrors[i], r.StableErrors[i] = binomial(rng, nc, pc), binomial(rng, nb, pb)
+		r.StableRate[i] = pb
 		shared := math.Log(medianLatency) + logSD*p95Z + latBoost
 		r.CanaryLatency[i] = s.p95(rng, nc, shared+math.Log(latFactor))
 		r.StableLatency[i] = s.p95(rng, nb, shared)
+		r.SamplingVar[i] = p95Variance(nc) + p95Variance(nb)
 	}
 	return r
 }
+
+// p95Variance is the variance of one interval's log p95 from n requests' sampling alone.
+func p95Variance(n float64) float64 {
+	if n <= 0 {
+		return math.NaN()
+	}
+	return p95ErrorFactor * p95ErrorFactor / n
+}
+
+// heavyJitter is the instance noise's spread in the intervals where HeavyTails widens it, and
+// heavyChance how often it does.
+const (
+	heavyJitter = 5 * instanceJitter
+	heavyChance = 0.1
+)
 
 // p95 is one interval's measured p95 for n requests around the true log p95: NaN with no
 // requests, as histogram_quantile answers.
@@ -107,7 +173,11 @@ func (s Scenario) p95(rng *rand.Rand, n, logTrue float64) float64 {
 	if n == 0 {
 		return math.NaN()
 	}
-	v := logTrue + rng.NormFloat64()*p95ErrorFactor/math.Sqrt(n) + rng.NormFloat64()*instanceJitter
+	jitter := instanceJitter
+	if s.HeavyTails && rng.Float64() < heavyChance {
+		jitter = heavyJitter
+	}
+	v := logTrue + rng.NormFloat64()*p95ErrorFactor/math.Sqrt(n) + rng.NormFloat64()*jitter
 	if rng.Float64() < s.Outliers {
 		v += math.Log(3)
 	}

@@ -19,6 +19,8 @@ type Summary struct {
 	// RolledBack counts rollbacks after the onset: detections when the scenario is harmful,
 	// false rollbacks otherwise. Early counts rollbacks before a mid-run onset (false ones).
 	RolledBack, Early, Promoted int
+	// SplitOff counts runs held at the end because the traffic split was not what was set.
+	SplitOff int
 	// Minutes from onset to rollback of every run, +Inf for runs that never rolled back after
 	// the onset, sorted.
 	TTD []float64
@@ -28,6 +30,9 @@ type Summary struct {
 func Summarize(judge string, s Scenario, out []Outcome) Summary {
 	sum := Summary{Judge: judge, Scenario: s, Runs: len(out)}
 	for _, o := range out {
+		if o.SplitOff {
+			sum.SplitOff++
+		}
 		switch {
 		case o.RolledBackAt > s.Onset:
 			sum.RolledBack++
@@ -197,4 +202,83 @@ func WriteTargets(w io.Writer, sums []Summary, judges []string) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// Comparison is perch's default judge and the oracle on one scenario.
+type Comparison struct {
+	Perch, Oracle Summary
+}
+
+// caughtMedian is the median minutes from onset to rollback over the runs that rolled back
+// after the onset (NaN when none did).
+func caughtMedian(s Summary) float64 {
+	var caught []float64
+	for _, t := range s.TTD {
+		if !math.IsInf(t, 1) {
+			caught = append(caught, t)
+		}
+	}
+	if len(caught) == 0 {
+		return math.NaN()
+	}
+	return quantileOf(caught, 0.5).Value
+}
+
+// Goal is what the comparison asks of perch on a scenario: on a safe one, false rollbacks at
+// most alpha; on a harmful one, a detection rate within 10 points of the oracle's and a median
+// time to detection at most 1.5 times the oracle's.
+func (c Comparison) Goal() (string, bool) {
+	p, o := c.Perch, c.Oracle
+	if p.Scenario.Truth != Harmful {
+		rate := float64(p.RolledBack+p.Early) / float64(p.Runs)
+		return fmt.Sprintf("false rollbacks ≤ %s", pct(defaultAlpha)), rate <= defaultAlpha
+	}
+	pr, or := float64(p.RolledBack)/float64(p.Runs), float64(o.RolledBack)/float64(o.Runs)
+	pm, om := caughtMedian(p), caughtMedian(o)
+	return "within 10 points, ≤ 1.5× median", pr >= or-0.1 && !(pm > 1.5*om) && !math.IsNaN(pm)
+}
+
+// WriteComparison writes perch beside the oracle as a Markdown table: how often each rolled
+// back (false rollbacks on safe scenarios) and the median minutes from the onset to the
+// rollback over the runs that rolled back.
+func WriteComparison(w io.Writer, cs []Comparison) error {
+	var b strings.Builder
+	b.WriteString("| Scenario | Truth | perch rolled back (95% CI) | oracle | perch median, min | oracle median, min | ratio | perch promoted | held: split off | goal |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, c := range cs {
+		p, o := c.Perch, c.Oracle
+		rb := wilson(p.RolledBack+p.Early, p.Runs)
+		if p.Scenario.Truth == Harmful {
+			rb = wilson(p.RolledBack, p.Runs)
+		}
+		cell := fmt.Sprintf("%s (%s–%s)", pct(rb.Rate), pct(rb.Low), pct(rb.High))
+		if p.Early > 0 && p.Scenario.Truth == Harmful {
+			cell += fmt.Sprintf("; %s before onset", pct(float64(p.Early)/float64(p.Runs)))
+		}
+		oracle, om, ratio := "", "", ""
+		pm := caughtMedian(p)
+		if p.Scenario.Truth == Harmful {
+			oracle = pct(float64(o.RolledBack) / float64(o.Runs))
+			om = number(caughtMedian(o))
+			if r := pm / caughtMedian(o); !math.IsNaN(r) {
+				ratio = fmt.Sprintf("%.2g×", r)
+			}
+		}
+		goal, met := c.Goal()
+		verdict := "met"
+		if !met {
+			verdict = "**not met**"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s: %s |\n", p.Scenario.Name, p.Scenario.Truth, cell, oracle,
+			number(pm), om, ratio, pct(float64(p.Promoted)/float64(p.Runs)), pct(float64(p.SplitOff)/float64(p.Runs)), verdict, goal)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func number(v float64) string {
+	if math.IsNaN(v) {
+		return "—"
+	}
+	return fmt.Sprintf("%g", v)
 }

@@ -90,8 +90,9 @@ func (s service) serve(version string, n int, oneError bool, latency float64) {
 	}
 }
 
-// startPrometheus runs prometheus on a free loopback port, scraping target every second, and
-// returns its address once it is ready.
+// startPrometheus runs prometheus on a free loopback port, scraping target every 500ms, and
+// returns its address once it is ready. Four scrapes in each 2s window: on a busy machine a
+// scrape comes late or not at all, and increase() over a window holding one sample is no data.
 func startPrometheus(t *testing.T, bin, target string) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -103,7 +104,7 @@ func startPrometheus(t *testing.T, bin, target string) string {
 	dir := t.TempDir()
 	config := filepath.Join(dir, "prometheus.yml")
 	err = os.WriteFile(config, fmt.Appendf(nil, `global:
-  scrape_interval: 1s
+  scrape_interval: 500ms
   evaluation_interval: 1s
 scrape_configs:
   - job_name: perch-test

@@ -27,6 +27,8 @@ func (r *Router) explain(op, verb string, err error) error {
 			"ValidationError":             refused,
 			"InvalidConfigurationRequest": refused,
 			"OperationNotPermitted":       refused,
+			"PriorityInUse":               fmt.Sprintf("ALB listener %s: the priority perch chose for a segment rule was taken meanwhile; perch tries again", r.cfg.ListenerARN),
+			"TooManyRules":                fmt.Sprintf("ALB listener %s has as many rules as it may: a segment rule needs one more", r.cfg.ListenerARN),
 		},
 		Otherwise: doing + ": " + op,
 	})

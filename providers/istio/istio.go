@@ -192,29 +192,43 @@ func (r *Router) findRoute(vs *unstructured.Unstructured) (map[string]any, error
 	// NoCopy: the route is changed in place, inside the object that is written back.
 	field, _, _ := unstructured.NestedFieldNoCopy(vs.Object, "spec", "http")
 	routes, _ := field.([]any)
-	if len(routes) == 0 {
-		return nil, fmt.Errorf("%s has no http routes", r.obj)
+	i, err := r.routeIndex(routes)
+	if err != nil {
+		return nil, err
 	}
+	return routes[i].(map[string]any), nil
+}
+
+// routeIndex is where the http route named in the config, or the only one, is in routes.
+// The routes perch adds for segments are not candidates.
+func (r *Router) routeIndex(routes []any) (int, error) {
 	var names []string
-	for _, x := range routes {
+	only := -1
+	for i, x := range routes {
 		route, ok := x.(map[string]any)
 		if !ok {
-			return nil, fmt.Errorf("%s: an http route is not a mapping", r.obj)
+			return 0, fmt.Errorf("%s: an http route is not a mapping", r.obj)
+		}
+		if isSegmentRoute(route) {
+			continue
 		}
 		name, _ := route["name"].(string)
 		if r.route != "" && name == r.route {
-			return route, nil
+			return i, nil
 		}
 		if name == "" {
 			name = "(unnamed)"
 		}
 		names = append(names, name)
+		only = i
 	}
 	switch {
+	case len(names) == 0:
+		return 0, fmt.Errorf("%s has no http routes", r.obj)
 	case r.route != "":
-		return nil, fmt.Errorf("%s has no http route named %q (it has %s)", r.obj, r.route, strings.Join(names, ", "))
-	case len(routes) > 1:
-		return nil, fmt.Errorf("%s has %d http routes (%s); name one in traffic.istio.route", r.obj, len(routes), strings.Join(names, ", "))
+		return 0, fmt.Errorf("%s has no http route named %q (it has %s)", r.obj, r.route, strings.Join(names, ", "))
+	case len(names) > 1:
+		return 0, fmt.Errorf("%s has %d http routes (%s); name one in traffic.istio.route", r.obj, len(names), strings.Join(names, ", "))
 	}
-	return routes[0].(map[string]any), nil
+	return only, nil
 }

@@ -70,7 +70,7 @@ var (
 // to connect when it could not be reached; none when it failed while the request was sent.
 func (p *Proxy) send(v version, overridden bool, in *inbound, resp *fasthttp.ResponseHeader) (*exchange, *failure) {
 	start := time.Now()
-	up := p.upstreams.Load()[v]
+	up := p.upstreams[v]
 	buf := p.heads.Get().(*[]byte)
 	defer p.heads.Put(buf)
 	head := p.buildHead((*buf)[:0], up, in)
@@ -429,7 +429,12 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	}
 	b.conn.SetWriteDeadline(next)
 	n, err := b.r.Read(p)
-	if err != nil && err != io.EOF {
+	switch {
+	case err == io.EOF && b.deadline != nil:
+		// All read: no deadline on the client's connection while the backend answers (a
+		// net/http server would take one for the client leaving).
+		b.deadline(time.Time{})
+	case err != nil && err != io.EOF:
 		b.err = err
 	}
 	return n, err

@@ -10,8 +10,8 @@ import "runtime/debug"
 // times rarer.
 const GCPercent = 400
 
-// TuneGC sets GCPercent for this process unless the operator chose with GOGC. Call it from
-// main, before serving.
+// TuneGC sets GCPercent for this process unless the operator chose with GOGC. Call it in the
+// process that serves the proxy, once it does; other processes keep Go's default.
 func TuneGC(getenv func(string) string) {
 	if getenv("GOGC") == "" {
 		debug.SetGCPercent(GCPercent)

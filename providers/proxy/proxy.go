@@ -83,13 +83,12 @@ func (t Timeouts) withDefaults() Timeouts {
 // not usable; make one with New.
 type Proxy struct {
 	canaryPercent atomic.Int32
-	upstreams     atomic.Pointer[[2]*upstream] // stable, canary; replaced whole by SetBackends
-	backendsMu    sync.Mutex                   // serializes SetBackends and Close
-	retired       []*upstream                  // replaced, with requests still in flight
+	upstreams     [2]*upstream // stable, canary
 	stickyHeader  string
 	stickyCookie  string
 	override      string
 	overrideToken []byte
+	segments      segmentTable
 	timeouts      Timeouts
 	maxConns      int
 	source        *Source
@@ -147,7 +146,7 @@ func New(cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.upstreams.Store(ups)
+	p.upstreams = *ups
 	return p, nil
 }
 
@@ -163,34 +162,6 @@ func upstreams(stableURL, canaryURL string) (*[2]*upstream, error) {
 		ups[v] = newUpstream(v, target)
 	}
 	return &ups, nil
-}
-
-// SetBackends points the proxy at other backends (a reload) from the next request on.
-// Requests in flight finish on the connections they have, which then close; the weight, the
-// observations and the client connections stay as they are.
-func (p *Proxy) SetBackends(stableURL, canaryURL string) error {
-	ups, err := upstreams(stableURL, canaryURL)
-	if err != nil {
-		return err
-	}
-	p.backendsMu.Lock()
-	defer p.backendsMu.Unlock()
-	if p.closing.Err() != nil {
-		return errors.New("proxy: closed")
-	}
-	old := p.upstreams.Swap(ups)
-	still := p.retired[:0]
-	for _, u := range p.retired {
-		if u.inUse() {
-			still = append(still, u)
-		}
-	}
-	for _, u := range old {
-		u.retire()
-		still = append(still, u)
-	}
-	p.retired = still
-	return nil
 }
 
 // SetWeight sends canaryPercent (0..100) of new requests to the canary from the next request
@@ -216,11 +187,9 @@ func (p *Proxy) Close() error {
 	p.abandonMu.Lock()
 	p.abandonClosed = true
 	p.abandonMu.Unlock()
-	p.backendsMu.Lock()
-	for _, u := range append(p.upstreams.Load()[:], p.retired...) {
+	for _, u := range p.upstreams {
 		u.close()
 	}
-	p.backendsMu.Unlock()
 	p.abandoned.Wait()
 	return nil
 }
@@ -231,10 +200,11 @@ type headers interface {
 	cookie(name string) string
 }
 
-// choose picks the side for a request: an override with its token first, then the sticky
-// hash, else a coin weighted by the current canary percent. overridden says the override
-// decided, so the request is served but not analysed. At 0% nothing reaches the canary, not
-// even an override: a rolled-back canary gets no traffic at all.
+// choose picks the side for a request: an override with its token first, then the segments
+// routed to the canary, then the sticky hash, else a coin weighted by the current canary
+// percent. overridden says the override decided, so the request is served but not analysed.
+// At 0% no override reaches the canary: a rolled-back canary (whose segments the rollback
+// removed) gets no traffic at all.
 func (p *Proxy) choose(h headers) (v version, overridden bool) {
 	percent := int(p.canaryPercent.Load())
 	if p.override != "" {
@@ -250,6 +220,9 @@ func (p *Proxy) choose(h headers) (v version, overridden bool) {
 				}
 			}
 		}
+	}
+	if p.inSegment(h) {
+		return canary, false
 	}
 	switch {
 	case percent <= 0:

@@ -42,8 +42,8 @@ type upstream struct {
 	mu     sync.Mutex
 	idle   []*upConn // most recently used last
 	active map[*upConn]struct{}
-	// retired: replaced by SetBackends, it keeps no idle connection; closed: the proxy closed,
-	// it makes none.
+	// retired: its proxy was replaced (Reconfigured), it keeps no idle connection; closed: the
+	// proxy closed, it makes none.
 	retired, closed bool
 }
 
@@ -162,13 +162,6 @@ func (u *upstream) retire() {
 	for _, c := range idle {
 		c.Close()
 	}
-}
-
-// inUse says whether a request still uses a connection to the backend.
-func (u *upstream) inUse() bool {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return len(u.active) > 0
 }
 
 // close closes every connection to the backend, idle or in use, and refuses new ones.

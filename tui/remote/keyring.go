@@ -8,8 +8,10 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"strings"
+	"time"
 
 	gossh "golang.org/x/crypto/ssh"
 
@@ -23,6 +25,22 @@ type Identity struct {
 	Role        engine.Role
 	Fingerprint string
 	key         gossh.PublicKey
+	opts        keyOptions
+}
+
+// admits reports why a client at addr may not use this key at now, or nil if it may: the
+// key's from= and expiry-time= options.
+func (id Identity) admits(addr net.Addr, now time.Time) error {
+	if !id.opts.expires.IsZero() && now.After(id.opts.expires) {
+		return fmt.Errorf("the key expired at %s (expiry-time)", id.opts.expires.Format(time.RFC3339))
+	}
+	if id.opts.from != nil {
+		ip, ok := remoteAddr(addr)
+		if !ok || !id.opts.from.allows(ip) {
+			return fmt.Errorf("%s is not in from=%q", addr, id.opts.from.text)
+		}
+	}
+	return nil
 }
 
 // Keyring is the set of keys allowed to connect.
@@ -32,7 +50,10 @@ type Keyring struct {
 
 // LoadKeyring reads operators' and (optionally) viewers' keys from OpenSSH authorized_keys
 // files. Every key needs a comment naming its owner; a key listed in both files is an error,
-// since its role would be ambiguous.
+// since its role would be ambiguous. Of the options a line may start with, from= and
+// expiry-time= are enforced as sshd does, and those that only take away what perch never
+// offers are accepted; a line with any other option (command=, cert-authority, …), or a
+// certificate, is refused, naming the file and line.
 func LoadKeyring(operatorFile, viewerFile string) (*Keyring, error) {
 	k := &Keyring{}
 	if err := k.load(operatorFile, engine.RoleOperator); err != nil {
@@ -61,9 +82,16 @@ func (k *Keyring) load(path string, role engine.Role) error {
 		if text == "" || strings.HasPrefix(text, "#") {
 			continue
 		}
-		key, comment, _, _, err := gossh.ParseAuthorizedKey([]byte(text))
+		key, comment, options, _, err := gossh.ParseAuthorizedKey([]byte(text))
 		if err != nil {
 			return fmt.Errorf("%s:%d: not an authorized_keys line: %v", path, line, err)
+		}
+		if _, ok := key.(*gossh.Certificate); ok {
+			return fmt.Errorf("%s:%d: %s is a certificate; perch accepts plain public keys only", path, line, key.Type())
+		}
+		opts, err := parseKeyOptions(options, time.Local)
+		if err != nil {
+			return fmt.Errorf("%s:%d: %w", path, line, err)
 		}
 		name := strings.TrimSpace(comment)
 		if name == "" {
@@ -72,7 +100,7 @@ func (k *Keyring) load(path string, role engine.Role) error {
 		if prev, ok := k.Lookup(key); ok {
 			return fmt.Errorf("%s:%d: key of %s is already listed (as %s, %s)", path, line, name, prev.Name, prev.Role)
 		}
-		k.ids = append(k.ids, Identity{Name: name, Role: role, Fingerprint: gossh.FingerprintSHA256(key), key: key})
+		k.ids = append(k.ids, Identity{Name: name, Role: role, Fingerprint: gossh.FingerprintSHA256(key), key: key, opts: opts})
 	}
 	return sc.Err()
 }

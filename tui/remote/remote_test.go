@@ -99,19 +99,29 @@ type fixture struct {
 	hostKey  string
 	eng      *fakeEngine
 	presence *remote.Presence
+	log      *syncBuffer // the server's log
 }
 
 func serve(t *testing.T, keys *remote.Keyring, hostKey string) *fixture {
 	t.Helper()
-	f := &fixture{hostKey: hostKey, eng: &fakeEngine{}}
-	srv, err := remote.New(remote.Config{
-		Addr: "127.0.0.1:0", HostKeyPath: hostKey, Keys: keys, Rollout: f.eng,
-		NewModel: func(s remote.Session) tea.Model {
+	return serveWith(t, remote.Config{Keys: keys, HostKeyPath: hostKey})
+}
+
+// serveWith serves cfg, filling in the address, engine, model and logger it leaves out.
+func serveWith(t *testing.T, cfg remote.Config) *fixture {
+	t.Helper()
+	f := &fixture{hostKey: cfg.HostKeyPath, eng: &fakeEngine{}, log: &syncBuffer{}}
+	cfg.Addr, cfg.Rollout = "127.0.0.1:0", f.eng
+	if cfg.NewModel == nil {
+		cfg.NewModel = func(s remote.Session) tea.Model {
 			s.Rollout.Subscribe()
 			return greeter{s: s}
-		},
-		Logger: log.New(&bytes.Buffer{}),
-	})
+		}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = log.New(f.log)
+	}
+	srv, err := remote.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +151,7 @@ func (f *fixture) session(t *testing.T, user string, auth ...gossh.AuthMethod) (
 		t.Fatal(err)
 	}
 	out := &syncBuffer{}
-	sess.Stdout = out
+	sess.Stdout, sess.Stderr = out, out
 	stdin, err := sess.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -322,4 +332,120 @@ func TestOpenModeIsLoopbackOperators(t *testing.T) {
 		t.Fatalf("open mode refused a loopback client without a key: %v", err)
 	}
 	eventually(t, "greeting "+out.String(), func() bool { return strings.Contains(out.String(), "hello carol (open demo) (operator)") })
+}
+
+// TestAuthorizedKeysOptions: from= and expiry-time= are enforced as sshd enforces them;
+// options that only take away what perch never offers load; any other option, or a
+// certificate, is refused when the file is loaded, naming the file and line, rather than
+// silently ignored.
+func TestAuthorizedKeysOptions(t *testing.T) {
+	dir := t.TempDir()
+	type client struct {
+		key  keyPair
+		opts string
+		in   bool
+	}
+	clients := []client{
+		{newKey(t, "far"), `from="10.0.0.0/8"`, false},
+		{newKey(t, "near"), `from="127.0.0.0/8"`, true},
+		{newKey(t, "wild"), `from="127.0.0.?,192.0.2.1"`, true},
+		{newKey(t, "negated"), `from="!127.0.0.1,*"`, false},
+		{newKey(t, "expired"), `expiry-time="20200101"`, false},
+		{newKey(t, "expires later"), `expiry-time="29991231235959"`, true},
+		{newKey(t, "restricted"), `restrict,pty,no-agent-forwarding,permitopen="localhost:80",FROM="127.0.0.1"`, true},
+	}
+	var lines []string
+	for _, c := range clients {
+		lines = append(lines, c.opts+" "+c.key.line)
+	}
+	keys, err := remote.LoadKeyring(writeKeys(t, dir, "ops", lines...), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := serve(t, keys, filepath.Join(dir, "host"))
+	for _, c := range clients {
+		_, out, err := f.session(t, "root", gossh.PublicKeys(c.key.signer))
+		switch {
+		case c.in && err != nil:
+			t.Errorf("%s (%s) refused: %v", strings.Fields(c.key.line)[2], c.opts, err)
+		case c.in:
+			eventually(t, "greeting", func() bool { return strings.Contains(out.String(), "hello") })
+		case err == nil:
+			t.Errorf("%s (%s) let in from 127.0.0.1", strings.Fields(c.key.line)[2], c.opts)
+		}
+	}
+	for _, want := range []string{`reason="127.0.0.1:`, `is not in from=\"10.0.0.0/8\"`, `the key expired at 2020-01-01T00:00:00`} {
+		if !strings.Contains(f.log.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, f.log.String())
+		}
+	}
+
+	alice := newKey(t, "alice")
+	refused := map[string]string{
+		`command="/bin/sh"`:               "option command= is not supported by perch; remove it",
+		`cert-authority`:                  "option cert-authority is not supported by perch; remove it",
+		`environment="A=b"`:               "option environment= is not supported by perch; remove it",
+		`principals="alice"`:              "option principals= is not supported by perch; remove it",
+		`agent-forwarding`:                "option agent-forwarding is not supported by perch; remove it",
+		`tunnel="1"`:                      "option tunnel= is not supported by perch; remove it",
+		`verify-required`:                 "option verify-required is not supported by perch; remove it",
+		`no-pty`:                          "option no-pty leaves this key no terminal",
+		`restrict`:                        "option restrict without pty leaves this key no terminal",
+		`from="bastion.example.com"`:      `option from="bastion.example.com": bastion.example.com names a host`,
+		`from="10.0.0.1/8"`:               `option from="10.0.0.1/8": 10.0.0.1/8 has bits set past its mask`,
+		`from`:                            `option from needs a value`,
+		`expiry-time="2020"`:              `option expiry-time="2020": want YYYYMMDD`,
+		`from="10.0.0.1",from="10.0.0.2"`: "option from= is given twice",
+	}
+	for opts, want := range refused {
+		path := writeKeys(t, dir, "viewers.keys", "# viewers", alice.line, opts+" "+newKey(t, "bob").line)
+		_, err := remote.LoadKeyring(writeKeys(t, dir, "ops2", newKey(t, "carol").line), path)
+		if want = path + ":3: " + want; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", opts, err, want)
+		}
+	}
+	cert := &gossh.Certificate{Key: alice.signer.PublicKey(), CertType: gossh.UserCert, ValidBefore: gossh.CertTimeInfinity}
+	if err := cert.SignCert(rand.Reader, alice.signer); err != nil {
+		t.Fatal(err)
+	}
+	path := writeKeys(t, dir, "certs", strings.TrimSpace(string(gossh.MarshalAuthorizedKey(cert)))+" alice")
+	if _, err := remote.LoadKeyring(path, ""); err == nil || !strings.Contains(err.Error(), path+":1: ssh-ed25519-cert-v01@openssh.com is a certificate") {
+		t.Errorf("certificate line: %v, want refused", err)
+	}
+}
+
+// TestSessionsSharingAConnection: sessions multiplexed on one connection (ssh -o
+// ControlMaster) are each present, and leave one by one.
+func TestSessionsSharingAConnection(t *testing.T) {
+	dir := t.TempDir()
+	alice := newKey(t, "alice")
+	keys, _ := remote.LoadKeyring(writeKeys(t, dir, "ops", alice.line), "")
+	f := serve(t, keys, filepath.Join(dir, "host"))
+	client, err := gossh.Dial("tcp", f.addr, &gossh.ClientConfig{User: "root", Auth: []gossh.AuthMethod{gossh.PublicKeys(alice.signer)},
+		HostKeyCallback: gossh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	var sessions []*gossh.Session
+	for range 2 {
+		sess, err := client.NewSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sess.RequestPty("xterm", 24, 80, gossh.TerminalModes{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := sess.Shell(); err != nil {
+			t.Fatal(err)
+		}
+		sessions = append(sessions, sess)
+	}
+	eventually(t, "two sessions present", func() bool { return len(f.presence.List()) == 2 })
+	sessions[0].Close()
+	eventually(t, "one session left", func() bool { return len(f.presence.List()) == 1 })
+	time.Sleep(200 * time.Millisecond)
+	if n := len(f.presence.List()); n != 1 {
+		t.Errorf("%d present after one of two sessions closed, want 1", n)
+	}
 }

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
+	"os"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
@@ -15,8 +18,6 @@ import (
 	"github.com/charmbracelet/log"
 	"github.com/charmbracelet/ssh"
 	"github.com/charmbracelet/wish"
-	"github.com/charmbracelet/wish/activeterm"
-	"github.com/charmbracelet/wish/logging"
 	"github.com/muesli/termenv"
 	gossh "golang.org/x/crypto/ssh"
 
@@ -50,6 +51,7 @@ type Config struct {
 	Rollout  Rollout
 	NewModel func(Session) tea.Model
 	Logger   *log.Logger
+	Limits   Limits
 }
 
 // Server serves the TUI over SSH.
@@ -57,31 +59,37 @@ type Server struct {
 	cfg      Config
 	srv      *ssh.Server
 	presence *Presence
+	tracker  *tracker
+	sessions atomic.Uint64 // sessions started, to tell apart those of one connection
 }
 
+// connKey is the key of a connection's *conn in its ssh.Context.
+type connKey struct{}
+
 // New builds the SSH server; the host key at cfg.HostKeyPath is created (mode 0600) if absent
-// and reused afterwards. Password and keyboard-interactive logins are never offered.
+// and reused afterwards, and refused if group or others may read it. Password and
+// keyboard-interactive logins are never offered.
 func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = log.New(nil)
 	}
-	s := &Server{cfg: cfg, presence: &Presence{sessions: map[string]engine.Actor{}}}
+	cfg.Limits = cfg.Limits.withDefaults()
+	if err := checkHostKey(cfg.HostKeyPath); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, presence: &Presence{sessions: map[string]engine.Actor{}}, tracker: newTracker(cfg.Limits, cfg.Logger)}
 	opts := []ssh.Option{
 		wish.WithAddress(cfg.Addr),
 		wish.WithHostKeyPath(cfg.HostKeyPath),
-		wish.WithMiddleware(
-			s.programMiddleware,
-			activeterm.Middleware(),
-			logging.MiddlewareWithLogger(cfg.Logger),
-		),
+		wish.WithMiddleware(s.programMiddleware),
+		func(srv *ssh.Server) error {
+			srv.ConnCallback = s.admit
+			srv.ChannelHandlers = map[string]ssh.ChannelHandler{"session": s.sessionChannel}
+			return nil
+		},
 	}
 	if cfg.Keys != nil {
 		opts = append(opts, wish.WithPublicKeyAuth(s.allowKey))
-	} else {
-		opts = append(opts, func(srv *ssh.Server) error {
-			srv.ConnCallback = loopbackOnly(cfg.Logger)
-			return nil
-		})
 	}
 	srv, err := wish.NewServer(opts...)
 	if err != nil {
@@ -89,6 +97,21 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.srv = srv
 	return s, nil
+}
+
+// checkHostKey refuses a host key file that group or others may read, as sshd does: whoever
+// reads it can pose as this perch to every operator.
+func checkHostKey(path string) error {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil // created with mode 0600
+	case err != nil:
+		return fmt.Errorf("host key: %w", err)
+	case fi.Mode().Perm()&0o077 != 0:
+		return fmt.Errorf("host key: permissions %04o for '%s' are too open: it must be readable by its owner only (chmod 600 %s)", fi.Mode().Perm(), path, path)
+	}
+	return nil
 }
 
 // Presence is who is connected now.
@@ -100,6 +123,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		s.tracker.closeAll()
 		if err := s.srv.Shutdown(shutdown); err != nil {
 			s.srv.Close()
 		}
@@ -110,13 +134,34 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
+// admit takes a new connection in: in the open demo mode only from loopback, and always
+// counted against the limits on connections without a session.
+func (s *Server) admit(ctx ssh.Context, nc net.Conn) net.Conn {
+	if s.cfg.Keys == nil {
+		if addr, ok := nc.RemoteAddr().(*net.TCPAddr); !ok || !addr.IP.IsLoopback() {
+			s.cfg.Logger.Warn("refused a non-loopback connection in open demo mode", "remote", nc.RemoteAddr())
+			nc.Close()
+			return nil
+		}
+	}
+	c := s.tracker.add(nc)
+	if c == nil {
+		return nil
+	}
+	ctx.SetValue(connKey{}, c)
+	return c
+}
+
 func (s *Server) allowKey(ctx ssh.Context, key ssh.PublicKey) bool {
 	id, ok := s.cfg.Keys.Lookup(key)
 	if !ok {
-		s.cfg.Logger.Warn("refused unknown key", "fingerprint", gossh.FingerprintSHA256(key), "user", ctx.User(), "remote", ctx.RemoteAddr())
+		s.cfg.Logger.Warn("refused an unknown key", "user", ctx.User(), "fingerprint", gossh.FingerprintSHA256(key), "remote", ctx.RemoteAddr())
 		return false
 	}
-	s.cfg.Logger.Debug("key accepted", "name", id.Name, "role", id.Role)
+	if err := id.admits(ctx.RemoteAddr(), time.Now()); err != nil {
+		s.cfg.Logger.Warn("refused a key", "user", ctx.User(), "role", id.Role, "fingerprint", id.Fingerprint, "comment", id.Name, "remote", ctx.RemoteAddr(), "reason", err)
+		return false
+	}
 	return true
 }
 
@@ -148,9 +193,38 @@ func (s *Server) programMiddleware(next ssh.Handler) ssh.Handler {
 			wish.Fatalln(sess, "perch: the TUI needs a terminal; connect with ssh -t")
 			return
 		}
+		fields := []any{"user", sess.User(), "comment", actor.Name, "role", actor.Role, "fingerprint", actor.Fingerprint, "remote", sess.RemoteAddr()}
+		c, _ := sess.Context().Value(connKey{}).(*conn)
+		key := actor.Fingerprint
+		if key == "" {
+			key = "open demo: " + sess.User()
+		}
+		release, err := s.tracker.openSession(c, key, actor.Name)
+		if err != nil {
+			s.cfg.Logger.Warn("refused a session", append(fields, "reason", err)...)
+			wish.Fatalln(sess, err.Error())
+			return
+		}
+		defer release()
+		if c != nil && s.cfg.Limits.KeepaliveInterval > 0 {
+			if sc, ok := sess.Context().Value(ssh.ContextKeyConn).(gossh.Conn); ok {
+				c.keepalive.Do(func() {
+					go keepalive(sess.Context(), sc, s.cfg.Limits.KeepaliveInterval, s.cfg.Limits.KeepaliveCountMax, func() {
+						s.cfg.Logger.Warn("closed a dead connection", append(fields, "unanswered_keepalives", s.cfg.Limits.KeepaliveCountMax)...)
+						c.Close()
+					})
+				})
+			}
+		}
+		started := time.Now()
+		s.cfg.Logger.Info("session started", append(fields, "term", pty.Term, "width", pty.Window.Width, "height", pty.Window.Height)...)
+		defer func() {
+			s.cfg.Logger.Info("session ended", append(fields, "duration", time.Since(started).Round(time.Second))...)
+		}()
+
 		scoped := &scopedRollout{rollout: s.cfg.Rollout, actor: actor}
 		defer scoped.close()
-		id := sess.Context().SessionID()
+		id := fmt.Sprintf("%s/%d", sess.Context().SessionID(), s.sessions.Add(1)) // one connection may carry several sessions
 		s.presence.add(id, actor)
 		defer s.presence.remove(id)
 
@@ -179,7 +253,7 @@ func (s *Server) programMiddleware(next ssh.Handler) ssh.Handler {
 			}
 		}()
 		if _, err := program.Run(); err != nil && !errors.Is(err, tea.ErrProgramKilled) {
-			s.cfg.Logger.Error("session ended with an error", "name", actor.Name, "error", err)
+			s.cfg.Logger.Error("session ended with an error", append(fields, "error", err)...)
 		}
 		program.Kill()
 	}
@@ -218,18 +292,6 @@ func (e environ) Getenv(key string) string {
 		}
 	}
 	return ""
-}
-
-// loopbackOnly refuses connections from anywhere but this machine, for the open demo mode.
-func loopbackOnly(logger *log.Logger) ssh.ConnCallback {
-	return func(ctx ssh.Context, conn net.Conn) net.Conn {
-		if addr, ok := conn.RemoteAddr().(*net.TCPAddr); ok && addr.IP.IsLoopback() {
-			return conn
-		}
-		logger.Warn("refused a non-loopback connection in open demo mode", "remote", conn.RemoteAddr())
-		conn.Close()
-		return nil
-	}
 }
 
 // scopedRollout is one session's view of the engine.

@@ -1,7 +1,8 @@
 // Package albtest is a fake Elastic Load Balancing v2 endpoint for tests: an http.Handler
 // that speaks the AWS Query protocol (form-encoded POST in, XML out, <ErrorResponse> for
-// errors) for DescribeRules, ModifyRule, DescribeListeners and ModifyListener, holding one
-// listener and a few rules, so the real SDK client can be pointed at it.
+// errors) for DescribeRules, ModifyRule, CreateRule, DeleteRule, DescribeTags,
+// DescribeListeners and ModifyListener, holding one listener and a few rules (with their
+// priorities and tags), so the real SDK client can be pointed at it.
 package albtest
 
 import (
@@ -14,6 +15,9 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -63,7 +67,8 @@ type Fake struct {
 	targetGroups map[string]bool
 	listeners    map[string]*node // <member> of Listeners, by ARN
 	rules        map[string]*node // <member> of Rules, by ARN
-	ruleOrder    []string
+	ruleOrder    []string         // by priority, as DescribeRules lists them
+	tags         map[string][]Tag // by resource ARN
 	failures     map[string][]APIError
 	requests     []Request
 	seq          int
@@ -75,7 +80,8 @@ func New() *Fake {
 	if err != nil {
 		panic(fmt.Sprintf("albtest fixture: %v", err))
 	}
-	f := &Fake{targetGroups: map[string]bool{}, listeners: map[string]*node{}, rules: map[string]*node{}, failures: map[string][]APIError{}}
+	f := &Fake{targetGroups: map[string]bool{}, listeners: map[string]*node{}, rules: map[string]*node{}, failures: map[string][]APIError{},
+		tags: map[string][]Tag{}}
 	for _, tg := range root.child("TargetGroups").members() {
 		f.targetGroups[tg.text] = true
 	}
@@ -111,6 +117,23 @@ func (f *Fake) Actions() []string {
 		out = append(out, r.Action)
 	}
 	return out
+}
+
+// Tag is a resource tag.
+type Tag struct{ Key, Value string }
+
+// RuleARNs is the ARN of every rule but the default, in priority order.
+func (f *Fake) RuleARNs() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.ruleOrder...)
+}
+
+// Tags is the tags of the resource at arn.
+func (f *Fake) Tags(arn string) []Tag {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]Tag(nil), f.tags[arn]...)
 }
 
 // Rule is the rule at arn as text, fields sorted, for comparing before and after.
@@ -198,6 +221,12 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		result, apiErr = f.describeListeners(form)
 	case "ModifyListener":
 		result, apiErr = f.modifyListener(form)
+	case "CreateRule":
+		result, apiErr = f.createRule(form)
+	case "DeleteRule":
+		result, apiErr = f.deleteRule(form)
+	case "DescribeTags":
+		result, apiErr = f.describeTags(form)
 	default:
 		apiErr = &APIError{Status: 400, Code: "InvalidAction", Message: fmt.Sprintf("The action %s is not valid for this web service.", action)}
 	}
@@ -405,4 +434,107 @@ func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp := rec.Result()
 	resp.Request = r
 	return resp, nil
+}
+
+// Limits of listener rules.
+const (
+	minPriority = 1
+	maxPriority = 50000
+)
+
+// createRule adds a rule at a free priority, as CreateRule does, with the tags given.
+func (f *Fake) createRule(form url.Values) (*node, *APIError) {
+	listener := form.Get("ListenerArn")
+	if f.listeners[listener] == nil {
+		return nil, &APIError{Status: 400, Code: "ListenerNotFound", Message: "One or more listeners not found"}
+	}
+	priority, err := strconv.Atoi(form.Get("Priority"))
+	if err != nil || priority < minPriority || priority > maxPriority {
+		return nil, &APIError{Status: 400, Code: "ValidationError", Message: fmt.Sprintf("1 validation error detected: Value '%s' at 'priority' failed to satisfy constraint: Member must have value between 1 and 50000", form.Get("Priority"))}
+	}
+	for _, arn := range f.ruleOrder {
+		if f.rules[arn].textOf("Priority") == strconv.Itoa(priority) {
+			return nil, &APIError{Status: 400, Code: "PriorityInUse", Message: fmt.Sprintf("Priority '%d' is currently in use", priority)}
+		}
+	}
+	conditions, ok, err := fromForm(form, "Conditions")
+	if err != nil || !ok || len(conditions.members()) == 0 {
+		return nil, &APIError{Status: 400, Code: "ValidationError", Message: "A rule must have at least one condition"}
+	}
+	for _, c := range conditions.members() {
+		if c.child("Values") != nil && (c.child("HostHeaderConfig") != nil || c.child("PathPatternConfig") != nil) {
+			return nil, &APIError{Status: 400, Code: "ValidationError", Message: "You cannot specify both 'Values' and a condition configuration in the same condition"}
+		}
+	}
+	actions, _, err := fromForm(form, "Actions")
+	if err != nil {
+		return nil, &APIError{Status: 400, Code: "ValidationError", Message: err.Error()}
+	}
+	if e := f.checkActions(actions); e != nil {
+		return nil, e
+	}
+	for _, a := range actions.members() {
+		// A forward to one group is shown with its ARN as well, as the ALB shows it.
+		if fc := a.child("ForwardConfig"); a.textOf("Type") == "forward" && fc != nil && len(fc.child("TargetGroups").members()) == 1 && a.child("TargetGroupArn") == nil {
+			a.children = append(a.children, &node{name: "TargetGroupArn", text: fc.child("TargetGroups").members()[0].textOf("TargetGroupArn")})
+		}
+	}
+	f.seq++
+	arn := strings.Replace(listener, ":listener/", ":listener-rule/", 1) + fmt.Sprintf("/%016x", 0xfeed0000+f.seq)
+	rule := &node{name: "member", children: []*node{
+		{name: "IsDefault", text: "false"}, conditions, {name: "Priority", text: strconv.Itoa(priority)}, actions, {name: "RuleArn", text: arn},
+	}}
+	f.rules[arn] = rule
+	f.ruleOrder = append(f.ruleOrder, arn)
+	sort.SliceStable(f.ruleOrder, func(i, j int) bool {
+		a, _ := strconv.Atoi(f.rules[f.ruleOrder[i]].textOf("Priority"))
+		b, _ := strconv.Atoi(f.rules[f.ruleOrder[j]].textOf("Priority"))
+		return a < b
+	})
+	if tags, ok, _ := fromForm(form, "Tags"); ok {
+		for _, t := range tags.members() {
+			f.tags[arn] = append(f.tags[arn], Tag{Key: t.textOf("Key"), Value: t.textOf("Value")})
+		}
+	}
+	res := &node{name: "CreateRuleResult"}
+	res.children = append(res.children, list("Rules", rule))
+	return res, nil
+}
+
+func (f *Fake) deleteRule(form url.Values) (*node, *APIError) {
+	arn := form.Get("RuleArn")
+	switch {
+	case arn == DefaultRule:
+		return nil, &APIError{Status: 400, Code: "OperationNotPermitted", Message: "Default rule cannot be deleted"}
+	case f.rules[arn] == nil:
+		return nil, &APIError{Status: 400, Code: "RuleNotFound", Message: "One or more rules not found"}
+	}
+	delete(f.rules, arn)
+	delete(f.tags, arn)
+	f.ruleOrder = slices.DeleteFunc(f.ruleOrder, func(a string) bool { return a == arn })
+	return &node{name: "DeleteRuleResult"}, nil
+}
+
+func (f *Fake) describeTags(form url.Values) (*node, *APIError) {
+	arns, _, _ := fromForm(form, "ResourceArns")
+	if arns == nil || len(arns.members()) == 0 {
+		return nil, &APIError{Status: 400, Code: "ValidationError", Message: "ResourceArns must be specified"}
+	}
+	if len(arns.members()) > 20 {
+		return nil, &APIError{Status: 400, Code: "ValidationError", Message: "1 validation error detected: Value at 'resourceArns' failed to satisfy constraint: Member must have length less than or equal to 20"}
+	}
+	var out []*node
+	for _, m := range arns.members() {
+		if f.rules[m.text] == nil && f.listeners[m.text] == nil && m.text != DefaultRule {
+			return nil, &APIError{Status: 400, Code: "RuleNotFound", Message: "One or more rules not found"}
+		}
+		tags := &node{name: "Tags"}
+		for _, t := range f.tags[m.text] {
+			tags.children = append(tags.children, &node{name: "member", children: []*node{{name: "Key", text: t.Key}, {name: "Value", text: t.Value}}})
+		}
+		out = append(out, &node{name: "member", children: []*node{{name: "ResourceArn", text: m.text}, tags}})
+	}
+	res := &node{name: "DescribeTagsResult"}
+	res.children = append(res.children, list("TagDescriptions", out...))
+	return res, nil
 }

@@ -1,6 +1,6 @@
-// Package envvar expands ${NAME} references in rollout-file values (notification URLs and
-// headers, the proxy's override token), so secrets stay out of the file.
-package envvar
+// Package envexpand reads ${NAME} references in configuration values from the environment, so
+// secrets (tokens, webhook paths) stay out of the files that name them.
+package envexpand
 
 import (
 	"fmt"
@@ -11,8 +11,8 @@ import (
 var name = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // Expand replaces each ${NAME} in s with the variable's value from getenv. A variable that is
-// unset (or empty) is an error: a value missing its secret would fail every use. Nothing else
-// is special: a lone $ stays as it is.
+// unset (or empty) is an error: a value missing its secret would fail later, less clearly.
+// Nothing else is special: a lone $ stays as it is.
 func Expand(s string, getenv func(string) string) (string, error) {
 	var b strings.Builder
 	for {
@@ -37,4 +37,24 @@ func Expand(s string, getenv func(string) string) (string, error) {
 		b.WriteString(v)
 		s = s[i+end+1:]
 	}
+}
+
+// OnlyRefs reports whether s is made of nothing but well-formed ${NAME} references (at least
+// one): such a value names where a secret is, and holds none itself.
+func OnlyRefs(s string) bool {
+	if s == "" {
+		return false
+	}
+	for s != "" {
+		rest, ok := strings.CutPrefix(s, "${")
+		if !ok {
+			return false
+		}
+		end := strings.IndexByte(rest, '}')
+		if end < 0 || !name.MatchString(rest[:end]) {
+			return false
+		}
+		s = rest[end+1:]
+	}
+	return true
 }

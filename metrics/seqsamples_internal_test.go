@@ -1,0 +1,45 @@
+package metrics
+
+import (
+	"math"
+	"testing"
+)
+
+// lai is the two-sided t-mixture Bayes factor in Lai's form, in logs.
+func lai(n int, mean, variance, tau2 float64) float64 {
+	nu := float64(n - 1)
+	g := 1 + float64(n)*tau2
+	if variance <= 0 {
+		return nu / 2 * math.Log(g)
+	}
+	t2 := float64(n) * mean * mean / variance
+	return -0.5*math.Log(g) + (nu+1)/2*(math.Log1p(t2/nu)-math.Log1p(t2/(nu*g)))
+}
+
+// The two one-sided factors are the two halves of the two-sided one: (BF+ + BF−)/2 = BF.
+func TestOneSidedFactorsHalveTheTwoSided(t *testing.T) {
+	for _, c := range []struct {
+		n                 int
+		mean, variance, τ float64
+	}{{5, 0.3, 1, 1}, {20, 0.1, 0.5, 1}, {60, -0.2, 0.3, 0.5}, {7, 1, 0, 1}, {400, 0.01, 0.04, 2}} {
+		harm, safe := oneSidedLogBFs(c.n, c.mean, c.variance*float64(c.n-1), c.τ*c.τ)
+		got := logAddExp(harm, safe) - math.Ln2
+		if want := lai(c.n, c.mean, c.variance, c.τ*c.τ); math.Abs(got-want) > 1e-9 {
+			t.Errorf("%+v: halves give %.9f, Lai's factor %.9f", c, got, want)
+		}
+		if (c.mean > 0) != (harm > safe) {
+			t.Errorf("%+v: harm %.3f, safe %.3f: the side the data lean to must earn more", c, harm, safe)
+		}
+	}
+}
+
+func TestStudentCDF(t *testing.T) {
+	// Reference values by numerical integration of the density.
+	for _, c := range []struct{ x, nu, want float64 }{
+		{2, 5, 0.9490302606}, {-1.5, 3, 0.1152919326}, {0.3, 100, 0.6176000598}, {10, 2, 0.9950737715}, {0, 7, 0.5},
+	} {
+		if got := studentCDF(c.x, c.nu); math.Abs(got-c.want) > 1e-9 {
+			t.Errorf("studentCDF(%g, %g) = %.10f, want %.10f", c.x, c.nu, got, c.want)
+		}
+	}
+}
