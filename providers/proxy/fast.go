@@ -11,9 +11,11 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// serveFast is the proxy behind Listen: fasthttp's server reads requests and writes responses
-// with no goroutine or allocation per request, which is most of what a proxy costs.
-func (p *Proxy) serveFast(ctx *fasthttp.RequestCtx) {
+// ServeFast forwards a request received by fasthttp's server (the one Listen runs, or one
+// made with NewServer), as ServeHTTP does one from net/http's: fasthttp reads requests and
+// writes responses with no goroutine or allocation per request, which is most of what a
+// proxy costs.
+func (p *Proxy) ServeFast(ctx *fasthttp.RequestCtx) {
 	req := &ctx.Request
 	v, overridden := p.choose(fastHeaders{&req.Header})
 	conn := ctx.Conn()
@@ -133,6 +135,13 @@ func clientIP(addr net.Addr) string {
 // what it may have sent since: a peek that does not wait. The server reads nothing while a
 // request is served, so this is how a client that left is seen.
 func peerClosed(c net.Conn) bool {
+	for {
+		inner, ok := c.(interface{ NetConn() net.Conn }) // a listener's wrapper, say
+		if !ok {
+			break
+		}
+		c = inner.NetConn()
+	}
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return false

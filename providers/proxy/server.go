@@ -40,35 +40,46 @@ func Listen(addr string, cfg Config) (*Server, error) {
 		p.Close()
 		return nil, fmt.Errorf("proxy: listen on %s: %w", addr, err)
 	}
-	errorLog := cfg.ErrorLog
-	if errorLog == nil {
-		errorLog = log.Default()
-	}
 	s := &Server{
 		Proxy:    p,
 		listener: ln,
-		server: &fasthttp.Server{
-			Handler: p.serveFast,
-			// No write timeout: responses may stream for as long as the backend streams them;
-			// a backend that stalls is cut by Timeouts.Body.
-			ReadTimeout:       p.timeouts.Body,
-			IdleTimeout:       p.timeouts.Idle,
-			Concurrency:       p.maxConns,
-			ReadBufferSize:    maxHeaderSize,
-			StreamRequestBody: true,
-			// Pass the backend's Server, Date and Content-Type through as they are.
-			NoDefaultServerHeader: true,
-			NoDefaultDate:         true,
-			NoDefaultContentType:  true,
-			// A request too big for the buffer is streamed; this only bounds what is buffered.
-			MaxRequestBodySize: 4 << 20,
-			CloseOnShutdown:    true,
-			Logger:             errorLog,
-		},
-		served: make(chan error, 1),
+		server:   NewServer(p.ServeFast, p.timeouts, p.maxConns, cfg.ErrorLog),
+		served:   make(chan error, 1),
 	}
 	go func() { s.served <- s.server.Serve(ln) }()
 	return s, nil
+}
+
+// NewServer is the fasthttp server Listen runs, for a program that serves proxies itself (perch
+// proxy, which swaps its proxy on a reload): handler serves every request (a Proxy's
+// ServeFast); t and maxConns bound clients as Config's Timeouts and MaxConnections do, zeros
+// taking the defaults; errorLog receives the server's errors (nil: the standard logger).
+func NewServer(handler fasthttp.RequestHandler, t Timeouts, maxConns int, errorLog *log.Logger) *fasthttp.Server {
+	t = t.withDefaults()
+	if maxConns <= 0 {
+		maxConns = DefaultMaxConnections
+	}
+	if errorLog == nil {
+		errorLog = log.Default()
+	}
+	return &fasthttp.Server{
+		Handler: handler,
+		// No write timeout: responses may stream for as long as the backend streams them; a
+		// backend that stalls is cut by Timeouts.Body.
+		ReadTimeout:       t.Body,
+		IdleTimeout:       t.Idle,
+		Concurrency:       maxConns,
+		ReadBufferSize:    maxHeaderSize,
+		StreamRequestBody: true,
+		// Pass the backend's Server, Date and Content-Type through as they are.
+		NoDefaultServerHeader: true,
+		NoDefaultDate:         true,
+		NoDefaultContentType:  true,
+		// A request too big for the buffer is streamed; this only bounds what is buffered.
+		MaxRequestBodySize: 4 << 20,
+		CloseOnShutdown:    true,
+		Logger:             errorLog,
+	}
 }
 
 // Addr is the address the proxy listens on, with the port it got.
