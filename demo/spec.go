@@ -33,10 +33,14 @@ func stepOf(percent int) int {
 	return i
 }
 
-// Headers the demo proxy routes on: users stick by the first, testers pin with the second.
+// Headers the demo proxy routes on: users stick by the first, testers pin with the second
+// (with the run's token in proxy.TokenHeader).
 const (
 	UserHeader     = "X-Perch-User"
 	OverrideHeader = "X-Perch-Version"
+	// OverrideTokenEnv names, in the demo's rollout, the variable an override token would be
+	// read from.
+	OverrideTokenEnv = "PERCH_DEMO_OVERRIDE_TOKEN"
 )
 
 // The segments-and-flags scenario's segment, flag and release freeze. The freeze covers the
@@ -70,11 +74,13 @@ func SpecWith(scenario Scenario, speed float64, proxyAddr, stableURL, canaryURL 
 	r := &spec.Rollout{
 		Name: "demo-" + scenario.Name,
 		Traffic: spec.Traffic{Proxy: &spec.ProxyTraffic{
-			Listen:   proxyAddr,
-			Stable:   stableURL,
-			Canary:   canaryURL,
-			Sticky:   &spec.ProxySticky{Header: UserHeader},
-			Override: &spec.ProxyOverride{Header: OverrideHeader},
+			Listen: proxyAddr,
+			Stable: stableURL,
+			Canary: canaryURL,
+			Sticky: &spec.ProxySticky{Header: UserHeader},
+			// The run's own token (Stack.OverrideToken) goes to the proxy directly; the rollout
+			// names where one would come from, so its journal holds no secret.
+			Override: &spec.ProxyOverride{Header: OverrideHeader, Token: "${" + OverrideTokenEnv + "}"},
 		}},
 		Metrics: spec.Metrics{Builtin: &spec.BuiltinMetrics{}},
 		Analysis: spec.Analysis{

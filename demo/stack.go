@@ -5,6 +5,7 @@ package demo
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -45,8 +46,11 @@ type Stack struct {
 	Scenario Scenario
 	Spec     *spec.Rollout
 	Proxy    *proxy.Server
-	Source   engine.Source // the proxy's own observations, through the scenario's outage switch
-	Load     *Load
+	// OverrideToken is this run's secret for pinning requests: sent in proxy.TokenHeader with
+	// OverrideHeader, a request goes to the side it names.
+	OverrideToken string
+	Source        engine.Source // the proxy's own observations, through the scenario's outage switch
+	Load          *Load
 	// Flags is the feature-flag system of a scenario with Strategies (a flagd file, FlagsFile),
 	// nil otherwise.
 	Flags     engine.Flags
@@ -99,9 +103,10 @@ func (s *Stack) build(opts Options) error {
 	// Slots of a quarter of the look interval, kept for 5 minutes of demo time: enough for a
 	// step's window and a long hold.
 	resolution := max(time.Duration(float64(interval)/4/s.speed), time.Millisecond)
+	s.OverrideToken = rand.Text() // new every run: only whoever reads this run's hint may pin
 	s.Proxy, err = proxy.Listen("127.0.0.1:0", proxy.Config{
 		Stable: s.stable.URL(), Canary: s.canary.URL(),
-		StickyHeader: UserHeader, OverrideHeader: OverrideHeader,
+		StickyHeader: UserHeader, OverrideHeader: OverrideHeader, OverrideToken: s.OverrideToken,
 		Resolution: resolution, Retention: 1200 * resolution,
 		ErrorLog: log.New(io.Discard, "", 0),
 	})

@@ -15,6 +15,7 @@ import (
 	"github.com/perchhq/perch/demo"
 	"github.com/perchhq/perch/engine"
 	"github.com/perchhq/perch/internal/yamlpos"
+	"github.com/perchhq/perch/providers/proxy"
 	"github.com/perchhq/perch/themes"
 	"github.com/perchhq/perch/tui/remote"
 )
@@ -46,7 +47,8 @@ func (a *app) demoCmd() *cobra.Command {
 them, and a load generator sending about ` + fmt.Sprint(demo.DefaultRate) + ` requests/s through it. The rollout goes
 1% → 5% → 25% → 50% in steps of about 15 s and is judged from the proxy's own metrics.
 The proxy's address is printed at the start so you can curl it while it runs (add
-"X-Perch-Version: canary" to pin a request to the canary). The run is journaled like
+"X-Perch-Version: canary" and the run's token, printed with it, to pin a request to the
+canary). The run is journaled like
 'perch run', so 'perch replay' can play it back.
 
 Scenarios:
@@ -168,8 +170,8 @@ func (a *app) driveDemo(ctx context.Context, eng *engine.Engine, stack *demo.Sta
 	if stack.FlagsFile != "" {
 		fmt.Fprintf(a.stderr, "perch: flagd file %s (watch the flag's split change in it)\n", stack.FlagsFile)
 	}
-	fmt.Fprintf(a.stderr, "perch: proxy on %s (try: curl %s/ or curl -H '%s: canary' %s/)\n",
-		stack.Proxy.URL(), stack.Proxy.URL(), demo.OverrideHeader, stack.Proxy.URL())
+	fmt.Fprintf(a.stderr, "perch: proxy on %s (try: curl %s/ or curl -H '%s: canary' -H '%s: %s' %s/)\n",
+		stack.Proxy.URL(), stack.Proxy.URL(), demo.OverrideHeader, proxy.TokenHeader, stack.OverrideToken, stack.Proxy.URL())
 	driven := make(chan struct{})
 	events := eng.Events()
 	go func() {

@@ -4,28 +4,39 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/perchhq/perch/engine"
 	"github.com/perchhq/perch/engine/spec"
+	"github.com/perchhq/perch/internal/envexpand"
 	"github.com/perchhq/perch/providers/proxy"
 )
 
 // proxyRouter starts perch's own proxy on the rollout's listen address, or drives a standalone
 // one through its admin API.
-func proxyRouter(ctx context.Context, spec *spec.Rollout, flags connectFlags) (engine.Router, error) {
-	p := spec.Traffic.Proxy
+func proxyRouter(ctx context.Context, rollout *spec.Rollout, flags connectFlags) (engine.Router, error) {
+	p := rollout.Traffic.Proxy
 	if p.Standalone() {
-		return standaloneProxyRouter(ctx, spec, flags)
+		return standaloneProxyRouter(ctx, rollout, flags)
 	}
 	cfg := proxy.Config{Stable: p.Stable, Canary: p.Canary}
 	if p.Sticky != nil {
 		cfg.StickyHeader, cfg.StickyCookie = p.Sticky.Header, p.Sticky.Cookie
 	}
-	if p.Override != nil {
-		cfg.OverrideHeader = p.Override.Header
+	// No token (an older journal's) or a journal's redacted one: no override at all.
+	if o := p.Override; o != nil && o.Token != "" && o.Token != spec.RedactedSecret {
+		token, err := envexpand.Expand(string(o.Token), os.Getenv)
+		if err != nil {
+			return nil, fmt.Errorf("traffic.proxy.override.token: %w", err)
+		}
+		cfg.OverrideHeader, cfg.OverrideToken = o.Header, token
 	}
-	cfg.Resolution, cfg.Retention = builtinWindow(spec)
+	if t := p.Timeouts; t != nil {
+		cfg.Timeouts = proxy.Timeouts{ResponseHeader: time.Duration(t.ResponseHeader), Idle: time.Duration(t.Idle), Body: time.Duration(t.Body)}
+	}
+	cfg.MaxConnections = p.MaxConnections
+	cfg.Resolution, cfg.Retention = builtinWindow(rollout)
 	px, err := proxy.Listen(p.Listen, cfg)
 	if err != nil {
 		return nil, err

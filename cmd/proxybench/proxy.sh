@@ -1,80 +1,117 @@
 #!/usr/bin/env bash
-# Benchmark perch's proxy against nginx with split_clients on this machine: both split
-# requests 50/50 between the same two Go backends on loopback, and wrk measures each (and
-# the backend alone, for the latency a proxy adds). Installs nothing: it needs
-#   apt-get install -y nginx wrk
-# Usage: bash cmd/proxybench/proxy.sh [SECONDS per run, default 10] [ROUNDS, default 2]
-# Each target runs saturated (THREADS wrk threads, CONNECTIONS connections: requests/s) and
-# lightly loaded (1 thread, LIGHT connections, one request at a time by default: the latency a proxy adds).
-# Environment: CONNECTIONS (default 64), THREADS (default 2), LIGHT (default 1), BASE_PORT (default 18080).
+# Benchmark perch's proxy against nginx on this machine. Both split requests 90/10 between the
+# same two backends on loopback; the backends are nginx answering `return 200`, which costs next
+# to nothing, so the proxies are the only bottleneck. nginx routes with split_clients and keeps
+# upstream connections alive; perch's proxy runs at weight 10 (cmd/proxybench). wrk measures
+# each target saturated (requests/s, p99, and the CPU the target spent per request, which a
+# neighbour's load on a shared machine barely changes; with the backends' and wrk's, it gives
+# the requests/s the machine's cores allow) and one request at a time (-c1: the latency a proxy
+# adds when nothing queues), perch and nginx back to back in every round, so a neighbour's load
+# hits both alike. Installs nothing: it needs
+#   apt-get install -y nginx-light wrk
+# Usage: bash cmd/proxybench/proxy.sh [SECONDS per run, default 8] [ROUNDS, default 3]
+# Environment: CONNECTIONS (saturated, default 32), THREADS (wrk threads, default 1),
+# BASE_PORT (default 18080), PROFILE=FILE (write perch's CPU profile over the whole run),
+# PROXYBENCH=FILE (a proxybench binary built elsewhere, to compare builds).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-duration=${1:-10}
-rounds=${2:-2}
-connections=${CONNECTIONS:-64}
-threads=${THREADS:-2}
-light=${LIGHT:-1}
+duration=${1:-8}
+rounds=${2:-3}
+connections=${CONNECTIONS:-32}
+threads=${THREADS:-1}
 base=${BASE_PORT:-18080}
-for tool in nginx wrk; do
+for tool in nginx wrk /usr/bin/time; do
   if ! command -v "$tool" >/dev/null; then
-    echo "cmd/proxybench/proxy.sh needs $tool: apt-get install -y nginx wrk" >&2
+    echo "cmd/proxybench/proxy.sh needs $tool: apt-get install -y nginx-light wrk" >&2
     exit 2
   fi
 done
 
 work=$(mktemp -d)
-pids=()
+perch_pid=
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
-  wait 2>/dev/null || true
+  [ -n "$perch_pid" ] && kill "$perch_pid" 2>/dev/null && wait "$perch_pid" 2>/dev/null || true
+  for conf in backends proxy; do
+    [ -f "$work/$conf.pid" ] && kill "$(cat "$work/$conf.pid")" 2>/dev/null || true
+  done
+  sleep 0.2
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-go build -o "$work/proxybench" ./cmd/proxybench
 perch_port=$base nginx_port=$((base + 10)) stable_port=$((base + 1)) canary_port=$((base + 2))
-"$work/proxybench" backend -listen "127.0.0.1:$stable_port" & pids+=($!)
-"$work/proxybench" backend -listen "127.0.0.1:$canary_port" & pids+=($!)
-"$work/proxybench" proxy -listen "127.0.0.1:$perch_port" -weight 50 \
-  -stable "http://127.0.0.1:$stable_port" -canary "http://127.0.0.1:$canary_port" & pids+=($!)
+if [ -n "${PROXYBENCH:-}" ]; then cp "$PROXYBENCH" "$work/proxybench"; else go build -o "$work/proxybench" ./cmd/proxybench; fi
+profile=()
+[ -n "${PROFILE:-}" ] && profile=(-cpuprofile "$(realpath -m "$PROFILE")")
+"$work/proxybench" -listen "127.0.0.1:$perch_port" -weight 10 "${profile[@]}" \
+  -stable "http://127.0.0.1:$stable_port" -canary "http://127.0.0.1:$canary_port" &
+perch_pid=$!
 
-mkdir -p "$work/nginx/logs"
-cat >"$work/nginx/nginx.conf" <<CONF
+# nginx CONF BODY: start an nginx with its own prefix under $work.
+nginx_start() {
+  mkdir -p "$work/$1/logs"
+  cat >"$work/$1.conf" <<CONF
 user root;
-worker_processes auto;
-pid $work/nginx.pid;
-error_log $work/nginx/logs/error.log warn;
+pid $work/$1.pid;
+error_log $work/$1/logs/error.log warn;
 events { worker_connections 4096; }
+$2
+CONF
+  nginx -p "$work/$1" -c "$work/$1.conf"
+}
+nginx_start backends "worker_processes 1;
 http {
   access_log off;
-  upstream stable { server 127.0.0.1:$stable_port; keepalive 256; }
-  upstream canary { server 127.0.0.1:$canary_port; keepalive 256; }
-  split_clients "\$request_id" \$backend { 50% stable; * canary; }
+  keepalive_requests 1000000;
+  server { listen 127.0.0.1:$stable_port; location / { return 200 \"stable\n\"; } }
+  server { listen 127.0.0.1:$canary_port; location / { return 200 \"canary\n\"; } }
+}"
+nginx_start proxy "worker_processes auto;
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  upstream stable { server 127.0.0.1:$stable_port; keepalive 256; keepalive_requests 1000000; }
+  upstream canary { server 127.0.0.1:$canary_port; keepalive 256; keepalive_requests 1000000; }
+  split_clients \"\$request_id\" \$backend { 10% canary; * stable; }
   server {
     listen 127.0.0.1:$nginx_port;
     location / {
       proxy_pass http://\$backend;
       proxy_http_version 1.1;
-      proxy_set_header Connection "";
+      proxy_set_header Connection \"\";
     }
   }
-}
-CONF
-nginx -p "$work/nginx" -c "$work/nginx/nginx.conf"
+}"
 
 for port in $stable_port $canary_port $perch_port $nginx_port; do
   for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
 done
 
-# run NAME PORT THREADS CONNECTIONS: one wrk run; prints "requests/s p99_ms p50_ms".
+# ticks PID...: CPU time (user + system, in clock ticks) the processes have used.
+ticks() {
+  local total=0 pid f
+  for pid in "$@"; do
+    read -r -a f <"/proc/$pid/stat"
+    total=$((total + f[13] + f[14]))
+  done
+  echo "$total"
+}
+
+# run PORT CONNECTIONS PID...: one wrk run; prints "requests/s p50_ms p99_ms cpu_us cpu_all_us":
+# the CPU the processes PID... (the target) spent per request, and that plus the backends' and
+# wrk's own. Both barely change with what else runs on the machine, unlike the rest.
 run() {
-  local out
-  out=$(wrk -t"$3" -c"$4" -d"${duration}s" --latency "http://127.0.0.1:$2/")
-  echo "$out" >"$work/wrk-$1-c$4.txt"
-  local rps
-  rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
-  echo "$rps $(percentile 99% <<<"$out") $(percentile 50% <<<"$out")"
+  local port=$1 conns=$2 out before after backends_before backends_after
+  shift 2
+  before=$(ticks "$@")
+  backends_before=$(ticks "${backend_pids[@]}")
+  out=$( { /usr/bin/time -f 'wrk-cpu %U %S' wrk -t"$([ "$conns" -lt "$threads" ] && echo "$conns" || echo "$threads")" \
+    -c"$conns" -d"${duration}s" --latency "http://127.0.0.1:$port/"; } 2>&1)
+  after=$(ticks "$@")
+  backends_after=$(ticks "${backend_pids[@]}")
+  echo "$(awk '/^Requests\/sec:/ {print $2}' <<<"$out") $(percentile 50% <<<"$out") $(percentile 99% <<<"$out")" \
+    "$(awk -v t=$((after - before)) -v b=$((backends_after - backends_before)) -v hz="$(getconf CLK_TCK)" \
+      '/requests in/ {n = $1} /^wrk-cpu/ {w = $2 + $3} END {printf "%.1f %.1f", t / hz * 1e6 / n, ((t + b) / hz + w) * 1e6 / n}' <<<"$out")"
 }
 
 # percentile P: wrk's latency at P (as "99%"), in ms.
@@ -83,34 +120,53 @@ percentile() {
 }
 
 echo "# $(nproc) cores, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# saturated: wrk -t$threads -c$connections; light: wrk -t1 -c$light; ${duration}s each, $rounds rounds, medians"
-for target in backend:$stable_port perch:$perch_port nginx:$nginx_port; do
-  wrk -t1 -c8 -d1s "http://127.0.0.1:${target#*:}/" >/dev/null # warm connections and caches
+echo "# saturated: wrk -t$threads -c$connections; one at a time: wrk -t1 -c1; ${duration}s each, $rounds rounds, medians"
+for port in $stable_port $perch_port $nginx_port; do
+  wrk -t1 -c"$connections" -d1s "http://127.0.0.1:$port/" >/dev/null # warm connections and caches
 done
-declare -A rps p99 lp99 lp50
+declare -A ports=([backend]=$stable_port [perch]=$perch_port [nginx]=$nginx_port)
+mapfile -t backend_pids < <(pgrep -P "$(cat "$work/backends.pid")")
+declare -A pids=([backend]="${backend_pids[*]}" [perch]=$perch_pid [nginx]="$(pgrep -P "$(cat "$work/proxy.pid")" | xargs)")
+declare -A rps p99 lp50 lp99 cpu all
+record() { # NAME R P C A L50 L99
+  rps[$1]="${rps[$1]:-} $2"; p99[$1]="${p99[$1]:-} $3"; cpu[$1]="${cpu[$1]:-} $4"; all[$1]="${all[$1]:-} $5"
+  lp50[$1]="${lp50[$1]:-} $6"; lp99[$1]="${lp99[$1]:-} $7"
+}
 for round in $(seq "$rounds"); do
-  for target in backend:$stable_port nginx:$nginx_port perch:$perch_port; do
-    name=${target%%:*}
-    read -r r p _ < <(run "$name" "${target#*:}" "$threads" "$connections")
-    read -r _ lp l50 < <(run "$name" "${target#*:}" 1 "$light")
-    echo "round $round  $name  saturated: $r req/s, p99 $p ms;  light: p50 $l50 ms, p99 $lp ms"
-    rps[$name]="${rps[$name]:-} $r"
-    p99[$name]="${p99[$name]:-} $p"
-    lp99[$name]="${lp99[$name]:-} $lp"
-    lp50[$name]="${lp50[$name]:-} $l50"
+  # perch and nginx back to back, each first in every other round, so a neighbour's burst
+  # tends to hit both; the backend alone, for reference, once.
+  if ((round % 2)); then order=(nginx perch); else order=(perch nginx); fi
+  ((round == 1)) && order=(backend "${order[@]}")
+  declare -A sat=()
+  for name in "${order[@]}"; do
+    # shellcheck disable=SC2086 # pids: one or more, split
+    sat[$name]=$(run "${ports[$name]}" "$connections" ${pids[$name]})
+  done
+  for name in "${order[@]}"; do
+    # shellcheck disable=SC2086
+    read -r r _ p c a <<<"${sat[$name]}"
+    read -r _ l50 l99 _ _ < <(run "${ports[$name]}" 1 ${pids[$name]})
+    printf 'round %d  %-7s saturated: %8.0f req/s, p99 %6.2f ms, CPU/request %5.1f µs (%5.1f µs with backend and wrk);  one at a time: p50 %.3f ms, p99 %.3f ms\n' \
+      "$round" "$name" "$r" "$p" "$c" "$a" "$l50" "$l99"
+    record "$name" "$r" "$p" "$c" "$a" "$l50" "$l99"
   done
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 m() { median <<<"$1"; }
 echo
-awk -v b_rps="$(m "${rps[backend]}")" -v b_p99="$(m "${p99[backend]}")" -v b_l="$(m "${lp99[backend]}")" -v b_m="$(m "${lp50[backend]}")" \
-  -v n_rps="$(m "${rps[nginx]}")" -v n_p99="$(m "${p99[nginx]}")" -v n_l="$(m "${lp99[nginx]}")" -v n_m="$(m "${lp50[nginx]}")" \
-  -v p_rps="$(m "${rps[perch]}")" -v p_p99="$(m "${p99[perch]}")" -v p_l="$(m "${lp99[perch]}")" -v p_m="$(m "${lp50[perch]}")" \
+row() { # NAME LABEL
+  printf '| %s | %.0f | %.0f | %.2f ms | %.1f µs | %.3f ms | %.3f ms |\n' "$2" "$(m "${rps[$1]}")" \
+    "$(awk -v a="$(m "${all[$1]}")" -v n="$(nproc)" 'BEGIN {print n * 1e6 / a}')" "$(m "${p99[$1]}")" "$(m "${cpu[$1]}")" \
+    "$(m "${lp50[$1]}")" "$(m "${lp99[$1]}")"
+}
+echo '| | requests/s (saturated) | requests/s the CPU allows | p99 saturated | CPU per request | p50 one at a time | p99 one at a time |'
+echo '|---|---:|---:|---:|---:|---:|---:|'
+row backend 'nginx `return 200` alone'
+row nginx 'nginx split_clients'
+row perch 'perch proxy'
+awk -v p="$(m "${rps[perch]}")" -v n="$(m "${rps[nginx]}")" -v pa="$(m "${all[perch]}")" -v na="$(m "${all[nginx]}")" \
+  -v pp="$(m "${p99[perch]}")" -v np="$(m "${p99[nginx]}")" -v pl="$(m "${lp99[perch]}")" -v nl="$(m "${lp99[nginx]}")" \
   -v load="$(cut -d' ' -f1-3 /proc/loadavg)" 'BEGIN {
-  print "| | requests/s (saturated) | p99 saturated | p50 light | p99 light | p99 light added over the backend |"
-  print "|---|---:|---:|---:|---:|---:|"
-  printf "| backend alone | %.0f | %.2f ms | %.2f ms | %.2f ms | |\n", b_rps, b_p99, b_m, b_l
-  printf "| nginx split_clients | %.0f | %.2f ms | %.2f ms | %.2f ms | %+.2f ms |\n", n_rps, n_p99, n_m, n_l, n_l - b_l
-  printf "| perch proxy | %.0f | %.2f ms | %.2f ms | %.2f ms | %+.2f ms |\n", p_rps, p_p99, p_m, p_l, p_l - b_l
-  printf "\nperch/nginx requests/s: %.0f%%; light p99, perch - nginx: %+.2f ms; load average after: %s\n", 100 * p_rps / n_rps, p_l - n_l, load
+  printf "\nperch/nginx requests/s: %.0f%% measured, %.0f%% the CPU allows; p99 perch - nginx: saturated %+.2f ms, one at a time %+.3f ms; load average after: %s\n", \
+    100 * p / n, 100 * na / pa, pp - np, pl - nl, load
 }'

@@ -153,11 +153,23 @@ type ProxyTraffic struct {
 	Canary   string         `yaml:"canary" json:"canary"`
 	Sticky   *ProxySticky   `yaml:"sticky" json:"sticky,omitempty"`
 	Override *ProxyOverride `yaml:"override" json:"override,omitempty"`
+	// Timeouts and MaxConnections: absent or zero take the proxy's defaults (30s, 75s, 60s;
+	// 10,000 connections).
+	Timeouts       *ProxyTimeouts `yaml:"timeouts" json:"timeouts,omitempty"`
+	MaxConnections int            `yaml:"maxConnections" json:"maxConnections,omitempty"`
 	// Admin is a standalone proxy's admin API: unix:///PATH or http://HOST:PORT.
 	Admin string `yaml:"admin" json:"admin,omitempty"`
 	// AdminToken is the bearer token of an HTTP admin API; ${NAME} is read from the
 	// environment when perch connects.
 	AdminToken string `yaml:"adminToken" json:"adminToken,omitempty"`
+}
+
+// ProxyTimeouts bound the proxy's waits: for a backend to start answering, for a client's
+// next request on a kept-alive connection, and for the next piece of a streaming body.
+type ProxyTimeouts struct {
+	ResponseHeader Duration `yaml:"responseHeader" json:"responseHeader,omitempty"`
+	Idle           Duration `yaml:"idle" json:"idle,omitempty"`
+	Body           Duration `yaml:"body" json:"body,omitempty"`
 }
 
 // Standalone reports whether the proxy is a `perch proxy` driven through its admin API, which
@@ -170,9 +182,11 @@ type ProxySticky struct {
 	Cookie string `yaml:"cookie" json:"cookie,omitempty"`
 }
 
-// ProxyOverride names the header that pins a request to "canary" or "stable".
+// ProxyOverride names the header that pins a request to "canary" or "stable", for requests
+// that also carry Token in X-Perch-Token. Token may name environment variables as ${NAME}.
 type ProxyOverride struct {
 	Header string `yaml:"header" json:"header"`
+	Token  Secret `yaml:"token" json:"token"`
 }
 
 // Metrics names the one source checks are measured from.

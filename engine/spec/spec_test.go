@@ -103,6 +103,8 @@ func TestErrors(t *testing.T) {
 		{"bad judge option", "    maxDeviationPercent: 15\n", "    maxDeviationPercent: 15\n    judgeOptions: {minSample: 2}\n", 14, 19, `checks[0].judgeOptions: threshold: unknown option "minSample"`},
 		{"builtin without proxy source", "    canary: lat{version=\"canary\"}\n    baseline: lat{version=\"stable\"}\n", "    builtin: latency_p99\n", 10, 14, "checks[0].builtin: needs metrics.builtin"},
 		{"bad proxy url", `stable: "http://127.0.0.1:9001"`, `stable: "127.0.0.1:9001"`, 3, 45, `traffic.proxy.stable: want an http:// or https:// URL, got "127.0.0.1:9001"`},
+		{"override without token", `canary: "http://127.0.0.1:9002"}`, `canary: "http://127.0.0.1:9002", override: {header: X-Canary}}`, 3, 113, "traffic.proxy.override.token: missing"},
+		{"negative proxy timeout", `canary: "http://127.0.0.1:9002"}`, `canary: "http://127.0.0.1:9002", timeouts: {idle: -1s}}`, 3, 120, "traffic.proxy.timeouts.idle: want a positive duration"},
 		{"list where mapping", "analysis:\n  judge: threshold\n", "analysis: [threshold]\n", 6, 11, "analysis: want a mapping, got a list"},
 		{"cloudwatch period", "metrics:\n  prometheus: {address: \"http://127.0.0.1:9090\"}\nanalysis:\n  judge: threshold\n", "metrics:\n  cloudwatch: {}\nanalysis:\n  judge: threshold\n  interval: 45s\n", 8, 13, "analysis.interval: 45s is not a CloudWatch period"},
 		{"not YAML", "  - pause: {}\n", "  - pause: {\n", 17, 1, "not valid YAML"},

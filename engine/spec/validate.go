@@ -217,6 +217,23 @@ func (d *decoder) validateTraffic(s *Rollout) {
 		}
 		if x.Override != nil {
 			d.required(p+".override.header", x.Override.Header)
+			if !d.checked { // journals of older perch pinned without a token: they replay, unpinned
+				d.required(p+".override.token", string(x.Override.Token))
+			}
+			d.secret(p+".override.token", x.Override.Token)
+		}
+		if x.Timeouts != nil {
+			for _, tm := range []struct {
+				name string
+				d    Duration
+			}{{"responseHeader", x.Timeouts.ResponseHeader}, {"idle", x.Timeouts.Idle}, {"body", x.Timeouts.Body}} {
+				if tm.d < 0 {
+					d.Fail(p+".timeouts."+tm.name, "want a positive duration, got %s", tm.d)
+				}
+			}
+		}
+		if x.MaxConnections < 0 {
+			d.Fail(p+".maxConnections", "want a positive number, got %d", x.MaxConnections)
 		}
 	}
 }
@@ -228,7 +245,8 @@ func (d *decoder) validateStandaloneProxy(x *ProxyTraffic) {
 	for _, f := range []struct {
 		name string
 		set  bool
-	}{{"listen", x.Listen != ""}, {"stable", x.Stable != ""}, {"canary", x.Canary != ""}, {"sticky", x.Sticky != nil}, {"override", x.Override != nil}} {
+	}{{"listen", x.Listen != ""}, {"stable", x.Stable != ""}, {"canary", x.Canary != ""}, {"sticky", x.Sticky != nil}, {"override", x.Override != nil},
+		{"timeouts", x.Timeouts != nil}, {"maxConnections", x.MaxConnections != 0}} {
 		if f.set {
 			d.Fail(p+"."+f.name, "set with admin: a standalone proxy (perch proxy PROXY.yaml) has its %s in its own file; name either admin or listen, stable and canary", f.name)
 		}

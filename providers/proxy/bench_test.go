@@ -15,15 +15,16 @@ import (
 func BenchmarkForward(b *testing.B) {
 	body := []byte("hello from the benchmark backend\n")
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
-	defer backend.Close()
+	b.Cleanup(backend.Close) // after the timer stops: a shutdown is not a request
 	p, err := proxy.Listen("127.0.0.1:0", proxy.Config{Stable: backend.URL, Canary: backend.URL})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer p.Close()
+	b.Cleanup(func() { p.Close() })
 	p.SetWeight(context.Background(), 50)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	b.ReportAllocs()
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			resp, err := client.Get(p.URL())

@@ -12,10 +12,11 @@ import (
 // proxies in one process (tests) never share series; register the Proxy, which is a
 // prometheus.Collector, where the series should be served.
 type exporter struct {
-	requests  *prometheus.CounterVec
-	durations *prometheus.HistogramVec
-	observers [2]prometheus.Observer
-	counters  [2]sync.Map // status code (int) → prometheus.Counter, so the hot path skips label hashing
+	requests   *prometheus.CounterVec
+	overridden *prometheus.CounterVec
+	durations  *prometheus.HistogramVec
+	observers  [2]prometheus.Observer
+	counters   [2]sync.Map // status code (int) → prometheus.Counter, so the hot path skips label hashing
 }
 
 // durationBuckets span a fast loopback hop to a slow page, in seconds.
@@ -25,11 +26,15 @@ func newExporter() *exporter {
 	e := &exporter{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "perch_proxy_requests_total",
-			Help: "Requests the perch proxy forwarded, by version (stable, canary) and status code (502: the upstream failed; 499: the client went away).",
+			Help: "Requests the perch proxy forwarded and analysed, by version (stable, canary) and status code (502: the upstream failed; 504: it timed out; 499: the client went away; 400, 408: the client's request was malformed or stalled).",
+		}, []string{"version", "code"}),
+		overridden: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "perch_proxy_overridden_requests_total",
+			Help: "Requests the perch proxy forwarded to the side their override header (with its token) named, by version and status code; never analysed.",
 		}, []string{"version", "code"}),
 		durations: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "perch_proxy_request_duration_seconds",
-			Help:    "Time from a request's arrival at the perch proxy to the end of its response, by version.",
+			Help:    "The upstream's time for requests the perch proxy analysed, from the request written to the first byte of the answer, by version.",
 			Buckets: durationBuckets,
 		}, []string{"version"}),
 	}
@@ -40,7 +45,9 @@ func newExporter() *exporter {
 }
 
 func (e *exporter) observe(v version, code int, d time.Duration) {
-	e.observers[v].Observe(d.Seconds())
+	if d >= 0 {
+		e.observers[v].Observe(d.Seconds())
+	}
 	c, ok := e.counters[v].Load(code)
 	if !ok {
 		c, _ = e.counters[v].LoadOrStore(code, e.requests.WithLabelValues(v.String(), strconv.Itoa(code)))
@@ -48,14 +55,20 @@ func (e *exporter) observe(v version, code int, d time.Duration) {
 	c.(prometheus.Counter).Inc()
 }
 
+func (e *exporter) observeOverridden(v version, code int) {
+	e.overridden.WithLabelValues(v.String(), strconv.Itoa(code)).Inc()
+}
+
 // Describe sends the descriptions of the proxy's series.
 func (p *Proxy) Describe(ch chan<- *prometheus.Desc) {
 	p.exporter.requests.Describe(ch)
+	p.exporter.overridden.Describe(ch)
 	p.exporter.durations.Describe(ch)
 }
 
 // Collect sends the proxy's series as they are now.
 func (p *Proxy) Collect(ch chan<- prometheus.Metric) {
 	p.exporter.requests.Collect(ch)
+	p.exporter.overridden.Collect(ch)
 	p.exporter.durations.Collect(ch)
 }

@@ -131,3 +131,49 @@ func TestUpgradedConnectionsPassThrough(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestLargeBodiesStream sends bodies bigger than what the proxy buffers, of known and unknown
+// length, both ways.
+func TestLargeBodiesStream(t *testing.T) {
+	f := start(t, proxy.Config{})
+	f.setWeight(t, 100)
+	body := strings.Repeat("0123456789abcdef", 400_000) // 6.4 MB
+	sum := sha256.Sum256([]byte(body))
+	want := fmt.Sprintf("canary %d %s", len(body), hex.EncodeToString(sum[:]))
+	for _, chunked := range []bool{false, true} {
+		var r io.Reader = strings.NewReader(body)
+		if chunked {
+			r = io.MultiReader(r) // no length known: sent chunked
+		}
+		resp, err := f.client.Post(f.proxy.URL()+"/hash", "text/plain", r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(got) != want {
+			t.Errorf("chunked %v: backend saw %q, want %q", chunked, got, want)
+		}
+	}
+}
+
+// TestLargeResponsesArriveWhole: responses past the proxy's small-body buffer, with a length and
+// without, arrive byte for byte.
+func TestLargeResponsesArriveWhole(t *testing.T) {
+	body := strings.Repeat("perch! ", 150_000) // 1 MB
+	big := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("length") == "yes" {
+			w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+		}
+		io.WriteString(w, body)
+	}))
+	t.Cleanup(big.Close)
+	f := start(t, proxy.Config{Canary: big.URL})
+	f.setWeight(t, 100)
+	for _, length := range []string{"yes", "no"} {
+		code, got := f.get(t, "/?length="+length, nil)
+		if code != http.StatusOK || got != body {
+			t.Errorf("length %s: status %d, %d bytes, want 200 and the %d bytes sent", length, code, len(got), len(body))
+		}
+	}
+}

@@ -6,16 +6,12 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log"
 	"math/rand/v2"
-	"net"
-	"net/http"
-	"net/http/httptrace"
-	"net/http/httputil"
 	"net/url"
 	"strings"
 	"sync"
@@ -29,27 +25,87 @@ type Config struct {
 	// StickyHeader or StickyCookie (at most one) names the value hashed to keep a user on one
 	// side; requests without it are split at random.
 	StickyHeader, StickyCookie string
-	// OverrideHeader names a header whose value "canary" or "stable" pins a request.
-	OverrideHeader string
+	// OverrideHeader names a header whose value "canary" or "stable" pins a request; it takes
+	// effect only on requests that also carry OverrideToken in TokenHeader. Both or neither.
+	OverrideHeader, OverrideToken string
+	// Timeouts bound the waits on clients and backends (zeros take the defaults).
+	Timeouts Timeouts
+	// MaxConnections caps the client connections served at once; more are refused with a 503
+	// (0: DefaultMaxConnections).
+	MaxConnections int
 	// Resolution and Retention size the builtin metrics source (zero: the defaults).
 	Resolution, Retention time.Duration
-	// Transport forwards requests (nil: a copy of http.DefaultTransport tuned for a proxy).
-	Transport http.RoundTripper
 	// ErrorLog receives the proxy's own errors (nil: the standard logger).
 	ErrorLog *log.Logger
+}
+
+// Timeouts bound how long the proxy waits. Zeros take the defaults, chosen like nginx's.
+type Timeouts struct {
+	// ResponseHeader is how long a backend may take to start answering once the request is
+	// written; past it the client gets a 504, counted as an error of that version.
+	ResponseHeader time.Duration
+	// Idle is how long a client's keep-alive connection may wait for its next request.
+	Idle time.Duration
+	// Body is the longest pause while a body streams: the client's upload (408, the client's
+	// fault) or the backend's response (504, the backend's).
+	Body time.Duration
+}
+
+// Defaults of Timeouts and the connection cap.
+const (
+	// DefaultResponseHeaderTimeout is half nginx's proxy_read_timeout (60 s): long enough for
+	// any request an interactive service answers, short enough that a hung canary is judged
+	// on 504s before most clients give up on it.
+	DefaultResponseHeaderTimeout = 30 * time.Second
+	DefaultIdleTimeout           = 75 * time.Second // nginx's keepalive_timeout
+	DefaultBodyTimeout           = 60 * time.Second // nginx's client_body_timeout and proxy_read_timeout
+	DefaultMaxConnections        = 10_000
+)
+
+// TokenHeader carries the override token: a request is pinned by its override header only
+// when this header holds the configured token.
+const TokenHeader = "X-Perch-Token"
+
+func (t Timeouts) withDefaults() Timeouts {
+	if t.ResponseHeader <= 0 {
+		t.ResponseHeader = DefaultResponseHeaderTimeout
+	}
+	if t.Idle <= 0 {
+		t.Idle = DefaultIdleTimeout
+	}
+	if t.Body <= 0 {
+		t.Body = DefaultBodyTimeout
+	}
+	return t
 }
 
 // Proxy routes each request to stable or canary and records what happened. Its zero value is
 // not usable; make one with New.
 type Proxy struct {
 	canaryPercent atomic.Int32
-	backends      [2]*httputil.ReverseProxy
+	upstreams     [2]*upstream // stable, canary
 	stickyHeader  string
 	stickyCookie  string
 	override      string
+	overrideToken []byte
 	segments      segmentTable
+	timeouts      Timeouts
+	maxConns      int
 	source        *Source
 	exporter      *exporter
+	errorLog      *log.Logger
+	// closing ends when the proxy closes; stopAll ends it.
+	closing context.Context
+	stopAll context.CancelFunc
+	// Requests whose client left before their backend answered, still waiting for it to
+	// answer or time out (see abandon).
+	abandonMu     sync.Mutex
+	abandonClosed bool
+	abandonedN    int
+	abandoned     sync.WaitGroup
+	// heads lends the buffers request heads are built in; copyBuffers those ServeHTTP copies
+	// bodies through.
+	heads, copyBuffers sync.Pool
 }
 
 // New builds a proxy that starts with all traffic on stable.
@@ -57,76 +113,55 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.StickyHeader != "" && cfg.StickyCookie != "" {
 		return nil, errors.New("proxy: sticky by a header or by a cookie, not both")
 	}
+	if (cfg.OverrideHeader == "") != (cfg.OverrideToken == "") {
+		return nil, errors.New("proxy: an override header needs a token, and a token an override header")
+	}
 	source, err := newSource(cfg.Resolution, cfg.Retention)
 	if err != nil {
 		return nil, err
 	}
 	p := &Proxy{
-		stickyHeader: http.CanonicalHeaderKey(cfg.StickyHeader),
+		stickyHeader: cfg.StickyHeader,
 		stickyCookie: cfg.StickyCookie,
-		override:     http.CanonicalHeaderKey(cfg.OverrideHeader),
+		override:     cfg.OverrideHeader,
+		timeouts:     cfg.Timeouts.withDefaults(),
+		maxConns:     cfg.MaxConnections,
 		source:       source,
 		exporter:     newExporter(),
+		errorLog:     cfg.ErrorLog,
 	}
-	transport := cfg.Transport
-	if transport == nil {
-		transport = defaultTransport()
+	p.closing, p.stopAll = context.WithCancel(context.Background())
+	p.heads.New = func() any { b := make([]byte, 0, 2048); return &b }
+	p.copyBuffers.New = func() any { b := make([]byte, 32<<10); return &b }
+	if cfg.OverrideToken != "" {
+		p.overrideToken = []byte(cfg.OverrideToken)
 	}
-	buffers := &bufferPool{}
-	for v, raw := range map[version]string{stable: cfg.Stable, canary: cfg.Canary} {
-		target, err := url.Parse(raw)
-		if err != nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
-			return nil, fmt.Errorf("proxy: %s backend: want an http:// or https:// URL, got %q", v, raw)
-		}
-		p.backends[v] = &httputil.ReverseProxy{
-			Rewrite: func(r *httputil.ProxyRequest) {
-				r.SetURL(target)
-				r.SetXForwarded()
-				r.Out.Host = r.In.Host // the backends see the host the client asked for
-			},
-			Transport:    timedTransport{transport},
-			ErrorHandler: errorHandler,
-			ErrorLog:     cfg.ErrorLog,
-			BufferPool:   buffers,
-		}
+	if p.maxConns <= 0 {
+		p.maxConns = DefaultMaxConnections
 	}
+	if p.errorLog == nil {
+		p.errorLog = log.Default()
+	}
+	ups, err := upstreams(cfg.Stable, cfg.Canary)
+	if err != nil {
+		return nil, err
+	}
+	p.upstreams = *ups
 	return p, nil
 }
 
-// defaultTransport keeps enough idle connections per backend for a busy proxy (the standard
-// library keeps 2) and never asks for compression the client did not ask for.
-func defaultTransport() *http.Transport {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConns = 1024
-	t.MaxIdleConnsPerHost = 512
-	t.DisableCompression = true
-	return t
-}
-
-// bufferPool lends ReverseProxy its 32 KiB copy buffers: without a pool it allocates one per
-// request, which costs more than anything else the proxy does.
-type bufferPool struct{ pool sync.Pool }
-
-func (b *bufferPool) Get() []byte {
-	if buf, ok := b.pool.Get().(*[]byte); ok {
-		return *buf
+// upstreams checks the two backend URLs and makes their connection pools.
+func upstreams(stableURL, canaryURL string) (*[2]*upstream, error) {
+	var ups [2]*upstream
+	for v, raw := range map[version]string{stable: stableURL, canary: canaryURL} {
+		target, err := url.Parse(raw)
+		if err != nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" ||
+			target.RawQuery != "" || target.Fragment != "" || target.User != nil {
+			return nil, fmt.Errorf("proxy: %s backend: want an http:// or https:// URL with a host and at most a path, got %q", v, raw)
+		}
+		ups[v] = newUpstream(v, target)
 	}
-	return make([]byte, 32<<10)
-}
-
-func (b *bufferPool) Put(buf []byte) { b.pool.Put(&buf) }
-
-// statusClientClosed is recorded (nginx's convention) when the client went away before the
-// backend answered: not the backend's fault, so not an error.
-const statusClientClosed = 499
-
-// errorHandler answers 502 when the backend cannot be reached or fails mid-request.
-func errorHandler(w http.ResponseWriter, r *http.Request, _ error) {
-	if r.Context().Err() != nil {
-		w.WriteHeader(statusClientClosed)
-		return
-	}
-	w.WriteHeader(http.StatusBadGateway)
+	return &ups, nil
 }
 
 // SetWeight sends canaryPercent (0..100) of new requests to the canary from the next request
@@ -145,85 +180,83 @@ func (p *Proxy) Weight(context.Context) (int, error) { return int(p.canaryPercen
 // Source is the proxy's observations as a metrics source (metrics: {builtin: {}}).
 func (p *Proxy) Source() *Source { return p.source }
 
-// ServeHTTP forwards the request to the side chosen for it and records the outcome.
-func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	v := p.choose(r)
-	rec := &recorder{ResponseWriter: w, start: time.Now()}
-	r = r.WithContext(context.WithValue(r.Context(), recorderKey{}, rec))
-	defer func() {
-		aborted := recover()
-		p.record(v, rec, aborted != nil)
-		if aborted != nil {
-			panic(aborted) // http.ErrAbortHandler: let the server drop the connection
-		}
-	}()
-	p.backends[v].ServeHTTP(rec, r)
+// Close releases the proxy's backend connections and stops waiting for the backends of
+// requests whose clients left; nothing more is recorded after it.
+func (p *Proxy) Close() error {
+	p.stopAll()
+	p.abandonMu.Lock()
+	p.abandonClosed = true
+	p.abandonMu.Unlock()
+	for _, u := range p.upstreams {
+		u.close()
+	}
+	p.abandoned.Wait()
+	return nil
 }
 
-// record counts one finished request; a response cut short by the upstream counts as a 502.
-func (p *Proxy) record(v version, rec *recorder, aborted bool) {
-	now := time.Now()
-	code := rec.status
-	switch {
-	case aborted:
-		code = http.StatusBadGateway
-	case code == 0:
-		code = http.StatusOK // the handler wrote nothing: net/http answers 200
-	}
-	d := time.Duration(rec.upstream.Load())
-	if d == 0 {
-		d = now.Sub(rec.start) // the upstream never answered: the client waited this long
-	}
-	p.source.observe(v, code >= 500, d, now)
-	p.exporter.observe(v, code, d)
+// headers is the little the proxy reads of a request's headers to choose its side.
+type headers interface {
+	get(name string) string
+	cookie(name string) string
 }
 
-// choose picks the side for a request: an override header first, then the segments routed
-// to the canary, then the sticky hash, else a coin weighted by the current canary percent.
-func (p *Proxy) choose(r *http.Request) version {
-	if p.override != "" {
-		switch strings.ToLower(strings.TrimSpace(r.Header.Get(p.override))) {
-		case "canary":
-			return canary
-		case "stable":
-			return stable
-		}
-	}
-	if p.inSegment(requestHeaders{r}) {
-		return canary
-	}
+// choose picks the side for a request: an override with its token first, then the segments
+// routed to the canary, then the sticky hash, else a coin weighted by the current canary
+// percent. overridden says the override decided, so the request is served but not analysed.
+// At 0% no override reaches the canary: a rolled-back canary (whose segments the rollback
+// removed) gets no traffic at all.
+func (p *Proxy) choose(h headers) (v version, overridden bool) {
 	percent := int(p.canaryPercent.Load())
+	if p.override != "" {
+		if want := h.get(p.override); want != "" {
+			switch strings.ToLower(strings.TrimSpace(want)) {
+			case "canary":
+				if percent > 0 && p.tokenOK(h) {
+					return canary, true
+				}
+			case "stable":
+				if p.tokenOK(h) {
+					return stable, true
+				}
+			}
+		}
+	}
+	if p.inSegment(h) {
+		return canary, false
+	}
 	switch {
 	case percent <= 0:
-		return stable
+		return stable, false
 	case percent >= 100:
-		return canary
+		return canary, false
 	}
-	if key, ok := p.stickyKey(r); ok {
+	if key, ok := p.stickyKey(h); ok {
 		if stickyBucket(key) < uint64(percent)*stickyBucketsPerPercent {
-			return canary
+			return canary, false
 		}
-		return stable
+		return stable, false
 	}
 	if rand.IntN(100) < percent {
-		return canary
+		return canary, false
 	}
-	return stable
+	return stable, false
 }
 
-func (p *Proxy) stickyKey(r *http.Request) (string, bool) {
+// tokenOK compares the request's token with the configured one in constant time, so its
+// timing says nothing about how much of a guess was right.
+func (p *Proxy) tokenOK(h headers) bool {
+	return subtle.ConstantTimeCompare([]byte(h.get(TokenHeader)), p.overrideToken) == 1
+}
+
+func (p *Proxy) stickyKey(h headers) (string, bool) {
+	var v string
 	switch {
 	case p.stickyHeader != "":
-		v := r.Header.Get(p.stickyHeader)
-		return v, v != ""
+		v = h.get(p.stickyHeader)
 	case p.stickyCookie != "":
-		c, err := r.Cookie(p.stickyCookie)
-		if err != nil || c.Value == "" {
-			return "", false
-		}
-		return c.Value, true
+		v = h.cookie(p.stickyCookie)
 	}
-	return "", false
+	return v, v != ""
 }
 
 const stickyBucketsPerPercent = 100 // 10,000 buckets: weights move users in 0.01% slices
@@ -244,69 +277,3 @@ func stickyBucket(key string) uint64 {
 	h ^= h >> 33
 	return h % (100 * stickyBucketsPerPercent)
 }
-
-// recorder notes the status a response was sent with, and how long the upstream took.
-type recorder struct {
-	http.ResponseWriter
-	start    time.Time
-	status   int
-	upstream atomic.Int64 // request written to the answer's first byte, a Duration; 0 if none came
-}
-
-// recorderKey finds a request's recorder in its context, for timedTransport.
-type recorderKey struct{}
-
-// timedTransport measures the upstream's own time, from the request written to the first byte
-// of its answer: a request's latency is the backend's, not the client's upload or download
-// time nor the proxy's own queueing (a slow client or a busy proxy says nothing about the
-// version behind it). For a websocket it is the time to the 101, not the connection's lifetime.
-type timedTransport struct{ next http.RoundTripper }
-
-func (t timedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	rec, ok := req.Context().Value(recorderKey{}).(*recorder)
-	if !ok {
-		return t.next.RoundTrip(req)
-	}
-	// The two hooks run on the transport's writing and reading goroutines, and an upstream
-	// may answer before it has read the whole request.
-	start := time.Now()
-	var written atomic.Int64 // since start; 0 until the request is written
-	trace := &httptrace.ClientTrace{
-		WroteRequest: func(httptrace.WroteRequestInfo) { written.Store(int64(max(time.Since(start), 1))) },
-		GotFirstResponseByte: func() {
-			at := time.Since(start)
-			if w := time.Duration(written.Load()); w > 0 {
-				at -= w
-			}
-			rec.upstream.Store(int64(at))
-		},
-	}
-	return t.next.RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
-}
-
-func (r *recorder) WriteHeader(code int) {
-	if r.status == 0 || (r.status >= 100 && r.status < 200 && r.status != http.StatusSwitchingProtocols) {
-		r.status = code
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *recorder) Write(b []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
-	return r.ResponseWriter.Write(b)
-}
-
-// Hijack hands the connection over for a protocol switch (websockets); ReverseProxy writes
-// the 101 itself on the hijacked connection, so it is recorded here.
-func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	conn, brw, err := http.NewResponseController(r.ResponseWriter).Hijack()
-	if err == nil {
-		r.status = http.StatusSwitchingProtocols
-	}
-	return conn, brw, err
-}
-
-// Unwrap lets http.ResponseController reach Flush and deadlines of the real writer.
-func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

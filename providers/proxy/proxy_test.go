@@ -232,23 +232,23 @@ func TestStickyUsersOnlyMoveFromStableToCanary(t *testing.T) {
 }
 
 func TestOverrideHeaderPinsARequest(t *testing.T) {
-	f := start(t, proxy.Config{OverrideHeader: "X-Perch-Version", StickyHeader: "X-User"})
+	f := start(t, proxy.Config{OverrideHeader: "X-Perch-Version", OverrideToken: "s3cret", StickyHeader: "X-User"})
 	cases := []struct {
 		name    string
 		percent int
 		value   string
 		want    string
 	}{
-		{"canary at 0%", 0, "canary", "canary"},
+		{"canary at 1%", 1, "canary", "canary"},
 		{"stable at 100%", 100, "stable", "stable"},
-		{"case and spaces ignored", 0, " Canary ", "canary"},
+		{"case and spaces ignored", 1, " Canary ", "canary"},
 		{"unknown value routes by weight", 100, "blue", "canary"},
 		{"override beats stickiness", 100, "stable", "stable"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f.setWeight(t, tc.percent)
-			_, body := f.get(t, "/", http.Header{"X-Perch-Version": {tc.value}, "X-User": {"alice"}})
+			_, body := f.get(t, "/", http.Header{"X-Perch-Version": {tc.value}, "X-Perch-Token": {"s3cret"}, "X-User": {"alice"}})
 			if body != tc.want {
 				t.Errorf("got %s, want %s", body, tc.want)
 			}

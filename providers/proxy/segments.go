@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"net/http"
 	"slices"
 	"sync/atomic"
 
@@ -18,12 +17,6 @@ type segmentTable struct {
 type segmentSet struct {
 	segments []segment.Segment
 	rules    []segment.Rule
-}
-
-// segmentRequest is what the segment rules read of a request.
-type segmentRequest interface {
-	get(name string) string
-	cookie(name string) string
 }
 
 // RouteSegments sends every request matching one of segs to the canary from the next request
@@ -52,7 +45,7 @@ func (p *Proxy) RoutedSegments(context.Context) ([]string, error) {
 }
 
 // inSegment reports whether the request belongs to a segment the proxy routes to the canary.
-func (p *Proxy) inSegment(r segmentRequest) bool {
+func (p *Proxy) inSegment(r headers) bool {
 	set := p.segments.set.Load()
 	if set == nil {
 		return false
@@ -69,17 +62,4 @@ func (p *Proxy) inSegment(r segmentRequest) bool {
 		}
 	}
 	return false
-}
-
-// requestHeaders reads a net/http request for the segment rules.
-type requestHeaders struct{ r *http.Request }
-
-func (h requestHeaders) get(name string) string { return h.r.Header.Get(name) }
-
-func (h requestHeaders) cookie(name string) string {
-	c, err := h.r.Cookie(name)
-	if err != nil {
-		return ""
-	}
-	return c.Value
 }

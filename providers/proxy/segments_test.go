@@ -20,7 +20,7 @@ var (
 // TestSegmentsGoWhollyToTheCanary: a request in a routed segment reaches the canary whatever
 // the weight, before the split; the rest are split as before; an override still pins.
 func TestSegmentsGoWhollyToTheCanary(t *testing.T) {
-	f := start(t, proxy.Config{StickyHeader: "X-User", OverrideHeader: "X-Canary"})
+	f := start(t, proxy.Config{StickyHeader: "X-User", OverrideHeader: "X-Canary", OverrideToken: "s3cret"})
 	ctx := context.Background()
 	if err := f.proxy.RouteSegments(ctx, []segment.Segment{employees, beta, eu}); err != nil {
 		t.Fatal(err)
@@ -37,7 +37,7 @@ func TestSegmentsGoWhollyToTheCanary(t *testing.T) {
 			{http.Header{"X-Employee": {"true"}}, "canary"},
 			{http.Header{"X-User": {"beta-7"}}, "canary"},
 			{http.Header{"Cookie": {"session=1; region=eu"}}, "canary"},
-			{http.Header{"X-Employee": {"true"}, "X-Canary": {"stable"}}, "stable"},
+			{http.Header{"X-Employee": {"true"}, "X-Canary": {"stable"}, "X-Perch-Token": {"s3cret"}}, "stable"},
 		} {
 			if _, body := f.get(t, "/", tc.header); body != tc.want {
 				t.Errorf("at %d%% %v reached %s, want %s", weight, tc.header, body, tc.want)

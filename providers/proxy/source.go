@@ -35,7 +35,7 @@ func (v version) String() string {
 
 // Source is the proxy's own observations as a metrics source: it answers the builtin queries
 // (metrics.BuiltinQuery) from a ring of time slots covering the last Retention, each holding
-// per version the requests, the errors (5xx, and responses cut short by the upstream) and a
+// per version the requests, the errors (the backend's 5xx, and its failures: 502, 504) and a
 // latency sketch. Memory is fixed when it is made: about 3 KiB per slot once both versions
 // have had traffic.
 type Source struct {
@@ -51,6 +51,7 @@ type slot struct {
 
 type sideCounts struct {
 	requests, errors uint64
+	timed            uint64  // requests with a latency in the sketch
 	latency          *sketch // allocated on first use, cleared on reuse
 }
 
@@ -81,7 +82,7 @@ func newSource(resolution, retention time.Duration) (*Source, error) {
 // Resolution is the span of time one slot covers; queries need a step at least this long.
 func (s *Source) Resolution() time.Duration { return s.resolution }
 
-// observe records one finished request.
+// observe records one finished request; a negative d records no latency.
 func (s *Source) observe(v version, isError bool, d time.Duration, at time.Time) {
 	idx := at.UnixNano() / int64(s.resolution)
 	s.mu.Lock()
@@ -95,17 +96,21 @@ func (s *Source) observe(v version, isError bool, d time.Duration, at time.Time)
 	if isError {
 		c.errors++
 	}
+	if d < 0 {
+		return // nothing the backend did to time (a client's malformed or abandoned upload)
+	}
 	if c.latency == nil {
 		c.latency = new(sketch)
 	}
 	c.latency.add(d)
+	c.timed++
 }
 
 func (sl *slot) reset(idx int64) {
 	sl.index = idx
 	for i := range sl.sides {
 		c := &sl.sides[i]
-		c.requests, c.errors = 0, 0
+		c.requests, c.errors, c.timed = 0, 0, 0
 		if c.latency != nil {
 			clear(c.latency[:])
 		}
@@ -151,7 +156,7 @@ func (s *Source) Samples(ctx context.Context, q metrics.Query, start, end time.T
 		if newest < 0 || first < oldest {
 			continue
 		}
-		var requests, errors uint64
+		var requests, errors, timed uint64
 		clear(merged[:])
 		for idx := first; idx <= last; idx++ {
 			sl := &s.slots[idx%int64(len(s.slots))]
@@ -161,11 +166,12 @@ func (s *Source) Samples(ctx context.Context, q metrics.Query, start, end time.T
 			c := &sl.sides[v]
 			requests += c.requests
 			errors += c.errors
-			if c.requests > 0 && isLatency(measure) {
+			timed += c.timed
+			if c.timed > 0 && isLatency(measure) {
 				merged.merge(c.latency)
 			}
 		}
-		value, ok := pointValue(measure, requests, errors, &merged, step)
+		value, ok := pointValue(measure, requests, errors, timed, &merged, step)
 		if ok {
 			out = append(out, metrics.Sample{Time: t, Value: value})
 		}
@@ -181,7 +187,7 @@ func isLatency(measure string) bool {
 	return false
 }
 
-func pointValue(measure string, requests, errors uint64, latency *sketch, step time.Duration) (float64, bool) {
+func pointValue(measure string, requests, errors, timed uint64, latency *sketch, step time.Duration) (float64, bool) {
 	switch measure {
 	case metrics.MeasureRequests:
 		return float64(requests), true
@@ -190,7 +196,7 @@ func pointValue(measure string, requests, errors uint64, latency *sketch, step t
 	case metrics.MeasureThroughput:
 		return float64(requests) / step.Seconds(), true
 	}
-	if requests == 0 {
+	if timed == 0 {
 		return math.NaN(), false
 	}
 	q := 0.99
@@ -200,7 +206,7 @@ func pointValue(measure string, requests, errors uint64, latency *sketch, step t
 	case metrics.MeasureLatencyP95:
 		q = 0.95
 	}
-	return latency.quantile(q, requests), true
+	return latency.quantile(q, timed), true
 }
 
 // ceilDiv is ⌈a/b⌉ for b > 0 and any a.

@@ -78,7 +78,7 @@ type Override struct {
 
 // OverrideTokenHeader carries the override token in a client's request; the proxy removes it
 // before forwarding.
-const OverrideTokenHeader = "X-Perch-Token"
+const OverrideTokenHeader = proxy.TokenHeader
 
 // Timeouts bound the waits of a request, as nginx's proxy_read_timeout, keepalive_timeout and
 // client_body_timeout do.
@@ -87,8 +87,8 @@ type Timeouts struct {
 	ResponseHeader time.Duration `yaml:"responseHeader"`
 	// Idle is how long a client's keep-alive connection may wait for its next request.
 	Idle time.Duration `yaml:"idle"`
-	// Body is how long a client's request body may stall (no byte arriving) before the
-	// request is given up.
+	// Body is how long a body may stall (no byte arriving): a client's request body, given up
+	// as a 408, or a backend's response body, cut and counted as its 504.
 	Body time.Duration `yaml:"body"`
 }
 
@@ -102,9 +102,9 @@ type Observations struct {
 
 // Defaults of what the file leaves out.
 const (
-	DefaultResponseHeaderTimeout = 60 * time.Second
-	DefaultIdleTimeout           = 75 * time.Second
-	DefaultBodyTimeout           = 60 * time.Second
+	DefaultResponseHeaderTimeout = proxy.DefaultResponseHeaderTimeout
+	DefaultIdleTimeout           = proxy.DefaultIdleTimeout
+	DefaultBodyTimeout           = proxy.DefaultBodyTimeout
 	DefaultMaxConnections        = 10000
 	DefaultResolution            = time.Second
 	DefaultRetention             = time.Hour
@@ -270,18 +270,19 @@ func validHeaderName(s string) bool {
 	return s != "" && http.CanonicalHeaderKey(s) != ""
 }
 
-// proxyConfig is what the proxy package is built from; transport carries its requests.
-func (c *Config) proxyConfig(transport http.RoundTripper) proxy.Config {
+// proxyConfig is what the proxy package is built from.
+func (c *Config) proxyConfig() proxy.Config {
 	pc := proxy.Config{
 		Stable: c.Stable, Canary: c.Canary,
 		Resolution: c.Observations.Resolution, Retention: c.Observations.Retention,
-		Transport: transport,
+		Timeouts:       proxy.Timeouts{ResponseHeader: c.Timeouts.ResponseHeader, Idle: c.Timeouts.Idle, Body: c.Timeouts.Body},
+		MaxConnections: c.MaxConnections,
 	}
 	if c.Sticky != nil {
 		pc.StickyHeader, pc.StickyCookie = c.Sticky.Header, c.Sticky.Cookie
 	}
 	if c.Override != nil {
-		pc.OverrideHeader = c.Override.Header
+		pc.OverrideHeader, pc.OverrideToken = c.Override.Header, c.Override.Token
 	}
 	return pc
 }

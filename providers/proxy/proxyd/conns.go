@@ -2,10 +2,11 @@ package proxyd
 
 import (
 	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // conns is the client-facing listener: it accepts at most a fixed number of connections at
@@ -59,18 +60,31 @@ func (c *conns) Close() error {
 // setIdle changes the idle timeout, for open connections too.
 func (c *conns) setIdle(d time.Duration) { c.idle.Store(int64(d)) }
 
-// connState follows each connection between requests (http.Server.ConnState).
-func (c *conns) connState(nc net.Conn, s http.ConnState) {
+// connState follows each connection between requests (fasthttp.Server.ConnState).
+func (c *conns) connState(nc net.Conn, s fasthttp.ConnState) {
 	tc, ok := nc.(*conn)
 	if !ok {
 		return
 	}
 	switch s {
-	case http.StateIdle:
+	case fasthttp.StateIdle:
 		tc.idleSince.Store(time.Now().UnixNano())
-	case http.StateActive, http.StateHijacked, http.StateClosed:
+	case fasthttp.StateActive, fasthttp.StateHijacked, fasthttp.StateClosed:
 		tc.idleSince.Store(0)
-	case http.StateNew:
+	case fasthttp.StateNew:
+	}
+}
+
+// closeAll closes every open connection, when the drain time is up.
+func (c *conns) closeAll() {
+	c.mu.Lock()
+	open := make([]*conn, 0, len(c.open))
+	for tc := range c.open {
+		open = append(open, tc)
+	}
+	c.mu.Unlock()
+	for _, tc := range open {
+		tc.Close()
 	}
 }
 
@@ -120,6 +134,9 @@ type conn struct {
 	idleSince atomic.Int64 // Unix nanoseconds since the connection waits for a request; 0 if not
 	closed    sync.Once
 }
+
+// NetConn is the connection accepted, for the proxy's look at whether the client left.
+func (tc *conn) NetConn() net.Conn { return tc.Conn }
 
 func (tc *conn) Close() error {
 	err := tc.Conn.Close()

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
 
 	"github.com/perchhq/perch/providers/proxy"
 	"github.com/perchhq/perch/providers/proxy/admin"
@@ -29,17 +30,17 @@ import (
 
 // Daemon is a running standalone proxy. Make one with Start; stop it with Shutdown.
 type Daemon struct {
-	log       *slog.Logger
-	uid       int // the proxy's own user, who may use the admin socket (with root)
-	front     front
-	conns     *conns
-	transport *http.Transport
+	log   *slog.Logger
+	uid   int // the proxy's own user, who may use the admin socket (with root)
+	front front
+	conns *conns
 
-	data, admin, metrics *http.Server
-	adminLn, metricsLn   net.Listener
-	adminAddr            admin.Address // with the port it got
-	failed               chan error
-	served               sync.WaitGroup
+	data               *fasthttp.Server
+	admin, metrics     *http.Server
+	adminLn, metricsLn net.Listener
+	adminAddr          admin.Address // with the port it got
+	failed             chan error
+	served             sync.WaitGroup
 
 	adminToken atomic.Pointer[[32]byte] // SHA-256 of the token; nil: none
 
@@ -51,7 +52,8 @@ type Daemon struct {
 // How long a client may take to send a request's headers (slow clients must not hold
 // connections), and the admin API's own server bounds.
 const (
-	readHeaderTimeout      = 10 * time.Second
+	// maxIdle is the data server's own idle timeout, a backstop: conns enforces the file's.
+	maxIdle                = time.Hour
 	adminReadHeaderTimeout = 5 * time.Second
 	adminReadTimeout       = 10 * time.Second
 	adminIdleTimeout       = time.Minute
@@ -81,8 +83,7 @@ func Start(cfg *Config, log *slog.Logger) (*Daemon, error) {
 		log.Info("state restored", "state", cfg.State, "canaryPercent", st.CanaryPercent, "segments", len(st.Segments))
 	}
 	d.segments = st.Segments
-	d.transport = newTransport(cfg)
-	p, err := proxy.New(cfg.proxyConfig(d.transport))
+	p, err := proxy.New(cfg.proxyConfig())
 	if err != nil {
 		return nil, err
 	}
@@ -93,19 +94,23 @@ func Start(cfg *Config, log *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	d.front.proxy.Store(p)
-	d.front.opts.Store(newFrontOptions(cfg))
 	d.setAdminToken(cfg.AdminToken)
 	if err := d.listen(cfg); err != nil {
 		return nil, err
 	}
 	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
-	// No write timeout: responses stream for as long as the backend streams them. No idle
-	// timeout: conns enforces it, so that a reload can change it.
-	d.data = &http.Server{Handler: &d.front, ReadHeaderTimeout: readHeaderTimeout, ConnState: d.conns.connState, ErrorLog: errorLog}
+	// The server's own idle timeout is a backstop: conns enforces the file's, so that a reload
+	// can change it. conns also caps the connections.
+	d.data = proxy.NewServer(d.front.serve, proxy.Timeouts{Idle: maxIdle, Body: cfg.Timeouts.Body}, cfg.MaxConnections, errorLog)
+	d.data.ConnState = d.conns.connState
 	d.admin = &http.Server{Handler: d.adminHandler(), ReadHeaderTimeout: adminReadHeaderTimeout, ReadTimeout: adminReadTimeout,
 		WriteTimeout: samplesTimeout + 5*time.Second, IdleTimeout: adminIdleTimeout, MaxHeaderBytes: 16 << 10,
 		ConnContext: withPeer, ErrorLog: errorLog}
-	d.serve("proxy", d.data, d.conns)
+	d.served.Go(func() {
+		if err := d.data.Serve(d.conns); err != nil && !errors.Is(err, net.ErrClosed) {
+			d.failed <- fmt.Errorf("proxy: %w", err)
+		}
+	})
 	d.serve("admin API", d.admin, d.adminLn)
 	if d.metricsLn != nil {
 		d.metrics = &http.Server{Handler: d.metricsHandler(), ReadHeaderTimeout: adminReadHeaderTimeout, ErrorLog: errorLog}
@@ -163,20 +168,6 @@ func (d *Daemon) serve(name string, srv *http.Server, ln net.Listener) {
 	})
 }
 
-// newTransport forwards to the backends: enough idle connections per backend for a busy proxy
-// (the standard library keeps 2), no compression the client did not ask for, and the file's
-// wait for a backend's answer. Idle backend connections close after a minute (nginx's
-// keepalive_timeout for upstreams), so those of a configuration a reload replaced go too.
-func newTransport(cfg *Config) *http.Transport {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConns = 1024
-	t.MaxIdleConnsPerHost = 512
-	t.DisableCompression = true
-	t.IdleConnTimeout = time.Minute
-	t.ResponseHeaderTimeout = cfg.Timeouts.ResponseHeader
-	return t
-}
-
 func (d *Daemon) setAdminToken(token string) {
 	if token == "" {
 		d.adminToken.Store(nil)
@@ -215,21 +206,17 @@ func (d *Daemon) Reload(cfg *Config) error {
 	for _, s := range cfg.restartOnly(old) {
 		d.log.Warn("reload: this setting changes only on a restart; kept", "setting", s)
 	}
-	transport := newTransport(cfg)
-	next, err := d.front.proxy.Load().Reconfigured(cfg.proxyConfig(transport))
+	next, err := d.front.proxy.Load().Reconfigured(cfg.proxyConfig())
 	if err != nil {
-		transport.CloseIdleConnections()
 		return err
 	}
 	kept := *cfg
 	kept.Listen, kept.Admin, kept.admin, kept.State = old.Listen, old.Admin, old.admin, old.State
 	kept.MaxConnections, kept.Metrics, kept.Observations = old.MaxConnections, old.Metrics, old.Observations
-	d.front.opts.Store(newFrontOptions(&kept))
 	d.front.proxy.Store(next)
 	d.conns.setIdle(kept.Timeouts.Idle)
 	d.setAdminToken(kept.AdminToken)
-	d.transport.CloseIdleConnections() // those in use close when their request is done
-	d.transport, d.cfg = transport, &kept
+	d.cfg = &kept
 	t := kept.Timeouts
 	d.log.Info("reloaded", "stable", kept.Stable, "canary", kept.Canary, "responseHeader", t.ResponseHeader, "idle", t.Idle, "body", t.Body,
 		"override", kept.Override != nil)
@@ -291,10 +278,11 @@ func routeSegments(p *proxy.Proxy, segs []admin.Segment) error {
 // closes the connections still open; then it stops the admin API and the metrics.
 func (d *Daemon) Shutdown(ctx context.Context) error {
 	d.log.Info("draining", "connections", d.conns.count())
-	err := d.data.Shutdown(ctx)
+	d.conns.Close() // no new connections, and none waiting for a slot
+	err := d.data.ShutdownWithContext(ctx)
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		d.log.Warn("drain time is up: closing the connections still open", "connections", d.conns.count())
-		err = errors.Join(err, d.data.Close())
+		d.conns.closeAll()
 	}
 	actx, cancel := context.WithTimeout(context.Background(), adminShutdownGrace)
 	defer cancel()
@@ -304,8 +292,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		}
 	}
 	d.served.Wait()
-	d.transport.CloseIdleConnections()
-	return err
+	return errors.Join(err, d.front.proxy.Load().Close())
 }
 
 // metricsHandler serves /metrics: the proxy's series (those of whichever proxy is in force;

@@ -344,7 +344,11 @@ func TestSamplesThroughTheAdminAPI(t *testing.T) {
 
 func TestOverrideNeedsTheToken(t *testing.T) {
 	w := newWorld(t)
-	d := w.start(w.file(`override: {header: X-Perch-Version, token: "${PERCH_OVERRIDE_TOKEN}"}`))
+	d := w.start(w.file(`override: {header: X-Perch-Version, token: "${PERCH_OVERRIDE_TOKEN}"}`, `sticky: {header: X-User}`))
+	// At 1% alice is on stable unless a request of hers is pinned.
+	if err := w.client(d, "").SetWeight(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name   string
 		header map[string]string
@@ -355,10 +359,18 @@ func TestOverrideNeedsTheToken(t *testing.T) {
 		{"token", map[string]string{"X-Perch-Version": "canary", OverrideTokenHeader: "override-0123456789"}, "canary"},
 		{"token alone", map[string]string{OverrideTokenHeader: "override-0123456789"}, "stable"},
 	} {
+		tc.header["X-User"] = "alice"
 		// The backend answers 418 if the token reached it.
 		if code, body := get(t, d, tc.header); code != 200 || body != tc.want {
 			t.Errorf("%s: %d %q, want 200 %q", tc.name, code, body, tc.want)
 		}
+	}
+	// Rolled back: nothing reaches the canary, pinned or not.
+	if err := w.client(d, "").SetWeight(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := get(t, d, map[string]string{"X-Perch-Version": "canary", OverrideTokenHeader: "override-0123456789"}); code != 200 || body != "stable" {
+		t.Errorf("pinned at 0%%: %d %q, want 200 \"stable\"", code, body)
 	}
 }
 
