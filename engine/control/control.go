@@ -27,6 +27,7 @@ import (
 
 	"github.com/perchhq/perch/engine"
 	"github.com/perchhq/perch/engine/spec"
+	"github.com/perchhq/perch/internal/peercred"
 	"github.com/perchhq/perch/metrics"
 )
 
@@ -479,7 +480,7 @@ func readRequest(conn *net.UnixConn) (Request, error) {
 // peer is who is on the other end of conn, or why they may not use the socket: only perch's
 // own user, and the members of Options.Group, may.
 func (s *Server) peer(conn *net.UnixConn) (engine.Actor, error) {
-	uid, gid, ok := peerCred(conn)
+	uid, gid, ok := peercred.Of(conn)
 	if !ok { // no peer credentials on this system: the socket's mode decides who connects
 		uid = s.uid
 	}

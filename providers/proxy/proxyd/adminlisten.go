@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/perchhq/perch/internal/peercred"
 	"github.com/perchhq/perch/providers/proxy/admin"
 )
 
@@ -105,7 +106,7 @@ func withPeer(ctx context.Context, c net.Conn) context.Context {
 	if !ok {
 		return ctx
 	}
-	uid, known := peerUID(uc)
+	uid, _, known := peercred.Of(uc)
 	return context.WithValue(ctx, peerKey{}, peer{uid: uid, known: known})
 }
 
@@ -117,7 +118,7 @@ func peerAllowed(ctx context.Context, self int) (peer, bool) {
 	switch {
 	case !ok:
 		return p, true // TCP
-	case !havePeerCred:
+	case !peercred.Supported:
 		return p, true
 	case !p.known:
 		return p, false

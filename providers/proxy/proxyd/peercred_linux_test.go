@@ -7,12 +7,14 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/perchhq/perch/internal/peercred"
 )
 
 // TestAdminSocketRefusesOtherUsers: even on a socket anyone may open, only the proxy's user
 // (and root) are answered.
 func TestAdminSocketRefusesOtherUsers(t *testing.T) {
-	if os.Getuid() != 0 || !havePeerCred {
+	if os.Getuid() != 0 || !peercred.Supported {
 		t.Skip("needs root (to connect as another user) and SO_PEERCRED")
 	}
 	curl, err := exec.LookPath("curl")
