@@ -1,0 +1,39 @@
+// Package fleet supervises many rollouts in one process: one engine and one journal per
+// rollout file, started as files appear, ordered by dependsOn (waves), found by name.
+package fleet
+
+import (
+	"context"
+
+	"github.com/perchhq/perch/engine"
+)
+
+// Status is one rollout as the overview and `perch status` show it.
+type Status struct {
+	// Name is the rollout's name (its file's `name:`), unique in the fleet.
+	Name string
+	// State is the rollout's newest state. Its Spec is nil when the rollout never started
+	// (waiting, cancelled or invalid).
+	State engine.State
+	// Waiting lists the rollouts this one dependsOn that have not promoted yet; while it is
+	// not empty the rollout has not started (phase "waiting").
+	Waiting []string
+	// DependsOn is the rollout file's dependsOn, for drawing the chain.
+	DependsOn []string
+	// Cancelled says why the rollout will never start (a rollout it depends on rolled back);
+	// empty otherwise.
+	Cancelled string
+	// Invalid is why the rollout's file was refused (validation, a duplicate name); the
+	// rollout never started. Empty otherwise.
+	Invalid string
+	// File is the rollout file's path.
+	File string
+	// Leader is the replica leading the rollout when replicas share it (--ha); empty otherwise.
+	Leader string
+}
+
+// Rollout is one rollout as a view or the control socket drives it; *engine.Engine is one.
+type Rollout interface {
+	Subscribe() (<-chan engine.State, func())
+	Do(ctx context.Context, cmd engine.Command) error
+}
