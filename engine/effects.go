@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics"
 )
 
@@ -187,22 +188,27 @@ func (e *Engine) look(ctx context.Context, start, end time.Time, step time.Durat
 	var wg sync.WaitGroup
 	for i := range e.spec.Checks {
 		wg.Go(func() {
-			out[i] = e.lookAt(ctx, i, start, end, step, weight)
+			out[i] = JudgeCheck(ctx, e.source, e.spec.Checks[i], e.judges[i], e.family, start, end, step, weight)
 		})
 	}
 	wg.Wait()
 	return out
 }
 
-func (e *Engine) lookAt(ctx context.Context, i int, start, end time.Time, step time.Duration, weight int) CheckResult {
-	c := e.spec.Checks[i]
+// JudgeCheck is one look at one check: it asks src for the check's samples over the window
+// start..end at step and judges them with j, the check's criteria split across a family of
+// tests. weight is the canary's percent of traffic over the window (-1 when unknown). A query
+// that matched nothing, or a source that failed, makes the check inconclusive with the reason
+// (and SourceError set for a failure): never a pass. The engine looks this way at each
+// interval, and perch judge serve at each ask.
+func JudgeCheck(ctx context.Context, src Source, c spec.Check, j metrics.Judge, family int, start, end time.Time, step time.Duration, weight int) CheckResult {
 	res := CheckResult{Check: c.Name, LastCanary: metrics.Number(math.NaN()), LastBaseline: metrics.Number(math.NaN())}
 	var missing string // a query that matched nothing: too little evidence, not an outage
 	fetch := func(q metrics.Query, emptyIsZero bool) []metrics.Sample {
 		if res.SourceError != "" || missing != "" {
 			return nil
 		}
-		samples, err := e.source.Samples(ctx, q, start, end, step)
+		samples, err := src.Samples(ctx, q, start, end, step)
 		if err == nil && len(samples) == 0 {
 			err = metrics.ErrNoData
 		}
@@ -246,8 +252,8 @@ func (e *Engine) lookAt(ctx context.Context, i int, start, end time.Time, step t
 		return res
 	}
 	criteria := c.Criteria()
-	criteria.Family = e.family
-	res.Result = e.judges[i].Judge(metrics.Input{Criteria: criteria, Canary: canary, Baseline: baseline, Traffic: traffic})
+	criteria.Family = family
+	res.Result = j.Judge(metrics.Input{Criteria: criteria, Canary: canary, Baseline: baseline, Traffic: traffic})
 	return res
 }
 
