@@ -25,5 +25,6 @@
 // Config.RunTTL after their last ask, the least recently asked first when full), run ids
 // (MaxRunID, a plain charset), bodies (MaxBody), asks judged at once (Config.MaxInFlight, 503
 // beyond) and the time each takes (Config.LookTimeout, and the server's timeouts). With
-// Config.Token every endpoint but /healthz wants it as a bearer token.
+// Config.Token every endpoint but /healthz wants it as a bearer token; Flagger, which sends no
+// headers of a user's choosing, may send it as the webhook's metadata "token" instead.
 package judgeapi

@@ -42,7 +42,7 @@ type Config struct {
 	Judges *spec.Judges // validated (spec.LoadJudges)
 	Source Source
 	// Token, when set, must come as "Authorization: Bearer TOKEN" on every endpoint but
-	// /healthz.
+	// /healthz (or, from Flagger, as the payload's metadata "token").
 	Token string
 	// MaxRuns and RunTTL bound the runs remembered (0: the defaults).
 	MaxRuns int
@@ -110,7 +110,7 @@ func New(cfg Config) (*Server, error) {
 		io.WriteString(w, "ok\n")
 	})
 	s.mux.Handle("GET /v1/analyses/{name}/verdict", s.authorized(s.argo))
-	s.mux.Handle("POST /v1/flagger/{name}", s.authorized(s.flagger))
+	s.mux.HandleFunc("POST /v1/flagger/{name}", s.flagger) // the token may be in the payload
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: GET /v1/analyses/NAME/verdict?run=RUN, POST /v1/flagger/NAME, GET /healthz")
 	})
@@ -136,16 +136,30 @@ func (s *Server) Runs() int { return s.runs.len() }
 // authorized refuses a request without the token, when there is one.
 func (s *Server) authorized(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.cfg.Token != "" {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.Token)) != 1 {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="perch judge"`)
-				writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
-				return
-			}
+		if !s.bearer(r) {
+			refuse(w)
+			return
 		}
 		next(w, r)
 	})
+}
+
+// bearer reports whether r carries the token as a bearer token, or no token is needed.
+func (s *Server) bearer(r *http.Request) bool {
+	if s.cfg.Token == "" {
+		return true
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && s.tokenIs(got)
+}
+
+func (s *Server) tokenIs(got string) bool {
+	return subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.Token)) == 1
+}
+
+func refuse(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="perch judge"`)
+	writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
 }
 
 // runPattern is what a run id may hold: Kubernetes names, namespace/name pairs, hashes and
@@ -231,10 +245,6 @@ const (
 // flagger answers one of Flagger's webhooks: 200 when the analysis passes, 403 otherwise; for
 // the rollback hook (?hook=rollback), where 200 means "roll back", 200 when it fails.
 func (s *Server) flagger(w http.ResponseWriter, r *http.Request) {
-	a := s.analysisFor(w, r)
-	if a == nil {
-		return
-	}
 	hook := r.URL.Query().Get("hook")
 	switch hook {
 	case "", hookConfirmTrafficIncrease, hookConfirmPromotion, hookRollback:
@@ -253,8 +263,18 @@ func (s *Server) flagger(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "want Flagger's webhook payload, {\"name\", \"namespace\", …}: "+printable.Line(truncate(err.Error(), 200)))
 		return
 	}
+	// Flagger sends no headers of its own choosing: a webhook's metadata is how it can carry
+	// the token.
+	if !s.bearer(r) && !s.tokenIs(p.Metadata["token"]) {
+		refuse(w)
+		return
+	}
 	if p.Name == "" || p.Namespace == "" {
 		writeError(w, http.StatusBadRequest, "the payload needs the canary's name and namespace")
+		return
+	}
+	a := s.analysisFor(w, r)
+	if a == nil {
 		return
 	}
 	id := p.Namespace + "/" + p.Name

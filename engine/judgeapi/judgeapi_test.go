@@ -304,10 +304,23 @@ func TestToken(t *testing.T) {
 	if code, v := get(t, s, "/v1/analyses/good/verdict?run=r1", "Authorization", "Bearer s3cret"); code != http.StatusOK || v.Verdict == "" {
 		t.Errorf("with the token: %d %+v", code, v)
 	}
+	// Flagger's payload carries the token in its metadata, as Flagger's docs show it.
+	if code, body := post(s, "/v1/flagger/good", flaggerPayload); code != http.StatusUnauthorized {
+		t.Errorf("flagger with a wrong token: %d %q", code, body)
+	}
+	if code, body := post(s, "/v1/flagger/good", `{"name": "podinfo", "namespace": "test"}`); code != http.StatusUnauthorized {
+		t.Errorf("flagger without a token: %d %q", code, body)
+	}
+	withToken := strings.Replace(flaggerPayload, "16688eb5e9f289f1991c", "s3cret", 1)
+	if code, body := post(s, "/v1/flagger/good", withToken); code != http.StatusForbidden || !strings.HasPrefix(body, "inconclusive: ") {
+		t.Errorf("flagger with the token in its metadata: %d %q", code, body)
+	}
 	w := httptest.NewRecorder()
-	s.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/v1/flagger/good", strings.NewReader(flaggerPayload)))
-	if w.Code != http.StatusUnauthorized {
-		t.Errorf("flagger without the token: %d", w.Code)
+	r := httptest.NewRequest(http.MethodPost, "/v1/flagger/good", strings.NewReader(`{"name": "podinfo", "namespace": "test"}`))
+	r.Header.Set("Authorization", "Bearer s3cret")
+	s.ServeHTTP(w, r)
+	if w.Code != http.StatusForbidden {
+		t.Errorf("flagger with the bearer token: %d", w.Code)
 	}
 	w = httptest.NewRecorder()
 	s.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/healthz", nil))
