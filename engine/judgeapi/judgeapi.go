@@ -219,8 +219,14 @@ func (s *Server) argo(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	body, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(v)
+	// Reasons quote the source's errors: escape the controls encoding/json leaves raw.
+	w.Write(append(printable.JSON(body), '\n'))
 }
 
 // flaggerPayload is the body Flagger posts to a webhook
@@ -297,7 +303,7 @@ func (s *Server) flagger(w http.ResponseWriter, r *http.Request) {
 	if !pass {
 		w.WriteHeader(http.StatusForbidden)
 	}
-	fmt.Fprintf(w, "%s: %s\n", v.Verdict, v.Reason)
+	fmt.Fprintf(w, "%s: %s\n", v.Verdict, printable.Line(v.Reason)) // Flagger shows it in its events
 }
 
 // verdict judges analysis a for run id over the run's window, or answers the error itself.

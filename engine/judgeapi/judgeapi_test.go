@@ -474,3 +474,30 @@ func TestServeHealthz(t *testing.T) {
 		t.Errorf("serve: %v", err)
 	}
 }
+
+// TestHostileSourceText: a source's error is quoted in the reason, made printable: the JSON
+// carries no raw C1 or bidi control, Flagger's one-line body no escape sequence or line break.
+func TestHostileSourceText(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := newMemSource()
+		s := newServer(t, src, nil)
+		get(t, s, "/v1/analyses/good/verdict?run=r1")
+		post(s, "/v1/flagger/good", flaggerPayload)
+		time.Sleep(10 * time.Minute)
+		src.err = errors.New("boom \x1b]0;owned\x07 \u009b2J \u202eevil\nsecond line")
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/v1/analyses/good/verdict?run=r1", nil))
+		raw := w.Body.String()
+		if strings.ContainsAny(raw, "\x1b\x07\u009b\u202e") || !strings.Contains(raw, `\u202e`) {
+			t.Errorf("verdict JSON carries raw controls: %q", raw)
+		}
+		var v verdictBody
+		if err := json.Unmarshal(w.Body.Bytes(), &v); err != nil || !strings.Contains(v.Reason, "\u202eevil") {
+			t.Errorf("the JSON no longer decodes to the reason: %v %q", err, v.Reason)
+		}
+		_, body := post(s, "/v1/flagger/good", flaggerPayload)
+		if strings.ContainsAny(body, "\x1b\x07\u009b\u202e") || strings.Count(body, "\n") != 1 {
+			t.Errorf("flagger body: %q", body)
+		}
+	})
+}
