@@ -30,6 +30,8 @@ type judgeFlags struct {
 	maxRuns   int
 	runTTL    time.Duration
 	check     bool
+	// awsProfile is for metrics.cloudwatch, as run's flag.
+	awsProfile string
 }
 
 func (a *app) judgeCmd() *cobra.Command {
@@ -47,8 +49,9 @@ that move traffic themselves and ask whether the canary is good:
 
   GET  /v1/analyses/NAME/verdict?run=RUN   Argo Rollouts' web metric provider:
        {"verdict": "pass|fail|inconclusive", "reason": …, "checks": […]}
-  POST /v1/flagger/NAME[?hook=rollback]    Flagger's webhooks: 200 when the analysis passes,
-       403 otherwise; for ?hook=rollback, 200 (roll back) when it fails
+  POST /v1/flagger/NAME[?hook=HOOK]        Flagger's webhooks: confirm-promotion,
+       confirm-traffic-increase and no hook get 200 when the analysis passes, else 403;
+       rollback gets 200 (roll back) when it fails, else 403
   GET  /healthz                            200
 
 The judges file holds one metrics source and analyses of checks, written as a rollout file
@@ -78,6 +81,7 @@ flags, 3 the source or the listener failed.`,
 	serve.Flags().IntVar(&f.maxRuns, "max-runs", judgeapi.DefaultMaxRuns, "runs remembered at most (the least recently asked is forgotten first)")
 	serve.Flags().DurationVar(&f.runTTL, "run-ttl", judgeapi.DefaultRunTTL, "a run is forgotten this long after its last ask")
 	serve.Flags().BoolVar(&f.check, "check", false, "check the file and exit")
+	serve.Flags().StringVar(&f.awsProfile, "aws-profile", "", "AWS shared-config profile for metrics.cloudwatch (default $AWS_PROFILE or the default chain)")
 	judge.AddCommand(serve)
 	return judge
 }
@@ -111,7 +115,7 @@ func (a *app) judgeServe(c *cobra.Command, f judgeFlags) error {
 	if !ok {
 		return badInput(fmt.Errorf("metrics source %q is not available in this build of perch", kind))
 	}
-	src, err := mkSource(ctx, j.Source(), nil, connectFlags{restoreWeight: -1})
+	src, err := mkSource(ctx, j.Source(), nil, connectFlags{awsProfile: f.awsProfile, restoreWeight: -1})
 	if err != nil {
 		return runtimeError(fmt.Errorf("connect to %s: %w", kind, err))
 	}
