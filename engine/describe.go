@@ -5,6 +5,7 @@ import (
 	"math"
 	"strings"
 
+	"github.com/perchhq/perch/engine/hooks"
 	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/internal/printable"
 	"github.com/perchhq/perch/metrics"
@@ -96,6 +97,10 @@ func (ev Event) Describe(rollout *spec.Rollout) string {
 		fmt.Fprintf(&b, ": %s", ev.Error)
 	case EventWindowOverride:
 		b.WriteString("advanced outside the release window")
+	case EventHookStarted:
+		fmt.Fprintf(&b, "%s started", hookName(rollout, ev.Hook.Index))
+	case EventHookFinished:
+		b.WriteString(describeHook(rollout, ev))
 	default:
 		b.WriteString(string(ev.Type))
 	}
@@ -105,7 +110,7 @@ func (ev Event) Describe(rollout *spec.Rollout) string {
 			fmt.Fprintf(&b, " (%s)", ev.Actor.Source)
 		}
 	}
-	failed := ev.Type == EventWeightFailed || ev.Type == EventSegmentsFailed || ev.Type == EventFlagFailed
+	failed := ev.Type == EventWeightFailed || ev.Type == EventSegmentsFailed || ev.Type == EventFlagFailed || ev.Type == EventHookFinished && ev.Reason == ""
 	switch head := b.String(); {
 	case ev.Reason == "" || failed || strings.HasSuffix(ev.Reason, "by "+actorName(ev.Actor)):
 	case strings.HasPrefix(ev.Reason, head): // "engine stopped; traffic left as it was" says it all
@@ -154,4 +159,44 @@ func verdictWord(v metrics.Verdict) string {
 		return "-"
 	}
 	return string(v)
+}
+
+// describeHook is a hook_finished line: "before-step hook hooks[0] (exec smoke.sh) failed in
+// 1.2s (exit 3): exit status 3; output: …", or a load test's summary of its step.
+func describeHook(rollout *spec.Rollout, ev Event) string {
+	r := ev.Hook
+	name := hookName(rollout, r.Index)
+	if r.Kind == "loadTest" && r.Outcome != hooks.Canceled {
+		return fmt.Sprintf("%s sent %d requests in %s: %d failed, %d skipped", name, r.Requests, r.Duration, r.Failures, r.Skipped)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s", name, hookOutcomeWords(r.Outcome))
+	if r.Duration > 0 {
+		fmt.Fprintf(&b, " in %s", r.Duration)
+	}
+	switch {
+	case r.Status > 0:
+		fmt.Fprintf(&b, " (HTTP %d)", r.Status)
+	case r.ExitCode != nil && *r.ExitCode >= 0:
+		fmt.Fprintf(&b, " (exit %d)", *r.ExitCode)
+	}
+	if ev.Error != "" {
+		fmt.Fprintf(&b, ": %s", ev.Error)
+	}
+	if r.Failed() && r.Output != "" {
+		fmt.Fprintf(&b, "; output: %s", strings.ReplaceAll(lastLines(r.Output, holdOutputLines, 300), "\n", " | "))
+	}
+	return b.String()
+}
+
+func hookOutcomeWords(o hooks.Outcome) string {
+	switch o {
+	case hooks.OK:
+		return "passed"
+	case hooks.TimedOut:
+		return "timed out"
+	case hooks.Canceled:
+		return "cancelled"
+	}
+	return string(o)
 }

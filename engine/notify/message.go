@@ -79,6 +79,16 @@ func compose(st *engine.State, ev engine.Event) (message, bool) {
 	case engine.EventWindowOverride:
 		m.headline = fmt.Sprintf("release window overridden at %s%s", stepName(st, ev.Step), by(ev.Actor))
 		m.details = why(ev.Reason, nil)
+	case engine.EventHookFinished:
+		// A failing gate is news by the hold or rollback it causes; an after-* hook's failure
+		// changes nothing, so it is news of its own. A load test's failures are journaled.
+		if !ev.Hook.Failed() || ev.Hook.On.Gates() || ev.Hook.Kind == "loadTest" {
+			return m, false
+		}
+		m.headline = fmt.Sprintf("%s hook failed at %s", ev.Hook.On, stepName(st, ev.Step))
+		m.details = []string{ev.Describe(st.Spec)}
+	case engine.EventHookStarted:
+		return m, false
 	case engine.EventWeightSet, engine.EventWeightFailed, engine.EventAnalysisStarted, engine.EventAnalysis,
 		engine.EventResumed, engine.EventPromoteStarted, engine.EventCommandRefused, engine.EventReconciled,
 		engine.EventNote, engine.EventSegmentsSet, engine.EventSegmentsFailed, engine.EventFlagRead,
