@@ -110,7 +110,7 @@ func (ev Event) Describe(rollout *spec.Rollout) string {
 			fmt.Fprintf(&b, " (%s)", ev.Actor.Source)
 		}
 	}
-	failed := ev.Type == EventWeightFailed || ev.Type == EventSegmentsFailed || ev.Type == EventFlagFailed || ev.Type == EventHookFinished && ev.Reason == ""
+	failed := ev.Type == EventWeightFailed || ev.Type == EventSegmentsFailed || ev.Type == EventFlagFailed
 	switch head := b.String(); {
 	case ev.Reason == "" || failed || strings.HasSuffix(ev.Reason, "by "+actorName(ev.Actor)):
 	case strings.HasPrefix(ev.Reason, head): // "engine stopped; traffic left as it was" says it all
@@ -166,6 +166,9 @@ func verdictWord(v metrics.Verdict) string {
 func describeHook(rollout *spec.Rollout, ev Event) string {
 	r := ev.Hook
 	name := hookName(rollout, r.Index)
+	if r.Step != ev.Step+1 && r.Step > 0 {
+		name += fmt.Sprintf(" of step %d", r.Step)
+	}
 	if r.Kind == "loadTest" && r.Outcome != hooks.Canceled {
 		return fmt.Sprintf("%s sent %d requests in %s: %d failed, %d skipped", name, r.Requests, r.Duration, r.Failures, r.Skipped)
 	}

@@ -22,6 +22,9 @@ type HookRun struct {
 	Index int         `json:"index"` // its place in the rollout file's hooks list, 0 for hooks[0]
 	On    spec.HookOn `json:"on"`
 	Kind  string      `json:"kind"` // webhook, exec or loadTest
+	// Step is the step it ran for, 1 for the first (as every output counts steps): an
+	// after-step hook or a load test may end after the next step has begun.
+	Step int `json:"step"`
 	// What hook_finished adds: how it ended, the exec hook's exit code, the webhook's HTTP
 	// status, how long it ran and the last lines of its output (at most MaxHookOutput bytes).
 	Outcome  hooks.Outcome `json:"outcome,omitempty"`
@@ -78,7 +81,7 @@ func (e *Engine) startHook(i int, v spec.HookVars, reason string) {
 	if reason == "" && slices.Contains(e.state.HooksRunning, i) && h.On.Gates() {
 		reason = "on resume: running it again; it was in flight when perch stopped"
 	}
-	e.emit(Event{Type: EventHookStarted, Hook: &HookRun{Index: i, On: h.On, Kind: h.Kind()}, Reason: reason})
+	e.emit(Event{Type: EventHookStarted, Hook: &HookRun{Index: i, On: h.On, Kind: h.Kind(), Step: e.state.Step + 1}, Reason: reason})
 	runner := e.hookRunner
 	e.spawn(func() any {
 		defer cancel()
@@ -162,7 +165,7 @@ func (e *Engine) endStepHooks(why string, rollback bool) {
 		case h.On.Gates() || rollback && h.On != spec.HookAfterRollback:
 			run.cancel()
 			delete(e.hookRuns, id)
-			e.emit(Event{Type: EventHookFinished, Hook: &HookRun{Index: run.index, On: h.On, Kind: h.Kind(), Outcome: hooks.Canceled}, Reason: why})
+			e.emit(Event{Type: EventHookFinished, Hook: &HookRun{Index: run.index, On: h.On, Kind: h.Kind(), Step: run.key.step + 1, Outcome: hooks.Canceled}, Reason: why})
 		}
 	}
 }
@@ -176,7 +179,7 @@ func (e *Engine) handleHook(r hookResult) {
 	}
 	delete(e.hookRuns, r.id)
 	h := e.spec.Hooks[run.index]
-	rec := &HookRun{Index: run.index, On: h.On, Kind: h.Kind(), Outcome: r.res.Outcome, ExitCode: r.res.ExitCode, Status: r.res.Status,
+	rec := &HookRun{Index: run.index, On: h.On, Kind: h.Kind(), Step: run.key.step + 1, Outcome: r.res.Outcome, ExitCode: r.res.ExitCode, Status: r.res.Status,
 		Duration: spec.Duration(r.res.Duration.Round(time.Millisecond)), Output: lastLines(r.res.Output, maxHookOutputLines, MaxHookOutput),
 		Requests: r.res.Requests, Failures: r.res.Failures, Skipped: r.res.Skipped}
 	ev := Event{Type: EventHookFinished, Hook: rec, Error: r.res.Error}

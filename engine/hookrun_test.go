@@ -355,3 +355,34 @@ hooks:
 		t.Errorf("weights set %v, want [10]", got)
 	}
 }
+
+// TestHookEventsJournal: hook events go through the real journal and read back to the same
+// state; a hook event naming a hook the rollout does not have is refused.
+func TestHookEventsJournal(t *testing.T) {
+	steps := twoSteps + "hooks:\n  - on: before-step\n    exec: {command: [smoke, \"{{.Weight}}\"], timeout: 2m}\n"
+	rollout := testSpec(t, specOpts{steps: steps})
+	path := filepath.Join(t.TempDir(), "j.jsonl")
+	var live engine.State
+	synctest.Test(t, func(t *testing.T) {
+		j, err := engine.CreateJournal(path, rollout, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer j.Close()
+		r := start(t, rollout, newWorld(), engine.Config{Hooks: &fakeHooks{took: time.Second, result: smokeFailsAt50}, Journal: j})
+		live = r.wait(time.Hour, "the hold", func(s engine.State) bool { return s.Phase == engine.PhaseHolding })
+	})
+	rec, err := engine.LoadRecording(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	folded := rec.Fold()
+	if folded.Hold != engine.HoldHook || folded.HoldReason != live.HoldReason || !slices.Equal(folded.HooksPassed, live.HooksPassed) || folded.Seq != live.Seq {
+		t.Errorf("read back: %s %q passed %v; live: %s %q passed %v", folded.Hold, folded.HoldReason, folded.HooksPassed, live.Hold, live.HoldReason, live.HooksPassed)
+	}
+	data, _ := os.ReadFile(path)
+	bad := strings.Replace(string(data), `"hook":{"index":0`, `"hook":{"index":7`, 1)
+	if _, err := engine.ReadJournal(strings.NewReader(bad)); err == nil || !strings.Contains(err.Error(), "needs a hook of the rollout") {
+		t.Errorf("a hook event for hooks[7] read back: %v", err)
+	}
+}

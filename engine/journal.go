@@ -264,7 +264,8 @@ func checkEvent(rollout *spec.Rollout, ev Event) error {
 			return fmt.Errorf("event %d: %s names flag %q, which the rollout does not set", ev.Seq, ev.Type, ev.Flag)
 		}
 	case EventHookStarted, EventHookFinished:
-		if ev.Hook == nil || ev.Hook.Index < 0 || ev.Hook.Index >= len(rollout.Hooks) || rollout.Hooks[ev.Hook.Index].On != ev.Hook.On {
+		if ev.Hook == nil || ev.Hook.Index < 0 || ev.Hook.Index >= len(rollout.Hooks) || rollout.Hooks[ev.Hook.Index].On != ev.Hook.On ||
+			ev.Hook.Step < 0 || ev.Hook.Step > len(rollout.Steps) {
 			return fmt.Errorf("event %d: %s needs a hook of the rollout (index and on)", ev.Seq, ev.Type)
 		}
 		if ev.Type == EventHookFinished && !slices.Contains([]hooks.Outcome{hooks.OK, hooks.Failed, hooks.TimedOut, hooks.Canceled}, ev.Hook.Outcome) {

@@ -85,7 +85,11 @@ func compose(st *engine.State, ev engine.Event) (message, bool) {
 		if !ev.Hook.Failed() || ev.Hook.On.Gates() || ev.Hook.Kind == "loadTest" {
 			return m, false
 		}
-		m.headline = fmt.Sprintf("%s hook failed at %s", ev.Hook.On, stepName(st, ev.Step))
+		step := ev.Step
+		if s := ev.Hook.Step - 1; s >= 0 && s < len(st.Spec.Steps) {
+			step = s // an after-step hook may end once the next step has begun
+		}
+		m.headline = fmt.Sprintf("%s hook failed at %s", ev.Hook.On, stepName(st, step))
 		m.details = []string{ev.Describe(st.Spec)}
 	case engine.EventHookStarted:
 		return m, false
