@@ -170,7 +170,11 @@ func describeHook(rollout *spec.Rollout, ev Event) string {
 		name += fmt.Sprintf(" of step %d", r.Step)
 	}
 	if r.Kind == "loadTest" && r.Outcome != hooks.Canceled {
-		return fmt.Sprintf("%s sent %d requests in %s: %d failed, %d skipped", name, r.Requests, r.Duration, r.Failures, r.Skipped)
+		line := fmt.Sprintf("%s sent %d requests in %s: %d failed, %d skipped", name, r.Requests, r.Duration, r.Failures, r.Skipped)
+		if ev.Error != "" {
+			line += " (" + ev.Error + ")"
+		}
+		return line
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s", name, hookOutcomeWords(r.Outcome))

@@ -2,7 +2,6 @@ package hooks
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"sync"
@@ -67,7 +66,7 @@ loop:
 	res := Result{Outcome: OK, Requests: sent.Load(), Failures: failed.Load(), Skipped: skipped.Load()}
 	if res.Failures > 0 {
 		res.Outcome = Failed
-		res.Error = fmt.Sprintf("%d of %d requests failed (last: %s)", res.Failures, res.Requests, lastErr)
+		res.Error = "last failure: " + lastErr
 	}
 	return res
 }

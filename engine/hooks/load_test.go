@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -52,7 +51,7 @@ func TestLoadFailures(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	res := hooks.Runner{}.Run(ctx, loadHook(srv.URL, 40), vars)
-	if res.Outcome != hooks.Failed || res.Failures == 0 || res.Failures >= res.Requests || !strings.Contains(res.Error, "last: HTTP 503") {
+	if res.Outcome != hooks.Failed || res.Failures == 0 || res.Failures >= res.Requests || res.Error != "last failure: HTTP 503 Service Unavailable" {
 		t.Errorf("result %+v", res)
 	}
 }
