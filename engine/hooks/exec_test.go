@@ -148,3 +148,31 @@ func TestExecCanceled(t *testing.T) {
 		t.Fatalf("result %+v", res)
 	}
 }
+
+// TestExecLeavesNothingBehind: what a passing command started in the background (holding its
+// output open) is killed once it exits, and the hook does not wait on it past the grace.
+func TestExecLeavesNothingBehind(t *testing.T) {
+	pids := filepath.Join(t.TempDir(), "pids")
+	path := script(t, "sleep 300 &\necho $! > "+pids+"\necho done\n")
+	start := time.Now()
+	res := hooks.Runner{KillGrace: 300 * time.Millisecond}.Run(context.Background(), execHook(time.Minute, path), vars)
+	if res.Outcome != hooks.OK || !strings.Contains(res.Output, "done") {
+		t.Fatalf("result %+v", res)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("took %s", took)
+	}
+	data, err := os.ReadFile(pids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+	deadline := time.Now().Add(5 * time.Second)
+	for alive(pid) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if alive(pid) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		t.Errorf("background child %d outlived its hook", pid)
+	}
+}
