@@ -38,6 +38,7 @@ func (e *Engine) decideOnce(now time.Time) time.Time {
 		wake, waiting := e.ensureStrategies(now, true)
 		if s.TargetConfirmed && !waiting {
 			e.emit(Event{Type: EventRolledBack, Weight: intPtr(0)})
+			e.startHooksAt(spec.HookAfterRollback, 0)
 			return time.Time{}
 		}
 		if !s.TargetConfirmed {
@@ -49,6 +50,7 @@ func (e *Engine) decideOnce(now time.Time) time.Time {
 		wake, waiting := e.ensureStrategies(now, true)
 		if s.TargetConfirmed && !waiting {
 			e.emit(Event{Type: EventPromoted, Weight: intPtr(100)})
+			e.startHooksAt(spec.HookAfterPromote, 100)
 			return time.Time{}
 		}
 		if !s.TargetConfirmed {
@@ -74,6 +76,9 @@ func (e *Engine) driveStep(now time.Time) time.Time {
 func (e *Engine) driveStepTraffic(now time.Time) time.Time {
 	s := &e.state
 	step := s.CurrentStep()
+	if e.ensureGates() {
+		return time.Time{} // the step's traffic changes only once its before-* hooks pass
+	}
 	if s.Target >= 0 && !s.TargetConfirmed {
 		// Traffic changes only while running: a pause or a hold means "leave it as it is".
 		if s.Phase == PhaseRunning {
@@ -84,6 +89,7 @@ func (e *Engine) driveStepTraffic(now time.Time) time.Time {
 	if wake, waiting := e.ensureStrategies(now, s.Phase == PhaseRunning); waiting {
 		return wake
 	}
+	e.startLoad()
 	if step.Pause != nil {
 		return e.drivePause(now)
 	}
@@ -184,6 +190,8 @@ func (e *Engine) passStep(by *Actor, reason string) {
 	}
 	e.emit(Event{Type: EventStepPassed, Actor: by, Reason: reason})
 	e.cancelLook()
+	e.endStepHooks("its step is over", false)
+	e.startHooksAt(spec.HookAfterStep, e.state.Weight)
 	if next := e.state.Step + 1; next < len(e.spec.Steps) {
 		e.startStep(next, time.Now())
 		return
@@ -195,6 +203,7 @@ func (e *Engine) passStep(by *Actor, reason string) {
 func (e *Engine) rollback(by *Actor, reason string) {
 	e.emit(Event{Type: EventRollbackStarted, Actor: by, Reason: reason})
 	e.cancelLook()
+	e.endStepHooks("the rollout is rolling back", true)
 	e.cancelStaleWeight()
 }
 

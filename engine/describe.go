@@ -5,6 +5,7 @@ import (
 	"math"
 	"strings"
 
+	"github.com/perchhq/perch/engine/hooks"
 	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/internal/printable"
 	"github.com/perchhq/perch/metrics"
@@ -96,6 +97,10 @@ func (ev Event) Describe(rollout *spec.Rollout) string {
 		fmt.Fprintf(&b, ": %s", ev.Error)
 	case EventWindowOverride:
 		b.WriteString("advanced outside the release window")
+	case EventHookStarted:
+		fmt.Fprintf(&b, "%s started", hookName(rollout, ev.Hook.Index))
+	case EventHookFinished:
+		b.WriteString(describeHook(rollout, ev))
 	default:
 		b.WriteString(string(ev.Type))
 	}
@@ -154,4 +159,51 @@ func verdictWord(v metrics.Verdict) string {
 		return "-"
 	}
 	return string(v)
+}
+
+// describeHook is a hook_finished line: "before-step hook hooks[0] (exec smoke.sh) failed in
+// 1.2s (exit 3): exit status 3; output: …", or a load test's summary of its step.
+func describeHook(rollout *spec.Rollout, ev Event) string {
+	r := ev.Hook
+	name := hookName(rollout, r.Index)
+	if r.Step != ev.Step+1 && r.Step > 0 {
+		name += fmt.Sprintf(" of step %d", r.Step)
+	}
+	if r.Kind == "loadTest" && r.Outcome != hooks.Canceled {
+		line := fmt.Sprintf("%s sent %d requests in %s: %d failed, %d skipped", name, r.Requests, r.Duration, r.Failures, r.Skipped)
+		if ev.Error != "" {
+			line += " (" + ev.Error + ")"
+		}
+		return line
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s", name, hookOutcomeWords(r.Outcome))
+	if r.Duration > 0 {
+		fmt.Fprintf(&b, " in %s", r.Duration)
+	}
+	switch {
+	case r.Status > 0:
+		fmt.Fprintf(&b, " (HTTP %d)", r.Status)
+	case r.ExitCode != nil && *r.ExitCode >= 0:
+		fmt.Fprintf(&b, " (exit %d)", *r.ExitCode)
+	}
+	if ev.Error != "" {
+		fmt.Fprintf(&b, ": %s", ev.Error)
+	}
+	if r.Failed() && r.Output != "" {
+		fmt.Fprintf(&b, "; output: %s", strings.ReplaceAll(lastLines(r.Output, holdOutputLines, 300), "\n", " | "))
+	}
+	return b.String()
+}
+
+func hookOutcomeWords(o hooks.Outcome) string {
+	switch o {
+	case hooks.OK:
+		return "passed"
+	case hooks.TimedOut:
+		return "timed out"
+	case hooks.Canceled:
+		return "cancelled"
+	}
+	return string(o)
 }

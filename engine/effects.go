@@ -165,6 +165,8 @@ func (e *Engine) handleResult(res any) {
 		e.handleSegments(r)
 	case flagResult:
 		e.handleFlag(r)
+	case hookResult:
+		e.handleHook(r)
 	}
 }
 

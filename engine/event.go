@@ -41,6 +41,8 @@ const (
 	EventFlagRestored    EventType = "flag_restored"    // Flag was put back as read; Percent as read back
 	EventFlagFailed      EventType = "flag_failed"      // reading, setting or restoring Flag failed; Error, Attempt, RetryAt
 	EventWindowOverride  EventType = "window_override"  // Actor advanced or promoted outside the release window; Reason says why it was closed
+	EventHookStarted     EventType = "hook_started"     // a hook began: Hook (index, on, kind); Reason on resume
+	EventHookFinished    EventType = "hook_finished"    // a hook ended: Hook with its outcome, exit code or status, duration and last output; Error; Reason when cancelled
 )
 
 // Event is one thing the engine did or observed. Fields beyond the first four are set only by
@@ -71,6 +73,8 @@ type Event struct {
 	Flag     string          `json:"flag,omitempty"`
 	Percent  *int            `json:"percent,omitempty"`
 	Saved    json.RawMessage `json:"saved,omitempty"`
+
+	Hook *HookRun `json:"hook,omitempty"`
 }
 
 // wireEvent is Event as JSON has it field for field, without Event's methods.
@@ -116,6 +120,7 @@ const (
 	HoldOutage       HoldKind = "outage"       // the metrics source is failing; continues when it recovers
 	HoldFlag         HoldKind = "flag"         // the feature-flag system keeps failing, or a flag was changed by hand
 	HoldWindow       HoldKind = "window"       // outside the release window; continues when one opens
+	HoldHook         HoldKind = "hook"         // a before-rollout or before-step hook failed; resuming runs it again
 )
 
 // Role is what an actor may do.

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/perchhq/perch/engine/hooks"
 	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics"
 )
@@ -95,6 +96,13 @@ type State struct {
 	PauseReason string
 	PauseUntil  time.Time // zero: until resumed
 	PauseStep   bool      // paused by the rollout's own pause step
+
+	// HooksPassed are the before-* hooks (by index in the file's hooks) that passed: the
+	// before-rollout ones in this attempt, the before-step ones in this step.
+	HooksPassed []int
+	// HooksRunning are the hooks journaled as started and not yet finished: a gate among them
+	// when perch restarts runs again.
+	HooksRunning []int
 
 	Hold       HoldKind
 	HoldReason string
@@ -197,8 +205,10 @@ func (s *State) Apply(ev Event) {
 		s.clearPause()
 		s.clearHold()
 		s.resetStrategyAttempts()
+		s.HooksPassed = nil
 	case EventStepStarted:
 		s.Step = ev.Step
+		s.HooksPassed = slices.DeleteFunc(s.HooksPassed, func(i int) bool { return s.Spec.Hooks[i].On != spec.HookBeforeRollout })
 		s.StepStartedAt = ev.Time
 		s.Steps[ev.Step] = StepState{Status: StepCurrent}
 		s.resetAnalysis()
@@ -347,6 +357,15 @@ func (s *State) Apply(ev Event) {
 		}
 	case EventFlagRead, EventFlagSet, EventFlagRestored, EventFlagFailed:
 		s.applyFlag(ev)
+	case EventHookStarted:
+		if !slices.Contains(s.HooksRunning, ev.Hook.Index) {
+			s.HooksRunning = append(s.HooksRunning, ev.Hook.Index)
+		}
+	case EventHookFinished:
+		s.HooksRunning = slices.DeleteFunc(s.HooksRunning, func(i int) bool { return i == ev.Hook.Index })
+		if ev.Hook.Outcome == hooks.OK && ev.Hook.On.Gates() && !slices.Contains(s.HooksPassed, ev.Hook.Index) {
+			s.HooksPassed = append(s.HooksPassed, ev.Hook.Index)
+		}
 	case EventCommandRefused, EventNote, EventWindowOverride:
 		// Only the log keeps them: a refused command, a note or an override (the step_passed
 		// or promote_started that follows it does the rest) changes nothing.
@@ -398,6 +417,8 @@ func (s State) Clone() State {
 	c.Checks = slices.Clone(s.Checks)
 	c.Segments = slices.Clone(s.Segments)
 	c.Flags = slices.Clone(s.Flags)
+	c.HooksPassed = slices.Clone(s.HooksPassed)
+	c.HooksRunning = slices.Clone(s.HooksRunning)
 	for i := range c.Checks {
 		c.Checks[i].History = slices.Clone(s.Checks[i].History)
 	}

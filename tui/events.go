@@ -84,6 +84,12 @@ func (m *Model) eventLine(row *logRow) string {
 		style = s.warning
 	case engine.EventHeld:
 		style = s.inconclusive
+	case engine.EventHookStarted:
+		style = s.muted
+	case engine.EventHookFinished:
+		if ev.Hook.Failed() {
+			style = s.warning
+		}
 	}
 	if ev.Actor != nil && ev.Type != engine.EventCommandRefused {
 		style = s.accent // an operator did this

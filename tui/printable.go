@@ -110,6 +110,16 @@ func printableEvent(ev engine.Event) (engine.Event, bool) {
 	ev.Actor, actorChanged = printableActor(ev.Actor)
 	ev.Checks, checksChanged = mapChanged(ev.Checks, printableResult)
 	ev.Segments, segmentsChanged = mapChanged(ev.Segments, printableText)
+	if ev.Hook != nil {
+		h := *ev.Hook
+		hookChanged := fix(&h.On)
+		hookChanged = fix(&h.Kind) || hookChanged
+		hookChanged = fix(&h.Outcome) || hookChanged
+		hookChanged = fix(&h.Output) || hookChanged
+		if hookChanged {
+			ev.Hook, changed = &h, true
+		}
+	}
 	return ev, changed || actorChanged || checksChanged || segmentsChanged
 }
 

@@ -79,6 +79,20 @@ func compose(st *engine.State, ev engine.Event) (message, bool) {
 	case engine.EventWindowOverride:
 		m.headline = fmt.Sprintf("release window overridden at %s%s", stepName(st, ev.Step), by(ev.Actor))
 		m.details = why(ev.Reason, nil)
+	case engine.EventHookFinished:
+		// A failing gate is news by the hold or rollback it causes; an after-* hook's failure
+		// changes nothing, so it is news of its own. A load test's failures are journaled.
+		if !ev.Hook.Failed() || ev.Hook.On.Gates() || ev.Hook.Kind == "loadTest" {
+			return m, false
+		}
+		step := ev.Step
+		if s := ev.Hook.Step - 1; s >= 0 && s < len(st.Spec.Steps) {
+			step = s // an after-step hook may end once the next step has begun
+		}
+		m.headline = fmt.Sprintf("%s hook failed at %s", ev.Hook.On, stepName(st, step))
+		m.details = []string{ev.Describe(st.Spec)}
+	case engine.EventHookStarted:
+		return m, false
 	case engine.EventWeightSet, engine.EventWeightFailed, engine.EventAnalysisStarted, engine.EventAnalysis,
 		engine.EventResumed, engine.EventPromoteStarted, engine.EventCommandRefused, engine.EventReconciled,
 		engine.EventNote, engine.EventSegmentsSet, engine.EventSegmentsFailed, engine.EventFlagRead,

@@ -35,6 +35,8 @@ type Rollout struct {
 	Schedule *schedule.Config `yaml:"schedule" json:"schedule,omitempty"`
 	// Flags is the feature-flag system setFlag steps set flags in.
 	Flags *Flags `yaml:"flags" json:"flags,omitempty"`
+	// Hooks are webhooks and commands run before and after steps, and load tests during them.
+	Hooks []Hook `yaml:"hooks" json:"hooks,omitempty"`
 
 	file string                 // the file it was read from, for messages
 	pos  map[string]yamlpos.Pos // where each field was written, by path ("checks[1].name")

@@ -74,6 +74,7 @@ func (d *decoder) validate(s *Rollout) {
 	d.validateNotify(s)
 	d.validateFlags(s)
 	d.validateSchedule(s)
+	d.validateHooks(s)
 }
 
 func (d *decoder) validateAlerts(s *Rollout) {
