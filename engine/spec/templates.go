@@ -45,10 +45,10 @@ var argPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 // template is one check template file, read and parsed.
 type template struct {
 	file   string
-	checks []*yaml.Node    // one mapping per check
-	args   map[string]Pos  // each ${arg} where first used
-	order  []string        // the args in the order first used
-	err    bool                // the file had problems, reported already
+	checks []*yaml.Node   // one mapping per check
+	args   map[string]Pos // each ${arg} where first used
+	order  []string       // the args in the order first used
+	err    bool           // the file had problems, reported already
 }
 
 // Pos is where a template used an argument.
