@@ -258,6 +258,10 @@ func checkEvent(rollout *spec.Rollout, ev Event) error {
 		if ev.Type == EventFlagRead && len(ev.Saved) == 0 {
 			return fmt.Errorf("event %d: %s needs what restores the flag (saved)", ev.Seq, ev.Type)
 		}
+	case EventDryRun:
+		if ev.Check == "" || ev.Would == "" {
+			return fmt.Errorf("event %d: %s needs the check and what it would have done", ev.Seq, ev.Type)
+		}
 	case EventFlagFailed:
 		if !slices.Contains(rollout.FlagNames(), ev.Flag) {
 			return fmt.Errorf("event %d: %s names flag %q, which the rollout does not set", ev.Seq, ev.Type, ev.Flag)
