@@ -259,8 +259,13 @@ func checkEvent(rollout *spec.Rollout, ev Event) error {
 			return fmt.Errorf("event %d: %s needs what restores the flag (saved)", ev.Seq, ev.Type)
 		}
 	case EventDryRun:
-		if ev.Check == "" || ev.Would == "" {
-			return fmt.Errorf("event %d: %s needs the check and what it would have done", ev.Seq, ev.Type)
+		switch ev.Would {
+		case WouldRollBack, WouldHold, WouldBlock:
+		default:
+			return fmt.Errorf("event %d: %s: unknown action %q", ev.Seq, ev.Type, ev.Would)
+		}
+		if ev.Check == "" {
+			return fmt.Errorf("event %d: %s needs the check", ev.Seq, ev.Type)
 		}
 	case EventFlagFailed:
 		if !slices.Contains(rollout.FlagNames(), ev.Flag) {
