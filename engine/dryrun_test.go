@@ -1,7 +1,10 @@
 package engine_test
 
 import (
+	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -173,4 +176,36 @@ func TestDryRunWouldBlockAtTheEnd(t *testing.T) {
 			t.Errorf("dry-run events %+v: want one, would have kept the step from passing", got)
 		}
 	})
+}
+
+// TestDryRunJournal: a dry run's mark and what it would have done are journaled and folded
+// back when the journal is read; an action perch does not know is refused.
+func TestDryRunJournal(t *testing.T) {
+	rollout := dryRunSpec(t, specOpts{})
+	path := filepath.Join(t.TempDir(), "j.jsonl")
+	j, err := engine.CreateJournal(path, rollout, time.Unix(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := engine.Event{Seq: 1, Time: time.Unix(1, 0).UTC(), Type: engine.EventDryRun, Check: "errors", Would: engine.WouldRollBack, Reason: "errors failed"}
+	if err := j.Append(ev); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := engine.ReadJournal(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := rec.Fold()
+	if !rec.Header.Spec.Checks[1].DryRun || !st.Checks[1].DryRun || st.Checks[1].Would != engine.WouldRollBack {
+		t.Errorf("read back: spec dry run %v, state %+v", rec.Header.Spec.Checks[1].DryRun, st.Checks[1])
+	}
+	bad := strings.Replace(string(data), `"would":"rollback"`, `"would":"explode"`, 1)
+	if _, err := engine.ReadJournal(strings.NewReader(bad)); err == nil || !strings.Contains(err.Error(), `dry_run: unknown action "explode"`) {
+		t.Errorf("an unknown action: %v", err)
+	}
 }
