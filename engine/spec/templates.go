@@ -290,8 +290,14 @@ func (x *expander) hint(name string) string {
 	return yamlpos.Hint(name, known)
 }
 
-// readBounded reads a regular file of at most MaxTemplateSize bytes.
+// readBounded reads a regular file of at most MaxTemplateSize bytes. Anything else is refused
+// before it is opened: opening a FIFO would wait for a writer, and a device may never end.
 func readBounded(file string) ([]byte, error) {
+	if st, err := os.Stat(file); err != nil {
+		return nil, err
+	} else if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", file)
+	}
 	f, err := os.Open(file)
 	if err != nil {
 		return nil, err
