@@ -287,7 +287,13 @@ func (x *expander) hint(name string) string {
 	}
 	slices.Sort(known)
 	known = slices.Compact(known)
-	return yamlpos.Hint(name, known)
+	if hint := yamlpos.Hint(name, known); strings.HasPrefix(hint, " (did you mean") {
+		return hint
+	}
+	if len(known) <= 8 {
+		return " (there are " + strings.Join(known, ", ") + ")"
+	}
+	return ""
 }
 
 // readBounded reads a regular file of at most MaxTemplateSize bytes. Anything else is refused
