@@ -211,9 +211,17 @@ func (e *Engine) rollback(by *Actor, reason string) {
 // failure limit; at the end of the analysis time pass, hold or fail.
 func (e *Engine) judgeLook(now time.Time) {
 	s := &e.state
-	var critical, overLimit, failing, inconclusive []string
+	ended := !now.Before(s.AnalysisEndsAt()) && s.Phase != PhasePaused
+	e.recordDryRuns(ended)
+	var critical, overLimit, failing, inconclusive, dryNotPassing []string
 	allPass := true
 	for _, c := range s.Checks {
+		if c.DryRun { // judged and shown, never acted on (recordDryRuns)
+			if c.Last == nil || c.Last.Verdict != metrics.Pass {
+				dryNotPassing = append(dryNotPassing, c.Name)
+			}
+			continue
+		}
 		if c.Last == nil {
 			allPass = false
 			continue
@@ -249,6 +257,8 @@ func (e *Engine) judgeLook(now time.Time) {
 		return
 	}
 	switch {
+	case allPass && len(dryNotPassing) > 0:
+		e.passStep(nil, "every check passed (dry runs not counted: "+strings.Join(dryNotPassing, ", ")+")")
 	case allPass:
 		e.passStep(nil, "every check passed")
 	case len(failing) > 0:
@@ -258,6 +268,57 @@ func (e *Engine) judgeLook(now time.Time) {
 	case s.Phase != PhaseHolding:
 		e.emit(Event{Type: EventHeld, Hold: HoldInconclusive, Reason: strings.Join(inconclusive, "; ")})
 	}
+}
+
+// recordDryRuns records what each dry-run check would have made the rollout do at this look,
+// judged as judgeLook judges the others (ended: the step's analysis time is over), once each
+// time that changes: a check failing look after look is recorded once, not at every look.
+func (e *Engine) recordDryRuns(ended bool) {
+	for _, c := range e.state.Checks {
+		if !c.DryRun {
+			continue
+		}
+		if would, why := e.wouldAct(c, ended); would != "" && would != c.Would {
+			e.emit(Event{Type: EventDryRun, Check: c.Name, Would: would, Reason: why})
+		}
+	}
+}
+
+// wouldAct is what check c would have made the rollout do, were it not a dry run, and why.
+func (e *Engine) wouldAct(c CheckState, ended bool) (DryRunAction, string) {
+	r := c.Last
+	switch {
+	case r == nil:
+		return "", ""
+	case r.SourceError != "":
+		return WouldHold, "metrics source failing: " + r.SourceError
+	}
+	limit := e.spec.Analysis.FailureLimit
+	// Every verdict is listed, so a new one cannot pass by default.
+	//exhaustive:enforce
+	switch r.Verdict {
+	case metrics.Pass:
+	case metrics.Fail:
+		desc := fmt.Sprintf("%s failed: %s", c.Name, r.Reason)
+		switch {
+		case c.Critical:
+			return WouldRollBack, desc + " (critical)"
+		case c.Failures > limit:
+			return WouldRollBack, fmt.Sprintf("%s (%d failures, limit %d)", desc, c.Failures, limit)
+		case ended:
+			return WouldBlock, desc
+		}
+	case metrics.Inconclusive:
+		desc := fmt.Sprintf("%s inconclusive: %s", c.Name, r.Reason)
+		switch {
+		case !ended:
+		case e.spec.Analysis.Inconclusive == spec.InconclusiveFail:
+			return WouldRollBack, desc
+		default:
+			return WouldHold, desc
+		}
+	}
+	return "", ""
 }
 
 // outage handles a look on which the metrics source failed: the rollout holds at once (a
@@ -273,7 +334,7 @@ func (e *Engine) outage(now time.Time) bool {
 	}
 	var failing []string
 	for _, c := range s.Checks {
-		if c.Last != nil && c.Last.SourceError != "" {
+		if c.Last != nil && c.Last.SourceError != "" && !c.DryRun {
 			failing = append(failing, fmt.Sprintf("%s: %s", c.Name, c.Last.SourceError))
 		}
 	}

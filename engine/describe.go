@@ -50,7 +50,7 @@ func (ev Event) Describe(rollout *spec.Rollout) string {
 	case EventAnalysis:
 		parts := make([]string, len(ev.Checks))
 		for i, c := range ev.Checks {
-			parts[i] = c.Check + " " + verdictWord(c.Verdict) + lastValues(c, unitOf(rollout, c.Check))
+			parts[i] = c.Check + dryRunMark(rollout, c.Check) + " " + verdictWord(c.Verdict) + lastValues(c, unitOf(rollout, c.Check))
 		}
 		fmt.Fprintf(&b, "analysis (last interval): %s", strings.Join(parts, "; "))
 	case EventStepPassed:
@@ -101,6 +101,8 @@ func (ev Event) Describe(rollout *spec.Rollout) string {
 		fmt.Fprintf(&b, "%s started", hookName(rollout, ev.Hook.Index))
 	case EventHookFinished:
 		b.WriteString(describeHook(rollout, ev))
+	case EventDryRun:
+		fmt.Fprintf(&b, "%s (dry run) %s", ev.Check, ev.Would.Words())
 	default:
 		b.WriteString(string(ev.Type))
 	}
@@ -133,6 +135,18 @@ func lastValues(c CheckResult, u metrics.Unit) string {
 		return ", no data"
 	}
 	return fmt.Sprintf(" canary %s baseline %s", u.Value(canary), u.Value(baseline))
+}
+
+// dryRunMark is " (dry run)" for the rollout's dry-run check named name.
+func dryRunMark(rollout *spec.Rollout, name string) string {
+	if rollout != nil {
+		for _, c := range rollout.Checks {
+			if c.Name == name && c.DryRun {
+				return " (dry run)"
+			}
+		}
+	}
+	return ""
 }
 
 // unitOf is the unit of the rollout's check named name (plain numbers if there is none).

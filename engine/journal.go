@@ -259,6 +259,15 @@ func checkEvent(rollout *spec.Rollout, ev Event) error {
 		if ev.Type == EventFlagRead && len(ev.Saved) == 0 {
 			return fmt.Errorf("event %d: %s needs what restores the flag (saved)", ev.Seq, ev.Type)
 		}
+	case EventDryRun:
+		switch ev.Would {
+		case WouldRollBack, WouldHold, WouldBlock:
+		default:
+			return fmt.Errorf("event %d: %s: unknown action %q", ev.Seq, ev.Type, ev.Would)
+		}
+		if ev.Check == "" {
+			return fmt.Errorf("event %d: %s needs the check", ev.Seq, ev.Type)
+		}
 	case EventFlagFailed:
 		if !slices.Contains(rollout.FlagNames(), ev.Flag) {
 			return fmt.Errorf("event %d: %s names flag %q, which the rollout does not set", ev.Seq, ev.Type, ev.Flag)

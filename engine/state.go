@@ -129,6 +129,10 @@ type CheckState struct {
 	Name     string
 	Unit     string
 	Critical bool
+	// DryRun checks are judged and shown but never act; Would is what the check last said it
+	// would have done (an EventDryRun), cleared when it passes and at each step.
+	DryRun   bool
+	Would    DryRunAction
 	Judge    string
 	Criteria metrics.Criteria
 	Last     *CheckResult // nil until the first look of the step
@@ -178,7 +182,7 @@ func NewState(rollout *spec.Rollout) State {
 		if judge == "" {
 			judge = rollout.Analysis.Judge
 		}
-		s.Checks[i] = CheckState{Name: c.Name, Unit: c.Unit, Critical: c.Critical, Judge: judge, Criteria: c.Criteria()}
+		s.Checks[i] = CheckState{Name: c.Name, Unit: c.Unit, Critical: c.Critical, DryRun: c.DryRun, Judge: judge, Criteria: c.Criteria()}
 	}
 	for _, name := range rollout.FlagNames() {
 		s.Flags = append(s.Flags, FlagState{Name: name, Original: -1, Percent: -1})
@@ -249,7 +253,10 @@ func (s *State) Apply(ev Event) {
 		s.Looks++
 		outage := false
 		for _, r := range ev.Checks {
-			outage = outage || r.SourceError != ""
+			// A dry-run check's source failing holds nothing, so it is no outage.
+			if i := s.checkIndex(r.Check); r.SourceError != "" && (i < 0 || !s.Checks[i].DryRun) {
+				outage = true
+			}
 		}
 		switch {
 		case !outage:
@@ -266,6 +273,9 @@ func (s *State) Apply(ev Event) {
 			c.Last = &r
 			if r.Verdict == metrics.Fail {
 				c.Failures++
+			}
+			if r.Verdict == metrics.Pass && r.SourceError == "" {
+				c.Would = ""
 			}
 			c.History = appendBounded(c.History, lookPoint(ev.Time, s.Weight, r), MaxHistory)
 		}
@@ -366,6 +376,10 @@ func (s *State) Apply(ev Event) {
 		if ev.Hook.Outcome == hooks.OK && ev.Hook.On.Gates() && !slices.Contains(s.HooksPassed, ev.Hook.Index) {
 			s.HooksPassed = append(s.HooksPassed, ev.Hook.Index)
 		}
+	case EventDryRun:
+		if i := s.checkIndex(ev.Check); i >= 0 {
+			s.Checks[i].Would = ev.Would
+		}
 	case EventCommandRefused, EventNote, EventWindowOverride:
 		// Only the log keeps them: a refused command, a note or an override (the step_passed
 		// or promote_started that follows it does the rest) changes nothing.
@@ -396,6 +410,7 @@ func (s *State) resetAnalysis() {
 	for i := range s.Checks {
 		s.Checks[i].Last = nil
 		s.Checks[i].Failures = 0
+		s.Checks[i].Would = ""
 		s.Checks[i].History = s.Checks[i].History[:0]
 	}
 }

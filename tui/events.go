@@ -80,7 +80,7 @@ func (m *Model) eventLine(row *logRow) string {
 		style = s.fail
 	case engine.EventPromoted, engine.EventStepPassed:
 		style = s.pass
-	case engine.EventWeightFailed, engine.EventStopped, engine.EventPaused:
+	case engine.EventWeightFailed, engine.EventStopped, engine.EventPaused, engine.EventDryRun:
 		style = s.warning
 	case engine.EventHeld:
 		style = s.inconclusive

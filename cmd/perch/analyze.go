@@ -33,9 +33,12 @@ Input:  {"checks": [CHECK, …]}, CHECK = {
                                                                or Kayenta's "analysisConfigurations")
           "canary":   [1.2, 1.3, null, …]   (one value per interval, null for none)
                    or {"events": [3, 0, …], "total": [300, 310, …]},
-          "baseline": the same shape }
+          "baseline": the same shape,
+          "dryRun": true                   (optional: judged and shown, left out of the verdict) }
 Output: {"verdict": "pass|fail|inconclusive", "checks": [{"name", "judge", "verdict", "reason",
-          "canary", "baseline", "deviation", "pValue", "decidedAt", "classification", "stats"}]}
+          "canary", "baseline", "deviation", "pValue", "decidedAt", "classification", "stats",
+          "dryRun"}]}
+The verdict is that of the checks that are not dry runs: fail if any fails, pass if all pass.
 
 Exit codes: 0 whatever the verdict, 2 bad input (every problem is listed).`,
 		Args: cobra.NoArgs,
@@ -100,6 +103,8 @@ type checkVerdict struct {
 	Name  string `json:"name"`
 	Judge string `json:"judge"`
 	metrics.Result
+	// DryRun checks are judged and shown but left out of the overall verdict.
+	DryRun bool `json:"dryRun,omitempty"`
 }
 
 // analyzeCheck is one check of the input, read and validated.
@@ -110,6 +115,7 @@ type analyzeCheck struct {
 	options  metrics.Options
 	canary   metrics.Series
 	baseline metrics.Series
+	dryRun   bool
 }
 
 // problems collects every problem in the input, one per line.
@@ -158,15 +164,17 @@ func analyze(data []byte) (analysis, error) {
 	return judgeAll(checks), nil
 }
 
-// judgeAll judges every check as one family and sums up: fail if any fails, pass if all pass.
+// judgeAll judges every check as one family and sums up: fail if any fails, pass if all pass,
+// dry runs aside.
 func judgeAll(checks []analyzeCheck) analysis {
 	out := analysis{Verdict: metrics.Pass}
 	for _, c := range checks {
 		j, _ := metrics.New(c.judge, c.options) // validated by readCheck
 		c.criteria.Family = len(checks)
 		r := j.Judge(metrics.Input{Criteria: c.criteria, Canary: c.canary, Baseline: c.baseline})
-		out.Checks = append(out.Checks, checkVerdict{Name: c.name, Judge: c.judge, Result: r})
+		out.Checks = append(out.Checks, checkVerdict{Name: c.name, Judge: c.judge, Result: r, DryRun: c.dryRun})
 		switch {
+		case c.dryRun:
 		case r.Verdict == metrics.Fail:
 			out.Verdict = metrics.Fail
 		case r.Verdict == metrics.Inconclusive && out.Verdict == metrics.Pass:
@@ -177,7 +185,7 @@ func judgeAll(checks []analyzeCheck) analysis {
 }
 
 var checkFields = []string{"name", "judge", "direction", "maxDeviationPercent", "maxIncrease",
-	"judgeOptions", "analysisConfigurations", "canary", "baseline"}
+	"judgeOptions", "analysisConfigurations", "canary", "baseline", "dryRun"}
 
 // readCheck reads one check's fields, adding what is wrong with them to p.
 func readCheck(fields map[string]json.RawMessage, path string, p *problems) analyzeCheck {
@@ -199,6 +207,7 @@ func readCheck(fields map[string]json.RawMessage, path string, p *problems) anal
 	}
 	c.judge = spec.DefaultJudge
 	field("judge", &c.judge, "text")
+	field("dryRun", &c.dryRun, "true or false")
 	field("direction", &c.criteria.Direction, "text")
 	switch c.criteria.Direction {
 	case metrics.LowerIsBetter, metrics.HigherIsBetter:

@@ -93,6 +93,9 @@ func compose(st *engine.State, ev engine.Event) (message, bool) {
 		m.details = []string{ev.Describe(st.Spec)}
 	case engine.EventHookStarted:
 		return m, false
+	case engine.EventDryRun:
+		m.headline = fmt.Sprintf("%s (dry run) %s at %s%s", ev.Check, ev.Would.Words(), stepName(st, ev.Step), reason(ev.Reason))
+		m.details = []string{"nothing was done: a dry-run check never holds, fails or rolls back a rollout"}
 	case engine.EventWeightSet, engine.EventWeightFailed, engine.EventAnalysisStarted, engine.EventAnalysis,
 		engine.EventResumed, engine.EventPromoteStarted, engine.EventCommandRefused, engine.EventReconciled,
 		engine.EventNote, engine.EventSegmentsSet, engine.EventSegmentsFailed, engine.EventFlagRead,
@@ -155,7 +158,7 @@ func checkLines(st *engine.State, onlyFailing bool) []string {
 		}
 		line := checkLine(c)
 		all = append(all, line)
-		if c.Last.Verdict == metrics.Fail {
+		if c.Last.Verdict == metrics.Fail && !c.DryRun { // a dry run failing made nothing happen
 			failing = append(failing, line)
 		}
 	}
@@ -169,6 +172,9 @@ func checkLine(c engine.CheckState) string {
 	name := c.Name
 	if c.Critical {
 		name += " (critical)"
+	}
+	if c.DryRun {
+		name += " (dry run)"
 	}
 	r := c.Last
 	if r.SourceError != "" {
@@ -206,6 +212,9 @@ func checkNames(spec *spec.Rollout) string {
 		n := c.Name
 		if c.Critical {
 			n += " (critical)"
+		}
+		if c.DryRun {
+			n += " (dry run)"
 		}
 		names = append(names, n)
 	}

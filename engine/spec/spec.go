@@ -22,6 +22,10 @@ import (
 // it; a Rollout built by hand should go through Validate.
 type Rollout struct {
 	Name string `yaml:"name" json:"name"`
+	// Templates are the directories check templates are looked up in (see Check templates in
+	// the package's templates.go); the checks that used one are expanded when the file is read,
+	// so journals record plain checks and not these.
+	Templates []string `yaml:"templates" json:"-"`
 	// Canary says what is being released, for people (optional).
 	Canary   *Canary  `yaml:"canary" json:"canary,omitempty"`
 	Traffic  Traffic  `yaml:"traffic" json:"traffic"`
@@ -40,7 +44,15 @@ type Rollout struct {
 
 	file string                 // the file it was read from, for messages
 	pos  map[string]yamlpos.Pos // where each field was written, by path ("checks[1].name")
+	// origins are the parts written in another file (a template's checks), by path.
+	origins map[string]yamlpos.Origin
+	// templateOf names the template each check that came from one used, by index.
+	templateOf map[int]string
 }
+
+// CheckTemplate is the name of the template check i came from, or "" for a check written in
+// the rollout file itself.
+func (s *Rollout) CheckTemplate(i int) string { return s.templateOf[i] }
 
 // Canary is the identity of the version being released: shown in the TUI's header, in the
 // rollout_started line of the event log and headless output, in perch status and in
@@ -349,6 +361,9 @@ type Check struct {
 	JudgeOptions        metrics.Options   `yaml:"judgeOptions" json:"judgeOptions,omitempty"`
 	// Unit is how values are shown ("s", "ms", "%", "req/s"); it does not change judging.
 	Unit string `yaml:"unit" json:"unit,omitempty"`
+	// DryRun checks are judged, shown and journaled like any other, but never hold, fail or
+	// roll back the rollout, nor keep a step from passing: a way to watch a new check first.
+	DryRun bool `yaml:"dryRun" json:"dryRun,omitempty"`
 }
 
 // IsCounts reports whether the check is judged as counts (events out of total).
@@ -491,5 +506,15 @@ func (s *Rollout) Where(path string) string {
 	if !ok {
 		return s.file
 	}
-	return fmt.Sprintf("%s:%d:%d", s.file, p.Line, p.Col)
+	file := s.file
+	for q := path; ; q = yamlpos.ParentPath(q) {
+		if o, ok := s.origins[q]; ok {
+			file = o.File
+			break
+		}
+		if q == "" {
+			break
+		}
+	}
+	return fmt.Sprintf("%s:%d:%d", file, p.Line, p.Col)
 }

@@ -42,6 +42,9 @@ func (s *Rollout) Validate() error {
 	} else {
 		d.Pos = s.pos
 	}
+	if s.origins != nil {
+		d.Origins = s.origins
+	}
 	d.validate(s)
 	return d.Err()
 }
@@ -586,7 +589,7 @@ func (d *decoder) validateAnalyze(s *Rollout, st Step, p string) {
 		d.Fail(p+".analyze", "want a positive duration, got %s", st.Analyze)
 	case st.Analyze < s.Analysis.Interval:
 		d.Fail(p+".analyze", "%s is shorter than analysis.interval (%s): no sample would be taken", st.Analyze, s.Analysis.Interval)
-	case len(s.Checks) == 0:
+	case len(s.Checks) == 0 && !d.Bad["checks"]: // checks that could not be read were reported
 		d.Fail(p+".analyze", "nothing to analyze: the rollout has no checks")
 	}
 }
