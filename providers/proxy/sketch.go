@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/bits"
 	"time"
+
+	"github.com/perchhq/perch/metrics"
 )
 
 // The latency sketch is a fixed log-linear histogram (the HDR histogram's layout): durations
@@ -55,6 +57,42 @@ func binBounds(i int) (lo, hi float64) {
 }
 
 func (s *sketch) add(d time.Duration) { s[binOf(d)]++ }
+
+// The latency_histogram measure's bounds are the sketch's bin edges at every power of two of
+// its unit from 2^histogramLow (1.05 ms) to 2^histogramHigh (68.7 s): a factor of 2 apart, as
+// Prometheus' default buckets are 2 to 2.5 apart. Every bin lies wholly between two of them,
+// so the counts are exact; and a histogram check tests every bound (its mixture pays log of
+// their number, and a pass needs every bound of the body shown within tolerance), which a
+// bound per bin, 16 to an octave, would make much slower to decide for little more power.
+const (
+	histogramLow  = 10
+	histogramHigh = 26
+)
+
+// HistogramBounds are the bounds, in seconds, of the builtin latency_histogram measure: 17
+// finite ones and +Inf.
+func HistogramBounds() metrics.Bounds {
+	b := make(metrics.Bounds, 0, histogramHigh-histogramLow+2)
+	for k := histogramLow; k <= histogramHigh; k++ {
+		b = append(b, float64(uint64(1)<<(k+unitShift))/1e9)
+	}
+	return append(b, math.Inf(1))
+}
+
+// cumulative is the n durations counted in s faster than each of HistogramBounds.
+func (s *sketch) cumulative(n uint64) []float64 {
+	out := make([]float64, 0, histogramHigh-histogramLow+2)
+	var below uint64
+	i := 0
+	for k := histogramLow; k <= histogramHigh; k++ {
+		edge := binOf(time.Duration(uint64(1) << (k + unitShift))) // the first bin at or above the bound
+		for ; i < edge; i++ {
+			below += uint64(s[i])
+		}
+		out = append(out, float64(below))
+	}
+	return append(out, float64(n))
+}
 
 func (s *sketch) merge(o *sketch) {
 	for i, n := range o {

@@ -1,0 +1,99 @@
+package proxy
+
+import (
+	"context"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/perchhq/perch/metrics"
+)
+
+// The latency_histogram measure counts, per step, the requests faster than each bound, merged
+// over the step's slots as the quantiles are, and exactly: every bin lies between two bounds.
+func TestSourceAnswersHistograms(t *testing.T) {
+	s := newTestSource(t, time.Second, time.Minute)
+	// 0..10 s: the canary's requests take 1, 3, 10, 30, 100 ms in turn; stable's 10 ms.
+	took := []time.Duration{time.Millisecond, 3 * time.Millisecond, 10 * time.Millisecond, 30 * time.Millisecond, 100 * time.Millisecond}
+	for sec := range 10 {
+		at := t0.Add(time.Duration(sec)*time.Second + 500*time.Millisecond)
+		s.observe(canary, false, took[sec%5], at)
+		s.observe(stable, false, 10*time.Millisecond, at)
+	}
+	bounds := HistogramBounds()
+	if len(bounds) != 18 || !math.IsInf(bounds[17], 1) || !slices.IsSorted(bounds) ||
+		math.Abs(bounds[0]-0.001048576) > 1e-12 || math.Abs(bounds[16]-68.719476736) > 1e-9 {
+		t.Fatalf("bounds %v: want 2^10 … 2^26 µs-units (1.05 ms … 68.7 s) and +Inf", bounds)
+	}
+	// The canary's 5 requests of a step against the bounds: 1 ms is below the first.
+	want := make([]float64, len(bounds))
+	for b, bound := range bounds {
+		for _, d := range took {
+			if d.Seconds() < bound {
+				want[b]++
+			}
+		}
+	}
+	start, end, step := t0.Add(5*time.Second), t0.Add(10*time.Second), 5*time.Second
+	h, err := s.Histogram(context.Background(), metrics.BuiltinQuery(metrics.MeasureLatencyHistogram, metrics.VersionCanary), start, end, step)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(h.Bounds, bounds) || len(h.Points) != 2 {
+		t.Fatalf("got %+v: want 2 points at the measure's bounds", h)
+	}
+	for i, p := range h.Points {
+		if !p.Time.Equal(start.Add(time.Duration(i)*step)) || !slices.Equal(p.Counts, want) {
+			t.Errorf("point %d: %v %v, want %v %v", i, p.Time, p.Counts, start.Add(time.Duration(i)*step), want)
+		}
+	}
+	// No requests: zeros; older than the retention (the ring's 61 slots end at second 9, so
+	// it covers from 51 s before t0): left out.
+	h, err = s.Histogram(context.Background(), metrics.BuiltinQuery(metrics.MeasureLatencyHistogram, metrics.VersionCanary), t0.Add(-2*time.Minute), t0.Add(20*time.Second), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(h.Points); n != 7 || !h.Points[0].Time.Equal(t0.Add(-40*time.Second)) || !h.Points[n-1].Time.Equal(t0.Add(20*time.Second)) ||
+		slices.Max(h.Points[n-1].Counts) != 0 || h.Points[n-2].Counts[len(bounds)-1] != 10 {
+		t.Errorf("got %+v: want the 7 points from 40 s before t0, the last all zeros", h.Points)
+	}
+
+	for _, tc := range []struct {
+		name  string
+		ask   func() error
+		error string
+	}{
+		{"samples of a histogram", func() error {
+			_, err := s.Samples(context.Background(), metrics.BuiltinQuery(metrics.MeasureLatencyHistogram, metrics.VersionCanary), start, end, step)
+			return err
+		}, "is a histogram"},
+		{"a histogram of a quantile", func() error {
+			_, err := s.Histogram(context.Background(), metrics.BuiltinQuery(metrics.MeasureLatencyP99, metrics.VersionCanary), start, end, step)
+			return err
+		}, "is not a histogram"},
+		{"unbounded", func() error {
+			_, err := s.Histogram(context.Background(), metrics.BuiltinQuery(metrics.MeasureLatencyHistogram, metrics.VersionCanary), time.Time{}, end, step)
+			return err
+		}, "want 0 to"},
+	} {
+		if err := tc.ask(); err == nil || !strings.Contains(err.Error(), tc.error) {
+			t.Errorf("%s: %v, want an error about %q", tc.name, err, tc.error)
+		}
+	}
+}
+
+// BenchmarkHistogram15m is one look at a 15-minute window in 30 s steps of a histogram check.
+func BenchmarkHistogram15m(b *testing.B) {
+	s, _ := newSource(time.Second, 20*time.Minute)
+	for sec := range 900 {
+		for i := range 100 {
+			s.observe(canary, false, time.Duration(i+1)*time.Millisecond, t0.Add(time.Duration(sec)*time.Second))
+		}
+	}
+	q := metrics.BuiltinQuery(metrics.MeasureLatencyHistogram, metrics.VersionCanary)
+	for b.Loop() {
+		s.Histogram(context.Background(), q, t0.Add(30*time.Second), t0.Add(900*time.Second), 30*time.Second)
+	}
+}
