@@ -375,7 +375,7 @@ func TestHistogramThroughTheAdminAPI(t *testing.T) {
 		t.Errorf("canary requests over the window: %v in %d points at %v, want 7 at the measure's bounds", total, len(h.Points), h.Bounds)
 	}
 	// What a look at a 15-minute window in 1 s steps costs on the wire.
-	resp, err := w.adminGet(admin.PathHistogram+"?query="+url.QueryEscape(q.Expr)+fmt.Sprintf("&start=%d&end=%d&step=1s", end.Unix()-899, end.Unix()))
+	resp, err := w.adminGet(admin.PathHistogram + "?query=" + url.QueryEscape(q.Expr) + fmt.Sprintf("&start=%d&end=%d&step=1s", end.Unix()-899, end.Unix()))
 	if err != nil {
 		t.Fatal(err)
 	}
