@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"context"
+	"encoding/json"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -23,9 +25,9 @@ func TestSourceAnswersHistograms(t *testing.T) {
 		s.observe(stable, false, 10*time.Millisecond, at)
 	}
 	bounds := HistogramBounds()
-	if len(bounds) != 18 || !math.IsInf(bounds[17], 1) || !slices.IsSorted(bounds) ||
-		math.Abs(bounds[0]-0.001048576) > 1e-12 || math.Abs(bounds[16]-68.719476736) > 1e-9 {
-		t.Fatalf("bounds %v: want 2^10 … 2^26 µs-units (1.05 ms … 68.7 s) and +Inf", bounds)
+	if len(bounds) != 34 || !math.IsInf(bounds[33], 1) || !slices.IsSorted(bounds) ||
+		math.Abs(bounds[0]-0.001048576) > 1e-12 || math.Abs(bounds[1]-0.001572864) > 1e-12 || math.Abs(bounds[32]-68.719476736) > 1e-9 {
+		t.Fatalf("bounds %v: want 2^10, 1.5·2^10 … 2^26 units of 1.024 µs (1.05 ms … 68.7 s) and +Inf", bounds)
 	}
 	// The canary's 5 requests of a step against the bounds: 1 ms is below the first.
 	want := make([]float64, len(bounds))
@@ -73,6 +75,10 @@ func TestSourceAnswersHistograms(t *testing.T) {
 			_, err := s.Histogram(context.Background(), metrics.BuiltinQuery(metrics.MeasureLatencyP99, metrics.VersionCanary), start, end, step)
 			return err
 		}, "is not a histogram"},
+		{"more points than a histogram answer holds", func() error {
+			_, err := s.Histogram(context.Background(), metrics.BuiltinQuery(metrics.MeasureLatencyHistogram, metrics.VersionCanary), end.Add(-7*time.Hour), end, time.Second)
+			return err
+		}, "want 0 to 25000 points"},
 		{"unbounded", func() error {
 			_, err := s.Histogram(context.Background(), metrics.BuiltinQuery(metrics.MeasureLatencyHistogram, metrics.VersionCanary), time.Time{}, end, step)
 			return err
@@ -95,5 +101,32 @@ func BenchmarkHistogram15m(b *testing.B) {
 	q := metrics.BuiltinQuery(metrics.MeasureLatencyHistogram, metrics.VersionCanary)
 	for b.Loop() {
 		s.Histogram(context.Background(), q, t0.Add(30*time.Second), t0.Add(900*time.Second), 30*time.Second)
+	}
+}
+
+// TestHistogramWireSize: what a histogram answer costs on the admin API's wire, at 1,000
+// requests a second with latencies from 1 ms to 2 s (so most bounds count something).
+func TestHistogramWireSize(t *testing.T) {
+	s := newTestSource(t, time.Second, 20*time.Minute)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for sec := range 900 {
+		at := t0.Add(time.Duration(sec) * time.Second)
+		for range 1000 {
+			s.observe(canary, false, time.Duration(float64(30*time.Millisecond)*math.Exp(rng.NormFloat64())), at)
+		}
+	}
+	h, err := s.Histogram(context.Background(), metrics.BuiltinQuery(metrics.MeasureLatencyHistogram, metrics.VersionCanary),
+		t0.Add(time.Second), t0.Add(900*time.Second), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := len(data) / len(h.Points)
+	t.Logf("%d points in %d bytes: %d bytes a point", len(h.Points), len(data), per)
+	if len(h.Points) != 900 || per > 350 {
+		t.Errorf("%d points, %d bytes a point: want 900 at most 350", len(h.Points), per)
 	}
 }

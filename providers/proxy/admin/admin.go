@@ -39,7 +39,8 @@ const (
 	PathSegments = "/v1/segments"
 	PathSamples  = "/v1/samples"
 	// PathHistogram answers a histogram measure (latency_histogram) with a metrics.Histogram:
-	// per step, the cumulative counts at 18 fixed bounds, about 100 bytes a step.
+	// per step, the cumulative counts at 34 fixed bounds (+Inf among them): 184 bytes a step at
+	// 1,000 requests a second, at most 25,000 steps an answer.
 	PathHistogram = "/v1/histogram"
 )
 
