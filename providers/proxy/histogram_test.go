@@ -130,3 +130,91 @@ func TestHistogramWireSize(t *testing.T) {
 		t.Errorf("%d points, %d bytes a point: want 900 at most 350", len(h.Points), per)
 	}
 }
+
+// TestLatencyHistogramAtDemoTraffic judges the latency_histogram measure as a builtin check
+// would, at the demo's traffic: 600 requests a second split by the weight, one-second
+// intervals, latencies log-normal with median 30 ms and log-sd 0.3, and, for a tail
+// regression, every latency above the median stretched ×1.8 (the p99 +40%). With
+// maxDeviationPercent 100 and the demo's family of 8 tests, a healthy canary passes and the
+// regression fails within a 15 s step at 25%; at 1% (6 requests a second) a healthy canary
+// is mostly still undecided after 30 s, which the log shows.
+func TestLatencyHistogramAtDemoTraffic(t *testing.T) {
+	judge, err := metrics.New("sequential", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	criteria := metrics.Criteria{Direction: metrics.LowerIsBetter, MaxDeviationPercent: func(v float64) *float64 { return &v }(100), Family: 8}
+	const runs, intervals = 20, 30
+	type outcome struct {
+		passed, failed, decidedBy15 int
+		at                          []int // the interval each decided run decided at, from 1
+	}
+	play := func(weight, stretch float64, seed uint64) outcome {
+		rng := rand.New(rand.NewPCG(seed, uint64(weight*10+stretch)))
+		var o outcome
+		for range runs {
+			s := newTestSource(t, time.Second, time.Minute)
+			for sec := range intervals {
+				at := t0.Add(time.Duration(sec)*time.Second + time.Millisecond)
+				for range 600 {
+					v, side := 0.03*math.Exp(0.3*rng.NormFloat64()), stable
+					if rng.Float64() < weight/100 {
+						side = canary
+						if v > 0.03 {
+							v = 0.03 + (v-0.03)*stretch
+						}
+					}
+					s.observe(side, false, time.Duration(v*float64(time.Second)), at)
+				}
+			}
+			series := func(version string) metrics.Series {
+				h, err := s.Histogram(context.Background(), metrics.BuiltinQuery(metrics.MeasureLatencyHistogram, version),
+					t0.Add(time.Second), t0.Add(intervals*time.Second), time.Second)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out := metrics.Series{Bounds: h.Bounds}
+				for _, p := range h.Points {
+					out.Buckets = append(out.Buckets, p.Counts)
+				}
+				return out
+			}
+			r := judge.Judge(metrics.Input{Criteria: criteria, Canary: series(metrics.VersionCanary), Baseline: series(metrics.VersionStable),
+				Traffic: &metrics.Traffic{Weights: []float64{weight}}})
+			switch r.Verdict {
+			case metrics.Pass:
+				o.passed++
+			case metrics.Fail:
+				o.failed++
+			}
+			if r.DecidedAt != nil {
+				o.at = append(o.at, *r.DecidedAt+1)
+				if *r.DecidedAt < 15 {
+					o.decidedBy15++
+				}
+			}
+		}
+		return o
+	}
+	for _, tc := range []struct {
+		weight, stretch float64
+		check           func(o outcome) bool
+	}{
+		{1, 1, func(o outcome) bool { return o.failed == 0 }},
+		{5, 1, func(o outcome) bool { return o.failed == 0 }},
+		{25, 1, func(o outcome) bool { return o.failed == 0 && o.passed == runs && o.decidedBy15 >= runs*9/10 }},
+		{25, 1.8, func(o outcome) bool { return o.failed == runs && o.decidedBy15 == runs }},
+	} {
+		o := play(tc.weight, tc.stretch, 61)
+		median := 0
+		if len(o.at) > 0 {
+			slices.Sort(o.at)
+			median = o.at[len(o.at)/2]
+		}
+		t.Logf("weight %g%%, tail ×%g: %d passed, %d failed of %d within %d s (median %d s); %d decided within 15 s",
+			tc.weight, tc.stretch, o.passed, o.failed, runs, intervals, median, o.decidedBy15)
+		if !tc.check(o) {
+			t.Errorf("weight %g%%, tail ×%g: %+v", tc.weight, tc.stretch, o)
+		}
+	}
+}
