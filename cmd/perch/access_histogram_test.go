@@ -48,7 +48,9 @@ func TestCheckAccessRunsHistogramQueries(t *testing.T) {
 	m := histogramProvider{&memProvider{weight: 5}}
 	reg := defaultRegistry()
 	reg.routers["proxy"] = func(context.Context, *spec.Rollout, connectFlags) (engine.Router, error) { return m, nil }
-	reg.sources["prometheus"] = func(context.Context, *spec.Rollout, engine.Router, connectFlags) (engine.Source, error) { return m, nil }
+	reg.sources["prometheus"] = func(context.Context, *spec.Rollout, engine.Router, connectFlags) (engine.Source, error) {
+		return m, nil
+	}
 	file := writeFile(t, "web.yaml", histogramAccessRollout)
 	code, out, errOut := perchRun(t, reg, "validate", file, "--check-access")
 	if code != exitOK {
@@ -67,7 +69,9 @@ func TestCheckAccessRunsHistogramQueries(t *testing.T) {
 	}
 
 	plain := &memProvider{weight: 5}
-	reg.sources["prometheus"] = func(context.Context, *spec.Rollout, engine.Router, connectFlags) (engine.Source, error) { return plain, nil }
+	reg.sources["prometheus"] = func(context.Context, *spec.Rollout, engine.Router, connectFlags) (engine.Source, error) {
+		return plain, nil
+	}
 	code, out, errOut = perchRun(t, reg, "validate", file, "--check-access")
 	if code == exitOK || !strings.Contains(out+errOut, "check latency histogram.canary: this metrics source answers no bucket queries") {
 		t.Errorf("a source without buckets: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
