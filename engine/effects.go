@@ -302,7 +302,7 @@ func histograms(canary, baseline metrics.Histogram) (metrics.Series, metrics.Ser
 	return cs, bs
 }
 
-// lastShareSlower is the share of the last interval's requests (with any) slower than bound.
+// lastShareSlower is the share of requests slower than bound in the last interval that had any.
 func lastShareSlower(s metrics.Series, bound float64) metrics.Number {
 	k := slices.Index(s.Bounds, bound)
 	for i := len(s.Buckets) - 1; i >= 0 && k >= 0; i-- {
