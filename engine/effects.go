@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -206,14 +207,7 @@ func (e *Engine) look(ctx context.Context, start, end time.Time, step time.Durat
 func JudgeCheck(ctx context.Context, src Source, c spec.Check, j metrics.Judge, family int, start, end time.Time, step time.Duration, weight int) CheckResult {
 	res := CheckResult{Check: c.Name, LastCanary: metrics.Number(math.NaN()), LastBaseline: metrics.Number(math.NaN())}
 	var missing string // a query that matched nothing: too little evidence, not an outage
-	fetch := func(q metrics.Query, emptyIsZero bool) []metrics.Sample {
-		if res.SourceError != "" || missing != "" {
-			return nil
-		}
-		samples, err := src.Samples(ctx, q, start, end, step)
-		if err == nil && len(samples) == 0 {
-			err = metrics.ErrNoData
-		}
+	failed := func(q metrics.Query, err error, emptyIsZero bool) {
 		switch {
 		case err == nil:
 		case errors.Is(err, metrics.ErrNoData) && emptyIsZero:
@@ -225,21 +219,50 @@ func JudgeCheck(ctx context.Context, src Source, c spec.Check, j metrics.Judge, 
 				res.SourceError = fmt.Sprintf("%s: %v", q, err)
 			}
 		}
+	}
+	fetch := func(q metrics.Query, emptyIsZero bool) []metrics.Sample {
+		if res.SourceError != "" || missing != "" {
+			return nil
+		}
+		samples, err := src.Samples(ctx, q, start, end, step)
+		if err == nil && len(samples) == 0 {
+			err = metrics.ErrNoData
+		}
+		failed(q, err, emptyIsZero)
 		return samples
+	}
+	fetchHistogram := func(q metrics.Query) metrics.Histogram {
+		if res.SourceError != "" || missing != "" {
+			return metrics.Histogram{}
+		}
+		hs, ok := src.(HistogramSource)
+		if !ok { // New refuses such a rollout; a judges file may still ask
+			failed(q, errors.New("this metrics source has no histograms"), false)
+			return metrics.Histogram{}
+		}
+		h, err := hs.Histogram(ctx, q, start, end, step)
+		if err == nil && len(h.Points) == 0 {
+			err = metrics.ErrNoData
+		}
+		failed(q, err, false)
+		return h
 	}
 	var canary, baseline metrics.Series
 	var traffic *metrics.Traffic
-	if c.Builtin != "" && c.IsCounts() && weight >= 0 {
+	if c.Builtin != "" && (c.IsCounts() || c.IsHistogram()) && weight >= 0 {
 		// A builtin check's baseline is the stable version taking the rest of the traffic, so
 		// the judge can test the canary's share of requests (the totals) against its weight.
 		traffic = &metrics.Traffic{Weights: []float64{float64(weight)}}
 	}
-	if c.IsCounts() {
+	switch {
+	case c.IsHistogram():
+		canary, baseline = histograms(fetchHistogram(c.Histogram.Canary), fetchHistogram(c.Histogram.Baseline))
+	case c.IsCounts():
 		// An error counter that has never counted has no series yet: no events, not no data.
 		canary = counts(fetch(c.Events.Canary, true), fetch(c.Total.Canary, false))
 		baseline = counts(fetch(c.Events.Baseline, true), fetch(c.Total.Baseline, false))
 		res.LastCanary, res.LastBaseline = lastRate(canary), lastRate(baseline)
-	} else {
+	default:
 		canary = metrics.Series{Values: values(fetch(c.Canary, false))}
 		baseline = metrics.Series{Values: values(fetch(c.Baseline, false))}
 		res.LastCanary, res.LastBaseline = lastValue(canary.Values), lastValue(baseline.Values)
@@ -256,7 +279,53 @@ func JudgeCheck(ctx context.Context, src Source, c spec.Check, j metrics.Judge, 
 	criteria := c.Criteria()
 	criteria.Family = family
 	res.Result = j.Judge(metrics.Input{Criteria: criteria, Canary: canary, Baseline: baseline, Traffic: traffic})
+	if c.IsHistogram() {
+		// The values shown interval by interval are what the judge shows: the share of requests
+		// slower than the bound where the canary strays furthest.
+		if bound, ok := res.Result.Stats["bound"]; ok {
+			res.LastCanary, res.LastBaseline = lastShareSlower(canary, float64(bound)), lastShareSlower(baseline, float64(bound))
+		}
+	}
 	return res
+}
+
+// histograms lines the two sides' histograms up by time, as the judge compares them interval
+// by interval: a time only one side has data for is an interval without data on the other.
+func histograms(canary, baseline metrics.Histogram) (metrics.Series, metrics.Series) {
+	var times []int64
+	rows := func(h metrics.Histogram) map[int64][]float64 {
+		at := make(map[int64][]float64, len(h.Points))
+		for _, p := range h.Points {
+			t := p.Time.UnixNano()
+			if _, seen := at[t]; !seen {
+				times = append(times, t)
+			}
+			at[t] = p.Counts
+		}
+		return at
+	}
+	c, b := rows(canary), rows(baseline)
+	slices.Sort(times)
+	times = slices.Compact(times)
+	cs := metrics.Series{Bounds: canary.Bounds, Buckets: make([][]float64, len(times))}
+	bs := metrics.Series{Bounds: baseline.Bounds, Buckets: make([][]float64, len(times))}
+	for i, t := range times {
+		cs.Buckets[i], bs.Buckets[i] = c[t], b[t]
+	}
+	return cs, bs
+}
+
+// lastShareSlower is the share of requests slower than bound in the last interval that had any.
+func lastShareSlower(s metrics.Series, bound float64) metrics.Number {
+	k := slices.Index(s.Bounds, bound)
+	for i := len(s.Buckets) - 1; i >= 0 && k >= 0; i-- {
+		row := s.Buckets[i]
+		if len(row) != len(s.Bounds) || !(row[len(row)-1] > 0) {
+			continue
+		}
+		return metrics.Number((row[len(row)-1] - row[k]) / row[len(row)-1])
+	}
+	return metrics.Number(math.NaN())
 }
 
 // counts pairs each total with the event count taken at the same time; a time with a total

@@ -35,6 +35,12 @@ type Source interface {
 	Samples(ctx context.Context, q metrics.Query, start, end time.Time, step time.Duration) ([]metrics.Sample, error)
 }
 
+// HistogramSource is a Source that also answers bucket queries, for histogram checks: per
+// step from start to end, the requests of the interval before it at most each bound.
+type HistogramSource interface {
+	Histogram(ctx context.Context, q metrics.Query, start, end time.Time, step time.Duration) (metrics.Histogram, error)
+}
+
 // EventSink keeps every event before it is published; *Journal is the real one.
 type EventSink interface {
 	Append(Event) error
@@ -140,6 +146,13 @@ func New(cfg Config) (*Engine, error) {
 		return nil, errors.New("engine: no traffic router")
 	case cfg.Source == nil && len(cfg.Spec.Checks) > 0:
 		return nil, errors.New("engine: checks need a metrics source")
+	}
+	if _, ok := cfg.Source.(HistogramSource); !ok {
+		for _, c := range cfg.Spec.Checks {
+			if c.IsHistogram() {
+				return nil, fmt.Errorf("engine: check %q is a histogram check, and the metrics source answers no bucket queries", c.Name)
+			}
+		}
 	}
 	e := &Engine{
 		spec:    cfg.Spec,

@@ -145,7 +145,7 @@ func (m *Model) checkUnit(i int) metrics.Unit {
 	c := &m.st.Checks[i]
 	rate := false
 	if spec := m.st.Spec; spec != nil && i < len(spec.Checks) {
-		rate = spec.Checks[i].IsCounts()
+		rate = spec.Checks[i].ValueUnit().Rate // counts, and a histogram's shares of requests
 	}
 	return valueUnit(c.Criteria.Unit, c.Unit, rate)
 }

@@ -287,6 +287,9 @@ func (m *Model) measureFields(p *page, sc *spec.Check) {
 		p.field("", "baseline "+line(sc.Events.Baseline.String()), s.text)
 		p.field("out of", "canary "+line(sc.Total.Canary.String()), s.text)
 		p.field("", "baseline "+line(sc.Total.Baseline.String()), s.text)
+	case sc.Histogram != nil:
+		p.field("histogram", "canary "+line(sc.Histogram.Canary.String()), s.text)
+		p.field("", "baseline "+line(sc.Histogram.Baseline.String()), s.text)
 	default:
 		p.field("canary", line(sc.Canary.String()), s.text)
 		p.field("baseline", line(sc.Baseline.String()), s.text)

@@ -345,13 +345,15 @@ type WebhookNotify struct {
 // Check is one metric compared between canary and baseline.
 type Check struct {
 	Name string `yaml:"name" json:"name"`
-	// Canary and Baseline are sample queries; Events and Total are count queries. A check has
-	// one pair or the other (Builtin fills them in for the proxy's own measures).
-	Canary   metrics.Query `yaml:"canary" json:"canary,omitzero"`
-	Baseline metrics.Query `yaml:"baseline" json:"baseline,omitzero"`
-	Events   *QueryPair    `yaml:"events" json:"events,omitempty"`
-	Total    *QueryPair    `yaml:"total" json:"total,omitempty"`
-	Builtin  string        `yaml:"builtin" json:"builtin,omitempty"`
+	// Canary and Baseline are sample queries; Events and Total are count queries; Histogram
+	// is a bucket query per side (one series per le bound, counts per interval). A check has
+	// one kind of query (Builtin fills them in for the proxy's own measures).
+	Canary    metrics.Query `yaml:"canary" json:"canary,omitzero"`
+	Baseline  metrics.Query `yaml:"baseline" json:"baseline,omitzero"`
+	Events    *QueryPair    `yaml:"events" json:"events,omitempty"`
+	Total     *QueryPair    `yaml:"total" json:"total,omitempty"`
+	Histogram *QueryPair    `yaml:"histogram" json:"histogram,omitempty"`
+	Builtin   string        `yaml:"builtin" json:"builtin,omitempty"`
 
 	Direction           metrics.Direction `yaml:"direction" json:"direction"`
 	MaxDeviationPercent *float64          `yaml:"maxDeviationPercent" json:"maxDeviationPercent,omitempty"`
@@ -369,6 +371,9 @@ type Check struct {
 // IsCounts reports whether the check is judged as counts (events out of total).
 func (c Check) IsCounts() bool { return c.Events != nil }
 
+// IsHistogram reports whether the check compares histograms (whole distributions).
+func (c Check) IsHistogram() bool { return c.Histogram != nil }
+
 // Criteria are the check's tolerances as a judge takes them, with the unit its reasons write
 // values in.
 func (c Check) Criteria() metrics.Criteria {
@@ -377,8 +382,12 @@ func (c Check) Criteria() metrics.Criteria {
 }
 
 // ValueUnit is how the check's values are written: in its unit, and a rate (events out of
-// total) without one as a percentage.
+// total) without one as a percentage. A histogram check's values are shares of requests (those
+// slower than a bound), so always a percentage; its unit is the bounds'.
 func (c Check) ValueUnit() metrics.Unit {
+	if c.IsHistogram() {
+		return metrics.Unit{Name: "%", Rate: true}
+	}
 	u := metrics.Unit{Name: c.Unit, Rate: c.IsCounts()}
 	if u.Rate && u.Name == "" {
 		u.Name = "%"

@@ -159,7 +159,7 @@ func TestTemplateNotACheck(t *testing.T) {
 	_, err := templated(t, "  - use: bad\n    with: {n: x}\n", map[string]string{"checks/bad.yaml": bad})
 	wantErrs(t, err,
 		`checks/bad.yaml:4:12: checks[0].direction: unknown direction "sideways" (want lower_is_better or higher_is_better) (from use bad at web.yaml:8:10)`,
-		`checks/bad.yaml:6:1: checks[0]: unknown field "wat" (want one of name, canary, baseline, events, total, builtin, direction, maxDeviationPercent, maxIncrease, critical, judge, judgeOptions, unit, dryRun) (from use bad at web.yaml:8:10)`)
+		`checks/bad.yaml:6:1: checks[0]: unknown field "wat" (want one of name, canary, baseline, events, total, histogram, builtin, direction, maxDeviationPercent, maxIncrease, critical, judge, judgeOptions, unit, dryRun) (from use bad at web.yaml:8:10)`)
 }
 
 func TestTemplateNotYAML(t *testing.T) {
