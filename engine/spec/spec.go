@@ -22,6 +22,9 @@ import (
 // it; a Rollout built by hand should go through Validate.
 type Rollout struct {
 	Name string `yaml:"name" json:"name"`
+	// DependsOn names the rollouts that must promote before this one starts, when several run
+	// in one perch (a wave: one region after another). Empty: it starts at once.
+	DependsOn []string `yaml:"dependsOn" json:"dependsOn,omitempty"`
 	// Canary says what is being released, for people (optional).
 	Canary   *Canary  `yaml:"canary" json:"canary,omitempty"`
 	Traffic  Traffic  `yaml:"traffic" json:"traffic"`
