@@ -28,6 +28,13 @@ type Status struct {
 	Invalid string
 	// File is the rollout file's path.
 	File string
+	// Journal is the rollout's journal file once it started; empty before.
+	Journal string
+	// Outcome is how the rollout's engine ended; empty while it runs or if it never started.
+	Outcome engine.Outcome
+	// Failed says why the rollout could not start (its provider or source could not be
+	// reached, its journal not created) or why its engine stopped on an error; empty otherwise.
+	Failed string
 	// Leader is the replica leading the rollout when replicas share it (--ha); empty otherwise.
 	Leader string
 }
