@@ -101,10 +101,10 @@ type harness struct {
 
 	mu       sync.Mutex
 	logs     []string
-	starts   []string                       // the rollouts run, in order
-	journals map[string]*memJournal         // by rollout
-	seen     map[string][]fleet.Status      // what the fleet said when each rollout started
-	ended    map[string]engine.Outcome      // how each run ended
+	starts   []string                  // the rollouts run, in order
+	journals map[string]*memJournal    // by rollout
+	seen     map[string][]fleet.Status // what the fleet said when each rollout started
+	ended    map[string]engine.Outcome // how each run ended
 	done     chan error
 	cancel   context.CancelFunc
 	engines  map[string]*engine.Engine
