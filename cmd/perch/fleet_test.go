@@ -36,7 +36,9 @@ func (f *fleetBackends) of(name string) *memBackend {
 func (f *fleetBackends) registry() registry {
 	r := defaultRegistry()
 	for kind := range r.routers {
-		r.routers[kind] = func(_ context.Context, s *spec.Rollout, _ connectFlags) (engine.Router, error) { return f.of(s.Name), nil }
+		r.routers[kind] = func(_ context.Context, s *spec.Rollout, _ connectFlags) (engine.Router, error) {
+			return f.of(s.Name), nil
+		}
 	}
 	for kind := range r.sources {
 		r.sources[kind] = func(_ context.Context, s *spec.Rollout, _ engine.Router, _ connectFlags) (engine.Source, error) {
