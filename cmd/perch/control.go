@@ -165,8 +165,8 @@ func (a *app) control(ctx context.Context, socket, rollout string, req control.R
 	if err != nil {
 		return runtimeError(err)
 	}
-	if resp.OK && resp.Status == nil && resp.Rollouts != nil {
-		return a.printRollouts(resp.Rollouts, output)
+	if resp.OK && resp.Status == nil {
+		return a.printRollouts(resp.Rollouts, output) // a fleet's list, perhaps empty
 	}
 	if output == outputJSON {
 		line, err := json.Marshal(resp)
@@ -221,10 +221,10 @@ func (a *app) watch(ctx context.Context, socket, rollout, output string) error {
 			return runtimeError(err)
 		case err != nil:
 			return a.watchEnd(seen, output)
-		case resp.OK && resp.Status == nil && len(resp.Rollouts) > 1:
-			return badInput(fmt.Errorf("%d rollouts run here; name the one to watch: %s", len(resp.Rollouts), summaryNames(resp.Rollouts)))
 		case resp.OK && resp.Status == nil && len(resp.Rollouts) == 1:
-			return runtimeError(fmt.Errorf("%s has not started (%s)", printable.Line(resp.Rollouts[0].Name), resp.Rollouts[0].Phase))
+			return runtimeError(fmt.Errorf("%s has not started (%s)", printable.Line(resp.Rollouts[0].Name), printable.Line(resp.Rollouts[0].Phase)))
+		case resp.OK && resp.Status == nil:
+			return badInput(fmt.Errorf("%d rollouts run here; name the one to watch: %s", len(resp.Rollouts), summaryNames(resp.Rollouts)))
 		case !resp.OK || resp.Status == nil:
 			return runtimeError(fmt.Errorf("status refused: %s", printable.Line(resp.Error)))
 		}
@@ -280,6 +280,9 @@ func (a *app) watchEnd(seen *control.Status, output string) error {
 
 // printRollouts writes a fleet's rollouts, one line each, or as {"rollouts": […]}.
 func (a *app) printRollouts(list []control.Summary, output string) error {
+	if list == nil {
+		list = []control.Summary{}
+	}
 	if output == outputJSON {
 		line, err := json.Marshal(struct {
 			Rollouts []control.Summary `json:"rollouts"`

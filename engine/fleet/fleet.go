@@ -25,6 +25,9 @@ const DefaultPoll = 2 * time.Second
 // change, and each running one holds an engine and a journal.
 const maxFiles = 1000
 
+// maxFileSize bounds a rollout file: a file that size is not a rollout someone wrote.
+const maxFileSize = 1 << 20
+
 // Start is one rollout the fleet asks its RunFunc to run.
 type Start struct {
 	// File is the rollout file's path; Spec is what it held when the fleet read it, already
@@ -352,6 +355,10 @@ func (f *Fleet) scan() {
 	f.mu.Unlock()
 	sort.Slice(toRead, func(i, j int) bool { return toRead[i].path < toRead[j].path })
 	for i := range toRead {
+		if size := toRead[i].stamp.size; size > maxFileSize {
+			toRead[i].err = fmt.Errorf("%s: %d bytes; a rollout file may have at most %d", toRead[i].path, size, maxFileSize)
+			continue
+		}
 		toRead[i].spec, toRead[i].err = f.cfg.Load(toRead[i].path)
 	}
 

@@ -433,3 +433,19 @@ func TestStopBeforeWaveStarts(t *testing.T) {
 		}
 	})
 }
+
+func TestOversizedFileRefused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		h.write("a.yaml", rolloutFile("checkout-a", "")+"# "+strings.Repeat("x", 1<<20)+"\n")
+		h.write("b.yaml", rolloutFile("checkout-b", ""))
+		h.start()
+		synctest.Wait()
+		if s := h.status("a"); !strings.Contains(s.Invalid, "a rollout file may have at most 1048576") {
+			t.Errorf("a.yaml: %+v, want refused for its size", s)
+		}
+		if got := h.started(); !slices.Equal(got, []string{"checkout-b"}) {
+			t.Errorf("started %q, want checkout-b", got)
+		}
+	})
+}

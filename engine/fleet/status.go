@@ -1,5 +1,13 @@
 // Package fleet supervises many rollouts in one process: one engine and one journal per
 // rollout file, started as files appear, ordered by dependsOn (waves), found by name.
+//
+// A Fleet reads Config.Files once, or scans Config.Dir every Config.Poll; each file is
+// validated (spec.Load), then checked against the others: a name already taken, a dependsOn
+// naming no rollout, or a cycle, refuses it (Status.Invalid) without touching the rest. A
+// rollout starts, through Config.Run, once every rollout it depends on has promoted; if one
+// of those rolls back, is cancelled, refused or fails, it is cancelled instead (Status.Cancelled)
+// and never started, so it journals nothing. A removed file's rollout runs on; a running
+// rollout's file is not read again. Views read Subscribe (latest list wins) and Rollout(name).
 package fleet
 
 import (
