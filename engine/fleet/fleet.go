@@ -75,6 +75,14 @@ type Fleet struct {
 	running sync.WaitGroup
 	// changed wakes Run when an entry ended, so a fleet of files knows when it is done.
 	changed chan struct{}
+	// last is what the previous scan of Dir found (nil before the first): a file is read
+	// only once it is as it was one scan ago, so a file being written is not read half-way.
+	last map[string]stamp
+	// logs are reports made while f.mu was held, given to Config.Logf once it is released,
+	// so Logf may call the fleet.
+	logs []string
+	// dirNote is the last problem reported about Dir, so it is not repeated every scan.
+	dirNote string
 	ctx     context.Context // Run's, for the rollouts it starts
 }
 
@@ -132,7 +140,7 @@ func New(cfg Config) (*Fleet, error) {
 func (f *Fleet) Run(ctx context.Context) error {
 	f.mu.Lock()
 	f.ctx = ctx
-	f.mu.Unlock()
+	f.unlock()
 	defer f.close()
 	if f.cfg.Dir != "" {
 		if fi, err := os.Stat(f.cfg.Dir); err != nil {
@@ -172,7 +180,7 @@ func (f *Fleet) Run(ctx context.Context) error {
 // done says no rollout runs or may still start.
 func (f *Fleet) done() bool {
 	f.mu.Lock()
-	defer f.mu.Unlock()
+	defer f.unlock()
 	for _, e := range f.entries {
 		if e.waiting() || (e.started && !e.ended) {
 			return false
@@ -184,17 +192,17 @@ func (f *Fleet) done() bool {
 // stopping reports the rollouts that will now never start.
 func (f *Fleet) stopping() {
 	f.mu.Lock()
-	defer f.mu.Unlock()
+	defer f.unlock()
 	for _, e := range f.entries {
 		if e.waiting() {
-			f.cfg.Logf("%s: never started (perch stopped while it waited for %s); nothing was journaled", e.status.Name, strings.Join(e.status.Waiting, ", "))
+			f.logLocked("%s: never started (perch stopped while it waited for %s); nothing was journaled", e.status.Name, strings.Join(e.status.Waiting, ", "))
 		}
 	}
 }
 
 func (f *Fleet) close() {
 	f.mu.Lock()
-	defer f.mu.Unlock()
+	defer f.unlock()
 	f.closed = true
 	for ch := range f.subs {
 		close(ch)
@@ -209,7 +217,7 @@ func (f *Fleet) close() {
 func (f *Fleet) Subscribe() (<-chan []Status, func()) {
 	ch := make(chan []Status, 1)
 	f.mu.Lock()
-	defer f.mu.Unlock()
+	defer f.unlock()
 	if f.closed {
 		close(ch)
 		return ch, func() {}
@@ -218,7 +226,7 @@ func (f *Fleet) Subscribe() (<-chan []Status, func()) {
 	f.subs[ch] = struct{}{}
 	return ch, func() {
 		f.mu.Lock()
-		defer f.mu.Unlock()
+		defer f.unlock()
 		if _, ok := f.subs[ch]; ok {
 			delete(f.subs, ch)
 			close(ch)
@@ -231,7 +239,7 @@ func (f *Fleet) Subscribe() (<-chan []Status, func()) {
 // for a name the fleet does not run (unknown, waiting, cancelled or invalid).
 func (f *Fleet) Rollout(name string) (Rollout, bool) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
+	defer f.unlock()
 	for _, e := range f.entries {
 		if e.valid() && e.status.Name == name && e.eng != nil {
 			return e.eng, true
@@ -243,7 +251,7 @@ func (f *Fleet) Rollout(name string) (Rollout, bool) {
 // Statuses is every rollout's status now, sorted by name (then file).
 func (f *Fleet) Statuses() []Status {
 	f.mu.Lock()
-	defer f.mu.Unlock()
+	defer f.unlock()
 	return f.statusesLocked()
 }
 
@@ -279,6 +287,21 @@ func (f *Fleet) publishLocked() {
 	}
 }
 
+// logLocked reports, once f.mu is released (unlock).
+func (f *Fleet) logLocked(format string, args ...any) {
+	f.logs = append(f.logs, fmt.Sprintf(format, args...))
+}
+
+// unlock releases f.mu, then reports what was logged under it.
+func (f *Fleet) unlock() {
+	logs := f.logs
+	f.logs = nil
+	f.mu.Unlock()
+	for _, l := range logs {
+		f.cfg.Logf("%s", l)
+	}
+}
+
 // wake tells Run something ended.
 func (f *Fleet) wake() {
 	select {
@@ -293,8 +316,9 @@ func (f *Fleet) files() map[string]stamp {
 	paths := slices.Clone(f.cfg.Files)
 	if f.cfg.Dir != "" {
 		entries, err := os.ReadDir(f.cfg.Dir)
+		note := ""
 		if err != nil {
-			f.cfg.Logf("--rollouts %s: %v", f.cfg.Dir, err)
+			note = fmt.Sprintf("--rollouts %s: %v", f.cfg.Dir, err)
 		}
 		n := 0
 		for _, de := range entries {
@@ -303,11 +327,15 @@ func (f *Fleet) files() map[string]stamp {
 				continue
 			}
 			if n++; n > maxFiles {
-				f.cfg.Logf("--rollouts %s: more than %d rollout files; the rest are ignored", f.cfg.Dir, maxFiles)
+				note = fmt.Sprintf("--rollouts %s: more than %d rollout files; the rest are ignored", f.cfg.Dir, maxFiles)
 				break
 			}
 			paths = append(paths, filepath.Join(f.cfg.Dir, de.Name()))
 		}
+		if note != f.dirNote && note != "" {
+			f.cfg.Logf("%s", note) // files runs on Run's goroutine, without the lock
+		}
+		f.dirNote = note
 	}
 	out := map[string]stamp{}
 	for _, p := range paths {
@@ -342,17 +370,24 @@ func (f *Fleet) scan() {
 		known[e.status.File] = e
 	}
 	var toRead []read
+	last := f.last
+	if f.cfg.Dir != "" {
+		f.last = files
+	}
 	for p, st := range files {
 		e := known[p]
+		if last != nil && last[p] != st && (e == nil || !e.valid()) {
+			continue // new or changed since the last scan: perhaps still being written
+		}
 		switch {
 		case e == nil, !e.valid() && e.stamp != st:
 			toRead = append(toRead, read{path: p, stamp: st})
 		case e.valid() && e.stamp != st && e.notedChange != st:
 			e.notedChange = st
-			f.cfg.Logf("%s: %s changed; a rollout's file is read once, so it carries on as it was read (a change takes a new rollout name, in a new file)", e.status.Name, p)
+			f.logLocked("%s: %s changed; a rollout's file is read once, so it carries on as it was read (a change takes a new rollout name, in a new file)", e.status.Name, p)
 		}
 	}
-	f.mu.Unlock()
+	f.unlock()
 	sort.Slice(toRead, func(i, j int) bool { return toRead[i].path < toRead[j].path })
 	for i := range toRead {
 		if size := toRead[i].stamp.size; size > maxFileSize {
@@ -363,7 +398,7 @@ func (f *Fleet) scan() {
 	}
 
 	f.mu.Lock()
-	defer f.mu.Unlock()
+	defer f.unlock()
 	changed := false
 	for _, r := range toRead {
 		e := known[r.path]
@@ -376,7 +411,7 @@ func (f *Fleet) scan() {
 		e.status = Status{File: r.path, Name: nameOf(r.path)}
 		if r.err != nil {
 			e.status.Invalid = oneLine(r.err.Error())
-			f.cfg.Logf("%s: refused: %s", r.path, e.status.Invalid)
+			f.logLocked("%s: refused: %s", r.path, e.status.Invalid)
 		} else {
 			e.status.Name = r.spec.Name
 			e.status.DependsOn = slices.Clone(r.spec.DependsOn)
@@ -397,7 +432,7 @@ func (f *Fleet) scan() {
 		}
 		if !e.notedGone {
 			e.notedGone = true
-			f.cfg.Logf("%s: %s was removed; the rollout carries on to its end", e.status.Name, e.status.File)
+			f.logLocked("%s: %s was removed; the rollout carries on to its end", e.status.Name, e.status.File)
 		}
 		kept = append(kept, e)
 	}
@@ -467,7 +502,7 @@ func (f *Fleet) admitLocked() bool {
 				e.retry, e.status.Invalid = false, ""
 				byName[e.status.Name] = e
 				progress = true
-				f.cfg.Logf("%s: read %s", e.status.Name, e.status.File)
+				f.logLocked("%s: read %s", e.status.Name, e.status.File)
 			}
 		}
 	}
@@ -498,7 +533,7 @@ func (f *Fleet) refuseLocked(e *entry, why string, retry bool) {
 	was := e.status.Invalid
 	e.status.Invalid, e.retry = why, retry
 	if was != why {
-		f.cfg.Logf("%s: refused: %s", e.status.File, why)
+		f.logLocked("%s: refused: %s", e.status.File, why)
 	}
 }
 
@@ -561,7 +596,7 @@ func (f *Fleet) advanceLocked() bool {
 			switch {
 			case cancel != "":
 				e.status.Cancelled, e.status.Waiting = cancel, nil
-				f.cfg.Logf("%s: cancelled: %s; it never started and nothing was journaled", e.status.Name, cancel)
+				f.logLocked("%s: cancelled: %s; it never started and nothing was journaled", e.status.Name, cancel)
 				progress, changed = true, true
 			case len(waiting) == 0:
 				e.status.Waiting = nil
@@ -569,7 +604,7 @@ func (f *Fleet) advanceLocked() bool {
 				progress, changed = true, true
 			case !slices.Equal(waiting, e.status.Waiting):
 				if len(e.status.Waiting) == 0 && len(waiting) > 0 {
-					f.cfg.Logf("%s: waiting for %s to promote", e.status.Name, strings.Join(waiting, ", "))
+					f.logLocked("%s: waiting for %s to promote", e.status.Name, strings.Join(waiting, ", "))
 				}
 				e.status.Waiting = waiting
 				changed = true
@@ -617,7 +652,7 @@ func (f *Fleet) engineStarted(e *entry, eng *engine.Engine, journal string) {
 	f.mu.Lock()
 	e.eng, e.status.Journal, e.status.State = eng, journal, eng.Snapshot()
 	f.publishLocked()
-	f.mu.Unlock()
+	f.unlock()
 	f.running.Add(1)
 	go func() {
 		defer f.running.Done()
@@ -629,7 +664,7 @@ func (f *Fleet) engineStarted(e *entry, eng *engine.Engine, journal string) {
 				f.advanceLocked()
 			}
 			f.publishLocked()
-			f.mu.Unlock()
+			f.unlock()
 		}
 	}()
 }
@@ -637,7 +672,7 @@ func (f *Fleet) engineStarted(e *entry, eng *engine.Engine, journal string) {
 // runEnded records how e's run ended and moves the waves on.
 func (f *Fleet) runEnded(e *entry, out engine.Outcome, err error) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
+	defer f.unlock()
 	e.ended, e.status.Outcome = true, out
 	if e.eng != nil {
 		e.status.State = e.eng.Snapshot()
@@ -645,7 +680,7 @@ func (f *Fleet) runEnded(e *entry, out engine.Outcome, err error) {
 	if err != nil {
 		e.status.Failed = oneLine(err.Error())
 		if e.eng == nil {
-			f.cfg.Logf("%s: could not start: %s", e.status.Name, e.status.Failed)
+			f.logLocked("%s: could not start: %s", e.status.Name, e.status.Failed)
 		}
 	}
 	f.advanceLocked()

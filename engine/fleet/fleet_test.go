@@ -287,7 +287,7 @@ func TestBadFileWhileOthersRun(t *testing.T) {
 		h.write("loop1.yaml", rolloutFile("loop-1", "loop-2"))
 		h.write("loop2.yaml", rolloutFile("loop-2", "loop-1"))
 		h.write("late.yaml", rolloutFile("checkout-late", "checkout-later"))
-		time.Sleep(3 * time.Second)
+		time.Sleep(5 * time.Second)
 		synctest.Wait()
 		for file, want := range map[string]string{
 			"bad.yaml":   "bad.yaml:14:16: steps[0].setWeight: weight 150 is outside 1..100",
@@ -338,7 +338,7 @@ func TestRemovedFileKeepsRunning(t *testing.T) {
 			t.Fatal(err)
 		}
 		h.write("b.yaml", rolloutFile("checkout-b", ""))
-		time.Sleep(3 * time.Second)
+		time.Sleep(5 * time.Second)
 		synctest.Wait()
 		if !h.logged("checkout-a: " + filepath.Join(h.dir, "a.yaml") + " was removed; the rollout carries on to its end") {
 			t.Errorf("log does not say a.yaml was removed: %q", h.logs)

@@ -1,8 +1,9 @@
 // Package fleet supervises many rollouts in one process: one engine and one journal per
 // rollout file, started as files appear, ordered by dependsOn (waves), found by name.
 //
-// A Fleet reads Config.Files once, or scans Config.Dir every Config.Poll; each file is
-// validated (spec.Load), then checked against the others: a name already taken, a dependsOn
+// A Fleet reads Config.Files once, or scans Config.Dir every Config.Poll (reading a new or
+// changed file once it is as it was one scan earlier, not while it is being written); each
+// file is validated (spec.Load), then checked against the others: a name already taken, a dependsOn
 // naming no rollout, or a cycle, refuses it (Status.Invalid) without touching the rest. A
 // rollout starts, through Config.Run, once every rollout it depends on has promoted; if one
 // of those rolls back, is cancelled, refused or fails, it is cancelled instead (Status.Cancelled)
