@@ -19,10 +19,12 @@ import (
 
 // Status is one rollout as the overview and `perch status` show it.
 type Status struct {
-	// Name is the rollout's name (its file's `name:`), unique in the fleet.
+	// Name is the rollout's name (its file's `name:`), unique among the rollouts that are not
+	// Invalid. A refused file is named by the name it gives if that much can be read (so a
+	// duplicate shares its name with the rollout it collides with), else by its file's name.
 	Name string
 	// State is the rollout's newest state. Its Spec is nil when the rollout never started
-	// (waiting, cancelled or invalid).
+	// (waiting, cancelled, invalid, or it failed to start).
 	State engine.State
 	// Waiting lists the rollouts this one dependsOn that have not promoted yet; while it is
 	// not empty the rollout has not started (phase "waiting").
