@@ -115,3 +115,14 @@ func exactlyOneArg(name string) cobra.PositionalArgs {
 		return nil
 	}
 }
+
+// atLeastOneArg refuses a verb given no name argument.
+func atLeastOneArg(name string) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			//lint:ignore ST1005 printed as is, the usage hint on a line of its own
+			return badInput(fmt.Errorf("%s takes one %s or more (got none)\nRun '%s --help' for usage.", c.CommandPath(), name, c.CommandPath()))
+		}
+		return nil
+	}
+}

@@ -26,6 +26,9 @@ type Rollout struct {
 	// the package's templates.go); the checks that used one are expanded when the file is read,
 	// so journals record plain checks and not these.
 	Templates []string `yaml:"templates" json:"-"`
+	// DependsOn names the rollouts that must promote before this one starts, when several run
+	// in one perch (a wave: one region after another). Empty: it starts at once.
+	DependsOn []string `yaml:"dependsOn" json:"dependsOn,omitempty"`
 	// Canary says what is being released, for people (optional).
 	Canary   *Canary  `yaml:"canary" json:"canary,omitempty"`
 	Traffic  Traffic  `yaml:"traffic" json:"traffic"`

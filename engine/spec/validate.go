@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -71,6 +72,7 @@ func (d *decoder) validate(s *Rollout) {
 	case !namePattern.MatchString(s.Name):
 		d.Fail("name", "%q: use letters, digits, '.', '_' and '-' only (it names journal files)", s.Name)
 	}
+	d.validateDependsOn(s)
 	d.validateTraffic(s)
 	d.validateMetrics(s)
 	d.validateAnalysis(s)
@@ -81,6 +83,25 @@ func (d *decoder) validate(s *Rollout) {
 	d.validateFlags(s)
 	d.validateSchedule(s)
 	d.validateHooks(s)
+}
+
+// validateDependsOn checks what the file alone can tell: each entry is a rollout name, named
+// once, and not the rollout itself. Whether the names exist, and form no cycle, depends on the
+// other rollouts running beside it (engine/fleet checks that).
+func (d *decoder) validateDependsOn(s *Rollout) {
+	for i, dep := range s.DependsOn {
+		p := fmt.Sprintf("dependsOn[%d]", i)
+		switch {
+		case dep == "":
+			d.Fail(p, "missing: name the rollout this one waits for")
+		case !namePattern.MatchString(dep):
+			d.Fail(p, "%q is not a rollout name (letters, digits, '.', '_' and '-')", dep)
+		case dep == s.Name:
+			d.Fail(p, "%q is this rollout: a rollout cannot wait for itself", dep)
+		case slices.Contains(s.DependsOn[:i], dep):
+			d.Fail(p, "%q is named twice", dep)
+		}
+	}
 }
 
 func (d *decoder) validateAlerts(s *Rollout) {
