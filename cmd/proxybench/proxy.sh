@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Benchmark perch's proxy against nginx on this machine. Both split requests 90/10 between the
 # same two backends on loopback; the backends are nginx answering `return 200`, which costs next
-# to nothing, so the proxies are the only bottleneck. nginx routes with split_clients and keeps
+# to nothing, so the proxies are what differs (wrk, the backends and the proxy still share the
+# machine's cores: saturated, they are the bottleneck, see providers/proxy/README.md). nginx routes with split_clients and keeps
 # upstream connections alive; perch's proxy runs at weight 10 (cmd/proxybench). wrk measures
 # each target saturated (requests/s, p99, and the CPU the target spent per request, which a
 # neighbour's load on a shared machine barely changes; with the backends' and wrk's, it gives
 # the requests/s the machine's cores allow) and one request at a time (-c1: the latency a proxy
 # adds when nothing queues), perch and nginx back to back in every round, so a neighbour's load
-# hits both alike. Installs nothing: it needs
+# hits both alike. Each round also prints, per request, how long the target's and the backend's
+# threads waited for a CPU and the target's read/write system calls. Installs nothing: it needs
 #   apt-get install -y nginx-light wrk
 # Usage: bash cmd/proxybench/proxy.sh [SECONDS per run, default 8] [ROUNDS, default 3]
 # Environment: CONNECTIONS (saturated, default 32), THREADS (wrk threads, default 1),
