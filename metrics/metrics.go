@@ -27,6 +27,11 @@ type Sample struct {
 type Query struct {
 	Expr   string      `json:"expr,omitempty"`
 	Metric *MetricStat `json:"metric,omitempty"`
+	// Check and Side say where the query is written: the check's name, and "canary" or
+	// "baseline". A source that asks by name rather than by expression (web) sends them along.
+	// Loading a rollout fills them in; journals do not record them.
+	Check string `json:"-"`
+	Side  string `json:"-"`
 }
 
 // IsZero reports whether the query names nothing.
