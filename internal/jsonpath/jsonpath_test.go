@@ -57,13 +57,13 @@ func TestSelect(t *testing.T) {
 
 func TestParseRefuses(t *testing.T) {
 	for path, want := range map[string]string{
-		"value":         "start at the root",
-		"$..value":      "recursive descent",
-		"$.":            "member name is missing",
-		"$[abc]":        "want an index",
-		"$['abc":       "unterminated",
-		"$[0":           "missing ]",
-		"$x":            "unexpected",
+		"value":                        "start at the root",
+		"$..value":                     "recursive descent",
+		"$.":                           "member name is missing",
+		"$[abc]":                       "want an index",
+		"$['abc":                       "unterminated",
+		"$[0":                          "missing ]",
+		"$x":                           "unexpected",
 		"$" + strings.Repeat(".a", 65): "more than 64 steps",
 	} {
 		if _, err := jsonpath.Parse(path); err == nil || !strings.Contains(err.Error(), want) {

@@ -201,7 +201,10 @@ func TestErrors(t *testing.T) {
 		calls   int
 	}{
 		{name: "server error", want: "New Relic answered 502 Bad Gateway: upstream down", calls: 1,
-			respond: func(w http.ResponseWriter, _ int) bool { http.Error(w, "upstream down", http.StatusBadGateway); return true }},
+			respond: func(w http.ResponseWriter, _ int) bool {
+				http.Error(w, "upstream down", http.StatusBadGateway)
+				return true
+			}},
 		{name: "rate limited too long", want: "rate limited; retry after 1m0s", calls: 1,
 			respond: func(w http.ResponseWriter, _ int) bool {
 				w.Header().Set("Retry-After", "60")
