@@ -177,7 +177,9 @@ func TestErrors(t *testing.T) {
 		{name: "not points", path: "$.values", want: `at $.values, [1,2,3] is not a [unixSeconds, value] point`, calls: 1,
 			answer: func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `{"values": [[1, 2, 3]]}`) }},
 		{name: "oversize answer", want: "answer too large", calls: 1, limits: apicall.Limits{MaxBytes: 100},
-			answer: func(w http.ResponseWriter, r *http.Request) { fmt.Fprintf(w, `{"value": 1, "pad": "%s"}`, strings.Repeat("x", 1000)) }},
+			answer: func(w http.ResponseWriter, r *http.Request) {
+				fmt.Fprintf(w, `{"value": 1, "pad": "%s"}`, strings.Repeat("x", 1000))
+			}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := &endpoint{answer: func(w http.ResponseWriter, r *http.Request, _, _ time.Time) { tt.answer(w, r) }}
