@@ -39,7 +39,7 @@ const (
 type fake struct {
 	mu sync.Mutex
 	// value is a bucket's value by its start (nil: null); series is how many series answer.
-	value  func(start time.Time) *float64
+	value  func(query string, start time.Time) *float64
 	series int
 	// respond, when set, answers instead, the nth call counting from 1.
 	respond func(w http.ResponseWriter, n int) bool
@@ -93,7 +93,7 @@ func (f *fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var values []*float64
 	for t := a.From; t < a.To; t += a.Interval {
 		times = append(times, t)
-		values = append(values, f.value(time.UnixMilli(t)))
+		values = append(values, f.value(a.Queries[0].Query, time.UnixMilli(t)))
 	}
 	series := []map[string]any{}
 	allValues := [][]*float64{}
@@ -130,7 +130,7 @@ const step = 30 * time.Second
 // TestSamplesThroughTheClient: the official client's request is what the reference
 // describes, and the answer's points land on the window's buckets, stamped with their ends.
 func TestSamplesThroughTheClient(t *testing.T) {
-	f := &fake{series: 1, value: func(start time.Time) *float64 { return num(float64(start.Sub(t0)/step) + 0.0000001) }}
+	f := &fake{series: 1, value: func(_ string, start time.Time) *float64 { return num(float64(start.Sub(t0)/step) + 0.0000001) }}
 	srv := httptest.NewServer(f)
 	defer srv.Close()
 	const query = "sum:trace.http.request.errors{service:checkout,version:canary}.as_count()"
@@ -174,7 +174,7 @@ func TestSamplesThroughTheClient(t *testing.T) {
 
 func TestSiteNamesTheHost(t *testing.T) {
 	var host string
-	f := &fake{series: 1, value: func(time.Time) *float64 { return num(1) }}
+	f := &fake{series: 1, value: func(string, time.Time) *float64 { return num(1) }}
 	tr := apitest.Transport(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { host = r.URL.Scheme + "://" + r.Host; f.ServeHTTP(w, r) }))
 	s, err := datadog.New(datadog.Config{Site: "us5.datadoghq.com", APIKey: apiKey, AppKey: appKey, Limits: apicall.Limits{Transport: tr}})
 	if err != nil {
@@ -190,8 +190,8 @@ func TestSiteNamesTheHost(t *testing.T) {
 
 func TestNoData(t *testing.T) {
 	for name, f := range map[string]*fake{
-		"no series":   {series: 0, value: func(time.Time) *float64 { return num(1) }},
-		"only nulls":  {series: 1, value: func(time.Time) *float64 { return nil }},
+		"no series":   {series: 0, value: func(string, time.Time) *float64 { return num(1) }},
+		"only nulls":  {series: 1, value: func(string, time.Time) *float64 { return nil }},
 		"empty times": {series: 1, value: nil},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -227,7 +227,7 @@ func TestErrors(t *testing.T) {
 				return true
 			}}},
 		{name: "wrong keys", want: "Datadog answered 403 Forbidden: Forbidden", calls: 1, address: "wrong keys",
-			f: &fake{series: 1, value: func(time.Time) *float64 { return num(1) }}},
+			f: &fake{series: 1, value: func(string, time.Time) *float64 { return num(1) }}},
 		{name: "server error", want: "Datadog answered 503 Service Unavailable", calls: 1,
 			f: &fake{respond: func(w http.ResponseWriter, _ int) bool { w.WriteHeader(http.StatusServiceUnavailable); return true }}},
 		{name: "rate limited beyond the cap", want: "rate limited; retry after 45s", calls: 1,
@@ -241,7 +241,7 @@ func TestErrors(t *testing.T) {
 				return true
 			}}},
 		{name: "several series", want: `returned 2 series ({version:v0}, {version:v1})`, calls: 1,
-			f: &fake{series: 2, value: func(time.Time) *float64 { return num(1) }}},
+			f: &fake{series: 2, value: func(string, time.Time) *float64 { return num(1) }}},
 		{name: "coarser interval", want: "answered a point every 1m0s, not every 30s", calls: 1,
 			f: &fake{respond: func(w http.ResponseWriter, _ int) bool {
 				fmt.Fprintf(w, `{"data":{"type":"timeseries_response","attributes":{"series":[{"query_index":0}],"times":[%d,%d],"values":[[1,2]]}}}`,
@@ -292,7 +292,7 @@ func TestRateLimitWaitsAndRetries(t *testing.T) {
 		t.Run(header, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				var first time.Time
-				f := &fake{series: 1, value: func(time.Time) *float64 { return num(4) }}
+				f := &fake{series: 1, value: func(string, time.Time) *float64 { return num(4) }}
 				f.respond = func(w http.ResponseWriter, n int) bool {
 					if n > 1 {
 						if waited := time.Since(first); waited < 3*time.Second {

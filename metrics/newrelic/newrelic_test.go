@@ -34,7 +34,7 @@ type fake struct {
 	mu sync.Mutex
 	// value is the selected value of the bucket ending at a time: a number, nil (null) or
 	// an object.
-	value func(end time.Time) any
+	value func(nrql string, end time.Time) any
 	// name is the selected value's key in each result ("count", "average.duration").
 	name string
 	// respond, when set, answers instead (a status, a body), the nth call counting from 1.
@@ -85,7 +85,7 @@ func (f *fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var results []map[string]any
 	for t := since / 1000; t < until/1000; t += bucket {
 		results = append(results, map[string]any{"beginTimeSeconds": t, "endTimeSeconds": t + bucket,
-			f.name: f.value(time.Unix(t+bucket, 0))})
+			f.name: f.value(m[1], time.Unix(t+bucket, 0))})
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(map[string]any{"data": map[string]any{"actor": map[string]any{"account": map[string]any{
@@ -112,7 +112,7 @@ var t0 = time.Date(2026, 11, 29, 9, 0, 0, 0, time.UTC)
 const step = 30 * time.Second
 
 func TestSamplesAsksNerdGraph(t *testing.T) {
-	f := &fake{name: "count", value: func(end time.Time) any { return float64(end.Sub(t0) / step) }}
+	f := &fake{name: "count", value: func(_ string, end time.Time) any { return float64(end.Sub(t0) / step) }}
 	srv := httptest.NewServer(f)
 	defer srv.Close()
 	s := newSource(t, srv.URL, apicall.Limits{})
@@ -148,7 +148,7 @@ func TestSamplesAsksNerdGraph(t *testing.T) {
 }
 
 func TestSamplesReadsPercentilesAndNulls(t *testing.T) {
-	f := &fake{name: "percentile.duration", value: func(end time.Time) any {
+	f := &fake{name: "percentile.duration", value: func(_ string, end time.Time) any {
 		if end.Equal(t0.Add(2 * step)) {
 			return map[string]any{"99": nil} // no transactions in that bucket
 		}
@@ -167,7 +167,7 @@ func TestSamplesReadsPercentilesAndNulls(t *testing.T) {
 }
 
 func TestNoDataIsNoData(t *testing.T) {
-	f := &fake{name: "average.duration", value: func(time.Time) any { return nil }}
+	f := &fake{name: "average.duration", value: func(string, time.Time) any { return nil }}
 	srv := httptest.NewServer(f)
 	defer srv.Close()
 	_, err := newSource(t, srv.URL, apicall.Limits{}).Samples(context.Background(),
@@ -178,7 +178,7 @@ func TestNoDataIsNoData(t *testing.T) {
 }
 
 func TestLongWindowsAreAskedInParts(t *testing.T) {
-	f := &fake{name: "count", value: func(time.Time) any { return 1.0 }}
+	f := &fake{name: "count", value: func(string, time.Time) any { return 1.0 }}
 	srv := httptest.NewServer(f)
 	defer srv.Close()
 	got, err := newSource(t, srv.URL, apicall.Limits{}).Samples(context.Background(),
@@ -266,7 +266,7 @@ func TestErrors(t *testing.T) {
 func TestRateLimitWaitsAndRetries(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var first time.Time
-		f := &fake{name: "count", value: func(time.Time) any { return 7.0 }}
+		f := &fake{name: "count", value: func(string, time.Time) any { return 7.0 }}
 		f.respond = func(w http.ResponseWriter, n int) bool {
 			if n == 1 {
 				first = time.Now()
@@ -312,7 +312,7 @@ func TestSlowServerTimesOut(t *testing.T) {
 }
 
 func TestInvalidKeySaysSo(t *testing.T) {
-	f := &fake{name: "count", value: func(time.Time) any { return 1.0 }}
+	f := &fake{name: "count", value: func(string, time.Time) any { return 1.0 }}
 	srv := httptest.NewServer(f)
 	defer srv.Close()
 	s, err := newrelic.New(newrelic.Config{AccountID: 1, APIKey: "NRAK-WRONG", Address: srv.URL})
