@@ -2,7 +2,8 @@
 // judges that turn a canary's and a baseline's series into pass, fail or inconclusive.
 //
 // Judges are pure functions of their input: no I/O, no clock. Sources of samples live in
-// subpackages (metrics/prometheus, metrics/cloudwatch) and in providers/proxy.
+// subpackages (metrics/prometheus, metrics/cloudwatch, metrics/datadog, metrics/newrelic,
+// metrics/web) and in providers/proxy.
 package metrics
 
 import (
