@@ -127,3 +127,23 @@ steps: [{setWeight: 10, analyze: 1m}]
 		})
 	}
 }
+
+// TestHostedSourceUnsetKey: a key naming an unset variable is reported at its line.
+func TestHostedSourceUnsetKey(t *testing.T) {
+	file := writeFile(t, "dd.yaml", `name: dd
+traffic: {proxy: {listen: "127.0.0.1:0", stable: "http://127.0.0.1:1", canary: "http://127.0.0.1:2"}}
+metrics:
+  datadog: {apiKey: "${PERCH_TEST_UNSET_KEY}", appKey: "${PERCH_TEST_UNSET_KEY}"}
+checks:
+  - {name: latency, direction: lower_is_better, maxDeviationPercent: 20, canary: "avg:x{version:canary}", baseline: "avg:x{version:stable}"}
+steps: [{setWeight: 10, analyze: 1m}]
+`)
+	m := &memProvider{}
+	reg := defaultRegistry()
+	reg.routers["proxy"] = func(context.Context, *spec.Rollout, connectFlags) (engine.Router, error) { return m, nil }
+	code, out, errOut := perchRun(t, reg, "validate", file, "--check-access")
+	want := file + ":4:21: metrics.datadog.apiKey: environment variable PERCH_TEST_UNSET_KEY is not set"
+	if code != exitRuntime || !strings.Contains(errOut, want) {
+		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s\nwant exit %d saying %q", code, out, errOut, exitRuntime, want)
+	}
+}
