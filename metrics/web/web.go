@@ -175,14 +175,16 @@ func (s *Source) samples(ctx context.Context, q metrics.Query, start, end time.T
 			}
 			return onBuckets(series, from, to, step, s.describe(q))
 		}
+		v, ok, err := s.single(q, sel)
+		if err != nil || !ok {
+			// Nothing or null says nothing about which kind of endpoint this is: ask the
+			// whole window again next time.
+			return nil, s.noValue(q, err, from, to)
+		}
 		s.mu.Lock()
 		s.perSlot[key] = true
 		s.mu.Unlock()
 		if to.Sub(from) == step { // the window is one interval: this is its value
-			v, ok, err := s.single(q, sel)
-			if err != nil || !ok {
-				return nil, s.noValue(q, err, from, to)
-			}
 			s.keep(key, from, to, v)
 			return []metrics.Sample{{Time: to, Value: v}}, nil
 		}

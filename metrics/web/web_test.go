@@ -135,6 +135,27 @@ func TestSingleValue(t *testing.T) {
 	}
 }
 
+// TestNothingYetIsNotOneValue: an endpoint that answers nothing at first and a series later
+// is read as a series once it has one, not asked per interval.
+func TestNothingYetIsNotOneValue(t *testing.T) {
+	e := &endpoint{}
+	e.answer = func(w http.ResponseWriter, _ *http.Request, start, end time.Time) {
+		if len(e.requests()) == 1 {
+			fmt.Fprint(w, `{"data": null}`)
+			return
+		}
+		fmt.Fprintf(w, `{"data": {"values": [[%d, 1], [%d, 2]]}}`, start.Add(step).Unix(), start.Add(2*step).Unix())
+	}
+	s := newSource(t, e, "$.data.values", apicall.Limits{})
+	if _, err := s.Samples(context.Background(), query, t0.Add(step), t0.Add(2*step), step); !errors.Is(err, metrics.ErrNoData) {
+		t.Fatalf("first look: %v, want no data", err)
+	}
+	got, err := s.Samples(context.Background(), query, t0.Add(step), t0.Add(2*step), step)
+	if err != nil || len(got) != 2 || len(e.requests()) != 2 {
+		t.Errorf("second look: %v, %v after %d requests; want the series in one more request", got, err, len(e.requests()))
+	}
+}
+
 func TestNoData(t *testing.T) {
 	for name, tt := range map[string]struct{ path, body string }{
 		"null value":    {"$.value", `{"value": null}`},
