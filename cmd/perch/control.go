@@ -276,11 +276,15 @@ func printStatus(w io.Writer, s *control.Status) {
 			}
 			return u.Value(float64(v))
 		}
+		name := line(c.Name)
+		if c.DryRun {
+			name += " (dry run)"
+		}
 		if c.Verdict == "" {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\n", line(c.Name), "no look yet this step", "")
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", name, "no look yet this step", "")
 			continue
 		}
-		fmt.Fprintf(tw, "  %s\t%s\tlast interval: canary %s, baseline %s\t%s\n", line(c.Name), line(string(c.Verdict)),
+		fmt.Fprintf(tw, "  %s\t%s\tlast interval: canary %s, baseline %s\t%s\n", name, line(string(c.Verdict)),
 			value(c.Canary), value(c.Baseline), line(c.Reason))
 	}
 	tw.Flush()

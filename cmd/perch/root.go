@@ -93,7 +93,7 @@ func (a *app) rootCmd() *cobra.Command {
 	}{
 		{"rollouts", "Rollouts:", []*cobra.Command{a.runCmd(), a.serveCmd(), a.demoCmd(), a.replayCmd()}},
 		{"control", "Steer a running perch (through its control socket):", a.controlCmds()},
-		{"tools", "Files, metrics and traffic:", []*cobra.Command{a.validateCmd(), a.analyzeCmd(), a.trafficCmd(), a.proxyCmd(), a.versionCmd()}},
+		{"tools", "Files, metrics and traffic:", []*cobra.Command{a.validateCmd(), a.analyzeCmd(), a.trafficCmd(), a.proxyCmd(), a.judgeCmd(), a.versionCmd()}},
 	}
 	for _, g := range groups {
 		root.AddGroup(&cobra.Group{ID: g.id, Title: g.title})

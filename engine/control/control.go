@@ -92,6 +92,8 @@ type CheckStatus struct {
 	Unit   string `json:"unit,omitempty"`
 	Rate   bool   `json:"rate,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// DryRun checks are judged and shown but never act (spec.Check.DryRun).
+	DryRun bool `json:"dryRun,omitempty"`
 }
 
 // statusOf summarizes a state, naming the run's journal.
@@ -119,7 +121,7 @@ func StatusOf(st engine.State) *Status {
 	}
 	for i, c := range st.Checks {
 		nan := metrics.Number(math.NaN())
-		cs := CheckStatus{Name: c.Name, Canary: nan, Baseline: nan}
+		cs := CheckStatus{Name: c.Name, Canary: nan, Baseline: nan, DryRun: c.DryRun}
 		if i < len(st.Spec.Checks) {
 			u := st.Spec.Checks[i].ValueUnit()
 			cs.Unit, cs.Rate = u.Name, u.Rate
