@@ -2,6 +2,7 @@ package spec_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -103,5 +104,33 @@ func TestHostedSourcesRefuse(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: %v, want an error saying %q", tt.metrics, err, tt.want)
 		}
+	}
+}
+
+// TestHostedSourcesInJudgesFiles: perch judge serve's file takes the same blocks, checks
+// its queries at their paths, and places them for the web source.
+func TestHostedSourcesInJudgesFiles(t *testing.T) {
+	const judges = `metrics:
+  %s
+analyses:
+  checkout:
+    checks:
+      - name: latency
+        canary: %s
+        baseline: %s
+        direction: lower_is_better
+        maxDeviationPercent: 20
+`
+	j, err := spec.ParseJudges("judges.yaml", []byte(fmt.Sprintf(judges, `web: {url: "https://m.example/{{.Check}}/{{.Side}}?q={{.Query}}", jsonPath: "$.v"}`, "p99", "p99")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := j.Analyses["checkout"].Checks[0]; c.Canary.Check != "latency" || c.Baseline.Side != "baseline" {
+		t.Errorf("queries placed at %+v and %+v, want the check latency, canary and baseline", c.Canary, c.Baseline)
+	}
+	_, err = spec.ParseJudges("judges.yaml", []byte(fmt.Sprintf(judges, `newRelic: {accountId: 1, apiKey: "${NR_API_KEY}"}`,
+		`"SELECT count(*) FROM Transaction SINCE 1 day ago"`, `"SELECT count(*) FROM Transaction"`)))
+	if want := "judges.yaml:7:17: analyses.checkout.checks[0].canary: the query has SINCE"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("%v, want an error saying %q", err, want)
 	}
 }
