@@ -294,10 +294,13 @@ func newFleetRow(s *fleet.Status) fleetRow {
 	case ph == engine.PhasePaused:
 		r.group = groupOperator
 		r.note = "paused"
+		by := ""
 		if st.PausedBy != nil {
-			r.note += " by " + st.PausedBy.Name
+			by = " by " + st.PausedBy.Name
+			r.note += by
 		}
-		if st.PauseReason != "" {
+		// A reason that only says who paused is not repeated.
+		if st.PauseReason != "" && (by == "" || !strings.HasSuffix(st.PauseReason, by)) {
 			r.note += ": " + st.PauseReason
 		}
 		r.note = clean(r.note, 400)
