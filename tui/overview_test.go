@@ -456,6 +456,7 @@ func TestOverviewShowsWhoWatches(t *testing.T) {
 		o.Presence = func() map[string][]engine.Actor {
 			return map[string][]engine.Actor{
 				"payments": {{Name: "bob", Role: engine.RoleOperator}, {Name: "vic\x1b[31m", Role: engine.RoleViewer}},
+				"":         {{Name: "carol", Role: engine.RoleOperator}},
 			}
 		}
 	})
@@ -468,6 +469,9 @@ func TestOverviewShowsWhoWatches(t *testing.T) {
 	}
 	if !strings.Contains(row, `bob, vic\x1b[31m (viewer)`) {
 		t.Errorf("who watches payments is not on its row: %q", row)
+	}
+	if s := h.screen(); !strings.Contains(strings.Split(s, "\n")[0], "at the overview: carol") {
+		t.Errorf("who is at the overview is not in the header:\n%s", s)
 	}
 }
 

@@ -96,6 +96,9 @@ func (o *Overview) headerLine(width int) string {
 		}
 	}
 	var right []string
+	if here := o.people[""]; len(here) > 0 {
+		right = append(right, s.muted.Render(fmt.Sprintf("at the overview: %s", watchers(here))))
+	}
 	if o.filter != "" {
 		right = append(right, s.accent.Render(fmt.Sprintf("filter %q: %d shown", o.filter, len(o.shown))))
 	}

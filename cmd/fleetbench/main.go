@@ -51,17 +51,18 @@ func main() {
 	viewers := flag.Int("viewers", 0, "SSH viewers of the overview (0: none, and no SSH server)")
 	warmup := flag.Duration("warmup", 15*time.Second, "time after the fleet started (and every viewer connected) before measuring")
 	window := flag.Duration("window", 30*time.Second, "how long to measure")
+	step := flag.Duration("step", 10*time.Minute, "how long each of the four steps analyses")
 	journal := flag.Bool("journal", true, "give each rollout a journal on disk (fsynced per event), as a fleet does")
 	serve := flag.Bool("serve", false, "run the fleet (the child process; used by fleetbench itself)")
 	keys := flag.String("keys", "", "operator keys for the SSH server (with -serve)")
 	flag.Parse()
 	if *serve {
-		if err := runFleet(*n, *journal, *keys, *viewers > 0); err != nil {
+		if err := runFleet(*n, *step, *journal, *keys, *viewers > 0); err != nil {
 			fail(err)
 		}
 		return
 	}
-	if err := measure(*n, *viewers, *journal, *warmup, *window); err != nil {
+	if err := measure(*n, *viewers, *step, *journal, *warmup, *window); err != nil {
 		fail(err)
 	}
 }
@@ -72,7 +73,7 @@ func fail(err error) {
 }
 
 // measure starts the fleet as a child process and measures it.
-func measure(n, viewers int, journal bool, warmup, window time.Duration) error {
+func measure(n, viewers int, step time.Duration, journal bool, warmup, window time.Duration) error {
 	dir, err := os.MkdirTemp("", "fleetbench")
 	if err != nil {
 		return err
@@ -90,7 +91,7 @@ func measure(n, viewers int, journal bool, warmup, window time.Duration) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(self, "-serve", "-n", strconv.Itoa(n), "-journal="+strconv.FormatBool(journal), "-keys", keys, "-viewers", strconv.Itoa(viewers))
+	cmd := exec.Command(self, "-serve", "-n", strconv.Itoa(n), "-step", step.String(), "-journal="+strconv.FormatBool(journal), "-keys", keys, "-viewers", strconv.Itoa(viewers))
 	cmd.Dir, cmd.Stderr = dir, os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -112,7 +113,7 @@ func measure(n, viewers int, journal bool, warmup, window time.Duration) error {
 			lines <- sc.Text()
 		}
 	}()
-	var heap atomic.Int64 // the child's newest report
+	var heap, live atomic.Int64 // the child's newest reports
 	ready := make(chan string, 1)
 	render := make(chan string, 1)
 	states := make(chan string, 1)
@@ -124,6 +125,9 @@ func measure(n, viewers int, journal bool, warmup, window time.Duration) error {
 			case len(f) == 2 && f[0] == "heap":
 				v, _ := strconv.ParseInt(f[1], 10, 64)
 				heap.Store(v)
+			case len(f) == 2 && f[0] == "live":
+				v, _ := strconv.ParseInt(f[1], 10, 64)
+				live.Store(v)
 			case len(f) > 0 && f[0] == "render":
 				render <- strings.Join(f[1:], " ")
 			case len(f) > 0 && f[0] == "states":
@@ -173,12 +177,14 @@ func measure(n, viewers int, journal bool, warmup, window time.Duration) error {
 	got := <-render
 
 	cores := (cpu1 - cpu0) / elapsed
-	fmt.Printf("rollouts %d, journals %v, looks every 1s, %s measured after %s, %d CPUs (GOMAXPROCS of the fleet %d)\n",
-		n, journal, window, warmup, runtime.NumCPU(), runtime.GOMAXPROCS(0))
+	fmt.Printf("rollouts %d, journals %v, looks every 1s, steps of %s, %s measured after %s, %d CPUs\n",
+		n, journal, step, window, warmup, runtime.NumCPU())
 	fmt.Printf("%-28s %12s %14s\n", "", "fleet", "per rollout")
 	fmt.Printf("%-28s %11.1f%% %13.3f%%\n", "CPU (of one core)", cores*100, cores*100/float64(n))
 	fmt.Printf("%-28s %8.1f MiB %10.1f KiB\n", "resident memory (VmRSS)", rss, rss*1024/float64(n))
 	fmt.Printf("%-28s %8.1f MiB %10.1f KiB\n", "Go heap in use", heapMiB, heapMiB*1024/float64(n))
+	liveMiB := float64(live.Load()) / (1 << 20)
+	fmt.Printf("%-28s %8.1f MiB %10.1f KiB\n", "Go heap live (after a GC)", liveMiB, liveMiB*1024/float64(n))
 	if viewers > 0 {
 		c := int(connected.Load())
 		fmt.Printf("%-28s %12d\n", "SSH viewers connected", c)
@@ -234,7 +240,8 @@ func watch(addr string, signer ssh.Signer, received *atomic.Int64, connected *at
 }
 
 // rolloutFile is each rollout of the fleet: a proxy rollout judged from the builtin source's
-// measures, whose first step analyses for longer than any measurement.
+// measures in four steps of STEP each. Each look asks for the step's whole analysis window so
+// far, so a look costs more the longer its step has run: -warmup places the measurement.
 const rolloutFile = `
 name: NAME
 canary: {version: v2.4.1}
@@ -248,14 +255,18 @@ checks:
   - {name: p50, builtin: latency_p50, maxDeviationPercent: 20}
 steps:
   - setWeight: 5
-    analyze: 6h
+    analyze: STEP
+  - setWeight: 10
+    analyze: STEP
+  - setWeight: 25
+    analyze: STEP
   - setWeight: 50
-    analyze: 6h
+    analyze: STEP
 `
 
 // runFleet runs the fleet until its stdin closes, reporting its heap every second; then it
 // times the overview's View() and exits.
-func runFleet(n int, journal bool, keys string, ssh bool) error {
+func runFleet(n int, step time.Duration, journal bool, keys string, ssh bool) error {
 	dir, err := os.MkdirTemp("", "fleetbench-journals")
 	if err != nil {
 		return err
@@ -269,7 +280,8 @@ func runFleet(n int, journal bool, keys string, ssh bool) error {
 	defer cancel()
 	for i := range n {
 		name := fmt.Sprintf("service-%03d", i)
-		rollout, err := spec.Parse(name+".yaml", []byte(strings.ReplaceAll(rolloutFile, "NAME", name)))
+		file := strings.NewReplacer("NAME", name, "STEP", step.String()).Replace(rolloutFile)
+		rollout, err := spec.Parse(name+".yaml", []byte(file))
 		if err != nil {
 			return err
 		}
@@ -323,6 +335,10 @@ func runFleet(n int, journal bool, keys string, ssh bool) error {
 			fmt.Println("heap", ms.HeapInuse)
 		}
 	}
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	fmt.Println("live", ms.HeapInuse)
 	fmt.Println("render", timeView(f))
 	fmt.Println("states", f.summary())
 	return nil

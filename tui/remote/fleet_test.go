@@ -174,9 +174,8 @@ func TestFleetOverOpenSSH(t *testing.T) {
 
 	a.Key("Enter") // checkout-eu
 	a.WaitFor("alice's dashboard", "CHECKS", "q overview")
-	b.WaitFor("alice watches checkout-eu", "WATCHING", "alice")
-	screen := b.Screen()
-	for _, l := range strings.Split(screen, "\n") {
+	waitRow(t, b, "checkout-eu", "alice watches checkout-eu", true)
+	for _, l := range strings.Split(b.Screen(), "\n") {
 		if strings.Contains(l, "checkout-us") && strings.Contains(l, "alice") {
 			t.Errorf("alice shown watching checkout-us: %q", l)
 		}
@@ -190,7 +189,8 @@ func TestFleetOverOpenSSH(t *testing.T) {
 	}
 
 	a.Key("Escape")
-	b.WaitGone("alice is back at the overview", "alice")
+	waitRow(t, b, "checkout-eu", "alice back at the overview", false)
+	b.WaitFor("alice in the header", "at the overview: alice")
 	a.Key("Space")
 	a.Key("p")
 	a.WaitFor("alice asked", "Pause 1 rollout?", "Pause: checkout-eu.")
@@ -204,6 +204,23 @@ func TestFleetOverOpenSSH(t *testing.T) {
 		t.Errorf("checkout-us is %s, want still running", ph)
 	}
 	b.WaitFor("bob sees it", "PAUSED", "paused by alice")
+}
+
+// waitRow waits until the row of rollout on s's screen names alice (or no longer does).
+func waitRow(t *testing.T, s *tmuxtest.Session, rollout, what string, alice bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		for _, l := range strings.Split(s.Screen(), "\n") {
+			if strings.Contains(l, rollout) && strings.Contains(l, "alice") == alice {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: never so on the screen:\n%s", what, s.Screen())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // fleetRollout is the rollout each engine of the fleet runs, NAME replaced.
@@ -228,3 +245,133 @@ steps:
     analyze: 10m
   - setWeight: 50
 `
+
+// countingFleet is a fleet of fakeEngines that counts its open list subscriptions.
+type countingFleet struct {
+	mu      sync.Mutex
+	open    int
+	engines map[string]*fakeEngine
+}
+
+func (f *countingFleet) Subscribe() (<-chan []fleet.Status, func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.open++
+	var once sync.Once
+	return make(chan []fleet.Status), func() { // never closed by cancelling, unlike the scoped one
+		once.Do(func() {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.open--
+		})
+	}
+}
+
+func (f *countingFleet) Rollout(name string) (fleet.Rollout, bool) {
+	e, ok := f.engines[name]
+	return e, ok
+}
+
+func (f *countingFleet) subscriptions() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := f.open
+	for _, e := range f.engines {
+		n += e.subscriptions()
+	}
+	return n
+}
+
+// fleetWatcher subscribes to the fleet and opens the rollout named "a" at once, as the
+// overview does when enter is pressed; "x" pauses "a" claiming to be someone else.
+type fleetWatcher struct {
+	s    remote.Session
+	list <-chan []fleet.Status
+}
+
+func (w *fleetWatcher) Init() tea.Cmd { return nil }
+func (w *fleetWatcher) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	if k, ok := msg.(tea.KeyMsg); ok && k.String() == "x" {
+		r, _ := w.s.Fleet.Rollout("a")
+		r.Do(context.Background(), engine.Command{Kind: engine.CommandPause, Actor: engine.Actor{Name: "impostor", Role: engine.RoleOperator}})
+	}
+	return w, nil
+}
+func (w *fleetWatcher) View() string { return "watching " + w.s.Actor.Name + "\n" }
+
+// TestFleetSessionsAreScoped: a session's subscriptions to the fleet and to its rollouts end
+// with the session however it ends, the list channel it was given closes, presence follows
+// which rollout each session watches, and a rollout's commands carry the session's identity.
+func TestFleetSessionsAreScoped(t *testing.T) {
+	dir := t.TempDir()
+	alice := newKey(t, "alice")
+	keys, _ := remote.LoadKeyring(writeKeys(t, dir, "ops", alice.line), "")
+	cf := &countingFleet{engines: map[string]*fakeEngine{"a": {}, "b": {}}}
+	var mu sync.Mutex
+	var lists []<-chan []fleet.Status
+	f := serveWith(t, remote.Config{Keys: keys, HostKeyPath: filepath.Join(dir, "host"), Fleet: cf,
+		NewModel: func(s remote.Session) tea.Model {
+			if s.Rollout != nil {
+				t.Error("a fleet session was given a single Rollout")
+			}
+			list, _ := s.Fleet.Subscribe()
+			r, ok := s.Fleet.Rollout("a")
+			if !ok {
+				t.Error("rollout a not found")
+			} else {
+				r.Subscribe()
+			}
+			if _, ok := s.Fleet.Rollout("nope"); ok {
+				t.Error("a rollout the fleet does not have was found")
+			}
+			mu.Lock()
+			lists = append(lists, list)
+			mu.Unlock()
+			return &fleetWatcher{s: s, list: list}
+		}})
+	for i := range 3 {
+		sess, out, err := f.session(t, "root", gossh.PublicKeys(alice.signer))
+		if err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the model", func() bool { return strings.Contains(out.String(), "watching alice") })
+		eventually(t, "alice watching a", func() bool { return len(f.presence.ByRollout()["a"]) == 1 })
+		if by := f.presence.ByRollout(); len(by[""]) != 0 || len(by["b"]) != 0 {
+			t.Errorf("presence %v: alice only watches a", by)
+		}
+		if i == 0 {
+			f.stdin.Write([]byte("x"))
+			eventually(t, "the command", func() bool {
+				cf.engines["a"].mu.Lock()
+				defer cf.engines["a"].mu.Unlock()
+				return len(cf.engines["a"].cmds) == 1
+			})
+			if got := cf.engines["a"].cmds[0].Actor; got.Name != "alice" || got.Source != "ssh" {
+				t.Errorf("command sent as %+v: the session's identity must replace whatever the model claims", got)
+			}
+		}
+		switch i {
+		case 0:
+			sess.Close()
+		case 1:
+			f.client.Close()
+		default:
+			sess.Signal(gossh.SIGKILL)
+			sess.Close()
+		}
+		eventually(t, "every subscription released", func() bool { return cf.subscriptions() == 0 })
+		eventually(t, "nobody present", func() bool { return len(f.presence.ByRollout()) == 0 && len(f.presence.List()) == 0 })
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, l := range lists {
+		select {
+		case _, ok := <-l:
+			if ok {
+				t.Error("a list arrived from a fleet that sent none")
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("the list channel of an ended session never closed")
+		}
+	}
+}
