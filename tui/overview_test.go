@@ -524,3 +524,37 @@ func BenchmarkOverviewView(b *testing.B) {
 		_ = o.View()
 	}
 }
+
+// TestOverviewNarrowAndHelp: at 80×24 every line fits and the name and phase stay on each row;
+// ? lists the overview's keys, a viewer's command keys off.
+func TestOverviewNarrowAndHelp(t *testing.T) {
+	list, now := fleetStatuses(t)
+	h := newOverviewHarness(t, list, now, func(o *OverviewOptions) {
+		o.Actor = engine.Actor{Name: "victor", Role: engine.RoleViewer}
+	})
+	h.o.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
+	screen := h.screen()
+	lines := strings.Split(screen, "\n")
+	if len(lines) != 24 {
+		t.Errorf("%d lines on a 24-line terminal", len(lines))
+	}
+	for i, l := range lines {
+		if w := ansi.StringWidth(l); w > 80 {
+			t.Errorf("line %d is %d cells wide at 80 columns: %q", i+1, w, l)
+		}
+	}
+	if !strings.Contains(lines[2], "checkout-eu") || !strings.Contains(lines[2], "PAUSED") {
+		t.Errorf("the first row lost its name or phase at 80 columns: %q", lines[2])
+	}
+	h.press("?")
+	help := h.screen()
+	for _, want := range []string{"KEYS — the fleet overview", "filter the rows", "open a rollout by name", "roll back the rollouts selected", "off: viewers cannot change traffic"} {
+		if !strings.Contains(help, want) {
+			t.Errorf("help lacks %q:\n%s", want, help)
+		}
+	}
+	h.press("?")
+	if h.o.help {
+		t.Error("? did not close the help")
+	}
+}

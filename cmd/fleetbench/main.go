@@ -25,6 +25,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -51,18 +52,20 @@ func main() {
 	viewers := flag.Int("viewers", 0, "SSH viewers of the overview (0: none, and no SSH server)")
 	warmup := flag.Duration("warmup", 15*time.Second, "time after the fleet started (and every viewer connected) before measuring")
 	window := flag.Duration("window", 30*time.Second, "how long to measure")
+	judge := flag.String("judge", "sequential", "the rollouts' judge (sequential, mannwhitney, threshold)")
 	step := flag.Duration("step", 10*time.Minute, "how long each of the four steps analyses")
 	journal := flag.Bool("journal", true, "give each rollout a journal on disk (fsynced per event), as a fleet does")
 	serve := flag.Bool("serve", false, "run the fleet (the child process; used by fleetbench itself)")
 	keys := flag.String("keys", "", "operator keys for the SSH server (with -serve)")
+	profile := flag.String("cpuprofile", "", "write the fleet's CPU profile (from its start to the window's end) to this file")
 	flag.Parse()
 	if *serve {
-		if err := runFleet(*n, *step, *journal, *keys, *viewers > 0); err != nil {
+		if err := runFleet(*n, *step, *judge, *journal, *keys, *viewers > 0, *profile); err != nil {
 			fail(err)
 		}
 		return
 	}
-	if err := measure(*n, *viewers, *step, *journal, *warmup, *window); err != nil {
+	if err := measure(*n, *viewers, *step, *judge, *journal, *warmup, *window, *profile); err != nil {
 		fail(err)
 	}
 }
@@ -73,7 +76,7 @@ func fail(err error) {
 }
 
 // measure starts the fleet as a child process and measures it.
-func measure(n, viewers int, step time.Duration, journal bool, warmup, window time.Duration) error {
+func measure(n, viewers int, step time.Duration, judge string, journal bool, warmup, window time.Duration, profile string) error {
 	dir, err := os.MkdirTemp("", "fleetbench")
 	if err != nil {
 		return err
@@ -91,7 +94,7 @@ func measure(n, viewers int, step time.Duration, journal bool, warmup, window ti
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(self, "-serve", "-n", strconv.Itoa(n), "-step", step.String(), "-journal="+strconv.FormatBool(journal), "-keys", keys, "-viewers", strconv.Itoa(viewers))
+	cmd := exec.Command(self, "-serve", "-n", strconv.Itoa(n), "-step", step.String(), "-judge", judge, "-journal="+strconv.FormatBool(journal), "-keys", keys, "-viewers", strconv.Itoa(viewers), "-cpuprofile", profile)
 	cmd.Dir, cmd.Stderr = dir, os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -177,8 +180,8 @@ func measure(n, viewers int, step time.Duration, journal bool, warmup, window ti
 	got := <-render
 
 	cores := (cpu1 - cpu0) / elapsed
-	fmt.Printf("rollouts %d, journals %v, looks every 1s, steps of %s, %s measured after %s, %d CPUs\n",
-		n, journal, step, window, warmup, runtime.NumCPU())
+	fmt.Printf("rollouts %d, judge %s, journals %v, looks every 1s, steps of %s, %s measured after %s, %d CPUs\n",
+		n, judge, journal, step, window, warmup, runtime.NumCPU())
 	fmt.Printf("%-28s %12s %14s\n", "", "fleet", "per rollout")
 	fmt.Printf("%-28s %11.1f%% %13.3f%%\n", "CPU (of one core)", cores*100, cores*100/float64(n))
 	fmt.Printf("%-28s %8.1f MiB %10.1f KiB\n", "resident memory (VmRSS)", rss, rss*1024/float64(n))
@@ -248,7 +251,7 @@ canary: {version: v2.4.1}
 traffic:
   proxy: {listen: "127.0.0.1:8080", stable: "http://127.0.0.1:9001", canary: "http://127.0.0.1:9002"}
 metrics: {builtin: {}}
-analysis: {interval: 1s, stabilization: 1s}
+analysis: {interval: 1s, stabilization: 1s, judge: JUDGE}
 checks:
   - {name: errors, builtin: error_rate, maxIncrease: 0.01, critical: true}
   - {name: p99, builtin: latency_p99, maxDeviationPercent: 20}
@@ -266,7 +269,18 @@ steps:
 
 // runFleet runs the fleet until its stdin closes, reporting its heap every second; then it
 // times the overview's View() and exits.
-func runFleet(n int, step time.Duration, journal bool, keys string, ssh bool) error {
+func runFleet(n int, step time.Duration, judge string, journal bool, keys string, ssh bool, profile string) error {
+	if profile != "" {
+		out, err := os.Create(profile)
+		if err != nil {
+			return err
+		}
+		defer out.Close()
+		if err := pprof.StartCPUProfile(out); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile() // a second stop, after the one at the window's end, does nothing
+	}
 	dir, err := os.MkdirTemp("", "fleetbench-journals")
 	if err != nil {
 		return err
@@ -280,7 +294,7 @@ func runFleet(n int, step time.Duration, journal bool, keys string, ssh bool) er
 	defer cancel()
 	for i := range n {
 		name := fmt.Sprintf("service-%03d", i)
-		file := strings.NewReplacer("NAME", name, "STEP", step.String()).Replace(rolloutFile)
+		file := strings.NewReplacer("NAME", name, "STEP", step.String(), "JUDGE", judge).Replace(rolloutFile)
 		rollout, err := spec.Parse(name+".yaml", []byte(file))
 		if err != nil {
 			return err
@@ -335,6 +349,7 @@ func runFleet(n int, step time.Duration, journal bool, keys string, ssh bool) er
 			fmt.Println("heap", ms.HeapInuse)
 		}
 	}
+	pprof.StopCPUProfile()
 	var ms runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
@@ -348,17 +363,25 @@ func runFleet(n int, step time.Duration, journal bool, keys string, ssh bool) er
 func (f *benchFleet) summary() string {
 	phases := map[engine.Phase]int{}
 	looks := 0
+	why := ""
 	for _, e := range f.engines {
 		st := e.Snapshot()
 		phases[st.Phase]++
 		looks += st.Looks
+		switch {
+		case why != "":
+		case st.Phase == engine.PhaseRolledBack:
+			why = fmt.Sprintf(" (one rolled back at look %d of step %d: %s)", st.Looks, st.Step+1, st.EndReason)
+		case st.Phase == engine.PhaseHolding:
+			why = fmt.Sprintf(" (one holding at look %d of step %d: %s: %s)", st.Looks, st.Step+1, st.Hold, st.HoldReason)
+		}
 	}
 	var parts []string
 	for ph, c := range phases {
 		parts = append(parts, fmt.Sprintf("%d %s", c, ph))
 	}
 	slices.Sort(parts)
-	return fmt.Sprintf("%s; %.0f looks per rollout in its step", strings.Join(parts, ", "), float64(looks)/float64(max(len(f.engines), 1)))
+	return fmt.Sprintf("%s%s; %.0f looks per rollout in its step", strings.Join(parts, ", "), why, float64(looks)/float64(max(len(f.engines), 1)))
 }
 
 func mustKeys(path string) *remote.Keyring {
@@ -487,9 +510,15 @@ func (s builtinSource) Samples(_ context.Context, q metrics.Query, start, end ti
 	if version == metrics.VersionCanary {
 		side = 2
 	}
+	m := uint64(len(measure))<<8 | uint64(measure[len(measure)-1])
 	var out []metrics.Sample
 	for t := start; !t.After(end); t = t.Add(step) {
-		noise := float64(mix(s.seed, side, uint64(t.Unix()))%1000) / 1000 // 0..1
+		// Roughly normal, from -1 to 1: the mean of four uniform draws.
+		noise := 0.0
+		for k := range uint64(4) {
+			noise += float64(mix(s.seed^k<<40, side<<16|m, uint64(t.Unix()))%2001)/1000 - 1
+		}
+		noise /= 4
 		v := 0.0
 		switch measure {
 		case metrics.MeasureRequests:
@@ -499,9 +528,9 @@ func (s builtinSource) Samples(_ context.Context, q metrics.Query, start, end ti
 		case metrics.MeasureThroughput:
 			v = 100
 		case metrics.MeasureLatencyP50:
-			v = 0.050 + 0.005*noise
+			v = 0.050 * (1 + 0.1*noise)
 		default: // p95, p99
-			v = 0.200 + 0.02*noise
+			v = 0.200 * (1 + 0.1*noise)
 		}
 		out = append(out, metrics.Sample{Time: t, Value: v})
 	}
