@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
@@ -336,7 +337,7 @@ func (o *Overview) complete() {
 	common := m[0]
 	for _, n := range m[1:] {
 		for !strings.HasPrefix(strings.ToLower(n), strings.ToLower(common)) {
-			_, size := lastRune(common)
+			_, size := utf8.DecodeLastRuneInString(common)
 			common = common[:len(common)-size]
 		}
 	}
@@ -349,15 +350,6 @@ func (o *Overview) complete() {
 		more = fmt.Sprintf(" and %d more", len(m)-len(shown))
 	}
 	o.setStatus(statusInfo, fmt.Sprintf("%d match: %s%s", len(m), strings.Join(shown, ", "), more))
-}
-
-func lastRune(s string) (rune, int) {
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i]&0xc0 != 0x80 {
-			return []rune(s[i:])[0], len(s) - i
-		}
-	}
-	return 0, len(s)
 }
 
 // jump opens the rollout named name: that name exactly, or the one name it picks out.
@@ -527,19 +519,9 @@ func (o *Overview) planBulk(kind engine.CommandKind) *bulkPlan {
 	try := func(kind engine.CommandKind) *bulkPlan {
 		p := &bulkPlan{kind: kind}
 		for _, r := range sel {
-			var err error
-			switch {
-			case r.st == nil:
-				err = errors.New("not started")
-			case kind == engine.CommandPause && r.st.Phase == engine.PhaseHolding:
-				err = errors.New("holding: resume it")
-			case r.st.Stopped:
-				err = engine.ErrNotRunning
-			default:
-				err = r.st.Allowed(kind)
-			}
-			if err != nil {
-				p.skipped = append(p.skipped, fmt.Sprintf("%s (%s)", r.label, skipWords(r)))
+			// A holding rollout is resumed, not paused, as p does in its dashboard.
+			if r.st == nil || r.st.Stopped || r.st.Allowed(kind) != nil || kind == engine.CommandPause && r.st.Phase == engine.PhaseHolding {
+				p.skipped = append(p.skipped, fmt.Sprintf("%s (%s)", r.label, strings.ToLower(r.badge)))
 				continue
 			}
 			label := r.label
@@ -557,11 +539,6 @@ func (o *Overview) planBulk(kind engine.CommandKind) *bulkPlan {
 		}
 	}
 	return p
-}
-
-// skipWords says briefly what state a row is in, for the rollouts a bulk command skips.
-func skipWords(r *fleetRow) string {
-	return strings.ToLower(r.badge)
 }
 
 // bulkKey opens the confirm dialog for kind on the selection, or says why not.
