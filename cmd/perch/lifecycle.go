@@ -6,6 +6,8 @@ import (
 	"os"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/control"
+	"github.com/perchhq/perch/engine/replica"
 	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/providers/proxy"
 )
@@ -48,20 +50,31 @@ type rollout struct {
 	router  engine.Router
 	source  engine.Source
 	flags   engine.Flags // the feature-flag system setFlag steps set flags in, if any
-	journal *engine.Journal
-	rec     *engine.Recording // with --resume: what the journal recorded
+	journal journal
+	rec     *engine.Recording // with --resume (or a takeover): what the journal recorded
 	note    string            // shown in the TUI's status bar (the demo's proxy address)
 	release func()            // lets go of the provider and source (or the demo's stack)
 	// started is set once the engine runs; until then a journal this run created holds only
 	// its header and is removed on close, so a failed start leaves no stray file.
 	started bool
+	// fence, with --ha, goes down when this replica no longer leads: nothing may change
+	// traffic after it, and the engine stops. replicaID names this replica.
+	fence     *replica.Fence
+	replicaID string
+}
+
+// journal is where a run records its events: a file (*engine.Journal) or, with --ha, etcd.
+type journal interface {
+	engine.EventSink
+	Path() string
+	Close() error
 }
 
 func (r *rollout) close() {
 	if r.journal != nil {
 		r.journal.Close()
-		if !r.started && r.rec == nil {
-			os.Remove(r.journal.Path())
+		if j, ok := r.journal.(*engine.Journal); ok && !r.started && r.rec == nil {
+			os.Remove(j.Path())
 		}
 	}
 	if r.release != nil {
@@ -100,7 +113,18 @@ func (a *app) supervise(ctx context.Context, p supervision) error {
 	if _, ok := r.router.(*proxy.Server); ok {
 		proxy.TuneGC(a.getenv) // perch serves this proxy: keep collections out of its p99
 	}
-	eng, err := engine.New(engine.Config{Spec: r.spec, Router: r.router, Source: r.source, Flags: r.flags, Journal: r.journal, Resume: r.rec, Linger: p.linger})
+	router, flags := r.router, r.flags
+	if r.fence != nil { // --ha: a replica that lost the lead touches nothing and stops
+		router, flags = replica.Guard(router, r.fence), replica.GuardFlags(flags, r.fence)
+		go func() {
+			select {
+			case <-r.fence.Down():
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
+	eng, err := engine.New(engine.Config{Spec: r.spec, Router: router, Source: r.source, Flags: flags, Journal: r.journal, Resume: r.rec, Linger: p.linger})
 	if err != nil {
 		return badInput(err)
 	}
@@ -133,7 +157,11 @@ func (s *session) start(ctx context.Context, p supervision) (stop func(), err er
 	r, a := s.rollout, s.app
 	for _, start := range []func() (func(), error){
 		func() (func(), error) {
-			return a.serveControl(ctx, s.eng, r.spec, p.socket, p.socketGroup, r.journal.Path())
+			var target control.Target = s.eng
+			if r.fence != nil {
+				target = replica.Leading{Engine: s.eng, ID: r.replicaID}
+			}
+			return a.serveControl(ctx, target, r.spec, p.socket, p.socketGroup, r.journal.Path())
 		},
 		func() (func(), error) { return a.serveMetrics(p.metricsAddr, s.eng, r.router, r.source) },
 		func() (func(), error) { return a.startIntegrations(ctx, r.spec, s.eng) },

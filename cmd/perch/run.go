@@ -12,6 +12,7 @@ import (
 
 	"github.com/perchhq/perch/engine"
 	"github.com/perchhq/perch/engine/control"
+	"github.com/perchhq/perch/engine/replica"
 	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/themes"
 )
@@ -25,6 +26,7 @@ type runFlags struct {
 	socket   string
 	group    string // --socket-group
 	connect  connectFlags
+	ha       haFlags
 
 	metricsAddr string
 }
@@ -52,6 +54,7 @@ Exit codes: 0 promoted, 1 rolled back, 2 bad input, 3 stopped by an error or a s
 	addSocketFlags(c, &f.socket, &f.group)
 	addConnectFlags(c, &f.connect)
 	addMetricsAddrFlag(c, &f.metricsAddr)
+	addHAFlags(c, &f.ha)
 	return c
 }
 
@@ -75,16 +78,27 @@ func (a *app) run(c *cobra.Command, path string, f runFlags) error {
 	if err != nil {
 		return err
 	}
+	if err := f.ha.check(f.journal, f.resume); err != nil {
+		return err
+	}
 	var front frontEnd = headless{format: f.output}
 	if !f.headless {
 		front = localTUI{theme: theme, format: f.output}
 	}
+	open, stopped := func(ctx context.Context) (*rollout, error) { return a.openRollout(ctx, path, f) }, resumeHint(path)
+	if f.ha.url != "" {
+		open, stopped = func(ctx context.Context) (*rollout, error) {
+			return a.openHA(ctx, path, f, func(fl *replica.Follower) (func(), error) {
+				return a.serveControl(ctx, fl, fl.Snapshot().Spec, f.socket, f.group, "")
+			})
+		}, haStopped
+	}
 	return a.supervise(c.Context(), supervision{
-		open:   func(ctx context.Context) (*rollout, error) { return a.openRollout(ctx, path, f) },
+		open:   open,
 		linger: !f.headless, // under the TUI the engine stays after a rollback, so the operator can retry (R)
 		socket: f.socket, socketGroup: f.group, metricsAddr: f.metricsAddr,
 		front:   front,
-		stopped: resumeHint(path),
+		stopped: stopped,
 	})
 }
 
@@ -160,7 +174,7 @@ func createJournal(spec *spec.Rollout, path string) (*engine.Journal, string, er
 
 // serveControl listens on the rollout's control socket until the returned function is called;
 // it reports on a.stderr. journal is the run's journal, which the status names.
-func (a *app) serveControl(ctx context.Context, eng *engine.Engine, spec *spec.Rollout, socket, group, journal string) (func(), error) {
+func (a *app) serveControl(ctx context.Context, eng control.Target, spec *spec.Rollout, socket, group, journal string) (func(), error) {
 	opts := control.Options{Group: group, Journal: journal, Logf: func(format string, args ...any) {
 		fmt.Fprintf(a.stderr, "perch: "+format+"\n", args...)
 	}}
