@@ -257,6 +257,13 @@ func printStatus(w io.Writer, s *control.Status) {
 		fmt.Fprintf(w, " (setting %d%%)", s.Target)
 	}
 	fmt.Fprintln(w)
+	if s.Role != "" {
+		leader := s.Leader
+		if leader == "" {
+			leader = "none yet"
+		}
+		fmt.Fprintf(w, "  this replica: %s (leader: %s)\n", line(s.Role), line(leader))
+	}
 	if s.Reason != "" {
 		who := ""
 		if s.PausedBy != "" {

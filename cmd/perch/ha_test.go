@@ -108,7 +108,7 @@ func (w *haWorld) start(n int) {
 	}
 	for range n {
 		r := &haReplica{id: fmt.Sprintf("r%d", len(w.replicas)+1), stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, done: make(chan struct{})}
-		r.cmd = exec.Command(bin, "run", w.rollout, "--headless", "-o", "json", "--socket", "none",
+		r.cmd = exec.Command(bin, "run", w.rollout, "--headless", "-o", "json", "--socket", r.socket(w),
 			"--ha", "etcd://"+w.endpoint+w.prefix, "--ha-lease", haLease, "--ha-id", r.id)
 		r.cmd.Dir = w.proxy.dir
 		r.cmd.Stdout, r.cmd.Stderr = r.stdout, r.stderr
@@ -133,6 +133,24 @@ func (w *haWorld) replica(id string) *haReplica {
 	}
 	w.t.Fatalf("no replica %q", id)
 	return nil
+}
+
+// socket is the replica's control socket.
+func (r *haReplica) socket(w *haWorld) string { return filepath.Join(w.proxy.dir, r.id+".sock") }
+
+// status is what `perch status -o json` says on the replica's socket.
+func (w *haWorld) status(r *haReplica) map[string]any {
+	w.t.Helper()
+	bin, err := perchBinary()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "status", "--socket", r.socket(w), "-o", "json").Output()
+	var resp struct{ Status map[string]any }
+	if err != nil || json.Unmarshal(out, &resp) != nil {
+		w.t.Logf("perch status on %s: %v\n%s", r.id, err, out)
+	}
+	return resp.Status
 }
 
 // leader is the replica leading now, once one does.
@@ -381,6 +399,24 @@ func TestHAPausedLeaderStopsActing(t *testing.T) {
 	w.start(3)
 	old := w.leader("")
 	w.waitFor(engine.EventWeightSet, 1)
+	for _, r := range w.replicas {
+		want := map[string]any{"role": "standby", "leader": old.id, "phase": "running"}
+		if r == old {
+			want["role"] = "leader"
+		}
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			st, ok := w.status(r), true
+			for k, v := range want {
+				ok = ok && st[k] == v
+			}
+			if ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("perch status on %s = %v, want %v;\n%s", r.id, st, want, w.logs())
+			}
+		}
+	}
 	old.cmd.Process.Signal(syscall.SIGSTOP)
 	stoppedAt := time.Now()
 	next := w.leader(old.id)
