@@ -1,9 +1,11 @@
-// Package etcdtest starts a real etcd server for tests: Debian's etcd-server (etcd 3.4) on
-// 127.0.0.1, on free ports, with a data directory of the test's own.
+// Package etcdtest starts a real etcd server for tests and benchmarks: Debian's etcd-server
+// (etcd 3.4) on 127.0.0.1, on free ports, with a data directory of its own.
 package etcdtest
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -15,16 +17,31 @@ import (
 	"go.uber.org/zap"
 )
 
-// Start runs etcd until the test ends and returns its client endpoint (HOST:PORT). It skips
-// the test when no etcd binary is installed (Debian: apt-get install etcd-server).
-func Start(t testing.TB) string {
-	t.Helper()
+// ErrNoEtcd is returned by Launch when no etcd binary is installed.
+var ErrNoEtcd = errors.New("etcd is not installed (Debian: apt-get install etcd-server)")
+
+// Server is a running etcd.
+type Server struct {
+	// Endpoint is its client address, HOST:PORT.
+	Endpoint string
+	cmd      *exec.Cmd
+	log      *os.File
+}
+
+// Launch starts etcd with its data and log under dir and waits until it answers.
+func Launch(dir string) (*Server, error) {
 	bin, err := exec.LookPath("etcd")
 	if err != nil {
-		t.Skip("etcd is not installed (Debian: apt-get install etcd-server); skipping the tests against a real etcd")
+		return nil, ErrNoEtcd
 	}
-	client, peer := freePort(t), freePort(t)
-	dir := t.TempDir()
+	client, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	peer, err := freePort()
+	if err != nil {
+		return nil, err
+	}
 	curl, purl := "http://"+client, "http://"+peer
 	cmd := exec.Command(bin, "--name", "perch-test", "--data-dir", filepath.Join(dir, "data"),
 		"--listen-client-urls", curl, "--advertise-client-urls", curl,
@@ -32,20 +49,18 @@ func Start(t testing.TB) string {
 		"--initial-cluster", "perch-test="+purl, "--logger", "zap", "--log-level", "error")
 	logf, err := os.Create(filepath.Join(dir, "etcd.log"))
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start etcd: %v", err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
 		logf.Close()
-	})
+		return nil, fmt.Errorf("start etcd: %w", err)
+	}
+	s := &Server{Endpoint: client, cmd: cmd, log: logf}
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{client}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
-		t.Fatal(err)
+		s.Stop()
+		return nil, err
 	}
 	defer cli.Close()
 	deadline := time.Now().Add(20 * time.Second)
@@ -54,22 +69,44 @@ func Start(t testing.TB) string {
 		_, err := cli.Put(ctx, "/perch-test-ready", "1")
 		cancel()
 		if err == nil {
-			return client
+			return s, nil
 		}
 		if time.Now().After(deadline) {
+			s.Stop()
 			log, _ := os.ReadFile(filepath.Join(dir, "etcd.log"))
-			t.Fatalf("etcd did not answer within 20s: %v\n%s", err, log)
+			return nil, fmt.Errorf("etcd did not answer within 20s: %v\n%s", err, log)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
-func freePort(t testing.TB) string {
+// Stop kills etcd and waits for it.
+func (s *Server) Stop() {
+	s.cmd.Process.Kill()
+	s.cmd.Wait()
+	s.log.Close()
+}
+
+// Start runs etcd until the test ends and returns its client endpoint (HOST:PORT). It skips
+// the test when no etcd binary is installed.
+func Start(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	s, err := Launch(t.TempDir())
+	if errors.Is(err, ErrNoEtcd) {
+		t.Skip(err.Error() + "; skipping the tests against a real etcd")
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(s.Stop)
+	return s.Endpoint
+}
+
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
 	defer ln.Close()
-	return ln.Addr().String()
+	return ln.Addr().String(), nil
 }
