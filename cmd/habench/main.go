@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/exec"
 	"slices"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -170,14 +169,18 @@ func bench(kills int, lease time.Duration, appends int) error {
 			return err
 		}
 	}
-	lastSeq := func() int64 {
-		resp, err := store.Client().Get(context.Background(), ro.Dir()+"events/", append(clientv3.WithLastKey(), clientv3.WithPrefix())...)
-		if err != nil || len(resp.Kvs) == 0 {
-			return 0
+	// takeovers counts the reconciled events: each new leader journals one first.
+	takeoversSoFar := func() (n int, paused bool) {
+		rec, err := ro.Load(context.Background())
+		if err != nil || rec == nil {
+			return 0, false
 		}
-		var seq int64
-		fmt.Sscanf(strings.TrimPrefix(string(resp.Kvs[0].Key), ro.Dir()+"events/"), "%d", &seq)
-		return seq
+		for _, ev := range rec.Events {
+			if ev.Type == engine.EventReconciled {
+				n++
+			}
+		}
+		return n, rec.Fold().Phase == engine.PhasePaused
 	}
 	waitLeader := func(not string) (string, error) {
 		for deadline := time.Now().Add(3 * lease); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
@@ -191,16 +194,19 @@ func bench(kills int, lease time.Duration, appends int) error {
 	if err != nil {
 		return err
 	}
-	for deadline := time.Now().Add(30 * time.Second); lastSeq() < 3; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, paused := takeoversSoFar(); paused {
+			break
+		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the first leader journaled nothing")
+			return fmt.Errorf("the first leader did not reach the pause step")
 		}
 	}
 	var takeovers []time.Duration
 	for k := range kills {
 		// Kill at a random point of the keep-alive cycle, as a crash would come.
 		time.Sleep(time.Duration(k%7) * lease / 7)
-		before := lastSeq()
+		before, _ := takeoversSoFar()
 		p := procs[leader]
 		killed := time.Now()
 		p.cmd.Process.Signal(syscall.SIGKILL)
@@ -209,7 +215,7 @@ func bench(kills int, lease time.Duration, appends int) error {
 		if err := spawn(); err != nil {
 			return err
 		}
-		for lastSeq() == before {
+		for n, _ := takeoversSoFar(); n == before; n, _ = takeoversSoFar() {
 			if time.Since(killed) > 3*lease {
 				return fmt.Errorf("kill %d: no standby journaled within %s", k+1, 3*lease)
 			}
