@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -24,6 +25,7 @@ import (
 	"github.com/perchhq/perch/engine/replica/etcd"
 	"github.com/perchhq/perch/engine/replica/etcd/etcdtest"
 	"github.com/perchhq/perch/engine/spec"
+	"github.com/perchhq/perch/tui/tmuxtest"
 )
 
 // The HA suite runs three real perch replicas on one real etcd (Debian's etcd-server), driving
@@ -467,5 +469,105 @@ func TestHAPausedLeaderStopsActing(t *testing.T) {
 	}
 	if n := countType(evs, engine.EventStopped); n != 0 {
 		t.Errorf("%d stopped events: the woken leader recorded its stop", n)
+	}
+}
+
+// TestServeHAStandbyOverRealSSH serves one rollout from two in-process replicas sharing one
+// provider: an operator on the standby's SSH sees the rollout live but as a viewer, and the
+// standby refuses commands; when the leader stops, the standby takes over (journaling
+// reconciled), and the operator, reconnected, steers it.
+func TestServeHAStandbyOverRealSSH(t *testing.T) {
+	requireOpenSSH(t)
+	ep := etcdtest.Start(t)
+	dir := t.TempDir()
+	alice, alicePub, _ := sshKey(t, dir, "alice")
+	os.WriteFile(filepath.Join(dir, "operators"), []byte(alicePub), 0o600)
+	rollout := filepath.Join(dir, "rollout.yaml")
+	os.WriteFile(rollout, []byte(`name: served-api
+traffic: {istio: {virtualService: web, stable: {host: web, subset: stable}, canary: {host: web, subset: canary}}}
+metrics: {prometheus: {address: "http://127.0.0.1:9090"}}
+analysis: {interval: 1s, stabilization: 0s, judge: threshold}
+checks:
+  - {name: latency, canary: lat_canary, baseline: lat_stable, direction: lower_is_better, maxDeviationPercent: 20}
+steps:
+  - {setWeight: 10, analyze: 10m}
+  - {setWeight: 30, analyze: 10m}
+`), 0o644)
+	provider := &memBackend{}
+	type replica struct {
+		stderr *lockedBuffer
+		stop   context.CancelFunc
+		exit   chan int // receives the exit code once
+		done   chan struct{}
+	}
+	start := func(id string) *replica {
+		r := &replica{stderr: &lockedBuffer{}, exit: make(chan int, 1), done: make(chan struct{})}
+		ctx, stop := context.WithCancel(context.Background())
+		r.stop = stop
+		a := &app{stdout: &lockedBuffer{}, stderr: r.stderr, registry: memRegistry(provider), getenv: func(string) string { return "" }}
+		go func() {
+			defer close(r.done)
+			r.exit <- a.main(ctx, []string{"serve", rollout, "--ssh", "127.0.0.1:0", "--operator-keys", filepath.Join(dir, "operators"),
+				"--host-key", filepath.Join(dir, "host-"+id), "--socket", "none", "--hold-open", "0s",
+				"--ha", "etcd://" + ep + "/serve", "--ha-lease", "2s", "--ha-id", id})
+		}()
+		t.Cleanup(func() {
+			stop()
+			<-r.done
+		})
+		return r
+	}
+	portRE := regexp.MustCompile(`ssh -p (\d+) 127\.0\.0\.1`)
+	port := func(r *replica, nth int) string {
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if m := portRE.FindAllStringSubmatch(r.stderr.String(), -1); len(m) >= nth {
+				return m[nth-1][1]
+			}
+		}
+		t.Fatalf("no %d× SSH port announced:\n%s", nth, r.stderr)
+		return ""
+	}
+	leader := start("a")
+	port(leader, 1) // a's standby server
+	port(leader, 2) // a leads and serves again
+	standby := start("b")
+	ssh := func(p string) []string {
+		return []string{"ssh", "-tt", "-p", p, "-i", alice, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+			"-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "alice@127.0.0.1"}
+	}
+	view := tmuxtest.Start(t, tmuxtest.Options{Width: 120, Height: 40, Dir: dir, Command: ssh(port(standby, 1))})
+	view.WaitFor("the standby shows the rollout live", "served-api", "step 1/2", "standby replica: read-only")
+	view.Key("p")
+	time.Sleep(500 * time.Millisecond)
+	view.WaitFor("the standby took no pause", "RUNNING")
+
+	leader.stop()
+	if code := <-leader.exit; code != exitRuntime {
+		t.Errorf("the stopped leader exited %d, want %d", code, exitRuntime)
+	}
+	view2 := view.Window("again", nil, ssh(port(standby, 2))...)
+	view2.WaitFor("the new leader's session", "served-api", "step 1/2", "RUNNING")
+	if strings.Contains(view2.Screen(), "standby replica") {
+		t.Errorf("the leader's session still says standby:\n%s", view2.Screen())
+	}
+	view2.Key("p")
+	view2.WaitFor("alice pauses through the new leader", "PAUSED", "paused by alice")
+
+	s, err := etcd.Open(context.Background(), etcd.Config{Endpoints: []string{ep}, Prefix: "/serve", ID: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rec, err := s.Rollout("served-api").Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, ev := range rec.Events {
+		types = append(types, string(ev.Type))
+	}
+	got := strings.Join(types, " ")
+	if !strings.Contains(got, "stopped reconciled") || !strings.Contains(got, "paused") || strings.Count(got, "rollout_started") != 1 {
+		t.Errorf("journal in etcd: %s; want one start, the leader's stop, the standby's reconciled and alice's pause", got)
 	}
 }

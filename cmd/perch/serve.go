@@ -147,7 +147,7 @@ func (a *app) standbySSH(ctx context.Context, fl *replica.Follower, keys *remote
 		return nil, err
 	}
 	sctx, stopSSH := context.WithCancel(context.Background())
-	done, err := a.startSSH(sctx, fl, keys, f.ssh, theme)
+	done, err := a.startSSH(sctx, fl, keys, f.ssh, theme, "standby replica: read-only, the leader acts")
 	if err != nil {
 		stopSSH()
 		stopControl()
@@ -178,7 +178,7 @@ func (f *sshFront) prepare(s *session) error {
 	// Not the run's context: sessions should see the engine's last events, so the server stops
 	// only once the engine has.
 	ctx, stop := context.WithCancel(context.Background())
-	done, err := s.app.startSSH(ctx, s.eng, f.keys, f.flags, f.theme)
+	done, err := s.app.startSSH(ctx, s.eng, f.keys, f.flags, f.theme, "")
 	if err != nil {
 		stop()
 		return err
@@ -202,8 +202,9 @@ func (f *sshFront) run(ctx context.Context, s *session) (engine.Outcome, error) 
 }
 
 // startSSH serves the TUI of eng over SSH until ctx ends; the returned channel closes once
-// every session is gone. Keys nil is the demo's open mode.
-func (a *app) startSSH(ctx context.Context, eng remote.Rollout, keys *remote.Keyring, f sshFlags, theme themes.Theme) (<-chan struct{}, error) {
+// every session is gone. Keys nil is the demo's open mode. A standby (a non-empty standby
+// note, shown in each session's status bar) shows everyone as a viewer: it acts for no one.
+func (a *app) startSSH(ctx context.Context, eng remote.Rollout, keys *remote.Keyring, f sshFlags, theme themes.Theme, standby string) (<-chan struct{}, error) {
 	hostKey := f.hostKey
 	if hostKey == "" {
 		dir := a.getenv("XDG_CONFIG_HOME")
@@ -223,8 +224,12 @@ func (a *app) startSSH(ctx context.Context, eng remote.Rollout, keys *remote.Key
 	srv, err := remote.New(remote.Config{
 		Addr: f.addr, HostKeyPath: hostKey, Keys: keys, Rollout: eng, Logger: logger, Limits: f.limits,
 		NewModel: func(s remote.Session) tea.Model {
-			return tui.New(tui.Options{Snapshots: s.Rollout, Commander: s.Rollout, Actor: s.Actor, Mode: tui.ModeRemote,
-				Theme: theme, Renderer: s.Renderer, Presence: s.Presence.List})
+			actor := s.Actor
+			if standby != "" {
+				actor.Role = engine.RoleViewer
+			}
+			return tui.New(tui.Options{Snapshots: s.Rollout, Commander: s.Rollout, Actor: actor, Mode: tui.ModeRemote,
+				Theme: theme, Renderer: s.Renderer, Presence: s.Presence.List, Note: standby})
 		},
 	})
 	if err != nil {
