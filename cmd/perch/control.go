@@ -256,14 +256,14 @@ func printStatus(w io.Writer, s *control.Status) {
 	if s.Target != s.Weight && s.Target >= 0 {
 		fmt.Fprintf(w, " (setting %d%%)", s.Target)
 	}
-	fmt.Fprintln(w)
 	if s.Role != "" {
 		leader := s.Leader
 		if leader == "" {
 			leader = "none yet"
 		}
-		fmt.Fprintf(w, "  this replica: %s (leader: %s)\n", line(s.Role), line(leader))
+		fmt.Fprintf(w, "  this replica: %s (leader: %s)", line(s.Role), line(leader))
 	}
+	fmt.Fprintln(w)
 	if s.Reason != "" {
 		who := ""
 		if s.PausedBy != "" {

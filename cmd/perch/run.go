@@ -112,9 +112,11 @@ func (a *app) openRollout(ctx context.Context, path string, f runFlags) (*rollou
 	}
 	r := &rollout{spec: spec}
 	if f.resume {
-		if r.journal, r.rec, err = a.resumeJournal(f.journal); err != nil {
+		j, rec, err := a.resumeJournal(f.journal)
+		if err != nil {
 			return nil, err
 		}
+		r.journal, r.rec = j, rec
 		f.connect.restoreWeight = r.rec.Fold().Weight
 	}
 	b, err := a.registry.connect(ctx, spec, f.connect)
@@ -131,11 +133,12 @@ func (a *app) openRollout(ctx context.Context, path string, f runFlags) (*rollou
 		fmt.Fprintln(a.stderr, note)
 	}
 	if !f.resume {
-		var journalPath string
-		if r.journal, journalPath, err = createJournal(spec, f.journal); err != nil {
+		j, journalPath, err := createJournal(spec, f.journal)
+		if err != nil {
 			r.close()
 			return nil, err
 		}
+		r.journal = j // set only on success: a nil *Journal would make a journal interface that is not nil
 		fmt.Fprintf(a.stderr, "perch: journal %s\n", journalPath)
 	}
 	return r, nil
