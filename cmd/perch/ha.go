@@ -43,8 +43,14 @@ func (f haFlags) check(journal string, resume bool) error {
 		}
 		return nil
 	}
+	if f.lease < time.Second || f.lease%time.Second != 0 {
+		return badInput(fmt.Errorf("--ha-lease %s: want whole seconds, at least 1s (etcd leases count seconds)", f.lease))
+	}
 	if journal != "" || resume {
 		return badInput(errors.New("with --ha the journal lives in etcd: --journal and --resume do not apply (a replica that takes over resumes by itself)"))
+	}
+	if _, _, err := etcd.ParseURL(f.url); err != nil {
+		return badInput(fmt.Errorf("--ha: %w", err))
 	}
 	return nil
 }

@@ -571,3 +571,32 @@ steps:
 		t.Errorf("journal in etcd: %s; want one start, the leader's stop, the standby's reconciled and alice's pause", got)
 	}
 }
+
+func TestHAFlagsRefused(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--ha-lease", "5s"}, "go with --ha"},
+		{[]string{"--ha", "etcd://127.0.0.1:1/p", "--ha-lease", "1500ms"}, "whole seconds"},
+		{[]string{"--ha", "etcd://127.0.0.1:1/p", "--resume", "--journal", "j.jsonl"}, "the journal lives in etcd"},
+		{[]string{"--ha", "http://127.0.0.1:1/p"}, "want etcd://"},
+	} {
+		code, _, stderr := runPerch(t, "", append([]string{"run", "testdata/none.yaml", "--headless"}, c.args...)...)
+		if code != exitBadInput || !strings.Contains(stderr, c.want) {
+			t.Errorf("run %v: exit %d, %q; want exit 2 saying %q", c.args, code, stderr, c.want)
+		}
+	}
+	// A proxy inside perch would die with its replica.
+	file := filepath.Join(t.TempDir(), "inproc.yaml")
+	os.WriteFile(file, []byte(`name: inproc
+traffic: {proxy: {listen: "127.0.0.1:0", stable: "http://127.0.0.1:1", canary: "http://127.0.0.1:2"}}
+metrics: {builtin: {}}
+steps:
+  - setWeight: 10
+`), 0o644)
+	code, _, stderr := runPerch(t, "", "run", file, "--headless", "--ha", "etcd://127.0.0.1:1/p")
+	if code != exitBadInput || !strings.Contains(stderr, "standalone perch proxy") {
+		t.Errorf("run --ha with a proxy inside perch: exit %d, %q", code, stderr)
+	}
+}
