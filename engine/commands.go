@@ -35,6 +35,7 @@ func (e *Engine) command(cmd Command) error {
 		e.windowClosed(actor) // outside the release window, journaled as an override
 		e.emit(Event{Type: EventPromoteStarted, Actor: actor, Reason: orDefault(cmd.Reason, "promoted by "+actor.Name)})
 		e.cancelLook()
+		e.endStepHooks("the rollout is promoting", false)
 		e.cancelStaleWeight()
 	case CommandRetry:
 		e.emit(Event{Type: EventRolloutStarted, Actor: actor, Attempt: s.Attempt + 1, Reason: orDefault(cmd.Reason, "retried by "+actor.Name)})

@@ -38,6 +38,7 @@ func (e *Engine) decideOnce(now time.Time) time.Time {
 		wake, waiting := e.ensureStrategies(now, true)
 		if s.TargetConfirmed && !waiting {
 			e.emit(Event{Type: EventRolledBack, Weight: intPtr(0)})
+			e.startHooksAt(spec.HookAfterRollback, 0)
 			return time.Time{}
 		}
 		if !s.TargetConfirmed {
@@ -49,6 +50,7 @@ func (e *Engine) decideOnce(now time.Time) time.Time {
 		wake, waiting := e.ensureStrategies(now, true)
 		if s.TargetConfirmed && !waiting {
 			e.emit(Event{Type: EventPromoted, Weight: intPtr(100)})
+			e.startHooksAt(spec.HookAfterPromote, 100)
 			return time.Time{}
 		}
 		if !s.TargetConfirmed {
@@ -74,6 +76,9 @@ func (e *Engine) driveStep(now time.Time) time.Time {
 func (e *Engine) driveStepTraffic(now time.Time) time.Time {
 	s := &e.state
 	step := s.CurrentStep()
+	if e.ensureGates() {
+		return time.Time{} // the step's traffic changes only once its before-* hooks pass
+	}
 	if s.Target >= 0 && !s.TargetConfirmed {
 		// Traffic changes only while running: a pause or a hold means "leave it as it is".
 		if s.Phase == PhaseRunning {
@@ -84,6 +89,7 @@ func (e *Engine) driveStepTraffic(now time.Time) time.Time {
 	if wake, waiting := e.ensureStrategies(now, s.Phase == PhaseRunning); waiting {
 		return wake
 	}
+	e.startLoad()
 	if step.Pause != nil {
 		return e.drivePause(now)
 	}
@@ -184,6 +190,8 @@ func (e *Engine) passStep(by *Actor, reason string) {
 	}
 	e.emit(Event{Type: EventStepPassed, Actor: by, Reason: reason})
 	e.cancelLook()
+	e.endStepHooks("its step is over", false)
+	e.startHooksAt(spec.HookAfterStep, e.state.Weight)
 	if next := e.state.Step + 1; next < len(e.spec.Steps) {
 		e.startStep(next, time.Now())
 		return
@@ -195,6 +203,7 @@ func (e *Engine) passStep(by *Actor, reason string) {
 func (e *Engine) rollback(by *Actor, reason string) {
 	e.emit(Event{Type: EventRollbackStarted, Actor: by, Reason: reason})
 	e.cancelLook()
+	e.endStepHooks("the rollout is rolling back", true)
 	e.cancelStaleWeight()
 }
 
@@ -202,9 +211,17 @@ func (e *Engine) rollback(by *Actor, reason string) {
 // failure limit; at the end of the analysis time pass, hold or fail.
 func (e *Engine) judgeLook(now time.Time) {
 	s := &e.state
-	var critical, overLimit, failing, inconclusive []string
+	ended := !now.Before(s.AnalysisEndsAt()) && s.Phase != PhasePaused
+	e.recordDryRuns(ended)
+	var critical, overLimit, failing, inconclusive, dryNotPassing []string
 	allPass := true
 	for _, c := range s.Checks {
+		if c.DryRun { // judged and shown, never acted on (recordDryRuns)
+			if c.Last == nil || c.Last.Verdict != metrics.Pass {
+				dryNotPassing = append(dryNotPassing, c.Name)
+			}
+			continue
+		}
 		if c.Last == nil {
 			allPass = false
 			continue
@@ -240,6 +257,8 @@ func (e *Engine) judgeLook(now time.Time) {
 		return
 	}
 	switch {
+	case allPass && len(dryNotPassing) > 0:
+		e.passStep(nil, "every check passed (dry runs not counted: "+strings.Join(dryNotPassing, ", ")+")")
 	case allPass:
 		e.passStep(nil, "every check passed")
 	case len(failing) > 0:
@@ -249,6 +268,57 @@ func (e *Engine) judgeLook(now time.Time) {
 	case s.Phase != PhaseHolding:
 		e.emit(Event{Type: EventHeld, Hold: HoldInconclusive, Reason: strings.Join(inconclusive, "; ")})
 	}
+}
+
+// recordDryRuns records what each dry-run check would have made the rollout do at this look,
+// judged as judgeLook judges the others (ended: the step's analysis time is over), once each
+// time that changes: a check failing look after look is recorded once, not at every look.
+func (e *Engine) recordDryRuns(ended bool) {
+	for _, c := range e.state.Checks {
+		if !c.DryRun {
+			continue
+		}
+		if would, why := e.wouldAct(c, ended); would != "" && would != c.Would {
+			e.emit(Event{Type: EventDryRun, Check: c.Name, Would: would, Reason: why})
+		}
+	}
+}
+
+// wouldAct is what check c would have made the rollout do, were it not a dry run, and why.
+func (e *Engine) wouldAct(c CheckState, ended bool) (DryRunAction, string) {
+	r := c.Last
+	switch {
+	case r == nil:
+		return "", ""
+	case r.SourceError != "":
+		return WouldHold, "metrics source failing: " + r.SourceError
+	}
+	limit := e.spec.Analysis.FailureLimit
+	// Every verdict is listed, so a new one cannot pass by default.
+	//exhaustive:enforce
+	switch r.Verdict {
+	case metrics.Pass:
+	case metrics.Fail:
+		desc := fmt.Sprintf("%s failed: %s", c.Name, r.Reason)
+		switch {
+		case c.Critical:
+			return WouldRollBack, desc + " (critical)"
+		case c.Failures > limit:
+			return WouldRollBack, fmt.Sprintf("%s (%d failures, limit %d)", desc, c.Failures, limit)
+		case ended:
+			return WouldBlock, desc
+		}
+	case metrics.Inconclusive:
+		desc := fmt.Sprintf("%s inconclusive: %s", c.Name, r.Reason)
+		switch {
+		case !ended:
+		case e.spec.Analysis.Inconclusive == spec.InconclusiveFail:
+			return WouldRollBack, desc
+		default:
+			return WouldHold, desc
+		}
+	}
+	return "", ""
 }
 
 // outage handles a look on which the metrics source failed: the rollout holds at once (a
@@ -264,7 +334,7 @@ func (e *Engine) outage(now time.Time) bool {
 	}
 	var failing []string
 	for _, c := range s.Checks {
-		if c.Last != nil && c.Last.SourceError != "" {
+		if c.Last != nil && c.Last.SourceError != "" && !c.DryRun {
 			failing = append(failing, fmt.Sprintf("%s: %s", c.Name, c.Last.SourceError))
 		}
 	}

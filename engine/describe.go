@@ -5,6 +5,7 @@ import (
 	"math"
 	"strings"
 
+	"github.com/perchhq/perch/engine/hooks"
 	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/internal/printable"
 	"github.com/perchhq/perch/metrics"
@@ -49,7 +50,7 @@ func (ev Event) Describe(rollout *spec.Rollout) string {
 	case EventAnalysis:
 		parts := make([]string, len(ev.Checks))
 		for i, c := range ev.Checks {
-			parts[i] = c.Check + " " + verdictWord(c.Verdict) + lastValues(c, unitOf(rollout, c.Check))
+			parts[i] = c.Check + dryRunMark(rollout, c.Check) + " " + verdictWord(c.Verdict) + lastValues(c, unitOf(rollout, c.Check))
 		}
 		fmt.Fprintf(&b, "analysis (last interval): %s", strings.Join(parts, "; "))
 	case EventStepPassed:
@@ -96,6 +97,12 @@ func (ev Event) Describe(rollout *spec.Rollout) string {
 		fmt.Fprintf(&b, ": %s", ev.Error)
 	case EventWindowOverride:
 		b.WriteString("advanced outside the release window")
+	case EventHookStarted:
+		fmt.Fprintf(&b, "%s started", hookName(rollout, ev.Hook.Index))
+	case EventHookFinished:
+		b.WriteString(describeHook(rollout, ev))
+	case EventDryRun:
+		fmt.Fprintf(&b, "%s (dry run) %s", ev.Check, ev.Would.Words())
 	default:
 		b.WriteString(string(ev.Type))
 	}
@@ -130,6 +137,18 @@ func lastValues(c CheckResult, u metrics.Unit) string {
 	return fmt.Sprintf(" canary %s baseline %s", u.Value(canary), u.Value(baseline))
 }
 
+// dryRunMark is " (dry run)" for the rollout's dry-run check named name.
+func dryRunMark(rollout *spec.Rollout, name string) string {
+	if rollout != nil {
+		for _, c := range rollout.Checks {
+			if c.Name == name && c.DryRun {
+				return " (dry run)"
+			}
+		}
+	}
+	return ""
+}
+
 // unitOf is the unit of the rollout's check named name (plain numbers if there is none).
 func unitOf(rollout *spec.Rollout, name string) metrics.Unit {
 	if rollout != nil {
@@ -154,4 +173,51 @@ func verdictWord(v metrics.Verdict) string {
 		return "-"
 	}
 	return string(v)
+}
+
+// describeHook is a hook_finished line: "before-step hook hooks[0] (exec smoke.sh) failed in
+// 1.2s (exit 3): exit status 3; output: …", or a load test's summary of its step.
+func describeHook(rollout *spec.Rollout, ev Event) string {
+	r := ev.Hook
+	name := hookName(rollout, r.Index)
+	if r.Step != ev.Step+1 && r.Step > 0 {
+		name += fmt.Sprintf(" of step %d", r.Step)
+	}
+	if r.Kind == "loadTest" && r.Outcome != hooks.Canceled {
+		line := fmt.Sprintf("%s sent %d requests in %s: %d failed, %d skipped", name, r.Requests, r.Duration, r.Failures, r.Skipped)
+		if ev.Error != "" {
+			line += " (" + ev.Error + ")"
+		}
+		return line
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s", name, hookOutcomeWords(r.Outcome))
+	if r.Duration > 0 {
+		fmt.Fprintf(&b, " in %s", r.Duration)
+	}
+	switch {
+	case r.Status > 0:
+		fmt.Fprintf(&b, " (HTTP %d)", r.Status)
+	case r.ExitCode != nil && *r.ExitCode >= 0:
+		fmt.Fprintf(&b, " (exit %d)", *r.ExitCode)
+	}
+	if ev.Error != "" {
+		fmt.Fprintf(&b, ": %s", ev.Error)
+	}
+	if r.Failed() && r.Output != "" {
+		fmt.Fprintf(&b, "; output: %s", strings.ReplaceAll(lastLines(r.Output, holdOutputLines, 300), "\n", " | "))
+	}
+	return b.String()
+}
+
+func hookOutcomeWords(o hooks.Outcome) string {
+	switch o {
+	case hooks.OK:
+		return "passed"
+	case hooks.TimedOut:
+		return "timed out"
+	case hooks.Canceled:
+		return "cancelled"
+	}
+	return string(o)
 }

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics"
 )
 
@@ -164,6 +166,8 @@ func (e *Engine) handleResult(res any) {
 		e.handleSegments(r)
 	case flagResult:
 		e.handleFlag(r)
+	case hookResult:
+		e.handleHook(r)
 	}
 }
 
@@ -187,25 +191,23 @@ func (e *Engine) look(ctx context.Context, start, end time.Time, step time.Durat
 	var wg sync.WaitGroup
 	for i := range e.spec.Checks {
 		wg.Go(func() {
-			out[i] = e.lookAt(ctx, i, start, end, step, weight)
+			out[i] = JudgeCheck(ctx, e.source, e.spec.Checks[i], e.judges[i], e.family, start, end, step, weight)
 		})
 	}
 	wg.Wait()
 	return out
 }
 
-func (e *Engine) lookAt(ctx context.Context, i int, start, end time.Time, step time.Duration, weight int) CheckResult {
-	c := e.spec.Checks[i]
+// JudgeCheck is one look at one check: it asks src for the check's samples over the window
+// start..end at step and judges them with j, the check's criteria split across a family of
+// tests. weight is the canary's percent of traffic over the window (-1 when unknown). A query
+// that matched nothing, or a source that failed, makes the check inconclusive with the reason
+// (and SourceError set for a failure): never a pass. The engine looks this way at each
+// interval, and perch judge serve at each ask.
+func JudgeCheck(ctx context.Context, src Source, c spec.Check, j metrics.Judge, family int, start, end time.Time, step time.Duration, weight int) CheckResult {
 	res := CheckResult{Check: c.Name, LastCanary: metrics.Number(math.NaN()), LastBaseline: metrics.Number(math.NaN())}
 	var missing string // a query that matched nothing: too little evidence, not an outage
-	fetch := func(q metrics.Query, emptyIsZero bool) []metrics.Sample {
-		if res.SourceError != "" || missing != "" {
-			return nil
-		}
-		samples, err := e.source.Samples(ctx, q, start, end, step)
-		if err == nil && len(samples) == 0 {
-			err = metrics.ErrNoData
-		}
+	failed := func(q metrics.Query, err error, emptyIsZero bool) {
 		switch {
 		case err == nil:
 		case errors.Is(err, metrics.ErrNoData) && emptyIsZero:
@@ -217,21 +219,50 @@ func (e *Engine) lookAt(ctx context.Context, i int, start, end time.Time, step t
 				res.SourceError = fmt.Sprintf("%s: %v", q, err)
 			}
 		}
+	}
+	fetch := func(q metrics.Query, emptyIsZero bool) []metrics.Sample {
+		if res.SourceError != "" || missing != "" {
+			return nil
+		}
+		samples, err := src.Samples(ctx, q, start, end, step)
+		if err == nil && len(samples) == 0 {
+			err = metrics.ErrNoData
+		}
+		failed(q, err, emptyIsZero)
 		return samples
+	}
+	fetchHistogram := func(q metrics.Query) metrics.Histogram {
+		if res.SourceError != "" || missing != "" {
+			return metrics.Histogram{}
+		}
+		hs, ok := src.(HistogramSource)
+		if !ok { // New refuses such a rollout; a judges file may still ask
+			failed(q, errors.New("this metrics source has no histograms"), false)
+			return metrics.Histogram{}
+		}
+		h, err := hs.Histogram(ctx, q, start, end, step)
+		if err == nil && len(h.Points) == 0 {
+			err = metrics.ErrNoData
+		}
+		failed(q, err, false)
+		return h
 	}
 	var canary, baseline metrics.Series
 	var traffic *metrics.Traffic
-	if c.Builtin != "" && c.IsCounts() && weight >= 0 {
+	if c.Builtin != "" && (c.IsCounts() || c.IsHistogram()) && weight >= 0 {
 		// A builtin check's baseline is the stable version taking the rest of the traffic, so
 		// the judge can test the canary's share of requests (the totals) against its weight.
 		traffic = &metrics.Traffic{Weights: []float64{float64(weight)}}
 	}
-	if c.IsCounts() {
+	switch {
+	case c.IsHistogram():
+		canary, baseline = histograms(fetchHistogram(c.Histogram.Canary), fetchHistogram(c.Histogram.Baseline))
+	case c.IsCounts():
 		// An error counter that has never counted has no series yet: no events, not no data.
 		canary = counts(fetch(c.Events.Canary, true), fetch(c.Total.Canary, false))
 		baseline = counts(fetch(c.Events.Baseline, true), fetch(c.Total.Baseline, false))
 		res.LastCanary, res.LastBaseline = lastRate(canary), lastRate(baseline)
-	} else {
+	default:
 		canary = metrics.Series{Values: values(fetch(c.Canary, false))}
 		baseline = metrics.Series{Values: values(fetch(c.Baseline, false))}
 		res.LastCanary, res.LastBaseline = lastValue(canary.Values), lastValue(baseline.Values)
@@ -246,9 +277,55 @@ func (e *Engine) lookAt(ctx context.Context, i int, start, end time.Time, step t
 		return res
 	}
 	criteria := c.Criteria()
-	criteria.Family = e.family
-	res.Result = e.judges[i].Judge(metrics.Input{Criteria: criteria, Canary: canary, Baseline: baseline, Traffic: traffic})
+	criteria.Family = family
+	res.Result = j.Judge(metrics.Input{Criteria: criteria, Canary: canary, Baseline: baseline, Traffic: traffic})
+	if c.IsHistogram() {
+		// The values shown interval by interval are what the judge shows: the share of requests
+		// slower than the bound where the canary strays furthest.
+		if bound, ok := res.Result.Stats["bound"]; ok {
+			res.LastCanary, res.LastBaseline = lastShareSlower(canary, float64(bound)), lastShareSlower(baseline, float64(bound))
+		}
+	}
 	return res
+}
+
+// histograms lines the two sides' histograms up by time, as the judge compares them interval
+// by interval: a time only one side has data for is an interval without data on the other.
+func histograms(canary, baseline metrics.Histogram) (metrics.Series, metrics.Series) {
+	var times []int64
+	rows := func(h metrics.Histogram) map[int64][]float64 {
+		at := make(map[int64][]float64, len(h.Points))
+		for _, p := range h.Points {
+			t := p.Time.UnixNano()
+			if _, seen := at[t]; !seen {
+				times = append(times, t)
+			}
+			at[t] = p.Counts
+		}
+		return at
+	}
+	c, b := rows(canary), rows(baseline)
+	slices.Sort(times)
+	times = slices.Compact(times)
+	cs := metrics.Series{Bounds: canary.Bounds, Buckets: make([][]float64, len(times))}
+	bs := metrics.Series{Bounds: baseline.Bounds, Buckets: make([][]float64, len(times))}
+	for i, t := range times {
+		cs.Buckets[i], bs.Buckets[i] = c[t], b[t]
+	}
+	return cs, bs
+}
+
+// lastShareSlower is the share of requests slower than bound in the last interval that had any.
+func lastShareSlower(s metrics.Series, bound float64) metrics.Number {
+	k := slices.Index(s.Bounds, bound)
+	for i := len(s.Buckets) - 1; i >= 0 && k >= 0; i-- {
+		row := s.Buckets[i]
+		if len(row) != len(s.Bounds) || !(row[len(row)-1] > 0) {
+			continue
+		}
+		return metrics.Number((row[len(row)-1] - row[k]) / row[len(row)-1])
+	}
+	return metrics.Number(math.NaN())
 }
 
 // counts pairs each total with the event count taken at the same time; a time with a total

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/perchhq/perch/engine/hooks"
 	"github.com/perchhq/perch/engine/schedule"
 	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics"
@@ -32,6 +33,12 @@ type Router interface {
 // Source answers a metric query with samples between start and end, one per step.
 type Source interface {
 	Samples(ctx context.Context, q metrics.Query, start, end time.Time, step time.Duration) ([]metrics.Sample, error)
+}
+
+// HistogramSource is a Source that also answers bucket queries, for histogram checks: per
+// step from start to end, the requests of the interval before it at most each bound.
+type HistogramSource interface {
+	Histogram(ctx context.Context, q metrics.Query, start, end time.Time, step time.Duration) (metrics.Histogram, error)
 }
 
 // EventSink keeps every event before it is published; *Journal is the real one.
@@ -54,6 +61,8 @@ type Config struct {
 	// Flags is the feature-flag system the spec's setFlag steps set flags in; nil without them.
 	// Segment steps need a Router that is a SegmentRouter.
 	Flags Flags
+	// Hooks runs the spec's hooks; nil: hooks.Runner, which runs them for real.
+	Hooks HookRunner
 }
 
 // Outcome is how Run ended.
@@ -113,6 +122,10 @@ type Engine struct {
 	lookCancel   context.CancelFunc
 	segmentsBusy bool
 	flagBusy     map[string]bool
+	hookRunner   HookRunner
+	hookRuns     map[int]*hookRun // in flight, by the order they started
+	hookNext     int
+	loadKey      hookKey // the step the load tests were started for
 
 	subs subscribers
 }
@@ -134,6 +147,13 @@ func New(cfg Config) (*Engine, error) {
 	case cfg.Source == nil && len(cfg.Spec.Checks) > 0:
 		return nil, errors.New("engine: checks need a metrics source")
 	}
+	if _, ok := cfg.Source.(HistogramSource); !ok {
+		for _, c := range cfg.Spec.Checks {
+			if c.IsHistogram() {
+				return nil, fmt.Errorf("engine: check %q is a histogram check, and the metrics source answers no bucket queries", c.Name)
+			}
+		}
+	}
 	e := &Engine{
 		spec:    cfg.Spec,
 		router:  cfg.Router,
@@ -147,6 +167,10 @@ func New(cfg Config) (*Engine, error) {
 		quit:    make(chan struct{}),
 	}
 	e.flags, e.flagBusy = cfg.Flags, map[string]bool{}
+	e.hookRunner, e.hookRuns = cfg.Hooks, map[int]*hookRun{}
+	if e.hookRunner == nil {
+		e.hookRunner = hooks.Runner{}
+	}
 	if len(cfg.Spec.Segments()) > 0 {
 		sr, ok := cfg.Router.(SegmentRouter)
 		if !ok {
@@ -248,6 +272,8 @@ func (e *Engine) Run(ctx context.Context) (Outcome, error) {
 
 func (e *Engine) outcome() (Outcome, bool) {
 	switch {
+	case len(e.hookRuns) > 0:
+		// An after-promote or after-rollback hook (or a load test's summary) is still to come.
 	case e.state.Phase == PhasePromoted:
 		return OutcomePromoted, true
 	case e.state.Phase == PhaseRolledBack && !e.linger:
@@ -263,6 +289,9 @@ func (e *Engine) shutdown() {
 	}
 	if e.lookCancel != nil {
 		e.lookCancel()
+	}
+	for _, run := range e.hookRuns {
+		run.cancel()
 	}
 	close(e.quit)
 	e.effects.Wait()

@@ -41,6 +41,9 @@ const (
 	EventFlagRestored    EventType = "flag_restored"    // Flag was put back as read; Percent as read back
 	EventFlagFailed      EventType = "flag_failed"      // reading, setting or restoring Flag failed; Error, Attempt, RetryAt
 	EventWindowOverride  EventType = "window_override"  // Actor advanced or promoted outside the release window; Reason says why it was closed
+	EventHookStarted     EventType = "hook_started"     // a hook began: Hook (index, on, kind); Reason on resume
+	EventHookFinished    EventType = "hook_finished"    // a hook ended: Hook with its outcome, exit code or status, duration and last output; Error; Reason when cancelled
+	EventDryRun          EventType = "dry_run"          // dry-run Check would have made the rollout do Would, for Reason; it did not
 )
 
 // Event is one thing the engine did or observed. Fields beyond the first four are set only by
@@ -67,10 +70,14 @@ type Event struct {
 	Hold    HoldKind      `json:"hold,omitempty"`
 	Checks  []CheckResult `json:"checks,omitempty"`
 
+	Check    string          `json:"check,omitempty"`
+	Would    DryRunAction    `json:"would,omitempty"`
 	Segments []string        `json:"segments,omitempty"`
 	Flag     string          `json:"flag,omitempty"`
 	Percent  *int            `json:"percent,omitempty"`
 	Saved    json.RawMessage `json:"saved,omitempty"`
+
+	Hook *HookRun `json:"hook,omitempty"`
 }
 
 // wireEvent is Event as JSON has it field for field, without Event's methods.
@@ -106,6 +113,29 @@ type CheckResult struct {
 	metrics.Result
 }
 
+// DryRunAction is what a dry-run check would have made the rollout do, had it not been one.
+type DryRunAction string
+
+// What a dry-run check can be recorded as having wanted.
+const (
+	WouldRollBack DryRunAction = "rollback" // it failed critically, or past analysis.failureLimit
+	WouldHold     DryRunAction = "hold"     // it was inconclusive when the step's analysis ended, or its source failed
+	WouldBlock    DryRunAction = "block"    // it was failing when the step's analysis ended: the step would not have passed
+)
+
+// Words say what the action would have done: "would have rolled back".
+func (a DryRunAction) Words() string {
+	switch a {
+	case WouldRollBack:
+		return "would have rolled back"
+	case WouldHold:
+		return "would have held the rollout"
+	case WouldBlock:
+		return "would have kept the step from passing"
+	}
+	return "would have acted"
+}
+
 // HoldKind says why the engine holds.
 type HoldKind string
 
@@ -116,6 +146,7 @@ const (
 	HoldOutage       HoldKind = "outage"       // the metrics source is failing; continues when it recovers
 	HoldFlag         HoldKind = "flag"         // the feature-flag system keeps failing, or a flag was changed by hand
 	HoldWindow       HoldKind = "window"       // outside the release window; continues when one opens
+	HoldHook         HoldKind = "hook"         // a before-rollout or before-step hook failed; resuming runs it again
 )
 
 // Role is what an actor may do.

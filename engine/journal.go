@@ -12,6 +12,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/perchhq/perch/engine/hooks"
 	"github.com/perchhq/perch/engine/spec"
 )
 
@@ -262,9 +263,26 @@ func checkEvent(rollout *spec.Rollout, ev Event) error {
 		if ev.Type == EventFlagRead && len(ev.Saved) == 0 {
 			return fmt.Errorf("event %d: %s needs what restores the flag (saved)", ev.Seq, ev.Type)
 		}
+	case EventDryRun:
+		switch ev.Would {
+		case WouldRollBack, WouldHold, WouldBlock:
+		default:
+			return fmt.Errorf("event %d: %s: unknown action %q", ev.Seq, ev.Type, ev.Would)
+		}
+		if ev.Check == "" {
+			return fmt.Errorf("event %d: %s needs the check", ev.Seq, ev.Type)
+		}
 	case EventFlagFailed:
 		if !slices.Contains(rollout.FlagNames(), ev.Flag) {
 			return fmt.Errorf("event %d: %s names flag %q, which the rollout does not set", ev.Seq, ev.Type, ev.Flag)
+		}
+	case EventHookStarted, EventHookFinished:
+		if ev.Hook == nil || ev.Hook.Index < 0 || ev.Hook.Index >= len(rollout.Hooks) || rollout.Hooks[ev.Hook.Index].On != ev.Hook.On ||
+			ev.Hook.Step < 0 || ev.Hook.Step > len(rollout.Steps) {
+			return fmt.Errorf("event %d: %s needs a hook of the rollout (index and on)", ev.Seq, ev.Type)
+		}
+		if ev.Type == EventHookFinished && !slices.Contains([]hooks.Outcome{hooks.OK, hooks.Failed, hooks.TimedOut, hooks.Canceled}, ev.Hook.Outcome) {
+			return fmt.Errorf("event %d: %s has no known outcome (%q)", ev.Seq, ev.Type, ev.Hook.Outcome)
 		}
 	case EventRolloutStarted, EventAnalysisStarted, EventAnalysis, EventStepPassed, EventPaused,
 		EventResumed, EventHeld, EventRollbackStarted, EventRolledBack, EventPromoteStarted,

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/perchhq/perch/engine/hooks"
 	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics"
 )
@@ -96,6 +97,13 @@ type State struct {
 	PauseUntil  time.Time // zero: until resumed
 	PauseStep   bool      // paused by the rollout's own pause step
 
+	// HooksPassed are the before-* hooks (by index in the file's hooks) that passed: the
+	// before-rollout ones in this attempt, the before-step ones in this step.
+	HooksPassed []int
+	// HooksRunning are the hooks journaled as started and not yet finished: a gate among them
+	// when perch restarts runs again.
+	HooksRunning []int
+
 	Hold       HoldKind
 	HoldReason string
 	HoldUntil  time.Time // when a hold for the release window ends (zero otherwise)
@@ -121,6 +129,10 @@ type CheckState struct {
 	Name     string
 	Unit     string
 	Critical bool
+	// DryRun checks are judged and shown but never act; Would is what the check last said it
+	// would have done (an EventDryRun), cleared when it passes and at each step.
+	DryRun   bool
+	Would    DryRunAction
 	Judge    string
 	Criteria metrics.Criteria
 	Last     *CheckResult // nil until the first look of the step
@@ -170,7 +182,7 @@ func NewState(rollout *spec.Rollout) State {
 		if judge == "" {
 			judge = rollout.Analysis.Judge
 		}
-		s.Checks[i] = CheckState{Name: c.Name, Unit: c.Unit, Critical: c.Critical, Judge: judge, Criteria: c.Criteria()}
+		s.Checks[i] = CheckState{Name: c.Name, Unit: c.Unit, Critical: c.Critical, DryRun: c.DryRun, Judge: judge, Criteria: c.Criteria()}
 	}
 	for _, name := range rollout.FlagNames() {
 		s.Flags = append(s.Flags, FlagState{Name: name, Original: -1, Percent: -1})
@@ -197,8 +209,10 @@ func (s *State) Apply(ev Event) {
 		s.clearPause()
 		s.clearHold()
 		s.resetStrategyAttempts()
+		s.HooksPassed = nil
 	case EventStepStarted:
 		s.Step = ev.Step
+		s.HooksPassed = slices.DeleteFunc(s.HooksPassed, func(i int) bool { return s.Spec.Hooks[i].On != spec.HookBeforeRollout })
 		s.StepStartedAt = ev.Time
 		s.Steps[ev.Step] = StepState{Status: StepCurrent}
 		s.resetAnalysis()
@@ -239,7 +253,10 @@ func (s *State) Apply(ev Event) {
 		s.Looks++
 		outage := false
 		for _, r := range ev.Checks {
-			outage = outage || r.SourceError != ""
+			// A dry-run check's source failing holds nothing, so it is no outage.
+			if i := s.checkIndex(r.Check); r.SourceError != "" && (i < 0 || !s.Checks[i].DryRun) {
+				outage = true
+			}
 		}
 		switch {
 		case !outage:
@@ -256,6 +273,9 @@ func (s *State) Apply(ev Event) {
 			c.Last = &r
 			if r.Verdict == metrics.Fail {
 				c.Failures++
+			}
+			if r.Verdict == metrics.Pass && r.SourceError == "" {
+				c.Would = ""
 			}
 			c.History = appendBounded(c.History, lookPoint(ev.Time, s.Weight, r), MaxHistory)
 		}
@@ -347,6 +367,19 @@ func (s *State) Apply(ev Event) {
 		}
 	case EventFlagRead, EventFlagSet, EventFlagRestored, EventFlagFailed:
 		s.applyFlag(ev)
+	case EventHookStarted:
+		if !slices.Contains(s.HooksRunning, ev.Hook.Index) {
+			s.HooksRunning = append(s.HooksRunning, ev.Hook.Index)
+		}
+	case EventHookFinished:
+		s.HooksRunning = slices.DeleteFunc(s.HooksRunning, func(i int) bool { return i == ev.Hook.Index })
+		if ev.Hook.Outcome == hooks.OK && ev.Hook.On.Gates() && !slices.Contains(s.HooksPassed, ev.Hook.Index) {
+			s.HooksPassed = append(s.HooksPassed, ev.Hook.Index)
+		}
+	case EventDryRun:
+		if i := s.checkIndex(ev.Check); i >= 0 {
+			s.Checks[i].Would = ev.Would
+		}
 	case EventCommandRefused, EventNote, EventWindowOverride:
 		// Only the log keeps them: a refused command, a note or an override (the step_passed
 		// or promote_started that follows it does the rest) changes nothing.
@@ -377,6 +410,7 @@ func (s *State) resetAnalysis() {
 	for i := range s.Checks {
 		s.Checks[i].Last = nil
 		s.Checks[i].Failures = 0
+		s.Checks[i].Would = ""
 		s.Checks[i].History = s.Checks[i].History[:0]
 	}
 }
@@ -398,6 +432,8 @@ func (s State) Clone() State {
 	c.Checks = slices.Clone(s.Checks)
 	c.Segments = slices.Clone(s.Segments)
 	c.Flags = slices.Clone(s.Flags)
+	c.HooksPassed = slices.Clone(s.HooksPassed)
+	c.HooksRunning = slices.Clone(s.HooksRunning)
 	for i := range c.Checks {
 		c.Checks[i].History = slices.Clone(s.Checks[i].History)
 	}

@@ -15,6 +15,8 @@ const (
 	MeasureLatencyP95 = "latency_p95"
 	MeasureLatencyP99 = "latency_p99"
 	MeasureThroughput = "throughput"
+	// MeasureLatencyHistogram is a histogram measure: it is asked with Histogram, not Samples.
+	MeasureLatencyHistogram = "latency_histogram"
 )
 
 // The two versions the proxy labels its observations with.
@@ -25,7 +27,7 @@ const (
 
 // builtinMeasures lists every measure a builtin source answers.
 func builtinMeasures() []string {
-	return []string{MeasureRequests, MeasureErrors, MeasureLatencyP50, MeasureLatencyP95, MeasureLatencyP99, MeasureThroughput}
+	return []string{MeasureRequests, MeasureErrors, MeasureLatencyP50, MeasureLatencyP95, MeasureLatencyP99, MeasureThroughput, MeasureLatencyHistogram}
 }
 
 // BuiltinQuery is the query for one of the proxy's measures on one version, written the way

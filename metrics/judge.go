@@ -35,7 +35,7 @@ type Series struct {
 	// Prometheus' le buckets: the increase of each bucket's counter over the interval). Bounds
 	// ascend and the last is +Inf, so the last bucket counts every request.
 	Buckets [][]float64 `json:"buckets,omitempty"`
-	Bounds  []float64   `json:"bounds,omitempty"`
+	Bounds  Bounds      `json:"bounds,omitempty"`
 }
 
 // IsCounts reports whether the series holds counts rather than sample values.

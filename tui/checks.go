@@ -145,7 +145,7 @@ func (m *Model) checkUnit(i int) metrics.Unit {
 	c := &m.st.Checks[i]
 	rate := false
 	if spec := m.st.Spec; spec != nil && i < len(spec.Checks) {
-		rate = spec.Checks[i].IsCounts()
+		rate = spec.Checks[i].ValueUnit().Rate // counts, and a histogram's shares of requests
 	}
 	return valueUnit(c.Criteria.Unit, c.Unit, rate)
 }
@@ -194,7 +194,12 @@ func (m *Model) checkHead(i, width int) string {
 	if c.Failures > 0 {
 		right = s.fail.Render(fmt.Sprintf("%d failure%s this step", c.Failures, plural(c.Failures)))
 	}
-	head := m.gutter(paneChecks, i) + fit(m.verdictBadge(c), 15) + s.bold.Render(c.Name) + "  " + s.muted.Render(strings.Join(tags, " · "))
+	dry := ""
+	if c.DryRun {
+		// Said before the other tags, so a narrow pane cuts those first.
+		dry = s.warning.Render("dry run") + s.muted.Render(" · ")
+	}
+	head := m.gutter(paneChecks, i) + fit(m.verdictBadge(c), 15) + s.bold.Render(c.Name) + "  " + dry + s.muted.Render(strings.Join(tags, " · "))
 	return spread(head, right, width)
 }
 

@@ -206,6 +206,9 @@ func (m *Model) checkDetailWith(p *page, i, rows, evidenceRows int) {
 		sc = &m.st.Spec.Checks[i]
 	}
 	tags := []string{}
+	if c.DryRun {
+		tags = append(tags, "dry run: never holds, fails or rolls back")
+	}
 	if c.Critical {
 		tags = append(tags, "critical: a failure rolls back at once")
 	}
@@ -222,6 +225,9 @@ func (m *Model) checkDetailWith(p *page, i, rows, evidenceRows int) {
 	r := c.Last
 	if r != nil {
 		p.field("reason", r.Reason, m.reasonStyle(c))
+	}
+	if c.Would != "" {
+		p.field("dry run", c.Would.Words()+" this step; nothing was done", s.warning)
 	}
 	e, sequential := evidence{}, false
 	if r != nil {
@@ -281,6 +287,9 @@ func (m *Model) measureFields(p *page, sc *spec.Check) {
 		p.field("", "baseline "+line(sc.Events.Baseline.String()), s.text)
 		p.field("out of", "canary "+line(sc.Total.Canary.String()), s.text)
 		p.field("", "baseline "+line(sc.Total.Baseline.String()), s.text)
+	case sc.Histogram != nil:
+		p.field("histogram", "canary "+line(sc.Histogram.Canary.String()), s.text)
+		p.field("", "baseline "+line(sc.Histogram.Baseline.String()), s.text)
 	default:
 		p.field("canary", line(sc.Canary.String()), s.text)
 		p.field("baseline", line(sc.Baseline.String()), s.text)

@@ -90,6 +90,8 @@ func notPassing(checks []engine.CheckState) []string {
 		switch {
 		case c.Last == nil:
 			waiting++
+		case c.Last.Verdict != metrics.Pass && c.DryRun:
+			bad = append(bad, fmt.Sprintf("%s (%s, dry run)", c.Name, c.Last.Verdict))
 		case c.Last.Verdict != metrics.Pass:
 			bad = append(bad, fmt.Sprintf("%s (%s)", c.Name, c.Last.Verdict))
 		}

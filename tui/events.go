@@ -80,10 +80,16 @@ func (m *Model) eventLine(row *logRow) string {
 		style = s.fail
 	case engine.EventPromoted, engine.EventStepPassed:
 		style = s.pass
-	case engine.EventWeightFailed, engine.EventStopped, engine.EventPaused:
+	case engine.EventWeightFailed, engine.EventStopped, engine.EventPaused, engine.EventDryRun:
 		style = s.warning
 	case engine.EventHeld:
 		style = s.inconclusive
+	case engine.EventHookStarted:
+		style = s.muted
+	case engine.EventHookFinished:
+		if ev.Hook.Failed() {
+			style = s.warning
+		}
 	}
 	if ev.Actor != nil && ev.Type != engine.EventCommandRefused {
 		style = s.accent // an operator did this

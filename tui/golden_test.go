@@ -32,6 +32,7 @@ func TestGolden(t *testing.T) {
 		{name: "sequential", build: stateSequential, want: "RUNNING"},
 		{name: "detail", build: stateSequential, keys: []string{"j", "enter"}, want: "RUNNING"},
 		{name: "many_checks", build: bigState, want: "RUNNING"},
+		{name: "dry_run", build: stateDryRun, keys: []string{"j", "enter"}, want: "RUNNING"},
 	}
 	for _, size := range [][2]int{{120, 40}, {80, 24}, {200, 60}} {
 		for _, tt := range states {

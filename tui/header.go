@@ -217,7 +217,7 @@ func (m *Model) holdReason() string {
 	st := &m.st
 	var now []string
 	for _, c := range st.Checks {
-		if c.Last == nil {
+		if c.Last == nil || c.DryRun { // a dry run holds nothing
 			continue
 		}
 		switch {
@@ -257,10 +257,14 @@ func (m *Model) runningWords() string {
 	case st.AnalysisStartedAt.IsZero():
 		return s.accent.Render(fmt.Sprintf("stabilizing at %s before the analysis starts", weightText(max(st.Weight, 0))))
 	}
-	var fail, unsure []string
+	var fail, unsure, dry []string
 	for _, c := range st.Checks {
 		switch {
 		case c.Last == nil:
+		case c.DryRun: // a dry run never holds or fails the step: said apart
+			if c.Last.Verdict != metrics.Pass {
+				dry = append(dry, fmt.Sprintf("%s %s", c.Name, c.Last.Verdict))
+			}
 		case c.Last.Verdict == metrics.Fail:
 			fail = append(fail, fmt.Sprintf("%s (%d failure%s)", c.Name, c.Failures, plural(c.Failures)))
 		case c.Last.Verdict == metrics.Inconclusive:
@@ -274,6 +278,9 @@ func (m *Model) runningWords() string {
 		return s.inconclusive.Render("? inconclusive so far: " + strings.Join(unsure, ", "))
 	case st.Looks == 0:
 		return s.accent.Render(fmt.Sprintf("analysing %d%%: first look coming", st.Weight))
+	}
+	if len(dry) > 0 {
+		return s.pass.Render(fmt.Sprintf("✔ analysing %d%%: every check passes (look %d); dry run: %s", st.Weight, st.Looks, strings.Join(dry, ", ")))
 	}
 	return s.pass.Render(fmt.Sprintf("✔ analysing %d%%: every check passes (look %d)", st.Weight, st.Looks))
 }

@@ -92,6 +92,7 @@ func printableCheck(c engine.CheckState) (engine.CheckState, bool) {
 	changed = fix(&c.Judge) || changed
 	changed = fix(&c.Criteria.Direction) || changed
 	changed = fix(&c.Criteria.Unit) || changed
+	changed = fix(&c.Would) || changed
 	if c.Last != nil {
 		if r, ok := printableResult(*c.Last); ok {
 			c.Last, changed = ptr(r), true
@@ -106,10 +107,22 @@ func printableEvent(ev engine.Event) (engine.Event, bool) {
 	changed = fix(&ev.Command) || changed
 	changed = fix(&ev.Hold) || changed
 	changed = fix(&ev.Flag) || changed
+	changed = fix(&ev.Check) || changed
+	changed = fix(&ev.Would) || changed
 	var actorChanged, checksChanged, segmentsChanged bool
 	ev.Actor, actorChanged = printableActor(ev.Actor)
 	ev.Checks, checksChanged = mapChanged(ev.Checks, printableResult)
 	ev.Segments, segmentsChanged = mapChanged(ev.Segments, printableText)
+	if ev.Hook != nil {
+		h := *ev.Hook
+		hookChanged := fix(&h.On)
+		hookChanged = fix(&h.Kind) || hookChanged
+		hookChanged = fix(&h.Outcome) || hookChanged
+		hookChanged = fix(&h.Output) || hookChanged
+		if hookChanged {
+			ev.Hook, changed = &h, true
+		}
+	}
 	return ev, changed || actorChanged || checksChanged || segmentsChanged
 }
 

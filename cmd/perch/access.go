@@ -173,6 +173,9 @@ func (a *app) checkQueries(ctx context.Context, rollout *spec.Rollout, router en
 			problem(q.problem(r.err))
 		case len(r.samples) == 0:
 			fmt.Fprintf(a.stdout, "%s: %s: %s: no data over the last %s (%s)\n", rollout.Where(q.path), q.path, q.name(), window, noDataHint(q.side))
+		case q.histogram:
+			last := r.samples[len(r.samples)-1].Value
+			fmt.Fprintf(a.stdout, "%s: %d histogram(s) over the last %s at %d bounds, latest of %s requests\n", q.name(), len(r.samples), window, r.bounds, metrics.FormatValue(last))
 		default:
 			last := r.samples[len(r.samples)-1].Value
 			fmt.Fprintf(a.stdout, "%s: %d sample(s) over the last %s, latest %s\n", q.name(), len(r.samples), window, metrics.FormatValue(last))
@@ -193,6 +196,10 @@ func runQueries(ctx context.Context, rollout *spec.Rollout, source engine.Source
 		wg.Go(func() {
 			qctx, cancel := context.WithTimeout(ctx, accessTimeout)
 			defer cancel()
+			if q.histogram {
+				results[i] = askHistogram(qctx, source, q.query, start, end, step)
+				return
+			}
 			samples, err := source.Samples(qctx, q.query, start, end, step)
 			results[i] = queryResult{samples: samples, err: err}
 		})
@@ -213,13 +220,32 @@ func noDataHint(side string) string {
 
 type queryResult struct {
 	samples []metrics.Sample
+	bounds  int // a histogram's bounds, +Inf among them
 	err     error
+}
+
+// askHistogram runs a histogram query, its answer given as a sample per point: the point's
+// requests (its +Inf count).
+func askHistogram(ctx context.Context, source engine.Source, q metrics.Query, start, end time.Time, step time.Duration) queryResult {
+	hs, ok := source.(engine.HistogramSource)
+	if !ok {
+		return queryResult{err: errors.New("this metrics source answers no bucket queries")}
+	}
+	h, err := hs.Histogram(ctx, q, start, end, step)
+	r := queryResult{bounds: len(h.Bounds), err: err}
+	for _, p := range h.Points {
+		if len(p.Counts) > 0 {
+			r.samples = append(r.samples, metrics.Sample{Time: p.Time, Value: p.Counts[len(p.Counts)-1]})
+		}
+	}
+	return r
 }
 
 // namedQuery is one query of a check, with the path where the file wrote it.
 type namedQuery struct {
 	check, side, path string
 	query             metrics.Query
+	histogram         bool // a bucket query
 }
 
 // name says which query it is: "check p99 canary".
@@ -243,6 +269,12 @@ func queriesOf(rollout *spec.Rollout) []namedQuery {
 		}
 		add := func(side string, q metrics.Query) {
 			out = append(out, namedQuery{check: c.Name, side: side, path: at(side), query: q})
+		}
+		if c.IsHistogram() {
+			add("histogram.canary", c.Histogram.Canary)
+			add("histogram.baseline", c.Histogram.Baseline)
+			out[len(out)-1].histogram, out[len(out)-2].histogram = true, true
+			continue
 		}
 		if c.IsCounts() {
 			add("events.canary", c.Events.Canary)

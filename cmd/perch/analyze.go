@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 	"sort"
@@ -32,10 +33,16 @@ Input:  {"checks": [CHECK, …]}, CHECK = {
           "judgeOptions": {…},                                 (Kayenta's names for mannwhitney;
                                                                or Kayenta's "analysisConfigurations")
           "canary":   [1.2, 1.3, null, …]   (one value per interval, null for none)
-                   or {"events": [3, 0, …], "total": [300, 310, …]},
-          "baseline": the same shape }
+                   or {"events": [3, 0, …], "total": [300, 310, …]}
+                   or {"buckets": [[2, 9, 10], null, …], "bounds": [0.1, 0.5, "+Inf"]}
+                      (a histogram per interval: requests at most each bound, cumulative,
+                      as Prometheus' le buckets; null for none; sequential judge only),
+          "baseline": the same shape,
+          "dryRun": true                   (optional: judged and shown, left out of the verdict) }
 Output: {"verdict": "pass|fail|inconclusive", "checks": [{"name", "judge", "verdict", "reason",
-          "canary", "baseline", "deviation", "pValue", "decidedAt", "classification", "stats"}]}
+          "canary", "baseline", "deviation", "pValue", "decidedAt", "classification", "stats",
+          "dryRun"}]}
+The verdict is that of the checks that are not dry runs: fail if any fails, pass if all pass.
 
 Exit codes: 0 whatever the verdict, 2 bad input (every problem is listed).`,
 		Args: cobra.NoArgs,
@@ -100,6 +107,8 @@ type checkVerdict struct {
 	Name  string `json:"name"`
 	Judge string `json:"judge"`
 	metrics.Result
+	// DryRun checks are judged and shown but left out of the overall verdict.
+	DryRun bool `json:"dryRun,omitempty"`
 }
 
 // analyzeCheck is one check of the input, read and validated.
@@ -110,6 +119,7 @@ type analyzeCheck struct {
 	options  metrics.Options
 	canary   metrics.Series
 	baseline metrics.Series
+	dryRun   bool
 }
 
 // problems collects every problem in the input, one per line.
@@ -158,15 +168,17 @@ func analyze(data []byte) (analysis, error) {
 	return judgeAll(checks), nil
 }
 
-// judgeAll judges every check as one family and sums up: fail if any fails, pass if all pass.
+// judgeAll judges every check as one family and sums up: fail if any fails, pass if all pass,
+// dry runs aside.
 func judgeAll(checks []analyzeCheck) analysis {
 	out := analysis{Verdict: metrics.Pass}
 	for _, c := range checks {
 		j, _ := metrics.New(c.judge, c.options) // validated by readCheck
 		c.criteria.Family = len(checks)
 		r := j.Judge(metrics.Input{Criteria: c.criteria, Canary: c.canary, Baseline: c.baseline})
-		out.Checks = append(out.Checks, checkVerdict{Name: c.name, Judge: c.judge, Result: r})
+		out.Checks = append(out.Checks, checkVerdict{Name: c.name, Judge: c.judge, Result: r, DryRun: c.dryRun})
 		switch {
+		case c.dryRun:
 		case r.Verdict == metrics.Fail:
 			out.Verdict = metrics.Fail
 		case r.Verdict == metrics.Inconclusive && out.Verdict == metrics.Pass:
@@ -177,7 +189,7 @@ func judgeAll(checks []analyzeCheck) analysis {
 }
 
 var checkFields = []string{"name", "judge", "direction", "maxDeviationPercent", "maxIncrease",
-	"judgeOptions", "analysisConfigurations", "canary", "baseline"}
+	"judgeOptions", "analysisConfigurations", "canary", "baseline", "dryRun"}
 
 // readCheck reads one check's fields, adding what is wrong with them to p.
 func readCheck(fields map[string]json.RawMessage, path string, p *problems) analyzeCheck {
@@ -199,6 +211,7 @@ func readCheck(fields map[string]json.RawMessage, path string, p *problems) anal
 	}
 	c.judge = spec.DefaultJudge
 	field("judge", &c.judge, "text")
+	field("dryRun", &c.dryRun, "true or false")
 	field("direction", &c.criteria.Direction, "text")
 	switch c.criteria.Direction {
 	case metrics.LowerIsBetter, metrics.HigherIsBetter:
@@ -227,8 +240,14 @@ func readCheck(fields map[string]json.RawMessage, path string, p *problems) anal
 	before := len(*p)
 	c.canary = readSide(fields["canary"], path+".canary", p)
 	c.baseline = readSide(fields["baseline"], path+".baseline", p)
-	if len(*p) == before && c.canary.IsCounts() != c.baseline.IsCounts() {
-		p.add(path, "canary and baseline must have the same shape (both arrays, or both {events, total})")
+	switch {
+	case len(*p) != before:
+	case c.canary.IsCounts() != c.baseline.IsCounts() || c.canary.IsHistogram() != c.baseline.IsHistogram():
+		p.add(path, "canary and baseline must have the same shape (both arrays, both {events, total}, or both {buckets, bounds})")
+	case c.canary.IsHistogram() && !slices.Equal(c.canary.Bounds, c.baseline.Bounds):
+		p.add(path, "canary and baseline histograms need the same bounds (canary %v, baseline %v)", boundsText(c.canary.Bounds), boundsText(c.baseline.Bounds))
+	case c.canary.IsHistogram() && c.judge != spec.DefaultJudge:
+		p.add(path+".judge", "a histogram is judged by %s only (%s judges values and counts)", spec.DefaultJudge, c.judge)
 	}
 	return c
 }
@@ -275,7 +294,7 @@ func readSide(raw json.RawMessage, path string, p *problems) metrics.Series {
 	trimmed := bytes.TrimSpace(raw)
 	switch {
 	case len(trimmed) == 0 || string(trimmed) == "null":
-		p.add(path, `missing: an array of values, or {"events": […], "total": […]}`)
+		p.add(path, `missing: an array of values, {"events": […], "total": […]}, or {"buckets": [[…], …], "bounds": […]}`)
 	case trimmed[0] == '[':
 		var v []metrics.Number
 		if err := strictJSON(trimmed, &v); err != nil {
@@ -283,6 +302,8 @@ func readSide(raw json.RawMessage, path string, p *problems) metrics.Series {
 			return metrics.Series{}
 		}
 		return metrics.Series{Values: floats(v)}
+	case trimmed[0] == '{' && (bytes.Contains(trimmed, []byte(`"buckets"`)) || bytes.Contains(trimmed, []byte(`"bounds"`))):
+		return readHistogram(trimmed, path, p)
 	case trimmed[0] == '{':
 		var counts struct {
 			Events []metrics.Number `json:"events"`
@@ -310,9 +331,59 @@ func readSide(raw json.RawMessage, path string, p *problems) metrics.Series {
 		}
 		return s
 	default:
-		p.add(path, `want an array of values, or {"events": […], "total": […]}, got %s`, abbreviate(raw))
+		p.add(path, `want an array of values, {"events": […], "total": […]}, or {"buckets": [[…], …], "bounds": […]}, got %s`, abbreviate(raw))
 	}
 	return metrics.Series{}
+}
+
+// readHistogram reads a side's histogram per interval: cumulative counts at ascending bounds
+// ending in +Inf, a row per interval (null or [] for an interval without data).
+func readHistogram(raw []byte, path string, p *problems) metrics.Series {
+	var h struct {
+		Buckets [][]metrics.Number `json:"buckets"`
+		Bounds  metrics.Bounds     `json:"bounds"`
+	}
+	if err := strictJSON(raw, &h); err != nil {
+		p.add(path, `want {"buckets": [[counts…], …], "bounds": [numbers…, "+Inf"]}, got %s (%v)`, abbreviate(raw), strings.TrimPrefix(err.Error(), "json: "))
+		return metrics.Series{}
+	}
+	b := h.Bounds
+	switch {
+	case h.Buckets == nil:
+		p.add(path+".buckets", "missing: a row of counts per interval")
+	case len(b) < 2 || !math.IsInf(b[len(b)-1], 1) || !slices.IsSorted(b) || len(slices.Compact(slices.Clone(b))) != len(b):
+		p.add(path+".bounds", `want ascending bounds ending in "+Inf", one finite at least, got %s`, boundsText(b))
+		return metrics.Series{}
+	}
+	s := metrics.Series{Bounds: b, Buckets: make([][]float64, len(h.Buckets))}
+	for i, row := range h.Buckets {
+		if len(row) == 0 {
+			continue // no data for the interval
+		}
+		at := fmt.Sprintf("%s.buckets[%d]", path, i)
+		if len(row) != len(b) {
+			p.add(at, "%d counts for %d bounds: want one count per bound (null for an interval without data)", len(row), len(b))
+			continue
+		}
+		counts := floats(row)
+		for k, n := range counts {
+			if !(n >= 0) || math.IsInf(n, 0) || k > 0 && n < counts[k-1] {
+				p.add(at, "want counts that are 0 or more and grow with the bound (each counts the requests at most its bound), got %v", counts)
+				break
+			}
+		}
+		s.Buckets[i] = counts
+	}
+	return s
+}
+
+// boundsText writes bounds as the input does, +Inf included.
+func boundsText(b metrics.Bounds) string {
+	data, err := json.Marshal(b)
+	if err != nil {
+		return fmt.Sprint([]float64(b))
+	}
+	return string(data)
 }
 
 func floats(v []metrics.Number) []float64 {

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -45,8 +46,12 @@ func (a *app) controlCmds() []*cobra.Command {
 			Short: v.short,
 			Long: v.short + `.
 
-ROLLOUT picks one of several running perches by the rollout's name (or its rollout file); with
-one running it may be left out. Steps are counted from 1, as in perch status -o json, the
+ROLLOUT picks one of several running perches by the rollout's name (or its rollout file),
+or one rollout of a perch running several (perch serve --rollouts, perch run A B); with one
+running it may be left out. perch status without ROLLOUT, where several run, lists them all
+(-o json: {"rollouts": [{"name", "phase", "step", "weight"}, …]}; a rollout waiting for its
+dependsOn is "waiting", one that never will start "cancelled", a refused file "invalid" with
+its "error"). Steps are counted from 1, as in perch status -o json, the
 journal and the webhook's documents. A command the rollout has carried out already (pause
 when paused, rollback when rolling back…) succeeds and says so.`,
 			Args: cobra.MaximumNArgs(1),
@@ -84,8 +89,8 @@ when paused, rollback when rolling back…) succeeds and says so.`,
 }
 
 // findSocket is the socket to talk to: --socket, else the one running perch's (of rollout,
-// when several run).
-func (a *app) findSocket(socket, rollout string) (string, error) {
+// when several run: the rollout's own socket, else the fleet socket that serves it).
+func (a *app) findSocket(ctx context.Context, socket, rollout string) (string, error) {
 	if socket != "" {
 		return socket, nil
 	}
@@ -99,6 +104,9 @@ func (a *app) findSocket(socket, rollout string) (string, error) {
 			}
 		}
 		if len(mine) == 0 {
+			mine = fleetsServing(ctx, found, name)
+		}
+		if len(mine) == 0 {
 			return "", runtimeError(fmt.Errorf("no running perch of rollout %q found in %s; pass --socket", printable.Line(name), strings.Join(dirs, ", ")))
 		}
 		found = mine
@@ -110,6 +118,23 @@ func (a *app) findSocket(socket, rollout string) (string, error) {
 		return "", badInput(fmt.Errorf("several perches are running; name the rollout (perch status NAME) or choose one with --socket:\n  %s", strings.Join(found, "\n  ")))
 	}
 	return found[0], nil
+}
+
+// fleetsServing are the fleet sockets (fleet-*.sock) among found that serve the rollout name.
+func fleetsServing(ctx context.Context, found []string, name string) []string {
+	var out []string
+	for _, p := range found {
+		if !strings.HasPrefix(filepath.Base(p), "fleet-") {
+			continue
+		}
+		askCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		resp, err := control.Send(askCtx, p, control.Request{Command: "status", Rollout: name})
+		cancel()
+		if err == nil && resp.OK {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // rolloutName is the rollout a verb's ROLLOUT names: a rollout file's name, else the text as
@@ -127,15 +152,21 @@ func (a *app) control(ctx context.Context, socket, rollout string, req control.R
 	if err := checkOutput(output); err != nil {
 		return err
 	}
-	socket, err := a.findSocket(socket, rollout)
+	socket, err := a.findSocket(ctx, socket, rollout)
 	if err != nil {
 		return err
+	}
+	if rollout != "" {
+		req.Rollout = rolloutName(rollout)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	resp, err := control.Send(ctx, socket, req)
 	if err != nil {
 		return runtimeError(err)
+	}
+	if resp.OK && resp.Status == nil {
+		return a.printRollouts(resp.Rollouts, output) // a fleet's list, perhaps empty
 	}
 	if output == outputJSON {
 		line, err := json.Marshal(resp)
@@ -162,9 +193,13 @@ func (a *app) watch(ctx context.Context, socket, rollout, output string) error {
 	if err := checkOutput(output); err != nil {
 		return err
 	}
-	socket, err := a.findSocket(socket, rollout)
+	socket, err := a.findSocket(ctx, socket, rollout)
 	if err != nil {
 		return err
+	}
+	name := ""
+	if rollout != "" {
+		name = rolloutName(rollout)
 	}
 	var last string
 	var seen *control.Status
@@ -177,7 +212,7 @@ func (a *app) watch(ctx context.Context, socket, rollout, output string) error {
 			}
 		}
 		askCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		resp, err := control.Send(askCtx, socket, control.Request{Command: "status"})
+		resp, err := control.Send(askCtx, socket, control.Request{Command: "status", Rollout: name})
 		cancel()
 		switch {
 		case ctx.Err() != nil:
@@ -186,6 +221,10 @@ func (a *app) watch(ctx context.Context, socket, rollout, output string) error {
 			return runtimeError(err)
 		case err != nil:
 			return a.watchEnd(seen, output)
+		case resp.OK && resp.Status == nil && len(resp.Rollouts) == 1:
+			return runtimeError(fmt.Errorf("%s has not started (%s)", printable.Line(resp.Rollouts[0].Name), printable.Line(resp.Rollouts[0].Phase)))
+		case resp.OK && resp.Status == nil:
+			return badInput(fmt.Errorf("%d rollouts run here; name the one to watch: %s", len(resp.Rollouts), summaryNames(resp.Rollouts)))
 		case !resp.OK || resp.Status == nil:
 			return runtimeError(fmt.Errorf("status refused: %s", printable.Line(resp.Error)))
 		}
@@ -239,6 +278,52 @@ func (a *app) watchEnd(seen *control.Status, output string) error {
 	return nil
 }
 
+// printRollouts writes a fleet's rollouts, one line each, or as {"rollouts": […]}.
+func (a *app) printRollouts(list []control.Summary, output string) error {
+	if list == nil {
+		list = []control.Summary{}
+	}
+	if output == outputJSON {
+		line, err := json.Marshal(struct {
+			Rollouts []control.Summary `json:"rollouts"`
+		}{list})
+		if err != nil {
+			return runtimeError(err)
+		}
+		fmt.Fprintf(a.stdout, "%s\n", printable.JSON(line))
+		return nil
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tPHASE\tSTEP\tWEIGHT\t")
+	for _, s := range list {
+		step, weight := "—", "—"
+		if s.Step > 0 {
+			step = strconv.Itoa(s.Step)
+		}
+		if s.Weight >= 0 {
+			weight = fmt.Sprintf("%d%%", s.Weight)
+		}
+		note := s.Reason
+		switch {
+		case s.Error != "":
+			note = s.Error
+		case len(s.Waiting) > 0:
+			note = "waiting for " + strings.Join(s.Waiting, ", ")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", printable.Line(s.Name), printable.Line(s.Phase), step, weight, printable.Line(note))
+	}
+	return tw.Flush()
+}
+
+// summaryNames lists the rollouts' names.
+func summaryNames(list []control.Summary) string {
+	var names []string
+	for _, s := range list {
+		names = append(names, printable.Line(s.Name))
+	}
+	return strings.Join(names, ", ")
+}
+
 // printStatus writes a rollout's status for people: values in each check's unit, nothing
 // where nothing has been measured yet. Its reasons, names and errors came from outside
 // (alerts, providers, operators), so each is made one printable line.
@@ -283,11 +368,15 @@ func printStatus(w io.Writer, s *control.Status) {
 			}
 			return u.Value(float64(v))
 		}
+		name := line(c.Name)
+		if c.DryRun {
+			name += " (dry run)"
+		}
 		if c.Verdict == "" {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\n", line(c.Name), "no look yet this step", "")
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", name, "no look yet this step", "")
 			continue
 		}
-		fmt.Fprintf(tw, "  %s\t%s\tlast interval: canary %s, baseline %s\t%s\n", line(c.Name), line(string(c.Verdict)),
+		fmt.Fprintf(tw, "  %s\t%s\tlast interval: canary %s, baseline %s\t%s\n", name, line(string(c.Verdict)),
 			value(c.Canary), value(c.Baseline), line(c.Reason))
 	}
 	tw.Flush()

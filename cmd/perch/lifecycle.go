@@ -105,9 +105,48 @@ func (a *app) supervise(ctx context.Context, p supervision) error {
 		cancel()
 	})
 	defer hangups.stop()
-	r, err := p.open(ctx)
-	if err != nil {
+	s, out, err := a.live(ctx, hangups, life{
+		open: p.open, linger: p.linger, begin: p.begin, run: p.front.run,
+		around: []func(*session) (func(), error){
+			func(s *session) (func(), error) {
+				return s.app.serveControl(ctx, s.target(), s.rollout.spec, p.socket, p.socketGroup, s.rollout.journal.Path())
+			},
+			func(s *session) (func(), error) {
+				return s.app.serveMetrics(p.metricsAddr, s.eng, s.rollout.router, s.rollout.source)
+			},
+			func(s *session) (func(), error) { return s.app.startIntegrations(ctx, s.rollout.spec, s.eng) },
+			func(s *session) (func(), error) { return func() {}, p.front.prepare(s) },
+		},
+	})
+	if s == nil {
 		return err
+	}
+	return s.exit(out, err, p.stopped)
+}
+
+// life is one rollout's part of the lifecycle, whether it runs alone (supervise) or beside
+// others in a fleet (superviseFleet): where it comes from, what runs around its engine, and
+// how the engine runs.
+type life struct {
+	open   func(ctx context.Context) (*rollout, error)
+	linger bool
+	// around start in order once the engine exists, before it runs, and stop in reverse once
+	// it has ended: the integrations, and for a rollout alone its control socket, /metrics
+	// and front end.
+	around []func(s *session) (stop func(), err error)
+	begin  func(ctx context.Context, eng *engine.Engine) (end func(engine.Outcome))
+	// run runs the engine until the rollout ends or ctx does.
+	run func(ctx context.Context, s *session) (engine.Outcome, error)
+}
+
+// live runs one rollout: it opens it, builds its engine, starts what goes around it, runs it,
+// stops what it started in reverse and closes the journal and the provider. It returns the
+// session with how the engine ended, or no session when the start failed before the first
+// event (the error then says why, and no new journal is left behind).
+func (a *app) live(ctx context.Context, hangups *hangups, l life) (*session, engine.Outcome, error) {
+	r, err := l.open(ctx)
+	if err != nil {
+		return nil, "", err
 	}
 	defer r.close()
 	if _, ok := r.router.(*proxy.Server); ok {
@@ -116,6 +155,9 @@ func (a *app) supervise(ctx context.Context, p supervision) error {
 	router, flags := r.router, r.flags
 	if r.fence != nil { // --ha: a replica that lost the lead touches nothing and stops
 		router, flags = replica.Guard(router, r.fence), replica.GuardFlags(flags, r.fence)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
 		go func() {
 			select {
 			case <-r.fence.Down():
@@ -124,50 +166,45 @@ func (a *app) supervise(ctx context.Context, p supervision) error {
 			}
 		}()
 	}
-	eng, err := engine.New(engine.Config{Spec: r.spec, Router: router, Source: r.source, Flags: flags, Journal: r.journal, Resume: r.rec, Linger: p.linger})
+	eng, err := engine.New(engine.Config{Spec: r.spec, Router: router, Source: r.source, Flags: flags, Journal: r.journal, Resume: r.rec, Linger: l.linger})
 	if err != nil {
-		return badInput(err)
+		return nil, "", badInput(err)
 	}
 	s := &session{eng: eng, rollout: r, hangups: hangups}
 	s.app, s.held = a.holdingStderr()
-	stop, err := s.start(ctx, p)
+	stop, err := s.start(l.around)
 	if err != nil {
-		return err
+		return nil, "", err
 	}
 	r.started = true
 	end := func(engine.Outcome) {}
-	if p.begin != nil {
-		end = p.begin(ctx, eng)
+	if l.begin != nil {
+		end = l.begin(ctx, eng)
 	}
-	out, runErr := p.front.run(ctx, s)
+	out, runErr := l.run(ctx, s)
 	end(out)
 	stop()
-	return s.exit(out, runErr, p.stopped)
+	return s, out, runErr
 }
 
-// start serves the control socket and /metrics, starts the integrations and prepares the
-// front end; stop undoes them in reverse.
-func (s *session) start(ctx context.Context, p supervision) (stop func(), err error) {
+// target is what the control socket serves: the engine, marked as the leader with --ha.
+func (s *session) target() control.Target {
+	if s.rollout.fence != nil {
+		return replica.Leading{Engine: s.eng, ID: s.rollout.replicaID}
+	}
+	return s.eng
+}
+
+// start starts what goes around the engine, in order; stop undoes them in reverse.
+func (s *session) start(around []func(*session) (func(), error)) (stop func(), err error) {
 	var stops []func()
 	stop = func() {
 		for i := len(stops) - 1; i >= 0; i-- {
 			stops[i]()
 		}
 	}
-	r, a := s.rollout, s.app
-	for _, start := range []func() (func(), error){
-		func() (func(), error) {
-			var target control.Target = s.eng
-			if r.fence != nil {
-				target = replica.Leading{Engine: s.eng, ID: r.replicaID}
-			}
-			return a.serveControl(ctx, target, r.spec, p.socket, p.socketGroup, r.journal.Path())
-		},
-		func() (func(), error) { return a.serveMetrics(p.metricsAddr, s.eng, r.router, r.source) },
-		func() (func(), error) { return a.startIntegrations(ctx, r.spec, s.eng) },
-		func() (func(), error) { return func() {}, p.front.prepare(s) },
-	} {
-		f, err := start()
+	for _, start := range around {
+		f, err := start(s)
 		if err != nil {
 			stop()
 			return nil, err

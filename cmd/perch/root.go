@@ -93,7 +93,7 @@ func (a *app) rootCmd() *cobra.Command {
 	}{
 		{"rollouts", "Rollouts:", []*cobra.Command{a.runCmd(), a.serveCmd(), a.demoCmd(), a.replayCmd()}},
 		{"control", "Steer a running perch (through its control socket):", a.controlCmds()},
-		{"tools", "Files, metrics and traffic:", []*cobra.Command{a.validateCmd(), a.analyzeCmd(), a.trafficCmd(), a.proxyCmd(), a.versionCmd()}},
+		{"tools", "Files, metrics and traffic:", []*cobra.Command{a.validateCmd(), a.analyzeCmd(), a.trafficCmd(), a.proxyCmd(), a.judgeCmd(), a.versionCmd()}},
 	}
 	for _, g := range groups {
 		root.AddGroup(&cobra.Group{ID: g.id, Title: g.title})
@@ -111,6 +111,17 @@ func exactlyOneArg(name string) cobra.PositionalArgs {
 		if len(args) != 1 {
 			//lint:ignore ST1005 printed as is, the usage hint on a line of its own
 			return badInput(fmt.Errorf("%s takes one %s (got %d arguments)\nRun '%s --help' for usage.", c.CommandPath(), name, len(args), c.CommandPath()))
+		}
+		return nil
+	}
+}
+
+// atLeastOneArg refuses a verb given no name argument.
+func atLeastOneArg(name string) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			//lint:ignore ST1005 printed as is, the usage hint on a line of its own
+			return badInput(fmt.Errorf("%s takes one %s or more (got none)\nRun '%s --help' for usage.", c.CommandPath(), name, c.CommandPath()))
 		}
 		return nil
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -34,7 +36,7 @@ type runFlags struct {
 func (a *app) runCmd() *cobra.Command {
 	var f runFlags
 	c := &cobra.Command{
-		Use:   "run ROLLOUT.yaml",
+		Use:   "run ROLLOUT.yaml…",
 		Short: "Run a rollout",
 		Long: `Run a rollout: set each step's weight, analyse, advance, and promote, or roll back the
 moment the canary is worse. Before the first event it reaches the traffic provider and runs
@@ -42,9 +44,20 @@ each metric query once (as validate --check-access); if it cannot, it exits 3 wi
 starting. Every event is journaled first; after a crash or a signal (SIGINT, SIGTERM,
 SIGHUP), run again with --resume --journal FILE to continue where it stopped.
 
+With several files, each is a rollout with its own engine and journal
+(./perch-NAME-TIMESTAMP.jsonl), all in this process, printed headless, each line starting
+with the rollout's name; a rollout with dependsOn starts once those have promoted. One
+control socket serves them all: name the rollout (perch pause NAME). perch ends when every
+rollout has; it exits with the worst of their codes.
+
 Exit codes: 0 promoted, 1 rolled back, 2 bad input, 3 stopped by an error or a signal.`,
-		Args: exactlyOneArg("rollout file"),
-		RunE: func(c *cobra.Command, args []string) error { return a.run(c, args[0], f) },
+		Args: atLeastOneArg("rollout file"),
+		RunE: func(c *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return a.runFleet(c.Context(), args, f)
+			}
+			return a.run(c, args[0], f)
+		},
 	}
 	c.Flags().BoolVar(&f.headless, "headless", false, "print one line per event instead of the TUI")
 	c.Flags().StringVarP(&f.output, "output", "o", outputText, "headless output: text or json (the journal events)")
@@ -102,6 +115,21 @@ func (a *app) run(c *cobra.Command, path string, f runFlags) error {
 	})
 }
 
+// runFleet runs several rollout files in this process. The terminal UI shows one rollout, so
+// they run headless until an overview of every rollout can be shown (fleetSupervision.view).
+func (a *app) runFleet(ctx context.Context, files []string, f runFlags) error {
+	if err := checkOutput(f.output); err != nil {
+		return err
+	}
+	if f.ha.url != "" {
+		return badInput(errors.New("--ha takes one rollout file: replicas sharing several rollouts are not built yet"))
+	}
+	if !f.headless {
+		fmt.Fprintln(a.stderr, "perch: several rollouts run headless (the terminal UI shows one rollout); steer them with perch status|pause|rollback… NAME")
+	}
+	return a.superviseFleet(ctx, fleetSupervision{files: files, run: f, linger: false})
+}
+
 // openRollout loads the rollout file, connects to its provider and source, reaches them once
 // (preflight) and creates its journal, or with --resume reopens the journal named first, so
 // that a provider that lives in perch (the proxy) comes back at the weight it had.
@@ -110,6 +138,12 @@ func (a *app) openRollout(ctx context.Context, path string, f runFlags) (*rollou
 	if err != nil {
 		return nil, err
 	}
+	return a.openSpec(ctx, spec, f)
+}
+
+// openSpec is openRollout for a rollout file read already.
+func (a *app) openSpec(ctx context.Context, spec *spec.Rollout, f runFlags) (*rollout, error) {
+	var err error
 	r := &rollout{spec: spec}
 	if f.resume {
 		j, rec, err := a.resumeJournal(f.journal)
@@ -163,7 +197,16 @@ func (a *app) resumeJournal(path string) (*engine.Journal, *engine.Recording, er
 // with its absolute path, for the caller to say where it is.
 func createJournal(spec *spec.Rollout, path string) (*engine.Journal, string, error) {
 	if path == "" {
-		path = fmt.Sprintf("perch-%s-%s.jsonl", spec.Name, time.Now().UTC().Format("20060102T150405Z"))
+		// Two runs of one rollout started in the same second get -2, -3…, not a refusal.
+		base := fmt.Sprintf("perch-%s-%s", spec.Name, time.Now().UTC().Format("20060102T150405Z"))
+		path = base + ".jsonl"
+		for n := 2; n < 100; n++ {
+			if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+				path = fmt.Sprintf("%s-%d.jsonl", base, n)
+				continue
+			}
+			break
+		}
 	}
 	j, err := engine.CreateJournal(path, spec, time.Now())
 	if err != nil {
@@ -178,7 +221,16 @@ func createJournal(spec *spec.Rollout, path string) (*engine.Journal, string, er
 // serveControl listens on the rollout's control socket until the returned function is called;
 // it reports on a.stderr. journal is the run's journal, which the status names.
 func (a *app) serveControl(ctx context.Context, eng control.Target, spec *spec.Rollout, socket, group, journal string) (func(), error) {
-	opts := control.Options{Group: group, Journal: journal, Logf: func(format string, args ...any) {
+	return a.serveSocket(ctx, spec.Name, socket, group, func(path string, opts control.Options) (*control.Server, error) {
+		opts.Journal = journal
+		return control.Listen(path, eng, opts)
+	})
+}
+
+// serveSocket listens with listen on socket (--socket: "" the default path for name, "none"
+// no socket) until the returned function is called; it reports on a.stderr.
+func (a *app) serveSocket(ctx context.Context, name, socket, group string, listen func(path string, opts control.Options) (*control.Server, error)) (func(), error) {
+	opts := control.Options{Group: group, Logf: func(format string, args ...any) {
 		fmt.Fprintf(a.stderr, "perch: "+format+"\n", args...)
 	}}
 	switch socket {
@@ -188,9 +240,9 @@ func (a *app) serveControl(ctx context.Context, eng control.Target, spec *spec.R
 		}
 		return func() {}, nil
 	case "":
-		socket, opts.PrivateDir = control.DefaultPath(a.getenv, spec.Name), true
+		socket, opts.PrivateDir = control.DefaultPath(a.getenv, name), true
 	}
-	srv, err := control.Listen(socket, eng, opts)
+	srv, err := listen(socket, opts)
 	if err != nil {
 		return nil, runtimeError(err)
 	}

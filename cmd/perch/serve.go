@@ -65,6 +65,7 @@ func checkSSHLimits(f *sshFlags) error {
 }
 
 type serveFlags struct {
+	rollouts string // --rollouts DIR
 	run      runFlags
 	metrics  string
 	ssh      sshFlags
@@ -74,7 +75,7 @@ type serveFlags struct {
 func (a *app) serveCmd() *cobra.Command {
 	var f serveFlags
 	c := &cobra.Command{
-		Use:   "serve ROLLOUT.yaml --ssh ADDR --operator-keys FILE",
+		Use:   "serve (ROLLOUT.yaml | --rollouts DIR) --ssh ADDR --operator-keys FILE",
 		Short: "Run a rollout headless and serve its TUI over SSH to operators and viewers",
 		Long: `Run a rollout headless (journaled as perch run) and serve the TUI over SSH. Every session
 gets its own view of the one engine. Operators (--operator-keys) may steer it; viewers
@@ -85,10 +86,35 @@ name and key fingerprint of who sent it.
 After a rollback the engine waits for an operator to retry (R) until perch is stopped; after a
 promotion sessions stay open for --hold-open so everyone sees the end.
 
+With --rollouts DIR, every *.yaml and *.yml file in DIR is a rollout, each with its own engine
+and journal (./perch-NAME-TIMESTAMP.jsonl), run in this one process until perch is stopped.
+DIR is scanned again every 2 seconds: a new file starts a rollout once it validates; a file
+that does not (or repeats a name, or whose dependsOn names no rollout or forms a cycle) is
+reported and left out, and the others carry on; a removed file leaves its rollout running to
+its end; a running rollout's file is not read again. A rollout with dependsOn starts once
+those rollouts have promoted, and is cancelled if one of them rolls back. One control socket
+serves every rollout: name it (perch pause NAME). Each line printed starts with the rollout's
+name; SSH sessions show the first rollout to start.
+
 Exit codes: 0 promoted, 1 rolled back, 2 bad input, 3 stopped by an error or a signal.`,
-		Args: exactlyOneArg("rollout file"),
-		RunE: func(c *cobra.Command, args []string) error { return a.serve(c.Context(), args[0], f) },
+		Args: func(c *cobra.Command, args []string) error {
+			if f.rollouts != "" {
+				if len(args) > 0 {
+					return badInput(fmt.Errorf("serve takes a rollout file or --rollouts DIR, not both (got %s)", strings.Join(args, " ")))
+				}
+				return nil
+			}
+			return exactlyOneArg("rollout file (or --rollouts DIR)")(c, args)
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			path := ""
+			if len(args) == 1 {
+				path = args[0]
+			}
+			return a.serve(c.Context(), path, f)
+		},
 	}
+	c.Flags().StringVar(&f.rollouts, "rollouts", "", "supervise every rollout file (*.yaml, *.yml) in this directory, watching it for new files")
 	c.Flags().StringVarP(&f.run.output, "output", "o", outputText, "event lines on stdout: text or json")
 	c.Flags().StringVar(&f.run.journal, "journal", "", "journal file (default ./perch-NAME-TIMESTAMP.jsonl)")
 	c.Flags().BoolVar(&f.run.resume, "resume", false, "continue the rollout recorded in --journal")
@@ -120,6 +146,14 @@ func (a *app) serve(ctx context.Context, path string, f serveFlags) error {
 	if err != nil {
 		return badInput(fmt.Errorf("--theme: %w", err))
 	}
+	front := &sshFront{keys: keys, flags: f.ssh, theme: theme, format: f.run.output, holdOpen: f.holdOpen}
+	if f.rollouts != "" {
+		if f.run.ha.url != "" {
+			return badInput(errors.New("--ha takes one rollout file: replicas sharing --rollouts DIR are not built yet"))
+		}
+		f.run.metricsAddr = f.metrics
+		return a.superviseFleet(ctx, fleetSupervision{dir: f.rollouts, run: f.run, linger: true, view: a.sshFirstRollout(front)})
+	}
 	if err := f.run.ha.check(f.run.journal, f.run.resume); err != nil {
 		return err
 	}
@@ -134,7 +168,7 @@ func (a *app) serve(ctx context.Context, path string, f serveFlags) error {
 	return a.supervise(ctx, supervision{
 		open:   open,
 		linger: true, socket: f.run.socket, socketGroup: f.run.group, metricsAddr: f.metrics,
-		front:   &sshFront{keys: keys, flags: f.ssh, theme: theme, format: f.run.output, holdOpen: f.holdOpen},
+		front:   front,
 		stopped: stopped,
 	})
 }

@@ -46,6 +46,9 @@ Exit codes: 0 the file is good (and, with --check-access, everything was reachab
 				return err
 			}
 			fmt.Fprintln(a.stdout, summarize(spec))
+			if list := checkList(spec); list != "" {
+				fmt.Fprintln(a.stdout, list)
+			}
 			for _, w := range spec.Warnings() {
 				fmt.Fprintln(a.stderr, w) // likely not what was meant, but a valid file
 			}
@@ -103,4 +106,31 @@ func summarize(s *spec.Rollout) string {
 	}
 	return fmt.Sprintf("%s: ok — %s traffic, %s metrics, %d check(s), %d step(s): %s → promote",
 		name, s.Traffic.Kind(), s.Metrics.Kind(), len(s.Checks), len(s.Steps), weights)
+}
+
+// checkList names the checks as perch runs them, templates expanded, with where each came
+// from and which are dry runs; "" when no check used a template or is a dry run (the summary
+// says enough then).
+func checkList(s *spec.Rollout) string {
+	var names []string
+	shown := false
+	for i, c := range s.Checks {
+		var notes []string
+		if t := s.CheckTemplate(i); t != "" {
+			notes = append(notes, "from "+t)
+		}
+		if c.DryRun {
+			notes = append(notes, "dry run")
+		}
+		name := c.Name
+		if len(notes) > 0 {
+			name += " (" + strings.Join(notes, ", ") + ")"
+			shown = true
+		}
+		names = append(names, name)
+	}
+	if !shown {
+		return ""
+	}
+	return "checks: " + strings.Join(names, ", ")
 }

@@ -41,6 +41,9 @@ type Target interface {
 // Request is what a client sends: a command, or "status".
 type Request struct {
 	Command string `json:"command"`
+	// Rollout names the rollout the request is for; empty: the only one running. A perch of
+	// one rollout refuses any other name.
+	Rollout string `json:"rollout,omitempty"`
 	// Step is the step (0-based) the command is meant for; nil means the current one.
 	Step   *int   `json:"step,omitempty"`
 	Reason string `json:"reason,omitempty"`
@@ -50,11 +53,14 @@ type Request struct {
 type Response struct {
 	OK    bool   `json:"ok"`
 	Error string `json:"error,omitempty"`
-	Code  string `json:"code,omitempty"` // stale | not_allowed | forbidden | bad_request | not_running | busy
+	Code  string `json:"code,omitempty"` // stale | not_allowed | forbidden | bad_request | not_running | busy | not_found | ambiguous
 	// Note says why an OK command changed nothing: the rollout was where it asked for already
 	// ("already paused"), so saying it twice is not an error.
 	Note   string  `json:"note,omitempty"`
 	Status *Status `json:"status,omitempty"`
+	// Rollouts is every rollout of a fleet, for a status that names none while several run
+	// (or one that names a rollout that never started).
+	Rollouts []Summary `json:"rollouts,omitempty"`
 }
 
 // Status is a rollout at a glance, as `perch status` prints it.
@@ -102,16 +108,8 @@ type CheckStatus struct {
 	Unit   string `json:"unit,omitempty"`
 	Rate   bool   `json:"rate,omitempty"`
 	Reason string `json:"reason,omitempty"`
-}
-
-// statusOf summarizes a state, naming the run's journal.
-func (srv *Server) statusOf(st engine.State) *Status {
-	s := StatusOf(st)
-	s.Journal = srv.journal
-	if r, ok := srv.target.(Replicated); ok {
-		s.Role, s.Leader = r.Replica()
-	}
-	return s
+	// DryRun checks are judged and shown but never act (spec.Check.DryRun).
+	DryRun bool `json:"dryRun,omitempty"`
 }
 
 // StatusOf summarizes a state, as perch status shows it.
@@ -132,7 +130,7 @@ func StatusOf(st engine.State) *Status {
 	}
 	for i, c := range st.Checks {
 		nan := metrics.Number(math.NaN())
-		cs := CheckStatus{Name: c.Name, Canary: nan, Baseline: nan}
+		cs := CheckStatus{Name: c.Name, Canary: nan, Baseline: nan, DryRun: c.DryRun}
 		if i < len(st.Spec.Checks) {
 			u := st.Spec.Checks[i].ValueUnit()
 			cs.Unit, cs.Rate = u.Name, u.Rate
@@ -239,7 +237,8 @@ type Options struct {
 type Server struct {
 	ln          *net.UnixListener
 	path        string
-	target      Target
+	target      Target // the one rollout, or nil for a fleet
+	fleet       Fleet
 	uid, gid    int    // perch's user, and the group allowed besides (-1: none)
 	journal     string // the run's journal, for its status
 	logf        func(format string, args ...any)
@@ -251,7 +250,17 @@ type Server struct {
 // socket left by a perch that died is replaced; one a live perch answers on, or a file that
 // is not a socket, is refused.
 func Listen(path string, target Target, opts Options) (*Server, error) {
-	s := &Server{path: path, target: target, uid: os.Geteuid(), gid: -1, logf: opts.Logf, readTimeout: 10 * time.Second, journal: opts.Journal}
+	return listen(path, target, nil, opts)
+}
+
+// ListenFleet is Listen for the many rollouts of a fleet: each request names its rollout, and
+// one that names none acts only when exactly one runs.
+func ListenFleet(path string, f Fleet, opts Options) (*Server, error) {
+	return listen(path, nil, f, opts)
+}
+
+func listen(path string, target Target, f Fleet, opts Options) (*Server, error) {
+	s := &Server{path: path, target: target, fleet: f, uid: os.Geteuid(), gid: -1, logf: opts.Logf, readTimeout: 10 * time.Second, journal: opts.Journal}
 	if s.logf == nil {
 		s.logf = func(string, ...any) {}
 	}
@@ -526,8 +535,27 @@ func inGroup(uid, gid, want int) bool {
 }
 
 func (s *Server) answer(ctx context.Context, req Request, actor engine.Actor) Response {
+	if s.fleet != nil {
+		return s.answerFleet(ctx, req, actor)
+	}
+	if name := s.target.Snapshot().Spec.Name; req.Rollout != "" && req.Rollout != name {
+		return Response{Error: fmt.Sprintf("this perch runs rollout %q, not %q", name, req.Rollout), Code: "not_found"}
+	}
+	return answerOne(ctx, s.target, s.journal, req, actor)
+}
+
+// answerOne carries out req on one rollout.
+func answerOne(ctx context.Context, target Target, journal string, req Request, actor engine.Actor) Response {
+	statusOf := func(st engine.State) *Status {
+		s := StatusOf(st)
+		s.Journal = journal
+		if r, ok := target.(Replicated); ok {
+			s.Role, s.Leader = r.Replica()
+		}
+		return s
+	}
 	if req.Command == "status" {
-		return Response{OK: true, Status: s.statusOf(s.target.Snapshot())}
+		return Response{OK: true, Status: statusOf(target.Snapshot())}
 	}
 	kind := engine.CommandKind(req.Command)
 	// Every command kind is listed, so the socket offers each one.
@@ -537,19 +565,19 @@ func (s *Server) answer(ctx context.Context, req Request, actor engine.Actor) Re
 	default:
 		return Response{Error: fmt.Sprintf("unknown command %q", req.Command), Code: "bad_request"}
 	}
-	st := s.target.Snapshot()
+	st := target.Snapshot()
 	if note := already(st, kind); note != "" {
-		return Response{OK: true, Note: note, Status: s.statusOf(st)}
+		return Response{OK: true, Note: note, Status: statusOf(st)}
 	}
 	step := st.Step
 	if req.Step != nil {
 		step = *req.Step
 	}
-	err := s.target.Do(ctx, engine.Command{Kind: kind, Actor: actor, Step: step, Reason: req.Reason})
+	err := target.Do(ctx, engine.Command{Kind: kind, Actor: actor, Step: step, Reason: req.Reason})
 	if err != nil {
 		return Response{Error: err.Error(), Code: errorCode(err)}
 	}
-	return Response{OK: true, Status: s.statusOf(s.target.Snapshot())}
+	return Response{OK: true, Status: statusOf(target.Snapshot())}
 }
 
 // already says, for a command whose end the rollout is at already, that it is ("already

@@ -57,3 +57,15 @@ func TestRepeatedCommandsSucceed(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusMarksDryRuns: a dry-run check says so in the status (dryRun in JSON); others
+// leave the field out.
+func TestStatusMarksDryRuns(t *testing.T) {
+	st := newTarget(t).Snapshot()
+	st.Checks = append([]engine.CheckState(nil), st.Checks...)
+	st.Checks[0].DryRun = true
+	data, _ := json.Marshal(StatusOf(st))
+	if strings.Count(string(data), `"dryRun":true`) != 1 || strings.Contains(string(data), `"dryRun":false`) {
+		t.Errorf("status JSON %s: want dryRun on the dry-run check only", data)
+	}
+}

@@ -1,5 +1,14 @@
 // Package fleet supervises many rollouts in one process: one engine and one journal per
 // rollout file, started as files appear, ordered by dependsOn (waves), found by name.
+//
+// A Fleet reads Config.Files once, or scans Config.Dir every Config.Poll (reading a new or
+// changed file once it is as it was one scan earlier, not while it is being written); each
+// file is validated (spec.Load), then checked against the others: a name already taken, a dependsOn
+// naming no rollout, or a cycle, refuses it (Status.Invalid) without touching the rest. A
+// rollout starts, through Config.Run, once every rollout it depends on has promoted; if one
+// of those rolls back, is cancelled, refused or fails, it is cancelled instead (Status.Cancelled)
+// and never started, so it journals nothing. A removed file's rollout runs on; a running
+// rollout's file is not read again. Views read Subscribe (latest list wins) and Rollout(name).
 package fleet
 
 import (
@@ -10,10 +19,12 @@ import (
 
 // Status is one rollout as the overview and `perch status` show it.
 type Status struct {
-	// Name is the rollout's name (its file's `name:`), unique in the fleet.
+	// Name is the rollout's name (its file's `name:`), unique among the rollouts that are not
+	// Invalid. A refused file is named by the name it gives if that much can be read (so a
+	// duplicate shares its name with the rollout it collides with), else by its file's name.
 	Name string
 	// State is the rollout's newest state. Its Spec is nil when the rollout never started
-	// (waiting, cancelled or invalid).
+	// (waiting, cancelled, invalid, or it failed to start).
 	State engine.State
 	// Waiting lists the rollouts this one dependsOn that have not promoted yet; while it is
 	// not empty the rollout has not started (phase "waiting").
@@ -28,6 +39,13 @@ type Status struct {
 	Invalid string
 	// File is the rollout file's path.
 	File string
+	// Journal is the rollout's journal file once it started; empty before.
+	Journal string
+	// Outcome is how the rollout's engine ended; empty while it runs or if it never started.
+	Outcome engine.Outcome
+	// Failed says why the rollout could not start (its provider or source could not be
+	// reached, its journal not created) or why its engine stopped on an error; empty otherwise.
+	Failed string
 	// Leader is the replica leading the rollout when replicas share it (--ha); empty otherwise.
 	Leader string
 }

@@ -79,6 +79,23 @@ func compose(st *engine.State, ev engine.Event) (message, bool) {
 	case engine.EventWindowOverride:
 		m.headline = fmt.Sprintf("release window overridden at %s%s", stepName(st, ev.Step), by(ev.Actor))
 		m.details = why(ev.Reason, nil)
+	case engine.EventHookFinished:
+		// A failing gate is news by the hold or rollback it causes; an after-* hook's failure
+		// changes nothing, so it is news of its own. A load test's failures are journaled.
+		if !ev.Hook.Failed() || ev.Hook.On.Gates() || ev.Hook.Kind == "loadTest" {
+			return m, false
+		}
+		step := ev.Step
+		if s := ev.Hook.Step - 1; s >= 0 && s < len(st.Spec.Steps) {
+			step = s // an after-step hook may end once the next step has begun
+		}
+		m.headline = fmt.Sprintf("%s hook failed at %s", ev.Hook.On, stepName(st, step))
+		m.details = []string{ev.Describe(st.Spec)}
+	case engine.EventHookStarted:
+		return m, false
+	case engine.EventDryRun:
+		m.headline = fmt.Sprintf("%s (dry run) %s at %s%s", ev.Check, ev.Would.Words(), stepName(st, ev.Step), reason(ev.Reason))
+		m.details = []string{"nothing was done: a dry-run check never holds, fails or rolls back a rollout"}
 	case engine.EventWeightSet, engine.EventWeightFailed, engine.EventAnalysisStarted, engine.EventAnalysis,
 		engine.EventResumed, engine.EventPromoteStarted, engine.EventCommandRefused, engine.EventReconciled,
 		engine.EventNote, engine.EventSegmentsSet, engine.EventSegmentsFailed, engine.EventFlagRead,
@@ -141,7 +158,7 @@ func checkLines(st *engine.State, onlyFailing bool) []string {
 		}
 		line := checkLine(c)
 		all = append(all, line)
-		if c.Last.Verdict == metrics.Fail {
+		if c.Last.Verdict == metrics.Fail && !c.DryRun { // a dry run failing made nothing happen
 			failing = append(failing, line)
 		}
 	}
@@ -155,6 +172,9 @@ func checkLine(c engine.CheckState) string {
 	name := c.Name
 	if c.Critical {
 		name += " (critical)"
+	}
+	if c.DryRun {
+		name += " (dry run)"
 	}
 	r := c.Last
 	if r.SourceError != "" {
@@ -192,6 +212,9 @@ func checkNames(spec *spec.Rollout) string {
 		n := c.Name
 		if c.Critical {
 			n += " (critical)"
+		}
+		if c.DryRun {
+			n += " (dry run)"
 		}
 		names = append(names, n)
 	}

@@ -139,12 +139,28 @@ func numberHint(n *yaml.Node, path string) string {
 
 // Warnings are things in a valid rollout file that are likely not what was meant, each at
 // FILE:LINE:COL: a step that sends traffic to the canary (a weight, a segment, a flag)
-// without analyze, and no pause after it to watch it, passes as soon as it is set, unwatched.
+// without analyze, and no pause after it to watch it, passes as soon as it is set, unwatched;
+// a Prometheus histogram query without increase(), whose values the judge would take for
+// request counts (rate() answers requests per second).
 func (s *Rollout) Warnings() []string {
 	if len(s.Checks) == 0 {
 		return nil
 	}
 	var out []string
+	for i, c := range s.Checks {
+		if c.Histogram == nil || s.Metrics.Prometheus == nil {
+			continue
+		}
+		for _, side := range []struct {
+			name string
+			q    metrics.Query
+		}{{"canary", c.Histogram.Canary}, {"baseline", c.Histogram.Baseline}} {
+			if p := fmt.Sprintf("checks[%d].histogram.%s", i, side.name); !strings.Contains(side.q.Expr, "increase(") {
+				out = append(out, fmt.Sprintf("%s: warning: %s has no increase(…): a histogram check judges requests counted per interval, "+
+					"e.g. sum by (le) (increase(http_request_duration_seconds_bucket{version=\"canary\"}[%s]))", s.Where(p), p, s.Analysis.Interval))
+			}
+		}
+	}
 	for i, st := range s.Steps {
 		if st.Pause != nil || st.Analyze > 0 || i+1 < len(s.Steps) && s.Steps[i+1].Pause != nil {
 			continue

@@ -53,7 +53,8 @@ func parse(file string, data []byte, floors bool) (*Rollout, error) {
 	}
 	d := newDecoder(file)
 	d.floors = floors
-	spec := &Rollout{file: file, pos: d.Pos}
+	d.expandTemplates(doc)
+	spec := &Rollout{file: file, pos: d.Pos, origins: d.Origins, templateOf: d.templateOf}
 	d.Decode(doc, reflect.ValueOf(spec).Elem(), "")
 	d.validate(spec)
 	if err := d.Err(); err != nil {
@@ -72,10 +73,13 @@ type decoder struct {
 	// floors is set when reading a user's file (Load): it may not drive perch harder than
 	// MinInterval allows.
 	floors bool
+	// templateOf names, by index, the template each check came from (expandTemplates).
+	templateOf map[int]string
 }
 
 func newDecoder(file string) *decoder {
-	d := &decoder{Decoder: yamlpos.NewDecoder(file)}
+	d := &decoder{Decoder: yamlpos.NewDecoder(file), templateOf: map[int]string{}}
+	d.Origins = map[string]yamlpos.Origin{}
 	d.Special = d.special
 	return d
 }

@@ -22,6 +22,13 @@ import (
 // it; a Rollout built by hand should go through Validate.
 type Rollout struct {
 	Name string `yaml:"name" json:"name"`
+	// Templates are the directories check templates are looked up in (see Check templates in
+	// the package's templates.go); the checks that used one are expanded when the file is read,
+	// so journals record plain checks and not these.
+	Templates []string `yaml:"templates" json:"-"`
+	// DependsOn names the rollouts that must promote before this one starts, when several run
+	// in one perch (a wave: one region after another). Empty: it starts at once.
+	DependsOn []string `yaml:"dependsOn" json:"dependsOn,omitempty"`
 	// Canary says what is being released, for people (optional).
 	Canary   *Canary  `yaml:"canary" json:"canary,omitempty"`
 	Traffic  Traffic  `yaml:"traffic" json:"traffic"`
@@ -35,10 +42,20 @@ type Rollout struct {
 	Schedule *schedule.Config `yaml:"schedule" json:"schedule,omitempty"`
 	// Flags is the feature-flag system setFlag steps set flags in.
 	Flags *Flags `yaml:"flags" json:"flags,omitempty"`
+	// Hooks are webhooks and commands run before and after steps, and load tests during them.
+	Hooks []Hook `yaml:"hooks" json:"hooks,omitempty"`
 
 	file string                 // the file it was read from, for messages
 	pos  map[string]yamlpos.Pos // where each field was written, by path ("checks[1].name")
+	// origins are the parts written in another file (a template's checks), by path.
+	origins map[string]yamlpos.Origin
+	// templateOf names the template each check that came from one used, by index.
+	templateOf map[int]string
 }
+
+// CheckTemplate is the name of the template check i came from, or "" for a check written in
+// the rollout file itself.
+func (s *Rollout) CheckTemplate(i int) string { return s.templateOf[i] }
 
 // Canary is the identity of the version being released: shown in the TUI's header, in the
 // rollout_started line of the event log and headless output, in perch status and in
@@ -194,9 +211,13 @@ type Metrics struct {
 	Prometheus *PrometheusMetrics `yaml:"prometheus" json:"prometheus,omitempty"`
 	CloudWatch *CloudWatchMetrics `yaml:"cloudwatch" json:"cloudwatch,omitempty"`
 	Builtin    *BuiltinMetrics    `yaml:"builtin" json:"builtin,omitempty"`
+	Datadog    *DatadogMetrics    `yaml:"datadog" json:"datadog,omitempty"`
+	NewRelic   *NewRelicMetrics   `yaml:"newRelic" json:"newRelic,omitempty"`
+	Web        *WebMetrics        `yaml:"web" json:"web,omitempty"`
 }
 
-// Kind is the name of the configured source ("prometheus", "cloudwatch", "builtin"), or "".
+// Kind is the name of the configured source ("prometheus", "cloudwatch", "builtin",
+// "datadog", "newRelic", "web"), or "".
 func (m Metrics) Kind() string {
 	switch {
 	case m.Prometheus != nil:
@@ -205,8 +226,45 @@ func (m Metrics) Kind() string {
 		return "cloudwatch"
 	case m.Builtin != nil:
 		return "builtin"
+	case m.Datadog != nil:
+		return "datadog"
+	case m.NewRelic != nil:
+		return "newRelic"
+	case m.Web != nil:
+		return "web"
 	}
 	return ""
+}
+
+// DatadogMetrics is Datadog's metrics API: checks' queries are Datadog metric queries. The
+// keys (and the address) may name environment variables as ${NAME}.
+type DatadogMetrics struct {
+	Site   string `yaml:"site" json:"site,omitempty"` // empty: datadoghq.com
+	APIKey Secret `yaml:"apiKey" json:"apiKey"`
+	AppKey Secret `yaml:"appKey" json:"appKey"`
+	// Address replaces https://api.SITE: a proxy, a regional endpoint or a test server.
+	Address string `yaml:"address" json:"address,omitempty"`
+}
+
+// NewRelicMetrics is New Relic's NerdGraph API in one account: checks' queries are NRQL. The
+// user key (and the address) may name environment variables as ${NAME}.
+type NewRelicMetrics struct {
+	AccountID int    `yaml:"accountId" json:"accountId"`
+	APIKey    Secret `yaml:"apiKey" json:"apiKey"`
+	Region    string `yaml:"region" json:"region,omitempty"` // US or EU; empty: US
+	// Address replaces the region's endpoint: a proxy or a test server.
+	Address string `yaml:"address" json:"address,omitempty"`
+}
+
+// WebMetrics is any HTTP endpoint that answers JSON: checks' queries are names filled into
+// the URL template as {{.Query}}, with {{.Check}}, {{.Side}}, {{.Start}} and {{.End}}. The URL,
+// the header values and the address may name environment variables as ${NAME}.
+type WebMetrics struct {
+	URL      string            `yaml:"url" json:"url"`
+	JSONPath string            `yaml:"jsonPath" json:"jsonPath"`
+	Headers  map[string]Secret `yaml:"headers" json:"headers,omitempty"`
+	// Address replaces the URL's scheme and host: a proxy or a test server.
+	Address string `yaml:"address" json:"address,omitempty"`
 }
 
 // PrometheusMetrics is a Prometheus server's HTTP API.
@@ -331,13 +389,15 @@ type WebhookNotify struct {
 // Check is one metric compared between canary and baseline.
 type Check struct {
 	Name string `yaml:"name" json:"name"`
-	// Canary and Baseline are sample queries; Events and Total are count queries. A check has
-	// one pair or the other (Builtin fills them in for the proxy's own measures).
-	Canary   metrics.Query `yaml:"canary" json:"canary,omitzero"`
-	Baseline metrics.Query `yaml:"baseline" json:"baseline,omitzero"`
-	Events   *QueryPair    `yaml:"events" json:"events,omitempty"`
-	Total    *QueryPair    `yaml:"total" json:"total,omitempty"`
-	Builtin  string        `yaml:"builtin" json:"builtin,omitempty"`
+	// Canary and Baseline are sample queries; Events and Total are count queries; Histogram
+	// is a bucket query per side (one series per le bound, counts per interval). A check has
+	// one kind of query (Builtin fills them in for the proxy's own measures).
+	Canary    metrics.Query `yaml:"canary" json:"canary,omitzero"`
+	Baseline  metrics.Query `yaml:"baseline" json:"baseline,omitzero"`
+	Events    *QueryPair    `yaml:"events" json:"events,omitempty"`
+	Total     *QueryPair    `yaml:"total" json:"total,omitempty"`
+	Histogram *QueryPair    `yaml:"histogram" json:"histogram,omitempty"`
+	Builtin   string        `yaml:"builtin" json:"builtin,omitempty"`
 
 	Direction           metrics.Direction `yaml:"direction" json:"direction"`
 	MaxDeviationPercent *float64          `yaml:"maxDeviationPercent" json:"maxDeviationPercent,omitempty"`
@@ -347,10 +407,16 @@ type Check struct {
 	JudgeOptions        metrics.Options   `yaml:"judgeOptions" json:"judgeOptions,omitempty"`
 	// Unit is how values are shown ("s", "ms", "%", "req/s"); it does not change judging.
 	Unit string `yaml:"unit" json:"unit,omitempty"`
+	// DryRun checks are judged, shown and journaled like any other, but never hold, fail or
+	// roll back the rollout, nor keep a step from passing: a way to watch a new check first.
+	DryRun bool `yaml:"dryRun" json:"dryRun,omitempty"`
 }
 
 // IsCounts reports whether the check is judged as counts (events out of total).
 func (c Check) IsCounts() bool { return c.Events != nil }
+
+// IsHistogram reports whether the check compares histograms (whole distributions).
+func (c Check) IsHistogram() bool { return c.Histogram != nil }
 
 // Criteria are the check's tolerances as a judge takes them, with the unit its reasons write
 // values in.
@@ -360,8 +426,12 @@ func (c Check) Criteria() metrics.Criteria {
 }
 
 // ValueUnit is how the check's values are written: in its unit, and a rate (events out of
-// total) without one as a percentage.
+// total) without one as a percentage. A histogram check's values are shares of requests (those
+// slower than a bound), so always a percentage; its unit is the bounds'.
 func (c Check) ValueUnit() metrics.Unit {
+	if c.IsHistogram() {
+		return metrics.Unit{Name: "%", Rate: true}
+	}
 	u := metrics.Unit{Name: c.Unit, Rate: c.IsCounts()}
 	if u.Rate && u.Name == "" {
 		u.Name = "%"
@@ -489,5 +559,15 @@ func (s *Rollout) Where(path string) string {
 	if !ok {
 		return s.file
 	}
-	return fmt.Sprintf("%s:%d:%d", s.file, p.Line, p.Col)
+	file := s.file
+	for q := path; ; q = yamlpos.ParentPath(q) {
+		if o, ok := s.origins[q]; ok {
+			file = o.File
+			break
+		}
+		if q == "" {
+			break
+		}
+	}
+	return fmt.Sprintf("%s:%d:%d", file, p.Line, p.Col)
 }

@@ -5,10 +5,12 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/perchhq/perch/metrics"
+	"github.com/perchhq/perch/metrics/newrelic"
 )
 
 // Defaults of the analysis block.
@@ -26,9 +28,12 @@ const (
 	BuiltinLatencyP95 = "latency_p95"
 	BuiltinLatencyP99 = "latency_p99"
 	BuiltinThroughput = "throughput"
+	// BuiltinLatencyHistogram compares the whole latency distributions, a histogram check of
+	// the proxy's sketch: no quantile is estimated on either side.
+	BuiltinLatencyHistogram = "latency_histogram"
 )
 
-var builtinChecks = []string{BuiltinErrorRate, BuiltinLatencyP50, BuiltinLatencyP95, BuiltinLatencyP99, BuiltinThroughput}
+var builtinChecks = []string{BuiltinErrorRate, BuiltinLatencyP50, BuiltinLatencyP95, BuiltinLatencyP99, BuiltinThroughput, BuiltinLatencyHistogram}
 
 // Validate applies defaults to a Rollout built in code (to fields left zero) and checks it as a
 // file would be checked.
@@ -41,6 +46,9 @@ func (s *Rollout) Validate() error {
 		s.pos = d.Pos
 	} else {
 		d.Pos = s.pos
+	}
+	if s.origins != nil {
+		d.Origins = s.origins
 	}
 	d.validate(s)
 	return d.Err()
@@ -65,6 +73,7 @@ func (d *decoder) validate(s *Rollout) {
 	case !namePattern.MatchString(s.Name):
 		d.Fail("name", "%q: use letters, digits, '.', '_' and '-' only (it names journal files)", s.Name)
 	}
+	d.validateDependsOn(s)
 	d.validateTraffic(s)
 	d.validateMetrics(s)
 	d.validateAnalysis(s)
@@ -74,6 +83,26 @@ func (d *decoder) validate(s *Rollout) {
 	d.validateNotify(s)
 	d.validateFlags(s)
 	d.validateSchedule(s)
+	d.validateHooks(s)
+}
+
+// validateDependsOn checks what the file alone can tell: each entry is a rollout name, named
+// once, and not the rollout itself. Whether the names exist, and form no cycle, depends on the
+// other rollouts running beside it (engine/fleet checks that).
+func (d *decoder) validateDependsOn(s *Rollout) {
+	for i, dep := range s.DependsOn {
+		p := fmt.Sprintf("dependsOn[%d]", i)
+		switch {
+		case dep == "":
+			d.Fail(p, "missing: name the rollout this one waits for")
+		case !namePattern.MatchString(dep):
+			d.Fail(p, "%q is not a rollout name (letters, digits, '.', '_' and '-')", dep)
+		case dep == s.Name:
+			d.Fail(p, "%q is this rollout: a rollout cannot wait for itself", dep)
+		case slices.Contains(s.DependsOn[:i], dep):
+			d.Fail(p, "%q is named twice", dep)
+		}
+	}
 }
 
 func (d *decoder) validateAlerts(s *Rollout) {
@@ -316,14 +345,15 @@ func (d *decoder) validateMetrics(s *Rollout) {
 	for _, p := range []struct {
 		name string
 		on   bool
-	}{{"prometheus", m.Prometheus != nil}, {"cloudwatch", m.CloudWatch != nil}, {"builtin", m.Builtin != nil}} {
+	}{{"prometheus", m.Prometheus != nil}, {"cloudwatch", m.CloudWatch != nil}, {"builtin", m.Builtin != nil},
+		{"datadog", m.Datadog != nil}, {"newRelic", m.NewRelic != nil}, {"web", m.Web != nil}} {
 		if p.on {
 			set = append(set, p.name)
 		}
 	}
 	switch {
 	case len(set) == 0:
-		d.Fail("metrics", "missing: name exactly one source (prometheus, cloudwatch or builtin)")
+		d.Fail("metrics", "missing: name exactly one source (prometheus, cloudwatch, builtin, datadog, newRelic or web)")
 	case len(set) > 1:
 		d.Fail(d.later("metrics.", set), "only one metrics source may be set (got %s)", strings.Join(set, " and "))
 	case m.Prometheus != nil:
@@ -332,6 +362,8 @@ func (d *decoder) validateMetrics(s *Rollout) {
 		d.Fail("analysis.interval", "%s is not a CloudWatch period: with metrics.cloudwatch use 1s, 5s, 10s, 20s, 30s or whole minutes", s.Analysis.Interval)
 	case m.Builtin != nil && s.Traffic.Proxy == nil && s.Traffic.Kind() != "":
 		d.Fail("metrics.builtin", "the builtin source is the proxy's own observations: it needs traffic.proxy")
+	default:
+		d.validateHostedMetrics(s)
 	}
 }
 
@@ -392,6 +424,7 @@ func (d *decoder) validateChecks(s *Rollout) {
 			d.builtinCheck(s, c, p)
 		} else {
 			d.queryCheck(s, c, p)
+			c.place()
 		}
 		switch c.Direction {
 		case metrics.LowerIsBetter, metrics.HigherIsBetter:
@@ -418,8 +451,22 @@ func (d *decoder) validateChecks(s *Rollout) {
 		if _, err := metrics.New(judge, c.JudgeOptions); err != nil && len(c.JudgeOptions) > 0 {
 			d.Fail(p+".judgeOptions", "%s: %v", judge, err)
 		}
+		if c.IsHistogram() && judge != histogramJudge {
+			at := p + ".judge"
+			if c.Judge == "" {
+				at = p + ".histogram"
+				if c.Builtin != "" {
+					at = p + ".builtin"
+				}
+			}
+			d.Fail(at, "a histogram check needs the %s judge (%s judges sample values and counts, not histograms): set judge: %s on the check",
+				histogramJudge, judge, histogramJudge)
+		}
 	}
 }
+
+// histogramJudge is the judge that compares histograms.
+const histogramJudge = "sequential"
 
 // builtinCheck fills in the proxy queries behind a builtin check.
 func (d *decoder) builtinCheck(s *Rollout, c *Check, p string) {
@@ -449,6 +496,12 @@ func (d *decoder) builtinCheck(s *Rollout, c *Check, p string) {
 		if c.Unit == "" {
 			c.Unit = "s"
 		}
+	case BuiltinLatencyHistogram:
+		c.Histogram = &QueryPair{}
+		c.Histogram.Canary, c.Histogram.Baseline = side(metrics.MeasureLatencyHistogram)
+		if c.Unit == "" {
+			c.Unit = "s"
+		}
 	case BuiltinThroughput:
 		c.Canary, c.Baseline = side(metrics.MeasureThroughput)
 		defaultDirection = metrics.HigherIsBetter
@@ -463,8 +516,8 @@ func (d *decoder) builtinCheck(s *Rollout, c *Check, p string) {
 		c.Direction = defaultDirection
 	}
 	// A spec read back from a journal carries its expansion already; anything else is a mix-up.
-	if !sameQueries(given, *c) && (!given.Canary.IsZero() || !given.Baseline.IsZero() || given.Events != nil || given.Total != nil) {
-		d.Fail(p+".builtin", "a builtin check takes no canary, baseline, events or total queries")
+	if !sameQueries(given, *c) && (!given.Canary.IsZero() || !given.Baseline.IsZero() || given.Events != nil || given.Total != nil || given.Histogram != nil) {
+		d.Fail(p+".builtin", "a builtin check takes no canary, baseline, events, total or histogram queries")
 	}
 }
 
@@ -477,14 +530,22 @@ func sameQueries(a, b Check) bool {
 	}
 	eq := func(x, y metrics.Query) bool { return x.Expr == y.Expr && x.Metric == nil && y.Metric == nil }
 	ae, be, at, bt := pair(a.Events), pair(b.Events), pair(a.Total), pair(b.Total)
+	ah, bh := pair(a.Histogram), pair(b.Histogram)
 	return eq(a.Canary, b.Canary) && eq(a.Baseline, b.Baseline) &&
 		eq(ae.Canary, be.Canary) && eq(ae.Baseline, be.Baseline) && eq(at.Canary, bt.Canary) && eq(at.Baseline, bt.Baseline) &&
-		(a.Events == nil) == (b.Events == nil)
+		eq(ah.Canary, bh.Canary) && eq(ah.Baseline, bh.Baseline) &&
+		(a.Events == nil) == (b.Events == nil) && (a.Histogram == nil) == (b.Histogram == nil)
 }
 
 func (d *decoder) queryCheck(s *Rollout, c *Check, p string) {
 	hasSamples := !c.Canary.IsZero() || !c.Baseline.IsZero()
 	switch {
+	case c.Histogram != nil && (hasSamples || c.Events != nil || c.Total != nil):
+		d.Fail(p+".histogram", "a check has one kind of query: a histogram, canary and baseline values, or events and total counts")
+		return
+	case c.Histogram != nil:
+		d.histogramCheck(s, c, p+".histogram")
+		return
 	case hasSamples && (c.Events != nil || c.Total != nil):
 		d.Fail(p, "give canary and baseline queries, or events and total counts, not both")
 		return
@@ -495,7 +556,7 @@ func (d *decoder) queryCheck(s *Rollout, c *Check, p string) {
 		d.Fail(p+".total", "total needs events: the judge compares events out of total requests")
 		return
 	case !hasSamples && c.Events == nil:
-		d.Fail(p, "no queries: give canary and baseline, or events and total")
+		d.Fail(p, "no queries: give canary and baseline, events and total, or histogram")
 		return
 	}
 	pairs := map[string]*QueryPair{}
@@ -510,6 +571,17 @@ func (d *decoder) queryCheck(s *Rollout, c *Check, p string) {
 	}
 }
 
+// histogramCheck checks a histogram check's bucket query pair: a source that answers bucket
+// queries, and a query for each side.
+func (d *decoder) histogramCheck(s *Rollout, c *Check, p string) {
+	if s.Metrics.CloudWatch != nil {
+		d.Fail(p, "a histogram check needs a source that answers bucket queries (prometheus, or builtin's latency_histogram); CloudWatch has no buckets")
+		return
+	}
+	d.checkQuery(s, p+".canary", c.Histogram.Canary)
+	d.checkQuery(s, p+".baseline", c.Histogram.Baseline)
+}
+
 func (d *decoder) checkQuery(s *Rollout, path string, q metrics.Query) {
 	switch {
 	case q.IsZero():
@@ -518,6 +590,8 @@ func (d *decoder) checkQuery(s *Rollout, path string, q metrics.Query) {
 		d.Fail(path, "a CloudWatch metric needs metrics.cloudwatch")
 	case q.Metric != nil && (q.Metric.Namespace == "" || q.Metric.MetricName == "" || q.Metric.Stat == ""):
 		d.Fail(path, "a CloudWatch metric needs namespace, metricName and stat")
+	case s.Metrics.NewRelic != nil && newrelic.CheckQuery(q.Expr) != "":
+		d.Fail(path, "%s", newrelic.CheckQuery(q.Expr))
 	}
 }
 
@@ -585,7 +659,7 @@ func (d *decoder) validateAnalyze(s *Rollout, st Step, p string) {
 		d.Fail(p+".analyze", "want a positive duration, got %s", st.Analyze)
 	case st.Analyze < s.Analysis.Interval:
 		d.Fail(p+".analyze", "%s is shorter than analysis.interval (%s): no sample would be taken", st.Analyze, s.Analysis.Interval)
-	case len(s.Checks) == 0:
+	case len(s.Checks) == 0 && !d.Bad["checks"]: // checks that could not be read were reported
 		d.Fail(p+".analyze", "nothing to analyze: the rollout has no checks")
 	}
 }

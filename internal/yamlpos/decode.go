@@ -34,6 +34,37 @@ type Decoder struct {
 	Special func(n *yaml.Node, v reflect.Value, path string) bool
 	// Text, if set, turns a scalar's text into the string stored (${NAME} expansion, say).
 	Text func(s string) (string, error)
+	// Origins names, by path, the parts of the document that were written in another file
+	// (a check a template gave): problems at or under such a path are reported in that file.
+	Origins map[string]Origin
+}
+
+// Origin is the file a part of a document was written in, when not the Decoder's own, and a
+// note on how it came in ("from use golden-signals at checkout.yaml:14:5"), added to messages.
+type Origin struct{ File, Note string }
+
+// Origin is where the field at path was written: its file and the note on how it came in
+// (empty for the Decoder's own file).
+func (d *Decoder) Origin(path string) Origin {
+	for p := path; ; p = ParentPath(p) {
+		if o, ok := d.Origins[p]; ok {
+			return o
+		}
+		if p == "" {
+			return Origin{File: d.File}
+		}
+	}
+}
+
+// errorAt is a problem with the field at path, at line and column of the file the field at
+// where was written in.
+func (d *Decoder) errorAt(where, path string, at Pos, format string, args ...any) *Error {
+	o := d.Origin(where)
+	msg := message(path, format, args...)
+	if o.Note != "" {
+		msg += " (" + o.Note + ")"
+	}
+	return &Error{File: o.File, Line: at.Line, Col: at.Col, Msg: msg}
 }
 
 // NewDecoder decodes a file named file.
@@ -67,12 +98,22 @@ func Document(file, what string, data []byte) (*yaml.Node, error) {
 	return doc, nil
 }
 
-// Err is every problem found, in file order, or nil.
+// Err is every problem found, in file order, or nil: the Decoder's own file first, then each
+// other file's (Origins) by name.
 func (d *Decoder) Err() error {
 	if len(d.Errs) == 0 {
 		return nil
 	}
 	slices.SortStableFunc(d.Errs, func(a, b *Error) int {
+		if a.File != b.File {
+			switch {
+			case a.File == d.File:
+				return -1
+			case b.File == d.File:
+				return 1
+			}
+			return strings.Compare(a.File, b.File)
+		}
 		if a.Line != b.Line {
 			return a.Line - b.Line
 		}
@@ -84,7 +125,7 @@ func (d *Decoder) Err() error {
 // ErrAt reports a problem with the field at path, at node n.
 func (d *Decoder) ErrAt(n *yaml.Node, path, format string, args ...any) {
 	d.Bad[path] = true
-	d.Errs = append(d.Errs, &Error{File: d.File, Line: n.Line, Col: n.Column, Msg: message(path, format, args...)})
+	d.Errs = append(d.Errs, d.errorAt(path, path, Pos{n.Line, n.Column}, format, args...))
 }
 
 // Fail reports a problem with the field at path, where it was written, else where its nearest
@@ -106,10 +147,10 @@ func (d *Decoder) Fail(path, format string, args ...any) {
 // where its nearest written parent was, else at the top of the file: a missing field is
 // pointed at the one that needs it.
 func (d *Decoder) FailAt(where, path, format string, args ...any) {
-	at := Pos{1, 1}
+	at, found := Pos{1, 1}, ""
 	for p := where; ; p = ParentPath(p) {
 		if w, ok := d.Pos[p]; ok {
-			at = w
+			at, found = w, p
 			break
 		}
 		if p == "" {
@@ -117,7 +158,7 @@ func (d *Decoder) FailAt(where, path, format string, args ...any) {
 		}
 	}
 	d.Bad[path] = true
-	d.Errs = append(d.Errs, &Error{File: d.File, Line: at.Line, Col: at.Col, Msg: message(path, format, args...)})
+	d.Errs = append(d.Errs, d.errorAt(found, path, at, format, args...))
 }
 
 func message(path, format string, args ...any) string {
@@ -230,7 +271,7 @@ func (d *Decoder) stringMap(n *yaml.Node, v reflect.Value, path string) {
 		p := JoinPath(path, key.Value)
 		d.Pos[p] = Pos{val.Line, val.Column} // so each value can be pointed at
 		if s, ok := d.text(val, p); ok {
-			v.SetMapIndex(reflect.ValueOf(key.Value), reflect.ValueOf(s))
+			v.SetMapIndex(reflect.ValueOf(key.Value), reflect.ValueOf(s).Convert(v.Type().Elem())) // map[string]Secret too
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -228,6 +229,55 @@ func TestAgainstRealPrometheus(t *testing.T) {
 		if v < 0.2 || v > 0.4 {
 			t.Errorf("canary p50 %v, want within the 0.2–0.4 bucket", v)
 		}
+	}
+
+	// The histograms themselves, one series per le: every canary request in the 0.2–0.4
+	// bucket, every stable one in the 0.05–0.1 bucket; the default judge rolls the canary back.
+	buckets := func(version string) metrics.Query {
+		return metrics.Query{Expr: fmt.Sprintf(`sum by (le) (increase(http_request_duration_seconds_bucket{version=%q}[2s]))`, version)}
+	}
+	histogram := func(version string) metrics.Series {
+		t.Helper()
+		h, err := src.Histogram(ctx, buckets(version), start, end, step)
+		if err != nil {
+			t.Fatalf("%s: %v", version, err)
+		}
+		if want := (metrics.Bounds{0.05, 0.1, 0.2, 0.4, 0.8, math.Inf(1)}); !slices.Equal(h.Bounds, want) || len(h.Points) < 4 {
+			t.Fatalf("%s: bounds %v and %d points, want %v and at least 4", version, h.Bounds, len(h.Points), want)
+		}
+		s := metrics.Series{Bounds: h.Bounds}
+		for i, p := range h.Points {
+			if want := start.Add(time.Duration(i) * step); !p.Time.Equal(want) {
+				t.Fatalf("%s: point %d at %s, want %s", version, i, p.Time, want)
+			}
+			s.Buckets = append(s.Buckets, p.Counts)
+		}
+		return s
+	}
+	canaryHist, stableHist := histogram("canary"), histogram("stable")
+	for i, row := range canaryHist.Buckets {
+		if n := row[5]; row[2] != 0 || row[3] != n || row[4] != n || n != canaryTotal[i] {
+			t.Errorf("canary interval %d: counts %v, want none by 0.2 and all %v by 0.4", i, row, canaryTotal[i])
+		}
+	}
+	for i, row := range stableHist.Buckets {
+		if n := row[5]; row[0] != 0 || row[1] != n || n != stableTotal[i] {
+			t.Errorf("stable interval %d: counts %v, want none by 0.05 and all %v by 0.1", i, row, stableTotal[i])
+		}
+	}
+	r = judge.Judge(metrics.Input{Criteria: metrics.Criteria{Direction: metrics.LowerIsBetter, MaxIncrease: &tolerance, Family: 2},
+		Canary: canaryHist, Baseline: stableHist})
+	if r.Verdict != metrics.Fail || !strings.Contains(r.Reason, "the share slower than") {
+		t.Errorf("histograms: %s: %s", r.Verdict, r.Reason)
+	}
+	// Buckets not aggregated by le, and a query that lost its le label, are refused.
+	_, err = src.Histogram(ctx, metrics.Query{Expr: `increase(http_request_duration_seconds_bucket[2s])`}, start, end, step)
+	if err == nil || !strings.Contains(err.Error(), `returned several series for le=`) || !strings.Contains(err.Error(), "sum by (le)") {
+		t.Errorf("buckets of two versions: got %v", err)
+	}
+	_, err = src.Histogram(ctx, metrics.Query{Expr: `sum(increase(http_request_duration_seconds_bucket{version="canary"}[2s]))`}, start, end, step)
+	if err == nil || !strings.Contains(err.Error(), "without an le label") {
+		t.Errorf("buckets summed over le: got %v", err)
 	}
 
 	// No series, and several series, are told apart from data.

@@ -16,6 +16,9 @@ const (
 	DefaultRetention  = 20 * time.Minute
 	MaxRetention      = 6 * time.Hour
 	maxPoints         = 100_000 // per query
+	// maxHistogramPoints bounds a histogram answer (34 counts a point, about 100 to 350 bytes
+	// in JSON) to about 9 MB, within what the admin client reads: 6 h at a 1 s step.
+	maxHistogramPoints = 25_000
 )
 
 // version indexes the two sides the proxy routes to.
@@ -123,25 +126,75 @@ func (sl *slot) reset(idx int64) {
 // retention is left out; a latency point with no requests is left out (there is nothing to
 // measure), while counts are zero.
 func (s *Source) Samples(ctx context.Context, q metrics.Query, start, end time.Time, step time.Duration) ([]metrics.Sample, error) {
-	measure, name, err := metrics.ParseBuiltinQuery(q)
+	measure, v, err := s.parse(ctx, q, start, end, step)
 	if err != nil {
 		return nil, err
 	}
-	if step < s.resolution {
-		return nil, fmt.Errorf("query step %s is finer than the builtin source's resolution %s", step, s.resolution)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if points := end.Sub(start) / step; end.Before(start) || points > maxPoints {
-		return nil, fmt.Errorf("query from %s to %s every %s: want 0 to %d points", start.Format(time.RFC3339), end.Format(time.RFC3339), step, maxPoints)
-	}
-	v := stable
-	if name == metrics.VersionCanary {
-		v = canary
+	if measure == metrics.MeasureLatencyHistogram {
+		return nil, fmt.Errorf("%s is a histogram: a histogram check asks for its buckets, not samples", q)
 	}
 	var out []metrics.Sample
-	var merged sketch
+	s.walk(v, isLatency(measure), start, end, step, func(t time.Time, p *point) {
+		if value, ok := pointValue(measure, p.requests, p.errors, p.timed, &p.latency, step); ok {
+			out = append(out, metrics.Sample{Time: t, Value: value})
+		}
+	})
+	return out, nil
+}
+
+// Histogram answers the latency_histogram measure with, per step from start to end, the
+// requests of the step before it faster than each of HistogramBounds (cumulative; the last,
+// +Inf, counts every timed request). A step with no requests has counts of zero; one older
+// than the retention is left out.
+func (s *Source) Histogram(ctx context.Context, q metrics.Query, start, end time.Time, step time.Duration) (metrics.Histogram, error) {
+	measure, v, err := s.parse(ctx, q, start, end, step)
+	if err != nil {
+		return metrics.Histogram{}, err
+	}
+	if points := end.Sub(start) / step; points > maxHistogramPoints {
+		return metrics.Histogram{}, fmt.Errorf("histogram from %s to %s every %s: want 0 to %d points", start.Format(time.RFC3339), end.Format(time.RFC3339), step, maxHistogramPoints)
+	}
+	if measure != metrics.MeasureLatencyHistogram {
+		return metrics.Histogram{}, fmt.Errorf("%s is not a histogram (want %s)", q, metrics.BuiltinQuery(metrics.MeasureLatencyHistogram, v.String()))
+	}
+	h := metrics.Histogram{Bounds: HistogramBounds()}
+	s.walk(v, true, start, end, step, func(t time.Time, p *point) {
+		h.Points = append(h.Points, metrics.HistogramPoint{Time: t, Counts: p.latency.cumulative(p.timed)})
+	})
+	return h, nil
+}
+
+// parse checks a query and its window, and says which measure and version it asks for.
+func (s *Source) parse(ctx context.Context, q metrics.Query, start, end time.Time, step time.Duration) (string, version, error) {
+	measure, name, err := metrics.ParseBuiltinQuery(q)
+	if err != nil {
+		return "", stable, err
+	}
+	if step < s.resolution {
+		return "", stable, fmt.Errorf("query step %s is finer than the builtin source's resolution %s", step, s.resolution)
+	}
+	if err := ctx.Err(); err != nil {
+		return "", stable, err
+	}
+	if points := end.Sub(start) / step; end.Before(start) || points > maxPoints {
+		return "", stable, fmt.Errorf("query from %s to %s every %s: want 0 to %d points", start.Format(time.RFC3339), end.Format(time.RFC3339), step, maxPoints)
+	}
+	if name == metrics.VersionCanary {
+		return measure, canary, nil
+	}
+	return measure, stable, nil
+}
+
+// point is one step's observations of a version: its slots merged.
+type point struct {
+	requests, errors, timed uint64
+	latency                 sketch // merged only when asked for
+}
+
+// walk calls at with each step from start to end that the retention still covers, and what
+// version v did in the step before it (the sketches merged when latency is set).
+func (s *Source) walk(v version, latency bool, start, end time.Time, step time.Duration, at func(time.Time, *point)) {
+	var p point
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	newest := int64(-1)
@@ -156,27 +209,23 @@ func (s *Source) Samples(ctx context.Context, q metrics.Query, start, end time.T
 		if newest < 0 || first < oldest {
 			continue
 		}
-		var requests, errors, timed uint64
-		clear(merged[:])
+		p.requests, p.errors, p.timed = 0, 0, 0
+		clear(p.latency[:])
 		for idx := first; idx <= last; idx++ {
 			sl := &s.slots[idx%int64(len(s.slots))]
 			if sl.index != idx {
 				continue // no request in that slot
 			}
 			c := &sl.sides[v]
-			requests += c.requests
-			errors += c.errors
-			timed += c.timed
-			if c.timed > 0 && isLatency(measure) {
-				merged.merge(c.latency)
+			p.requests += c.requests
+			p.errors += c.errors
+			p.timed += c.timed
+			if c.timed > 0 && latency {
+				p.latency.merge(c.latency)
 			}
 		}
-		value, ok := pointValue(measure, requests, errors, timed, &merged, step)
-		if ok {
-			out = append(out, metrics.Sample{Time: t, Value: value})
-		}
+		at(t, &p)
 	}
-	return out, nil
 }
 
 func isLatency(measure string) bool {

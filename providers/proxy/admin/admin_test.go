@@ -132,3 +132,38 @@ func TestClientNamesTheSocketItCannotReach(t *testing.T) {
 		t.Errorf("no proxy on the socket: %v", err)
 	}
 }
+
+// TestClientRefusesBrokenHistograms: a histogram answer the judge could not take (bounds that
+// do not ascend to +Inf, counts that do not match them or shrink with the bound) is an error,
+// not data.
+func TestClientRefusesBrokenHistograms(t *testing.T) {
+	var answer string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != admin.PathHistogram || r.URL.Query().Get("query") != `latency_histogram{version="canary"}` {
+			http.Error(w, "unexpected "+r.URL.String(), http.StatusBadRequest)
+			return
+		}
+		w.Write([]byte(answer))
+	}))
+	defer srv.Close()
+	c, _ := admin.New(admin.Config{Address: srv.URL, Token: "token-0123456789"})
+	ask := func() (metrics.Histogram, error) {
+		return c.Histogram(context.Background(), metrics.BuiltinQuery(metrics.MeasureLatencyHistogram, metrics.VersionCanary),
+			time.Unix(0, 0), time.Unix(30, 0), 30*time.Second)
+	}
+	answer = `{"bounds": [0.1, 1, "+Inf"], "points": [{"time": "1970-01-01T00:00:30Z", "counts": [3, 9, 10]}]}`
+	if h, err := ask(); err != nil || len(h.Points) != 1 || h.Points[0].Counts[2] != 10 || h.Bounds[1] != 1 {
+		t.Fatalf("a good answer: %+v, %v", h, err)
+	}
+	for want, body := range map[string]string{
+		"want ascending bounds ending in +Inf": `{"bounds": [0.1, 1], "points": []}`,
+		"2 counts for 3 bounds":                `{"bounds": [0.1, 1, "+Inf"], "points": [{"time": "1970-01-01T00:00:30Z", "counts": [3, 9]}]}`,
+		"do not grow with the bound":           `{"bounds": [0.1, 1, "+Inf"], "points": [{"time": "1970-01-01T00:00:30Z", "counts": [3, 2, 10]}]}`,
+		"not the answer of a perch proxy":      `{"bounds": [0.1, "soon"]}`,
+	} {
+		answer = body
+		if _, err := ask(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want an error saying %q", body, err, want)
+		}
+	}
+}

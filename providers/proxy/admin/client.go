@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -164,16 +165,57 @@ func (c *Client) Samples(ctx context.Context, q metrics.Query, start, end time.T
 	if q.Metric != nil {
 		return nil, fmt.Errorf("the proxy answers builtin queries, not a CloudWatch metric (%s)", q)
 	}
+	var s Samples
+	if err := c.call(ctx, http.MethodGet, PathSamples+"?"+window(q, start, end, step).Encode(), nil, &s); err != nil {
+		return nil, err
+	}
+	return s.Samples, nil
+}
+
+// Histogram answers a builtin histogram query (latency_histogram) from the proxy's
+// observations, as the proxy inside perch does: the counts at its bounds per step.
+func (c *Client) Histogram(ctx context.Context, q metrics.Query, start, end time.Time, step time.Duration) (metrics.Histogram, error) {
+	if q.Metric != nil {
+		return metrics.Histogram{}, fmt.Errorf("the proxy answers builtin queries, not a CloudWatch metric (%s)", q)
+	}
+	var h metrics.Histogram
+	if err := c.call(ctx, http.MethodGet, PathHistogram+"?"+window(q, start, end, step).Encode(), nil, &h); err != nil {
+		return metrics.Histogram{}, err
+	}
+	if err := checkHistogram(h); err != nil {
+		return metrics.Histogram{}, fmt.Errorf("%s: GET %s: %w", c, PathHistogram, err)
+	}
+	return h, nil
+}
+
+// checkHistogram refuses an answer the judge could not take: bounds that do not ascend to
+// +Inf, or a point whose counts do not match them or do not grow with the bound.
+func checkHistogram(h metrics.Histogram) error {
+	b := h.Bounds
+	if len(b) < 2 || !math.IsInf(b[len(b)-1], 1) || !slices.IsSorted(b) {
+		return fmt.Errorf("histogram bounds %v: want ascending bounds ending in +Inf", b)
+	}
+	for _, p := range h.Points {
+		if len(p.Counts) != len(b) {
+			return fmt.Errorf("histogram point at %s has %d counts for %d bounds", p.Time.Format(time.RFC3339), len(p.Counts), len(b))
+		}
+		for i, n := range p.Counts {
+			if !(n >= 0) || math.IsInf(n, 0) || i > 0 && n < p.Counts[i-1] {
+				return fmt.Errorf("histogram point at %s: counts %v do not grow with the bound", p.Time.Format(time.RFC3339), p.Counts)
+			}
+		}
+	}
+	return nil
+}
+
+// window is a query's URL parameters.
+func window(q metrics.Query, start, end time.Time, step time.Duration) url.Values {
 	v := url.Values{}
 	v.Set("query", q.Expr)
 	v.Set("start", start.UTC().Format(time.RFC3339Nano))
 	v.Set("end", end.UTC().Format(time.RFC3339Nano))
 	v.Set("step", step.String())
-	var s Samples
-	if err := c.call(ctx, http.MethodGet, PathSamples+"?"+v.Encode(), nil, &s); err != nil {
-		return nil, err
-	}
-	return s.Samples, nil
+	return v
 }
 
 // Health asks whether the proxy is up.

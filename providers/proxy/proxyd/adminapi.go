@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/perchhq/perch/metrics"
+	"github.com/perchhq/perch/providers/proxy"
 	"github.com/perchhq/perch/providers/proxy/admin"
 )
 
@@ -34,19 +35,20 @@ func (d *Daemon) adminHandler() http.Handler {
 	mux.HandleFunc("GET "+admin.PathSegments, d.getSegments)
 	mux.HandleFunc("PUT "+admin.PathSegments, d.putSegments)
 	mux.HandleFunc("GET "+admin.PathSamples, d.getSamples)
+	mux.HandleFunc("GET "+admin.PathHistogram, d.getHistogram)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case admin.PathWeight, admin.PathSegments:
 			w.Header().Set("Allow", "GET, PUT")
 			writeProblem(w, http.StatusMethodNotAllowed, r.Method+" "+r.URL.Path+": use GET or PUT")
 			return
-		case admin.PathSamples, admin.PathHealth:
+		case admin.PathSamples, admin.PathHistogram, admin.PathHealth:
 			w.Header().Set("Allow", "GET")
 			writeProblem(w, http.StatusMethodNotAllowed, r.Method+" "+r.URL.Path+": use GET")
 			return
 		}
-		writeProblem(w, http.StatusNotFound, fmt.Sprintf("no %s %s here: the admin API has %s, %s, %s and %s", r.Method, r.URL.Path,
-			admin.PathWeight, admin.PathSegments, admin.PathSamples, admin.PathHealth))
+		writeProblem(w, http.StatusNotFound, fmt.Sprintf("no %s %s here: the admin API has %s, %s, %s, %s and %s", r.Method, r.URL.Path,
+			admin.PathWeight, admin.PathSegments, admin.PathSamples, admin.PathHistogram, admin.PathHealth))
 	})
 	return d.guard(mux)
 }
@@ -150,6 +152,28 @@ func (d *Daemon) putSegments(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Daemon) getSamples(w http.ResponseWriter, r *http.Request) {
+	d.query(w, r, func(ctx context.Context, src *proxy.Source, q metrics.Query, start, end time.Time, step time.Duration) (any, error) {
+		samples, err := src.Samples(ctx, q, start, end, step)
+		if samples == nil {
+			samples = []metrics.Sample{}
+		}
+		return admin.Samples{Samples: samples}, err
+	})
+}
+
+func (d *Daemon) getHistogram(w http.ResponseWriter, r *http.Request) {
+	d.query(w, r, func(ctx context.Context, src *proxy.Source, q metrics.Query, start, end time.Time, step time.Duration) (any, error) {
+		h, err := src.Histogram(ctx, q, start, end, step)
+		if h.Points == nil {
+			h.Points = []metrics.HistogramPoint{}
+		}
+		return h, err
+	})
+}
+
+// query reads a query of the builtin source (query, start, end, step) and answers it with ask.
+func (d *Daemon) query(w http.ResponseWriter, r *http.Request,
+	ask func(ctx context.Context, src *proxy.Source, q metrics.Query, start, end time.Time, step time.Duration) (any, error)) {
 	q := r.URL.Query()
 	expr := q.Get("query")
 	start, err1 := parseTime(q.Get("start"))
@@ -164,7 +188,7 @@ func (d *Daemon) getSamples(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), samplesTimeout)
 	defer cancel()
-	samples, err := d.front.proxy.Load().Source().Samples(ctx, metrics.Query{Expr: expr}, start, end, step)
+	answer, err := ask(ctx, d.front.proxy.Load().Source(), metrics.Query{Expr: expr}, start, end, step)
 	switch {
 	case err != nil && ctx.Err() != nil:
 		writeProblem(w, http.StatusServiceUnavailable, err.Error())
@@ -173,10 +197,7 @@ func (d *Daemon) getSamples(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusBadRequest, err.Error()) // the query, its times or its step
 		return
 	}
-	if samples == nil {
-		samples = []metrics.Sample{}
-	}
-	writeJSON(w, http.StatusOK, admin.Samples{Samples: samples})
+	writeJSON(w, http.StatusOK, answer)
 }
 
 // parseTime reads an RFC 3339 time or Unix seconds.

@@ -10,14 +10,17 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/perchhq/perch/metrics"
+	"github.com/perchhq/perch/providers/proxy"
 	"github.com/perchhq/perch/providers/proxy/admin"
 )
 
@@ -294,6 +297,9 @@ func TestAdminAPIRefusesBadRequests(t *testing.T) {
 		{"samples without query", "GET", admin.PathSamples + "?start=0&end=10&step=1s", "", 400, "query: missing"},
 		{"samples bad step", "GET", admin.PathSamples + "?query=requests%7Bversion%3D%22canary%22%7D&start=0&end=10&step=soon", "", 400, "step"},
 		{"samples not builtin", "GET", admin.PathSamples + "?query=up&start=0&end=10&step=1s", "", 400, "not a builtin query"},
+		{"histogram without query", "GET", admin.PathHistogram + "?start=0&end=10&step=1s", "", 400, "query: missing"},
+		{"histogram of samples", "GET", admin.PathHistogram + "?query=requests%7Bversion%3D%22canary%22%7D&start=0&end=10&step=1s", "", 400, "is not a histogram"},
+		{"histogram by POST", "POST", admin.PathHistogram, "", 405, "use GET"},
 	} {
 		req, _ := http.NewRequest(tc.method, "http://proxy"+tc.path, strings.NewReader(tc.body))
 		resp, err := hc.Do(req)
@@ -340,6 +346,65 @@ func TestSamplesThroughTheAdminAPI(t *testing.T) {
 		!strings.Contains(err.Error(), "finer than the builtin source's resolution") {
 		t.Errorf("a step finer than the resolution: %v", err)
 	}
+}
+
+// TestHistogramThroughTheAdminAPI: the latency_histogram measure answers over the API as in
+// process, its counts at the fixed bounds; the answer stays small (at most 350 bytes a step).
+func TestHistogramThroughTheAdminAPI(t *testing.T) {
+	w := newWorld(t)
+	d := w.start(w.file("observations: {resolution: 100ms}"))
+	ctx := context.Background()
+	c := w.client(d, "")
+	c.SetWeight(ctx, 100)
+	start := time.Now()
+	for range 7 {
+		get(t, d, nil)
+	}
+	time.Sleep(200 * time.Millisecond)
+	end := time.Now()
+	q := metrics.BuiltinQuery(metrics.MeasureLatencyHistogram, metrics.VersionCanary)
+	h, err := c.Histogram(ctx, q, start.Add(-time.Second), end, 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total float64
+	for _, p := range h.Points {
+		total += p.Counts[len(p.Counts)-1]
+	}
+	if !slices.Equal(h.Bounds, proxy.HistogramBounds()) || total != 7 {
+		t.Errorf("canary requests over the window: %v in %d points at %v, want 7 at the measure's bounds", total, len(h.Points), h.Bounds)
+	}
+	// What a look at a 15-minute window in 1 s steps costs on the wire.
+	resp, err := w.adminGet(admin.PathHistogram + "?query=" + url.QueryEscape(q.Expr) + fmt.Sprintf("&start=%d&end=%d&step=1s", end.Unix()-899, end.Unix()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("a 900-step histogram answer: %d bytes", len(resp))
+	if len(resp) > 900*350 {
+		t.Errorf("a 900-step histogram answer is %d bytes, want at most 350 a step", len(resp))
+	}
+	if _, err := c.Histogram(ctx, metrics.BuiltinQuery(metrics.MeasureLatencyP99, metrics.VersionCanary), start, end, time.Second); err == nil ||
+		!strings.Contains(err.Error(), "400 Bad Request") || !strings.Contains(err.Error(), "is not a histogram") {
+		t.Errorf("a histogram of a quantile: %v", err)
+	}
+}
+
+// adminGet asks the admin socket for path and returns the answer's body.
+func (w *world) adminGet(path string) ([]byte, error) {
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var dl net.Dialer
+		return dl.DialContext(ctx, "unix", w.socket())
+	}}}
+	resp, err := hc.Get("http://proxy" + path)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s: %s", resp.Status, b)
+	}
+	return b, err
 }
 
 func TestOverrideNeedsTheToken(t *testing.T) {
