@@ -17,13 +17,13 @@ import (
 	"os"
 	"os/exec"
 	"slices"
-	"sync"
 	"syscall"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/enginetest"
 	"github.com/perchhq/perch/engine/replica"
 	"github.com/perchhq/perch/engine/replica/etcd"
 	"github.com/perchhq/perch/engine/replica/etcd/etcdtest"
@@ -64,26 +64,6 @@ func main() {
 
 func parse() (*spec.Rollout, error) { return spec.Parse("bench.yaml", []byte(rolloutYAML)) }
 
-// memRouter is a provider in memory that starts where the journal says traffic is, as a
-// provider shared by all replicas would.
-type memRouter struct {
-	mu sync.Mutex
-	w  int
-}
-
-func (r *memRouter) SetWeight(_ context.Context, w int) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.w = w
-	return nil
-}
-
-func (r *memRouter) Weight(context.Context) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.w, nil
-}
-
 func runReplica(endpoint, id string, lease time.Duration) error {
 	rollout, err := parse()
 	if err != nil {
@@ -102,9 +82,11 @@ func runReplica(endpoint, id string, lease time.Duration) error {
 	if err != nil {
 		return err
 	}
-	router := &memRouter{}
+	// The replica's provider starts where the journal says traffic is, as a provider shared
+	// by every replica would.
+	router := &enginetest.Router{}
 	if rec != nil {
-		router.w = rec.Fold().Weight
+		router.SetWeight(ctx, rec.Fold().Weight)
 	}
 	eng, err := engine.New(engine.Config{Spec: rollout, Router: replica.Guard(router, lead.Fence()), Journal: lead, Resume: rec})
 	if err != nil {

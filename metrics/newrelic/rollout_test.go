@@ -3,36 +3,17 @@ package newrelic_test
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/enginetest"
 	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics/internal/apicall"
 	"github.com/perchhq/perch/metrics/internal/apicall/apitest"
 	"github.com/perchhq/perch/metrics/newrelic"
 )
-
-// memoryRouter is a traffic provider that only remembers the weight.
-type memoryRouter struct {
-	mu     sync.Mutex
-	weight int
-}
-
-func (r *memoryRouter) SetWeight(_ context.Context, p int) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.weight = p
-	return nil
-}
-
-func (r *memoryRouter) Weight(context.Context) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.weight, nil
-}
 
 const rollout = `name: checkout
 traffic:
@@ -97,7 +78,7 @@ func TestEngineJudgesFromNewRelic(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				eng, err := engine.New(engine.Config{Spec: r, Router: &memoryRouter{}, Source: src})
+				eng, err := engine.New(engine.Config{Spec: r, Router: &enginetest.Router{}, Source: src})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -20,6 +20,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/enginetest"
 	"github.com/perchhq/perch/engine/fleet"
 	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics"
@@ -27,25 +28,6 @@ import (
 	"github.com/perchhq/perch/tui/remote"
 	"github.com/perchhq/perch/tui/tmuxtest"
 )
-
-// memRouter holds the weight in memory.
-type memRouter struct {
-	mu     sync.Mutex
-	weight int
-}
-
-func (r *memRouter) SetWeight(_ context.Context, w int) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.weight = w
-	return nil
-}
-
-func (r *memRouter) Weight(context.Context) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.weight, nil
-}
 
 // flatSource answers every query with the same healthy value.
 type flatSource struct{}
@@ -140,7 +122,7 @@ func TestFleetOverOpenSSH(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		eng, err := engine.New(engine.Config{Spec: rollout, Router: &memRouter{}, Source: flatSource{}})
+		eng, err := engine.New(engine.Config{Spec: rollout, Router: &enginetest.Router{}, Source: flatSource{}})
 		if err != nil {
 			t.Fatal(err)
 		}
