@@ -14,8 +14,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -37,11 +35,11 @@ import (
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/log"
 	"github.com/muesli/termenv"
-	"golang.org/x/crypto/ssh"
 
 	"github.com/perchhq/perch/engine"
 	"github.com/perchhq/perch/engine/fleet"
 	"github.com/perchhq/perch/engine/spec"
+	"github.com/perchhq/perch/internal/benchssh"
 	"github.com/perchhq/perch/metrics"
 	"github.com/perchhq/perch/tui"
 	"github.com/perchhq/perch/tui/remote"
@@ -82,7 +80,7 @@ func measure(n, viewers int, step time.Duration, judge string, journal bool, war
 		return err
 	}
 	defer os.RemoveAll(dir)
-	signer, line, err := newKey("bench")
+	signer, line, err := benchssh.NewKey("bench")
 	if err != nil {
 		return err
 	}
@@ -153,7 +151,7 @@ func measure(n, viewers int, step time.Duration, judge string, journal bool, war
 	stop := make(chan struct{})
 	for range viewers {
 		wg.Go(func() {
-			if err := watch(addr, signer, &received, &connected, stop); err != nil {
+			if err := (benchssh.Viewer{Addr: addr, Signer: signer, Cols: 240, Rows: 60, Received: &received, Connected: &connected}).Watch(stop); err != nil {
 				fmt.Fprintln(os.Stderr, "viewer:", err)
 			}
 		})
@@ -161,15 +159,15 @@ func measure(n, viewers int, step time.Duration, judge string, journal bool, war
 	}
 	time.Sleep(warmup)
 	pid := cmd.Process.Pid
-	cpu0, err := cpuSeconds(pid)
+	cpu0, err := benchssh.CPUSeconds(pid)
 	if err != nil {
 		return err
 	}
 	bytes0, start := received.Load(), time.Now()
 	time.Sleep(window)
-	cpu1, _ := cpuSeconds(pid)
+	cpu1, _ := benchssh.CPUSeconds(pid)
 	bytes1, elapsed := received.Load(), time.Since(start).Seconds()
-	rss, err := rssMiB(pid)
+	rss, err := benchssh.RSSMiB(pid)
 	if err != nil {
 		return err
 	}
@@ -198,48 +196,6 @@ func measure(n, viewers int, step time.Duration, judge string, journal bool, war
 	fmt.Printf("%-28s %s\n", "overview View() 240×60", got)
 	fmt.Printf("%-28s %s\n", "rollouts at the end", <-states)
 	return nil
-}
-
-// watch connects one viewer with a 240×60 terminal and counts what it receives until stop.
-func watch(addr string, signer ssh.Signer, received *atomic.Int64, connected *atomic.Int32, stop <-chan struct{}) error {
-	client, err := ssh.Dial("tcp", addr, &ssh.ClientConfig{User: "bench", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
-		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 30 * time.Second})
-	if err != nil {
-		return err
-	}
-	defer client.Close()
-	sess, err := client.NewSession()
-	if err != nil {
-		return err
-	}
-	if err := sess.RequestPty("xterm-256color", 60, 240, ssh.TerminalModes{}); err != nil {
-		return err
-	}
-	out, err := sess.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	if err := sess.Shell(); err != nil {
-		return err
-	}
-	connected.Add(1)
-	go func() { <-stop; sess.Close(); client.Close() }()
-	buf := make([]byte, 32*1024)
-	for {
-		n, err := out.Read(buf)
-		received.Add(int64(n))
-		if err != nil {
-			select {
-			case <-stop:
-				return nil
-			default:
-				if errors.Is(err, io.EOF) {
-					return nil
-				}
-				return err
-			}
-		}
-	}
 }
 
 // rolloutFile is each rollout of the fleet: a proxy rollout judged from the builtin source's
@@ -545,44 +501,4 @@ func mix(a, b, c uint64) uint64 {
 	x ^= x >> 27
 	x *= 0x94d049bb133111eb
 	return x ^ x>>31
-}
-
-func newKey(name string) (ssh.Signer, string, error) {
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, "", err
-	}
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		return nil, "", err
-	}
-	return signer, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey()))) + " " + name + "\n", nil
-}
-
-// cpuSeconds is the user+system CPU time of a process, from /proc.
-func cpuSeconds(pid int) (float64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// Fields after the command name (which may hold spaces) start after the last ')'.
-	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
-	utime, _ := strconv.ParseFloat(fields[11], 64)
-	stime, _ := strconv.ParseFloat(fields[12], 64)
-	return (utime + stime) / 100, nil // USER_HZ is 100 on Linux
-}
-
-// rssMiB is a process's resident memory, from /proc.
-func rssMiB(pid int) (float64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
-			return kb / 1024, err
-		}
-	}
-	return 0, errors.New("no VmRSS")
 }
