@@ -26,7 +26,10 @@ type Fence struct {
 // NewFence returns a fence that is up until deadline.
 func NewFence(deadline time.Time) *Fence {
 	f := &Fence{deadline: deadline, down: make(chan struct{}), now: time.Now}
+	// Under the lock: a deadline already due fires expire at once, which must see the timer.
+	f.mu.Lock()
 	f.timer = time.AfterFunc(time.Until(deadline), f.expire)
+	f.mu.Unlock()
 	return f
 }
 
