@@ -22,6 +22,12 @@ type Relay interface {
 	Relay(ctx context.Context, cmd engine.Command) (seq int64, err error)
 }
 
+// Target is the engine a leader runs relayed commands on (*engine.Engine).
+type Target interface {
+	Do(ctx context.Context, cmd engine.Command) error
+	Snapshot() engine.State
+}
+
 // RelayTimeout is how long a relayed command waits for the leader's answer at most; a command
 // no leader has taken by then is withdrawn, so it is never applied later.
 const RelayTimeout = 10 * time.Second

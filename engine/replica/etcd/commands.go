@@ -29,7 +29,7 @@ import (
 // its sender when it stops waiting, in a transaction that deletes the key only if it is
 // still there, or goes with its lease: it is never applied late.
 
-func (r *Rollout) commandPrefix() string        { return r.dir + "commands/" }
+func (r *Rollout) commandPrefix() string       { return r.dir + "commands/" }
 func (r *Rollout) commandKey(id string) string { return r.commandPrefix() + id }
 func (r *Rollout) answerKey(id string) string  { return r.dir + "answers/" + id }
 
@@ -106,15 +106,9 @@ func (r *Rollout) withdraw(ck, ak string, waited time.Duration) (int64, error) {
 	return 0, fmt.Errorf("the leader took the command but did not answer within %s (it may have stopped leading): it may have been applied; see the rollout's events", waited.Round(time.Millisecond))
 }
 
-// Target is the engine a leader runs relayed commands on.
-type Target interface {
-	Do(ctx context.Context, cmd engine.Command) error
-	Snapshot() engine.State
-}
-
 // ServeCommands runs the commands standbys relay on t, one at a time, and answers each, until
 // ctx ends or the lead is lost. Commands waiting when it starts are taken first.
-func (l *Leadership) ServeCommands(ctx context.Context, t Target) {
+func (l *Leadership) ServeCommands(ctx context.Context, t replica.Target) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
@@ -134,7 +128,7 @@ func (l *Leadership) ServeCommands(ctx context.Context, t Target) {
 	}
 }
 
-func (l *Leadership) serveCommands(ctx context.Context, t Target) error {
+func (l *Leadership) serveCommands(ctx context.Context, t replica.Target) error {
 	prefix := l.r.commandPrefix()
 	resp, err := l.r.s.cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
 	if err != nil {
@@ -159,7 +153,7 @@ func (l *Leadership) serveCommands(ctx context.Context, t Target) error {
 }
 
 // serveCommand takes one command, runs it and answers.
-func (l *Leadership) serveCommand(ctx context.Context, t Target, key, value []byte, rev int64, lease clientv3.LeaseID) {
+func (l *Leadership) serveCommand(ctx context.Context, t replica.Target, key, value []byte, rev int64, lease clientv3.LeaseID) {
 	taken, err := l.take(string(key), rev)
 	if err != nil || !taken {
 		return // not leading any more, or withdrawn, expired or taken already
