@@ -158,6 +158,9 @@ func (l *Leadership) serveCommand(ctx context.Context, t replica.Target, key, va
 	if err != nil || !taken {
 		return // not leading any more, or withdrawn, expired or taken already
 	}
+	if lease == clientv3.NoLease {
+		return // not put by a standby, which always bounds its command's life: dropped unread
+	}
 	id := strings.TrimPrefix(string(key), l.r.commandPrefix())
 	req, err := replica.ParseRequest(value)
 	if err == nil {
@@ -169,7 +172,7 @@ func (l *Leadership) serveCommand(ctx context.Context, t replica.Target, key, va
 		}
 	}
 	data, err := json.Marshal(replica.AnswerFor(err, t.Snapshot().Seq))
-	if err != nil || lease == clientv3.NoLease {
+	if err != nil {
 		return
 	}
 	actx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -2,6 +2,7 @@ package etcd_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -187,6 +188,21 @@ func TestRelayedCommands(t *testing.T) {
 	}
 	if st := f.Snapshot(); st.Phase != engine.PhasePaused {
 		t.Fatalf("the forged resume ran: %s", st.Phase)
+	}
+	// One without a lease could outlive any sender: it is dropped, not run.
+	alice.Name = "leaseless"
+	data, _ := json.Marshal(replica.NewRequest("old", "b", engine.Command{Kind: engine.CommandResume, Actor: alice, Step: 2}))
+	if _, err := cli.Put(ctx, "/c1/ha/commands/old", string(data)); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); keysUnder(t, a, "/c1", "commands/old") != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the leader never took the command without a lease")
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	if st := f.Snapshot(); st.Phase != engine.PhasePaused {
+		t.Fatalf("the command without a lease ran: %s", st.Phase)
 	}
 }
 
