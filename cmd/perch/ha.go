@@ -56,7 +56,8 @@ func (f haFlags) check(journal string, resume bool) error {
 }
 
 // standby is what a verb shows while its replica waits to lead: it starts serving the
-// follower (the control socket, SSH sessions) and returns how to stop.
+// follower (the control socket, SSH sessions), which relays commands to the leader, and
+// returns how to stop.
 type standby func(f *replica.Follower) (stop func(), err error)
 
 // openHA connects to etcd, stands by (showing the rollout as the leader journals it) until
@@ -89,6 +90,7 @@ func (a *app) openHA(ctx context.Context, path string, f runFlags, show standby)
 	}
 	ro := store.Rollout(spec.Name)
 	follower := replica.NewFollower(engine.NewState(spec))
+	follower.RelayTo(ro)
 	fctx, stopFollow := context.WithCancel(ctx)
 	followed := make(chan struct{})
 	go func() {
@@ -116,7 +118,7 @@ func (a *app) openHA(ctx context.Context, path string, f runFlags, show standby)
 		return nil, runtimeError(fmt.Errorf("campaign for %s: %w", spec.Name, err))
 	}
 	fmt.Fprintf(a.stderr, "perch: replica %s leads %s\n", store.ID(), spec.Name)
-	r := &rollout{spec: spec, journal: lead, fence: lead.Fence(), replicaID: store.ID()}
+	r := &rollout{spec: spec, journal: lead, fence: lead.Fence(), replicaID: store.ID(), commands: lead}
 	release := func() {
 		lead.Close()
 		store.Close()

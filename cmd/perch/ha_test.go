@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -389,6 +390,102 @@ func TestHAKillLeader(t *testing.T) {
 	}
 }
 
+// TestHAStandbySocketCommands steers the rollout through standbys' control sockets: a pause
+// lands on the leader, journaled with the operator's identity; a resume sent while the leader
+// is killed (kill -9) is applied once or reported as failed, never twice; the rollout ends as
+// an uninterrupted one.
+func TestHAStandbySocketCommands(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs perch replicas against a real etcd")
+	}
+	ep := etcdtest.Start(t)
+	w := newHAWorld(t, ep, "/steer", false)
+	w.start(3)
+	leader := w.leader("")
+	var standbys []*haReplica
+	for _, r := range w.replicas {
+		if r != leader {
+			standbys = append(standbys, r)
+		}
+	}
+	bin, err := perchBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	steer := func(r *haReplica, verb string) ([]byte, error) {
+		return exec.Command(bin, verb, "--socket", r.socket(w), "--reason", verb+" via "+r.id, "-o", "json").CombinedOutput()
+	}
+	w.waitFor(engine.EventAnalysis, 1)
+	if out, err := steer(standbys[0], "pause"); err != nil || !strings.Contains(string(out), `"phase":"paused"`) {
+		t.Fatalf("perch pause on standby %s: %v\n%s\n%s", standbys[0].id, err, out, w.logs())
+	}
+	me := userName(t)
+	var paused []engine.Event
+	for _, ev := range w.events() {
+		if ev.Type == engine.EventPaused {
+			paused = append(paused, ev)
+		}
+	}
+	if len(paused) != 1 || paused[0].Actor == nil || paused[0].Actor.Name != me || paused[0].Actor.Source != "socket" ||
+		paused[0].Actor.Role != engine.RoleOperator || paused[0].Reason != "pause via "+standbys[0].id {
+		t.Fatalf("paused events %+v; want one, by %s on the socket, with the reason", paused, me)
+	}
+	if got := w.status(standbys[1])["phase"]; got != "paused" {
+		t.Errorf("the other standby's status says %v; want paused", got)
+	}
+
+	// Resume through a standby while the leader is killed.
+	resumed := make(chan error, 1)
+	go func() {
+		out, err := steer(standbys[0], "resume")
+		if err != nil {
+			err = fmt.Errorf("%w: %s", err, out)
+		}
+		resumed <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	leader.cmd.Process.Signal(syscall.SIGKILL)
+	<-leader.done
+	resumeErr := <-resumed
+	next := w.leader(leader.id)
+	n := countType(w.events(), engine.EventResumed)
+	t.Logf("resume while the leader was killed: %v; %d resumed event(s); %s leads now", resumeErr, n, next.id)
+	switch {
+	case n > 1:
+		t.Fatalf("the resume was applied %d times", n)
+	case resumeErr == nil && n != 1:
+		t.Fatalf("the resume was reported applied, but the journal has %d resumed events", n)
+	case n == 0: // reported failed and not applied: resume again, through whichever replica is not the leader
+		via := standbys[0]
+		if via == next {
+			via = standbys[1]
+		}
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			out, err := steer(via, "resume")
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("resume through %s: %v\n%s", via.id, err, out)
+			}
+		}
+	}
+	w.finish()
+	evs := w.check(engine.PhasePromoted, []engine.StepStatus{engine.StepPassed, engine.StepPassed, engine.StepPassed}, 100)
+	if n := countType(evs, engine.EventResumed); n != 1 {
+		t.Errorf("%d resumed events; want 1", n)
+	}
+}
+
+// userName is the user running the test, as the control socket names it.
+func userName(t *testing.T) string {
+	u, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Username
+}
+
 // TestHAPausedLeaderStopsActing pauses the leader (SIGSTOP) past its lease, lets a standby take
 // over, then wakes it (SIGCONT): it must write nothing more and exit, and the rollout ends as
 // an uninterrupted one.
@@ -536,22 +633,21 @@ steps:
 			"-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "alice@127.0.0.1"}
 	}
 	view := tmuxtest.Start(t, tmuxtest.Options{Width: 120, Height: 40, Dir: dir, Command: ssh(port(standby, 1))})
-	view.WaitFor("the standby shows the rollout live", "served-api", "step 1/2", "standby replica: read-only")
+	view.WaitFor("the standby shows the rollout live", "served-api", "step 1/2", "RUNNING", "standby replica: commands go to the leader")
 	view.Key("p")
-	time.Sleep(500 * time.Millisecond)
-	view.WaitFor("the standby took no pause", "RUNNING")
+	view.WaitFor("alice pauses through the standby: the leader acts, the standby shows it", "PAUSED", "paused by alice")
 
 	leader.stop()
 	if code := <-leader.exit; code != exitRuntime {
 		t.Errorf("the stopped leader exited %d, want %d", code, exitRuntime)
 	}
 	view2 := view.Window("again", nil, ssh(port(standby, 2))...)
-	view2.WaitFor("the new leader's session", "served-api", "step 1/2", "RUNNING")
+	view2.WaitFor("the new leader's session, still paused", "served-api", "step 1/2", "PAUSED")
 	if strings.Contains(view2.Screen(), "standby replica") {
 		t.Errorf("the leader's session still says standby:\n%s", view2.Screen())
 	}
 	view2.Key("p")
-	view2.WaitFor("alice pauses through the new leader", "PAUSED", "paused by alice")
+	view2.WaitFor("alice resumes through the new leader", "RUNNING")
 
 	s, err := etcd.Open(context.Background(), etcd.Config{Endpoints: []string{ep}, Prefix: "/serve", ID: "test"})
 	if err != nil {
@@ -565,10 +661,13 @@ steps:
 	var types []string
 	for _, ev := range rec.Events {
 		types = append(types, string(ev.Type))
+		if ev.Type == engine.EventPaused && (ev.Actor == nil || ev.Actor.Name != "alice" || ev.Actor.Source != "ssh" || ev.Actor.Role != engine.RoleOperator || ev.Actor.Fingerprint == "") {
+			t.Errorf("the pause relayed from the standby was journaled as %+v; want alice's, over ssh, with her key's fingerprint", ev.Actor)
+		}
 	}
 	got := strings.Join(types, " ")
-	if !strings.Contains(got, "stopped reconciled") || !strings.Contains(got, "paused") || strings.Count(got, "rollout_started") != 1 {
-		t.Errorf("journal in etcd: %s; want one start, the leader's stop, the standby's reconciled and alice's pause", got)
+	if !strings.Contains(got, "paused stopped reconciled") || !strings.Contains(got, "resumed") || strings.Count(got, "paused") != 1 || strings.Count(got, "rollout_started") != 1 {
+		t.Errorf("journal in etcd: %s; want one start, alice's pause (once), the leader's stop, the standby's reconciled and alice's resume", got)
 	}
 }
 

@@ -61,6 +61,15 @@ type rollout struct {
 	// traffic after it, and the engine stops. replicaID names this replica.
 	fence     *replica.Fence
 	replicaID string
+	// commands, with --ha, runs the commands standbys relay through the store on this
+	// leader's engine.
+	commands commandServer
+}
+
+// commandServer is a leader's side of the store that relays standbys' commands
+// (*etcd.Leadership): it runs each on t until ctx ends or the lead is lost.
+type commandServer interface {
+	ServeCommands(ctx context.Context, t replica.Target)
 }
 
 // journal is where a run records its events: a file (*engine.Journal) or, with --ha, etcd.
@@ -169,6 +178,18 @@ func (a *app) live(ctx context.Context, hangups *hangups, l life) (*session, eng
 	eng, err := engine.New(engine.Config{Spec: r.spec, Router: router, Source: r.source, Flags: flags, Journal: r.journal, Resume: r.rec, Linger: l.linger})
 	if err != nil {
 		return nil, "", badInput(err)
+	}
+	if r.commands != nil { // --ha: commands sent to standbys reach this engine
+		cctx, stopCommands := context.WithCancel(ctx)
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			r.commands.ServeCommands(cctx, eng)
+		}()
+		defer func() {
+			stopCommands()
+			<-served
+		}()
 	}
 	s := &session{eng: eng, rollout: r, hangups: hangups}
 	s.app, s.held = a.holdingStderr()

@@ -173,15 +173,15 @@ func (a *app) serve(ctx context.Context, path string, f serveFlags) error {
 	})
 }
 
-// standbySSH serves a standby's control socket and its TUI over SSH, read-only (the follower
-// refuses commands), until the returned function stops both.
+// standbySSH serves a standby's control socket and its TUI over SSH until the returned
+// function stops both; the follower relays their commands to the leader.
 func (a *app) standbySSH(ctx context.Context, fl *replica.Follower, keys *remote.Keyring, f serveFlags, theme themes.Theme) (func(), error) {
 	stopControl, err := a.serveControl(ctx, fl, fl.Snapshot().Spec, f.run.socket, f.run.group, "")
 	if err != nil {
 		return nil, err
 	}
 	sctx, stopSSH := context.WithCancel(context.Background())
-	done, err := a.startSSH(sctx, fl, keys, f.ssh, theme, "standby replica: read-only, the leader acts")
+	done, err := a.startSSH(sctx, fl, keys, f.ssh, theme, "standby replica: commands go to the leader")
 	if err != nil {
 		stopSSH()
 		stopControl()
@@ -236,8 +236,8 @@ func (f *sshFront) run(ctx context.Context, s *session) (engine.Outcome, error) 
 }
 
 // startSSH serves the TUI of eng over SSH until ctx ends; the returned channel closes once
-// every session is gone. Keys nil is the demo's open mode. A standby (a non-empty standby
-// note, shown in each session's status bar) shows everyone as a viewer: it acts for no one.
+// every session is gone. Keys nil is the demo's open mode. A standby's sessions show its
+// note in their status bar; their commands go to the leader with the role their key gives.
 func (a *app) startSSH(ctx context.Context, eng remote.Rollout, keys *remote.Keyring, f sshFlags, theme themes.Theme, standby string) (<-chan struct{}, error) {
 	hostKey := f.hostKey
 	if hostKey == "" {
@@ -258,11 +258,7 @@ func (a *app) startSSH(ctx context.Context, eng remote.Rollout, keys *remote.Key
 	srv, err := remote.New(remote.Config{
 		Addr: f.addr, HostKeyPath: hostKey, Keys: keys, Rollout: eng, Logger: logger, Limits: f.limits,
 		NewModel: func(s remote.Session) tea.Model {
-			actor := s.Actor
-			if standby != "" {
-				actor.Role = engine.RoleViewer
-			}
-			return tui.New(tui.Options{Snapshots: s.Rollout, Commander: s.Rollout, Actor: actor, Mode: tui.ModeRemote,
+			return tui.New(tui.Options{Snapshots: s.Rollout, Commander: s.Rollout, Actor: s.Actor, Mode: tui.ModeRemote,
 				Theme: theme, Renderer: s.Renderer, Presence: s.Presence.List, Note: standby})
 		},
 	})

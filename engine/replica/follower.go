@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/perchhq/perch/engine"
 )
@@ -16,12 +17,13 @@ const (
 
 // Follower is a standby's view of a rollout: it folds the events the leader journals, in
 // order, with the engine's own reducer, and serves the state the way an engine does
-// (Snapshot, Subscribe), so the TUI, SSH sessions and the control socket show it live. It
-// refuses every command: only the leader acts.
+// (Snapshot, Subscribe), so the TUI, SSH sessions and the control socket show it live. Only
+// the leader acts: a command is relayed to it through the store (RelayTo), or refused.
 type Follower struct {
 	mu     sync.Mutex
 	state  engine.State
 	leader string
+	relay  Relay
 	subs   map[chan engine.State]struct{}
 	closed bool
 }
@@ -129,16 +131,52 @@ func (f *Follower) Close() {
 	clear(f.subs)
 }
 
-// Do refuses: a standby never acts. The error wraps engine.ErrNotRunning, which the control
-// socket reports as not_running.
-func (f *Follower) Do(context.Context, engine.Command) error {
+// RelayTo sends the follower's commands to the leader through r.
+func (f *Follower) RelayTo(r Relay) {
 	f.mu.Lock()
-	leader := f.leader
+	defer f.mu.Unlock()
+	f.relay = r
+}
+
+// Do relays cmd to the leader and returns its engine's answer, once this standby shows the
+// command's effect (or after a moment: the answer is the leader's either way). Without a
+// relay it refuses: the error wraps engine.ErrNotRunning, which the control socket reports as
+// not_running.
+func (f *Follower) Do(ctx context.Context, cmd engine.Command) error {
+	f.mu.Lock()
+	leader, relay := f.leader, f.relay
 	f.mu.Unlock()
-	if leader == "" {
-		leader = "none yet"
+	if relay == nil {
+		if leader == "" {
+			leader = "none yet"
+		}
+		return fmt.Errorf("%w: this replica is a standby (leader: %s); send commands to the leader", engine.ErrNotRunning, leader)
 	}
-	return fmt.Errorf("%w: this replica is a standby (leader: %s); send commands to the leader", engine.ErrNotRunning, leader)
+	seq, err := relay.Relay(ctx, cmd)
+	if err != nil {
+		return err
+	}
+	f.caughtUp(ctx, seq)
+	return nil
+}
+
+// caughtUp waits, briefly, until the folded state reaches seq, so a status read right after
+// a relayed command shows it.
+func (f *Follower) caughtUp(ctx context.Context, seq int64) {
+	ch, stop := f.Subscribe()
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	for {
+		select {
+		case st, ok := <-ch:
+			if !ok || st.Seq >= seq {
+				return
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // Leading marks an engine as this replica's leading one, for the control socket's status.

@@ -8,6 +8,8 @@
 //	chunks/SEQ          compacted events from SEQ on, JSON lines, written in the same
 //	                    transaction that deletes the events/ keys they replace
 //	election/LEASE      the candidates (concurrency.Election): the oldest leads
+//	commands/ID         a command a standby relays to the leader (see Relay)
+//	answers/ID          the leader's answer to it
 //
 // Every write of the leader is a transaction that first compares the creation revision of its
 // own election key: once its lease has expired that key is gone, so a deposed leader's write
@@ -452,8 +454,14 @@ func (l *Leadership) guard() clientv3.Cmp {
 // txn runs a guarded transaction, bounded by the fence's deadline; a refused guard takes the
 // fence down.
 func (l *Leadership) txn(ops []clientv3.Op, cmps ...clientv3.Cmp) error {
+	_, err := l.commit(ops, cmps...)
+	return err
+}
+
+// commit is txn, returning etcd's answer.
+func (l *Leadership) commit(ops []clientv3.Op, cmps ...clientv3.Cmp) (*clientv3.TxnResponse, error) {
 	if err := l.fence.Check(); err != nil {
-		return err
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), l.ttl/2)
 	defer cancel()
@@ -467,15 +475,15 @@ func (l *Leadership) txn(ops []clientv3.Op, cmps ...clientv3.Cmp) error {
 	resp, err := l.r.s.cli.Txn(ctx).If(append([]clientv3.Cmp{l.guard()}, cmps...)...).Then(ops...).Commit()
 	if err != nil {
 		if ferr := l.fence.Check(); ferr != nil {
-			return ferr
+			return nil, ferr
 		}
-		return fmt.Errorf("etcd: %w", err)
+		return nil, fmt.Errorf("etcd: %w", err)
 	}
 	if !resp.Succeeded {
 		l.fence.Lose(errors.New("another replica leads the rollout, or the journal changed"))
-		return l.fence.Check()
+		return nil, l.fence.Check()
 	}
-	return nil
+	return resp, nil
 }
 
 // Begin reads the journal to continue from. With no journal yet it writes the header for
