@@ -237,6 +237,10 @@ func strictUnmarshal(line []byte, v any) error {
 	return nil
 }
 
+// CheckEvent rejects an event the reducer could not apply to rollout: what ReadJournal checks
+// of each line, for events read one at a time from elsewhere (a replica's store).
+func CheckEvent(rollout *spec.Rollout, ev Event) error { return checkEvent(rollout, ev) }
+
 // checkEvent rejects an event the reducer could not apply to rollout.
 func checkEvent(rollout *spec.Rollout, ev Event) error {
 	if ev.Step < 0 || ev.Step >= len(rollout.Steps) {

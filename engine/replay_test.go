@@ -5,12 +5,12 @@ import (
 	"errors"
 	"path/filepath"
 	"reflect"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/enginetest"
 	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics"
 )
@@ -368,7 +368,7 @@ func TestReplayReproducesARecordedRun(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer j.Close()
-		eng, err := engine.New(engine.Config{Spec: spec, Router: &memRouter{}, Source: steadySource{}, Journal: j})
+		eng, err := engine.New(engine.Config{Spec: spec, Router: &enginetest.Router{}, Source: steadySource{}, Journal: j})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -421,25 +421,6 @@ func TestReplayReproducesARecordedRun(t *testing.T) {
 				last.Phase, last.Seq, last.Weight, engineFinal.Phase, engineFinal.Seq, engineFinal.Weight)
 		}
 	})
-}
-
-// memRouter is a provider that does what it is told.
-type memRouter struct {
-	mu     sync.Mutex
-	weight int
-}
-
-func (r *memRouter) SetWeight(_ context.Context, w int) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.weight = w
-	return nil
-}
-
-func (r *memRouter) Weight(context.Context) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.weight, nil
 }
 
 // steadySource answers 100 requests and no errors at every step.

@@ -2,7 +2,8 @@
 // judges that turn a canary's and a baseline's series into pass, fail or inconclusive.
 //
 // Judges are pure functions of their input: no I/O, no clock. Sources of samples live in
-// subpackages (metrics/prometheus, metrics/cloudwatch) and in providers/proxy.
+// subpackages (metrics/prometheus, metrics/cloudwatch, metrics/datadog, metrics/newrelic,
+// metrics/web) and in providers/proxy.
 package metrics
 
 import (
@@ -27,6 +28,11 @@ type Sample struct {
 type Query struct {
 	Expr   string      `json:"expr,omitempty"`
 	Metric *MetricStat `json:"metric,omitempty"`
+	// Check and Side say where the query is written: the check's name, and "canary" or
+	// "baseline". A source that asks by name rather than by expression (web) sends them along.
+	// Loading a rollout fills them in; journals do not record them.
+	Check string `json:"-"`
+	Side  string `json:"-"`
 }
 
 // IsZero reports whether the query names nothing.

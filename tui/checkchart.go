@@ -86,11 +86,13 @@ func (m *Model) drawCheckChart(c *engine.CheckState, u metrics.Unit, width, rows
 	}
 	if c.Last != nil {
 		if limit := limitOf(c.Criteria, float64(c.Last.Baseline)); finite(limit) {
+			// Series all at zero (no errors yet) have no scale of their own: the limit gives
+			// them one, rather than an axis to 1e-7%.
 			span := hi - lo
 			switch {
-			case limit > hi+span:
+			case !allZero(canary, baseline) && limit > hi+span:
 				f.note = "limit " + formatIn(u, limit) + " above"
-			case limit < lo-span:
+			case !allZero(canary, baseline) && limit < lo-span:
 				f.note = "limit " + formatIn(u, limit) + " below"
 			default:
 				f.layers = append(f.layers, chartLayer{values: []float64{limit, limit}, paint: s.warning, dotted: true})
@@ -105,6 +107,18 @@ func (m *Model) drawCheckChart(c *engine.CheckState, u metrics.Unit, width, rows
 		}
 	}
 	return m.frame(&f, width, rows, indent)
+}
+
+// allZero says whether every finite value of the series is zero.
+func allZero(series ...[]float64) bool {
+	for _, vs := range series {
+		for _, v := range vs {
+			if finite(v) && v != 0 {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // frame draws f in width×rows, each line prefixed by indent.

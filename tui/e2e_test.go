@@ -26,6 +26,9 @@ const (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" && os.Getenv(fleetChildEnv) == "1" {
+		os.Exit(runFleetChild())
+	}
 	if os.Getenv(childEnv) == "1" {
 		os.Exit(runChild())
 	}

@@ -106,6 +106,9 @@ func (m *Model) commandHelp(kind engine.CommandKind) string {
 }
 
 func (m *Model) quitHelp() string {
+	if m.inFleet {
+		return fmt.Sprintf("back to the overview of every rollout (%s too); the rollout carries on", m.keys.Back.Help().Key)
+	}
 	switch m.opts.Mode {
 	case ModeRemote:
 		return "disconnect; the rollout carries on"

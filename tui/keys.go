@@ -14,6 +14,9 @@ type keyMap struct {
 	Theme, Help, Quit, Close, Interrupt      key.Binding
 	// The detail view: open the item under the focused pane's cursor, and return from it.
 	Open, Back key.Binding
+	// The fleet overview: filter by name, jump to a rollout by name, mark rows for a bulk
+	// command.
+	Filter, Jump, Mark key.Binding
 	// The confirm dialog.
 	Yes, No key.Binding
 	// The quit dialog.
@@ -47,6 +50,9 @@ func newKeyMap() keyMap {
 		Interrupt: b("interrupt", "ctrl+c"),
 		Open:      b("details", "enter"),
 		Back:      b("back", "esc"),
+		Filter:    b("filter", "/"),
+		Jump:      b("jump to", ":"),
+		Mark:      b("mark", " "),
 		Yes:       b("confirm", "y", "enter"),
 		No:        b("cancel", "n", "esc"),
 		Detach:    b("detach: keep the rollout running without the view (events print as lines)", "d"),

@@ -65,9 +65,11 @@ type Model struct {
 	quitting bool
 
 	people []engine.Actor // who is connected, when served over SSH
-	view   string         // the last frame, reused until something changes
-	dirty  bool
-	charts map[chartKey][]string // check charts as last drawn, reused until a look changes them
+	// inFleet says the view was opened from the fleet overview: q and esc go back to it.
+	inFleet bool
+	view    string // the last frame, reused until something changes
+	dirty   bool
+	charts  map[chartKey][]string // check charts as last drawn, reused until a look changes them
 }
 
 // status is the message line: what a command came to, or what a key did.

@@ -5,6 +5,13 @@
 //
 // The model never blocks: states arrive through a tea.Cmd that reads one snapshot and re-arms
 // (at most ten times a second), and commands go to the engine in tea.Cmds.
+//
+// Overview is the first screen when a fleet of rollouts runs (NewOverview, RunOverview; a Fleet
+// gives it the rollouts' statuses and each one's engine): one row per rollout, sorted by what
+// needs an operator, from which enter opens the same dashboard Model over that rollout alone.
+// The dashboard's messages reach it wrapped with the opening they belong to (childMsg), so
+// what a closed dashboard still had in flight is dropped; its esc and q go back to the
+// overview once its own dialogs, help and detail view are closed.
 package tui
 
 import (

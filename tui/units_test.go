@@ -122,3 +122,23 @@ func rawFractions(st engine.State) []string {
 	}
 	return out
 }
+
+// TestZeroSeriesTakeTheLimitsScale: a check whose canary and baseline are both at zero (no
+// errors yet) is drawn against its limit, not on an axis whose top is a rounding error
+// (1e-07%).
+func TestZeroSeriesTakeTheLimitsScale(t *testing.T) {
+	st, now := stateRunning(t)
+	h := newHarness(t, st, now, nil)
+	tolerance := 0.05
+	c := engine.CheckState{
+		Criteria: metrics.Criteria{Direction: metrics.LowerIsBetter, MaxIncrease: &tolerance},
+		Last:     &engine.CheckResult{Result: metrics.Result{Baseline: 0}},
+	}
+	for i := range 10 {
+		c.History = append(c.History, engine.Point{Time: now.Add(time.Duration(i) * time.Second), Canary: 0, Baseline: 0, Weight: 5})
+	}
+	chart := strings.Join(h.m.drawCheckChart(&c, metrics.Unit{Name: "%", Rate: true}, 60, 8, ""), "\n")
+	if strings.Contains(chart, "e-0") || !strings.Contains(chart, "5.25%") {
+		t.Errorf("a chart of zeros with a 5pp limit should reach 5.25%%:\n%s", chart)
+	}
+}

@@ -31,7 +31,7 @@ func (a *app) checkAccess(ctx context.Context, file string, rollout *spec.Rollou
 	problem := func(p accessProblem) {
 		problems++
 		// msg quotes what the provider or source answered: one printable line.
-		fmt.Fprintf(a.stderr, "%s: %s: %s\n", rollout.Where(p.path), p.path, printable.Line(p.msg))
+		fmt.Fprintln(a.stderr, p.located(rollout, printable.Line(p.msg)))
 	}
 	router, closeRouter, err := a.registry.router(ctx, rollout, flags)
 	if err != nil {
@@ -64,6 +64,15 @@ func (a *app) checkAccess(ctx context.Context, file string, rollout *spec.Rollou
 // the path where the file names it.
 type accessProblem struct{ path, msg string }
 
+// located is msg as FILE:LINE:COL: PATH: msg, unless msg already says where in the file it is
+// (a factory's own positioned error, e.g. an unset secret).
+func (p accessProblem) located(rollout *spec.Rollout, msg string) string {
+	if strings.HasPrefix(msg, rollout.File()+":") {
+		return msg
+	}
+	return fmt.Sprintf("%s: %s: %s", rollout.Where(p.path), p.path, msg)
+}
+
 // preflight reaches a rollout's provider and source once before its first event, as
 // validate --check-access does: a run that could not move traffic or read its metrics fails
 // with one line, before it journals a start it would then hold on.
@@ -92,7 +101,7 @@ func preflight(ctx context.Context, rollout *spec.Rollout, b *backend) error {
 		more = fmt.Sprintf(" (and %d more: perch validate %s --check-access lists them)", len(problems)-1, rollout.File())
 	}
 	p := problems[0]
-	return runtimeError(fmt.Errorf("cannot start: %s: %s: %s%s", rollout.Where(p.path), p.path, p.msg, more))
+	return runtimeError(fmt.Errorf("cannot start: %s%s", p.located(rollout, p.msg), more))
 }
 
 // reachRouter reads the provider's weight, as a run does first, and for perch's own proxy

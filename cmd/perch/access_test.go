@@ -153,3 +153,16 @@ func TestValidateWithoutCheckAccessReachesNothing(t *testing.T) {
 		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 }
+
+// TestCheckAccessSaysEachPositionOnce: a source whose factory already names the position of
+// its problem (an unset secret) is reported at that position, once.
+func TestCheckAccessSaysEachPositionOnce(t *testing.T) {
+	t.Setenv("DD_API_KEY", "")
+	t.Setenv("DD_APP_KEY", "app")
+	file := "../../engine/spec/testdata/checkout-datadog.yaml"
+	_, _, errOut := perchRun(t, defaultRegistry(), "validate", file, "--check-access")
+	want := file + ":6:41: metrics.datadog.apiKey: environment variable DD_API_KEY is not set"
+	if !strings.Contains(errOut, want) || strings.Count(errOut, file+":6:") != 1 {
+		t.Errorf("stderr should say %q once:\n%s", want, errOut)
+	}
+}

@@ -341,6 +341,13 @@ func printStatus(w io.Writer, s *control.Status) {
 	if s.Target != s.Weight && s.Target >= 0 {
 		fmt.Fprintf(w, " (setting %d%%)", s.Target)
 	}
+	if s.Role != "" {
+		leader := s.Leader
+		if leader == "" {
+			leader = "none yet"
+		}
+		fmt.Fprintf(w, "  this replica: %s (leader: %s)", line(s.Role), line(leader))
+	}
 	fmt.Fprintln(w)
 	if s.Reason != "" {
 		who := ""

@@ -196,7 +196,7 @@ func (a *app) sshFirstRollout(f *sshFront) func(ctx context.Context, fl *fleet.F
 						continue
 					}
 					fmt.Fprintf(a.stderr, "perch: SSH sessions show %s, the first rollout to start\n", s.Name)
-					d, err := a.startSSH(sshCtx, r, f.keys, f.flags, f.theme)
+					d, err := a.startSSH(sshCtx, r, f.keys, f.flags, f.theme, "")
 					if err != nil {
 						fmt.Fprintf(a.stderr, "perch: %v\n", err)
 						return

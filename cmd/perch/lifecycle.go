@@ -6,6 +6,8 @@ import (
 	"os"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/control"
+	"github.com/perchhq/perch/engine/replica"
 	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/providers/proxy"
 )
@@ -48,20 +50,40 @@ type rollout struct {
 	router  engine.Router
 	source  engine.Source
 	flags   engine.Flags // the feature-flag system setFlag steps set flags in, if any
-	journal *engine.Journal
-	rec     *engine.Recording // with --resume: what the journal recorded
+	journal journal
+	rec     *engine.Recording // with --resume (or a takeover): what the journal recorded
 	note    string            // shown in the TUI's status bar (the demo's proxy address)
 	release func()            // lets go of the provider and source (or the demo's stack)
 	// started is set once the engine runs; until then a journal this run created holds only
 	// its header and is removed on close, so a failed start leaves no stray file.
 	started bool
+	// fence, with --ha, goes down when this replica no longer leads: nothing may change
+	// traffic after it, and the engine stops. replicaID names this replica.
+	fence     *replica.Fence
+	replicaID string
+	// commands, with --ha, runs the commands standbys relay through the store on this
+	// leader's engine.
+	commands commandServer
+}
+
+// commandServer is a leader's side of the store that relays standbys' commands
+// (*etcd.Leadership): it runs each on t until ctx ends or the lead is lost.
+type commandServer interface {
+	ServeCommands(ctx context.Context, t replica.Target)
+}
+
+// journal is where a run records its events: a file (*engine.Journal) or, with --ha, etcd.
+type journal interface {
+	engine.EventSink
+	Path() string
+	Close() error
 }
 
 func (r *rollout) close() {
 	if r.journal != nil {
 		r.journal.Close()
-		if !r.started && r.rec == nil {
-			os.Remove(r.journal.Path())
+		if j, ok := r.journal.(*engine.Journal); ok && !r.started && r.rec == nil {
+			os.Remove(j.Path())
 		}
 	}
 	if r.release != nil {
@@ -96,7 +118,7 @@ func (a *app) supervise(ctx context.Context, p supervision) error {
 		open: p.open, linger: p.linger, begin: p.begin, run: p.front.run,
 		around: []func(*session) (func(), error){
 			func(s *session) (func(), error) {
-				return s.app.serveControl(ctx, s.eng, s.rollout.spec, p.socket, p.socketGroup, s.rollout.journal.Path())
+				return s.app.serveControl(ctx, s.target(), s.rollout.spec, p.socket, p.socketGroup, s.rollout.journal.Path())
 			},
 			func(s *session) (func(), error) {
 				return s.app.serveMetrics(p.metricsAddr, s.eng, s.rollout.router, s.rollout.source)
@@ -139,9 +161,35 @@ func (a *app) live(ctx context.Context, hangups *hangups, l life) (*session, eng
 	if _, ok := r.router.(*proxy.Server); ok {
 		proxy.TuneGC(a.getenv) // perch serves this proxy: keep collections out of its p99
 	}
-	eng, err := engine.New(engine.Config{Spec: r.spec, Router: r.router, Source: r.source, Flags: r.flags, Journal: r.journal, Resume: r.rec, Linger: l.linger})
+	router, flags := r.router, r.flags
+	if r.fence != nil { // --ha: a replica that lost the lead touches nothing and stops
+		router, flags = replica.Guard(router, r.fence), replica.GuardFlags(flags, r.fence)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			select {
+			case <-r.fence.Down():
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
+	eng, err := engine.New(engine.Config{Spec: r.spec, Router: router, Source: r.source, Flags: flags, Journal: r.journal, Resume: r.rec, Linger: l.linger})
 	if err != nil {
 		return nil, "", badInput(err)
+	}
+	if r.commands != nil { // --ha: commands sent to standbys reach this engine
+		cctx, stopCommands := context.WithCancel(ctx)
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			r.commands.ServeCommands(cctx, eng)
+		}()
+		defer func() {
+			stopCommands()
+			<-served
+		}()
 	}
 	s := &session{eng: eng, rollout: r, hangups: hangups}
 	s.app, s.held = a.holdingStderr()
@@ -158,6 +206,14 @@ func (a *app) live(ctx context.Context, hangups *hangups, l life) (*session, eng
 	end(out)
 	stop()
 	return s, out, runErr
+}
+
+// target is what the control socket serves: the engine, marked as the leader with --ha.
+func (s *session) target() control.Target {
+	if s.rollout.fence != nil {
+		return replica.Leading{Engine: s.eng, ID: s.rollout.replicaID}
+	}
+	return s.eng
 }
 
 // start starts what goes around the engine, in order; stop undoes them in reverse.

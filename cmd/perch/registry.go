@@ -47,6 +47,9 @@ func defaultRegistry() registry {
 		sources: map[string]sourceFactory{
 			"builtin":    builtinSource,
 			"cloudwatch": cloudwatchSource,
+			"datadog":    datadogSource,
+			"newRelic":   newRelicSource,
+			"web":        webSource,
 			"prometheus": func(_ context.Context, s *spec.Rollout, _ engine.Router, _ connectFlags) (engine.Source, error) {
 				return prometheus.New(s.Metrics.Prometheus.Address, nil)
 			},

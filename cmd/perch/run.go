@@ -14,6 +14,7 @@ import (
 
 	"github.com/perchhq/perch/engine"
 	"github.com/perchhq/perch/engine/control"
+	"github.com/perchhq/perch/engine/replica"
 	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/themes"
 )
@@ -27,6 +28,7 @@ type runFlags struct {
 	socket   string
 	group    string // --socket-group
 	connect  connectFlags
+	ha       haFlags
 
 	metricsAddr string
 }
@@ -65,6 +67,7 @@ Exit codes: 0 promoted, 1 rolled back, 2 bad input, 3 stopped by an error or a s
 	addSocketFlags(c, &f.socket, &f.group)
 	addConnectFlags(c, &f.connect)
 	addMetricsAddrFlag(c, &f.metricsAddr)
+	addHAFlags(c, &f.ha)
 	return c
 }
 
@@ -88,16 +91,27 @@ func (a *app) run(c *cobra.Command, path string, f runFlags) error {
 	if err != nil {
 		return err
 	}
+	if err := f.ha.check(f.journal, f.resume); err != nil {
+		return err
+	}
 	var front frontEnd = headless{format: f.output}
 	if !f.headless {
 		front = localTUI{theme: theme, format: f.output}
 	}
+	open, stopped := func(ctx context.Context) (*rollout, error) { return a.openRollout(ctx, path, f) }, resumeHint(path)
+	if f.ha.url != "" {
+		open, stopped = func(ctx context.Context) (*rollout, error) {
+			return a.openHA(ctx, path, f, func(fl *replica.Follower) (func(), error) {
+				return a.serveControl(ctx, fl, fl.Snapshot().Spec, f.socket, f.group, "")
+			})
+		}, haStopped
+	}
 	return a.supervise(c.Context(), supervision{
-		open:   func(ctx context.Context) (*rollout, error) { return a.openRollout(ctx, path, f) },
+		open:   open,
 		linger: !f.headless, // under the TUI the engine stays after a rollback, so the operator can retry (R)
 		socket: f.socket, socketGroup: f.group, metricsAddr: f.metricsAddr,
 		front:   front,
-		stopped: resumeHint(path),
+		stopped: stopped,
 	})
 }
 
@@ -106,6 +120,9 @@ func (a *app) run(c *cobra.Command, path string, f runFlags) error {
 func (a *app) runFleet(ctx context.Context, files []string, f runFlags) error {
 	if err := checkOutput(f.output); err != nil {
 		return err
+	}
+	if f.ha.url != "" {
+		return badInput(errors.New("--ha takes one rollout file: replicas sharing several rollouts are not built yet"))
 	}
 	if !f.headless {
 		fmt.Fprintln(a.stderr, "perch: several rollouts run headless (the terminal UI shows one rollout); steer them with perch status|pause|rollback… NAME")
@@ -129,9 +146,11 @@ func (a *app) openSpec(ctx context.Context, spec *spec.Rollout, f runFlags) (*ro
 	var err error
 	r := &rollout{spec: spec}
 	if f.resume {
-		if r.journal, r.rec, err = a.resumeJournal(f.journal); err != nil {
+		j, rec, err := a.resumeJournal(f.journal)
+		if err != nil {
 			return nil, err
 		}
+		r.journal, r.rec = j, rec
 		f.connect.restoreWeight = r.rec.Fold().Weight
 	}
 	b, err := a.registry.connect(ctx, spec, f.connect)
@@ -148,11 +167,12 @@ func (a *app) openSpec(ctx context.Context, spec *spec.Rollout, f runFlags) (*ro
 		fmt.Fprintln(a.stderr, note)
 	}
 	if !f.resume {
-		var journalPath string
-		if r.journal, journalPath, err = createJournal(spec, f.journal); err != nil {
+		j, journalPath, err := createJournal(spec, f.journal)
+		if err != nil {
 			r.close()
 			return nil, err
 		}
+		r.journal = j // set only on success: a nil *Journal would make a journal interface that is not nil
 		fmt.Fprintf(a.stderr, "perch: journal %s\n", journalPath)
 	}
 	return r, nil
@@ -200,7 +220,7 @@ func createJournal(spec *spec.Rollout, path string) (*engine.Journal, string, er
 
 // serveControl listens on the rollout's control socket until the returned function is called;
 // it reports on a.stderr. journal is the run's journal, which the status names.
-func (a *app) serveControl(ctx context.Context, eng *engine.Engine, spec *spec.Rollout, socket, group, journal string) (func(), error) {
+func (a *app) serveControl(ctx context.Context, eng control.Target, spec *spec.Rollout, socket, group, journal string) (func(), error) {
 	return a.serveSocket(ctx, spec.Name, socket, group, func(path string, opts control.Options) (*control.Server, error) {
 		opts.Journal = journal
 		return control.Listen(path, eng, opts)

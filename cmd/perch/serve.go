@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/replica"
 	"github.com/perchhq/perch/themes"
 	"github.com/perchhq/perch/tui"
 	"github.com/perchhq/perch/tui/remote"
@@ -123,6 +124,7 @@ Exit codes: 0 promoted, 1 rolled back, 2 bad input, 3 stopped by an error or a s
 	addSSHFlags(c, &f.ssh, false)
 	addMetricsAddrFlag(c, &f.metrics)
 	addConnectFlags(c, &f.run.connect)
+	addHAFlags(c, &f.run.ha)
 	return c
 }
 
@@ -146,15 +148,50 @@ func (a *app) serve(ctx context.Context, path string, f serveFlags) error {
 	}
 	front := &sshFront{keys: keys, flags: f.ssh, theme: theme, format: f.run.output, holdOpen: f.holdOpen}
 	if f.rollouts != "" {
+		if f.run.ha.url != "" {
+			return badInput(errors.New("--ha takes one rollout file: replicas sharing --rollouts DIR are not built yet"))
+		}
 		f.run.metricsAddr = f.metrics
 		return a.superviseFleet(ctx, fleetSupervision{dir: f.rollouts, run: f.run, linger: true, view: a.sshFirstRollout(front)})
 	}
+	if err := f.run.ha.check(f.run.journal, f.run.resume); err != nil {
+		return err
+	}
+	open, stopped := func(ctx context.Context) (*rollout, error) { return a.openRollout(ctx, path, f.run) }, resumeHint(path)
+	if f.run.ha.url != "" {
+		open, stopped = func(ctx context.Context) (*rollout, error) {
+			return a.openHA(ctx, path, f.run, func(fl *replica.Follower) (func(), error) {
+				return a.standbySSH(ctx, fl, keys, f, theme)
+			})
+		}, haStopped
+	}
 	return a.supervise(ctx, supervision{
-		open:   func(ctx context.Context) (*rollout, error) { return a.openRollout(ctx, path, f.run) },
+		open:   open,
 		linger: true, socket: f.run.socket, socketGroup: f.run.group, metricsAddr: f.metrics,
 		front:   front,
-		stopped: resumeHint(path),
+		stopped: stopped,
 	})
+}
+
+// standbySSH serves a standby's control socket and its TUI over SSH until the returned
+// function stops both; the follower relays their commands to the leader.
+func (a *app) standbySSH(ctx context.Context, fl *replica.Follower, keys *remote.Keyring, f serveFlags, theme themes.Theme) (func(), error) {
+	stopControl, err := a.serveControl(ctx, fl, fl.Snapshot().Spec, f.run.socket, f.run.group, "")
+	if err != nil {
+		return nil, err
+	}
+	sctx, stopSSH := context.WithCancel(context.Background())
+	done, err := a.startSSH(sctx, fl, keys, f.ssh, theme, "standby replica: commands go to the leader")
+	if err != nil {
+		stopSSH()
+		stopControl()
+		return nil, err
+	}
+	return func() {
+		stopSSH()
+		<-done
+		stopControl()
+	}, nil
 }
 
 // sshFront runs the engine headless, printing its events, while serving its TUI over SSH;
@@ -175,7 +212,7 @@ func (f *sshFront) prepare(s *session) error {
 	// Not the run's context: sessions should see the engine's last events, so the server stops
 	// only once the engine has.
 	ctx, stop := context.WithCancel(context.Background())
-	done, err := s.app.startSSH(ctx, s.eng, f.keys, f.flags, f.theme)
+	done, err := s.app.startSSH(ctx, s.eng, f.keys, f.flags, f.theme, "")
 	if err != nil {
 		stop()
 		return err
@@ -199,8 +236,9 @@ func (f *sshFront) run(ctx context.Context, s *session) (engine.Outcome, error) 
 }
 
 // startSSH serves the TUI of eng over SSH until ctx ends; the returned channel closes once
-// every session is gone. Keys nil is the demo's open mode.
-func (a *app) startSSH(ctx context.Context, eng remote.Rollout, keys *remote.Keyring, f sshFlags, theme themes.Theme) (<-chan struct{}, error) {
+// every session is gone. Keys nil is the demo's open mode. A standby's sessions show its
+// note in their status bar; their commands go to the leader with the role their key gives.
+func (a *app) startSSH(ctx context.Context, eng remote.Rollout, keys *remote.Keyring, f sshFlags, theme themes.Theme, standby string) (<-chan struct{}, error) {
 	hostKey := f.hostKey
 	if hostKey == "" {
 		dir := a.getenv("XDG_CONFIG_HOME")
@@ -221,7 +259,7 @@ func (a *app) startSSH(ctx context.Context, eng remote.Rollout, keys *remote.Key
 		Addr: f.addr, HostKeyPath: hostKey, Keys: keys, Rollout: eng, Logger: logger, Limits: f.limits,
 		NewModel: func(s remote.Session) tea.Model {
 			return tui.New(tui.Options{Snapshots: s.Rollout, Commander: s.Rollout, Actor: s.Actor, Mode: tui.ModeRemote,
-				Theme: theme, Renderer: s.Renderer, Presence: s.Presence.List})
+				Theme: theme, Renderer: s.Renderer, Presence: s.Presence.List, Note: standby})
 		},
 	})
 	if err != nil {

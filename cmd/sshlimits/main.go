@@ -8,8 +8,6 @@
 package main
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,11 +16,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/perchhq/perch/internal/benchssh"
 )
 
 func main() {
@@ -45,7 +44,7 @@ func run(perch string, width, height int, watch time.Duration, limit float64, si
 		return err
 	}
 	defer os.RemoveAll(dir)
-	operator, line, err := newKey("operator")
+	operator, line, err := benchssh.NewKey("operator")
 	if err != nil {
 		return err
 	}
@@ -58,8 +57,8 @@ func run(perch string, width, height int, watch time.Duration, limit float64, si
 	if err != nil {
 		return err
 	}
-	base, _ := rssMiB(p.Process.Pid)
-	client, err := dial(p.addr, operator)
+	base, _ := benchssh.RSSMiB(p.Process.Pid)
+	client, err := benchssh.Dial(p.addr, operator, 10*time.Second)
 	if err != nil {
 		p.stop()
 		return err
@@ -81,7 +80,7 @@ func run(perch string, width, height int, watch time.Duration, limit float64, si
 	}
 	peak, killed := base, false
 	for end := time.Now().Add(watch); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-		rss, err := rssMiB(p.Process.Pid)
+		rss, err := benchssh.RSSMiB(p.Process.Pid)
 		if err != nil {
 			break // perch died
 		}
@@ -131,7 +130,7 @@ func run(perch string, width, height int, watch time.Duration, limit float64, si
 		}
 	}
 	start := time.Now()
-	opClient, err := dial(p.addr, operator)
+	opClient, err := benchssh.Dial(p.addr, operator, 10*time.Second)
 	operatorIn := "no: " + fmt.Sprint(err)
 	if err == nil {
 		operatorIn = fmt.Sprintf("yes, in %s", time.Since(start).Round(time.Millisecond))
@@ -152,7 +151,7 @@ type proc struct {
 func (p *proc) stop() { p.Process.Kill(); p.Wait() }
 
 func start(perch, dir string) (*proc, error) {
-	addr, err := freeAddr()
+	addr, err := benchssh.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +164,7 @@ func start(perch, dir string) (*proc, error) {
 	}
 	p := &proc{Cmd: cmd, addr: addr}
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if c, err := dial(addr, nil); err == nil {
+		if c, err := benchssh.Dial(addr, nil, 10*time.Second); err == nil {
 			c.Close()
 			break
 		} else if time.Now().After(deadline) {
@@ -176,49 +175,4 @@ func start(perch, dir string) (*proc, error) {
 		}
 	}
 	return p, nil
-}
-
-func dial(addr string, signer ssh.Signer) (*ssh.Client, error) {
-	var auth []ssh.AuthMethod
-	if signer != nil {
-		auth = []ssh.AuthMethod{ssh.PublicKeys(signer)}
-	}
-	return ssh.Dial("tcp", addr, &ssh.ClientConfig{User: "bench", Auth: auth,
-		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
-}
-
-func newKey(name string) (ssh.Signer, string, error) {
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, "", err
-	}
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		return nil, "", err
-	}
-	return signer, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey()))) + " " + name + "\n", nil
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-// rssMiB is a process's resident memory, from /proc.
-func rssMiB(pid int) (float64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
-			return kb / 1024, err
-		}
-	}
-	return 0, errors.New("no VmRSS")
 }

@@ -9,13 +9,9 @@
 package main
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,7 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/crypto/ssh"
+	"github.com/perchhq/perch/internal/benchssh"
 )
 
 func main() {
@@ -67,17 +63,17 @@ func measure(perch string, clients int, speed string, warmup, window time.Durati
 		return result{}, err
 	}
 	defer os.RemoveAll(dir)
-	operator, opLine, err := newKey("operator")
+	operator, opLine, err := benchssh.NewKey("operator")
 	if err != nil {
 		return result{}, err
 	}
-	viewer, viewerLine, err := newKey("viewer")
+	viewer, viewerLine, err := benchssh.NewKey("viewer")
 	if err != nil {
 		return result{}, err
 	}
 	os.WriteFile(filepath.Join(dir, "ops"), []byte(opLine), 0o600)
 	os.WriteFile(filepath.Join(dir, "viewers"), []byte(viewerLine), 0o600)
-	addr, err := freeAddr()
+	addr, err := benchssh.FreeAddr()
 	if err != nil {
 		return result{}, err
 	}
@@ -89,7 +85,7 @@ func measure(perch string, clients int, speed string, warmup, window time.Durati
 		return result{}, err
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	if err := waitListening(addr, 30*time.Second); err != nil {
+	if err := benchssh.WaitListening(addr, 30*time.Second); err != nil {
 		return result{}, err
 	}
 
@@ -103,22 +99,22 @@ func measure(perch string, clients int, speed string, warmup, window time.Durati
 			signer = operator
 		}
 		wg.Go(func() {
-			if err := watch(addr, signer, &received, &connected, stop); err != nil {
+			if err := (benchssh.Viewer{Addr: addr, Signer: signer, Cols: 120, Rows: 40, Received: &received, Connected: &connected}).Watch(stop); err != nil {
 				fmt.Fprintln(os.Stderr, "client:", err)
 			}
 		})
 		time.Sleep(10 * time.Millisecond) // connect at a human-ish pace, not all in one instant
 	}
 	time.Sleep(warmup)
-	cpu0, err := cpuSeconds(cmd.Process.Pid)
+	cpu0, err := benchssh.CPUSeconds(cmd.Process.Pid)
 	if err != nil {
 		return result{}, err
 	}
 	bytes0, start := received.Load(), time.Now()
 	time.Sleep(window)
-	cpu1, _ := cpuSeconds(cmd.Process.Pid)
+	cpu1, _ := benchssh.CPUSeconds(cmd.Process.Pid)
 	bytes1, elapsed := received.Load(), time.Since(start).Seconds()
-	rss, err := rssMiB(cmd.Process.Pid)
+	rss, err := benchssh.RSSMiB(cmd.Process.Pid)
 	if err != nil {
 		return result{}, err
 	}
@@ -130,109 +126,4 @@ func measure(perch string, clients int, speed string, warmup, window time.Durati
 	}
 	return result{connected: n, cpu: (cpu1 - cpu0) / elapsed, rssMiB: rss,
 		bytesPerClientSec: float64(bytes1-bytes0) / elapsed / float64(n)}, nil
-}
-
-// watch connects one client with a PTY and counts what it receives until stop.
-func watch(addr string, signer ssh.Signer, received *atomic.Int64, connected *atomic.Int32, stop <-chan struct{}) error {
-	client, err := ssh.Dial("tcp", addr, &ssh.ClientConfig{User: "bench", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
-		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 30 * time.Second})
-	if err != nil {
-		return err
-	}
-	defer client.Close()
-	sess, err := client.NewSession()
-	if err != nil {
-		return err
-	}
-	if err := sess.RequestPty("xterm-256color", 40, 120, ssh.TerminalModes{}); err != nil {
-		return err
-	}
-	out, err := sess.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	if err := sess.Shell(); err != nil {
-		return err
-	}
-	connected.Add(1)
-	go func() { <-stop; sess.Close(); client.Close() }()
-	buf := make([]byte, 32*1024)
-	for {
-		n, err := out.Read(buf)
-		received.Add(int64(n))
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			select {
-			case <-stop:
-				return nil
-			default:
-				return err
-			}
-		}
-	}
-}
-
-func newKey(name string) (ssh.Signer, string, error) {
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, "", err
-	}
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		return nil, "", err
-	}
-	return signer, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey()))) + " " + name + "\n", nil
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-func waitListening(addr string, limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	for {
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("perch never listened on %s", addr)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// cpuSeconds is the user+system CPU time of a process, from /proc.
-func cpuSeconds(pid int) (float64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// Fields after the command name (which may hold spaces) start after the last ')'.
-	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
-	utime, _ := strconv.ParseFloat(fields[11], 64)
-	stime, _ := strconv.ParseFloat(fields[12], 64)
-	return (utime + stime) / 100, nil // USER_HZ is 100 on Linux
-}
-
-// rssMiB is a process's resident memory, from /proc.
-func rssMiB(pid int) (float64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
-			return kb / 1024, err
-		}
-	}
-	return 0, errors.New("no VmRSS")
 }

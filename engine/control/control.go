@@ -82,6 +82,16 @@ type Status struct {
 	LastChange string        `json:"lastChange,omitempty"`
 	// Journal is the file the run records to, which tells how it ended once perch is gone.
 	Journal string `json:"journal,omitempty"`
+	// Role is this replica's role when replicas share the rollout (--ha): leader or standby;
+	// Leader is the id of the replica that leads it ("" while none does).
+	Role   string `json:"role,omitempty"`
+	Leader string `json:"leader,omitempty"`
+}
+
+// Replicated is a Target that one of several replicas serves (--ha): it says which role this
+// replica has and who leads.
+type Replicated interface {
+	Replica() (role, leader string)
 }
 
 // CheckStatus is one check's latest verdict: no verdict and null values before the step's
@@ -539,6 +549,9 @@ func answerOne(ctx context.Context, target Target, journal string, req Request, 
 	statusOf := func(st engine.State) *Status {
 		s := StatusOf(st)
 		s.Journal = journal
+		if r, ok := target.(Replicated); ok {
+			s.Role, s.Leader = r.Replica()
+		}
 		return s
 	}
 	if req.Command == "status" {

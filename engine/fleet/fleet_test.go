@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/enginetest"
 	"github.com/perchhq/perch/engine/fleet"
 	"github.com/perchhq/perch/metrics"
 )
@@ -39,25 +40,6 @@ steps:
   - setWeight: 50
     analyze: 1m
 `
-}
-
-// memRouter keeps the weight in memory.
-type memRouter struct {
-	mu     sync.Mutex
-	weight int
-}
-
-func (r *memRouter) SetWeight(_ context.Context, w int) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.weight = w
-	return nil
-}
-
-func (r *memRouter) Weight(context.Context) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.weight, nil
 }
 
 // memSource answers every query with one value per step: the canary's latency is 0.25 like
@@ -129,7 +111,7 @@ func (h *harness) write(file, text string) {
 
 func (h *harness) run(ctx context.Context, s fleet.Start) (engine.Outcome, error) {
 	j := &memJournal{}
-	eng, err := engine.New(engine.Config{Spec: s.Spec, Router: &memRouter{}, Source: memSource{bad: h.bad[s.Spec.Name]}, Journal: j})
+	eng, err := engine.New(engine.Config{Spec: s.Spec, Router: &enginetest.Router{}, Source: memSource{bad: h.bad[s.Spec.Name]}, Journal: j})
 	if err != nil {
 		return "", err
 	}

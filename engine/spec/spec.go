@@ -211,9 +211,13 @@ type Metrics struct {
 	Prometheus *PrometheusMetrics `yaml:"prometheus" json:"prometheus,omitempty"`
 	CloudWatch *CloudWatchMetrics `yaml:"cloudwatch" json:"cloudwatch,omitempty"`
 	Builtin    *BuiltinMetrics    `yaml:"builtin" json:"builtin,omitempty"`
+	Datadog    *DatadogMetrics    `yaml:"datadog" json:"datadog,omitempty"`
+	NewRelic   *NewRelicMetrics   `yaml:"newRelic" json:"newRelic,omitempty"`
+	Web        *WebMetrics        `yaml:"web" json:"web,omitempty"`
 }
 
-// Kind is the name of the configured source ("prometheus", "cloudwatch", "builtin"), or "".
+// Kind is the name of the configured source ("prometheus", "cloudwatch", "builtin",
+// "datadog", "newRelic", "web"), or "".
 func (m Metrics) Kind() string {
 	switch {
 	case m.Prometheus != nil:
@@ -222,8 +226,45 @@ func (m Metrics) Kind() string {
 		return "cloudwatch"
 	case m.Builtin != nil:
 		return "builtin"
+	case m.Datadog != nil:
+		return "datadog"
+	case m.NewRelic != nil:
+		return "newRelic"
+	case m.Web != nil:
+		return "web"
 	}
 	return ""
+}
+
+// DatadogMetrics is Datadog's metrics API: checks' queries are Datadog metric queries. The
+// keys (and the address) may name environment variables as ${NAME}.
+type DatadogMetrics struct {
+	Site   string `yaml:"site" json:"site,omitempty"` // empty: datadoghq.com
+	APIKey Secret `yaml:"apiKey" json:"apiKey"`
+	AppKey Secret `yaml:"appKey" json:"appKey"`
+	// Address replaces https://api.SITE: a proxy, a regional endpoint or a test server.
+	Address string `yaml:"address" json:"address,omitempty"`
+}
+
+// NewRelicMetrics is New Relic's NerdGraph API in one account: checks' queries are NRQL. The
+// user key (and the address) may name environment variables as ${NAME}.
+type NewRelicMetrics struct {
+	AccountID int    `yaml:"accountId" json:"accountId"`
+	APIKey    Secret `yaml:"apiKey" json:"apiKey"`
+	Region    string `yaml:"region" json:"region,omitempty"` // US or EU; empty: US
+	// Address replaces the region's endpoint: a proxy or a test server.
+	Address string `yaml:"address" json:"address,omitempty"`
+}
+
+// WebMetrics is any HTTP endpoint that answers JSON: checks' queries are names filled into
+// the URL template as {{.Query}}, with {{.Check}}, {{.Side}}, {{.Start}} and {{.End}}. The URL,
+// the header values and the address may name environment variables as ${NAME}.
+type WebMetrics struct {
+	URL      string            `yaml:"url" json:"url"`
+	JSONPath string            `yaml:"jsonPath" json:"jsonPath"`
+	Headers  map[string]Secret `yaml:"headers" json:"headers,omitempty"`
+	// Address replaces the URL's scheme and host: a proxy or a test server.
+	Address string `yaml:"address" json:"address,omitempty"`
 }
 
 // PrometheusMetrics is a Prometheus server's HTTP API.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/perchhq/perch/metrics"
+	"github.com/perchhq/perch/metrics/newrelic"
 )
 
 // Defaults of the analysis block.
@@ -344,14 +345,15 @@ func (d *decoder) validateMetrics(s *Rollout) {
 	for _, p := range []struct {
 		name string
 		on   bool
-	}{{"prometheus", m.Prometheus != nil}, {"cloudwatch", m.CloudWatch != nil}, {"builtin", m.Builtin != nil}} {
+	}{{"prometheus", m.Prometheus != nil}, {"cloudwatch", m.CloudWatch != nil}, {"builtin", m.Builtin != nil},
+		{"datadog", m.Datadog != nil}, {"newRelic", m.NewRelic != nil}, {"web", m.Web != nil}} {
 		if p.on {
 			set = append(set, p.name)
 		}
 	}
 	switch {
 	case len(set) == 0:
-		d.Fail("metrics", "missing: name exactly one source (prometheus, cloudwatch or builtin)")
+		d.Fail("metrics", "missing: name exactly one source (prometheus, cloudwatch, builtin, datadog, newRelic or web)")
 	case len(set) > 1:
 		d.Fail(d.later("metrics.", set), "only one metrics source may be set (got %s)", strings.Join(set, " and "))
 	case m.Prometheus != nil:
@@ -360,6 +362,8 @@ func (d *decoder) validateMetrics(s *Rollout) {
 		d.Fail("analysis.interval", "%s is not a CloudWatch period: with metrics.cloudwatch use 1s, 5s, 10s, 20s, 30s or whole minutes", s.Analysis.Interval)
 	case m.Builtin != nil && s.Traffic.Proxy == nil && s.Traffic.Kind() != "":
 		d.Fail("metrics.builtin", "the builtin source is the proxy's own observations: it needs traffic.proxy")
+	default:
+		d.validateHostedMetrics(s)
 	}
 }
 
@@ -420,6 +424,7 @@ func (d *decoder) validateChecks(s *Rollout) {
 			d.builtinCheck(s, c, p)
 		} else {
 			d.queryCheck(s, c, p)
+			c.place()
 		}
 		switch c.Direction {
 		case metrics.LowerIsBetter, metrics.HigherIsBetter:
@@ -585,6 +590,8 @@ func (d *decoder) checkQuery(s *Rollout, path string, q metrics.Query) {
 		d.Fail(path, "a CloudWatch metric needs metrics.cloudwatch")
 	case q.Metric != nil && (q.Metric.Namespace == "" || q.Metric.MetricName == "" || q.Metric.Stat == ""):
 		d.Fail(path, "a CloudWatch metric needs namespace, metricName and stat")
+	case s.Metrics.NewRelic != nil && newrelic.CheckQuery(q.Expr) != "":
+		d.Fail(path, "%s", newrelic.CheckQuery(q.Expr))
 	}
 }
 

@@ -271,7 +271,7 @@ func (d *Decoder) stringMap(n *yaml.Node, v reflect.Value, path string) {
 		p := JoinPath(path, key.Value)
 		d.Pos[p] = Pos{val.Line, val.Column} // so each value can be pointed at
 		if s, ok := d.text(val, p); ok {
-			v.SetMapIndex(reflect.ValueOf(key.Value), reflect.ValueOf(s))
+			v.SetMapIndex(reflect.ValueOf(key.Value), reflect.ValueOf(s).Convert(v.Type().Elem())) // map[string]Secret too
 		}
 	}
 }

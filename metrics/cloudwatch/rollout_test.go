@@ -3,7 +3,6 @@ package cloudwatch_test
 import (
 	"context"
 	"net/http"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -12,29 +11,11 @@ import (
 	cw "github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/enginetest"
 	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics/cloudwatch"
 	"github.com/perchhq/perch/metrics/cloudwatch/cwtest"
 )
-
-// memoryRouter is a traffic provider that only remembers the weight.
-type memoryRouter struct {
-	mu     sync.Mutex
-	weight int
-}
-
-func (r *memoryRouter) SetWeight(_ context.Context, p int) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.weight = p
-	return nil
-}
-
-func (r *memoryRouter) Weight(context.Context) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.weight, nil
-}
 
 const rollout = `name: checkout
 traffic:
@@ -92,7 +73,7 @@ func TestEngineJudgesFromCloudWatch(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				eng, err := engine.New(engine.Config{Spec: r, Router: &memoryRouter{}, Source: src})
+				eng, err := engine.New(engine.Config{Spec: r, Router: &enginetest.Router{}, Source: src})
 				if err != nil {
 					t.Fatal(err)
 				}

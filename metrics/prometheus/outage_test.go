@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/enginetest"
 	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics"
 	"github.com/perchhq/perch/metrics/prometheus"
@@ -84,25 +85,6 @@ func (p *prometheusProcess) stop() {
 	p.cmd.Wait()
 }
 
-// memRouter is a traffic provider in memory: what the test breaks here is the metrics.
-type memRouter struct {
-	mu     sync.Mutex
-	weight int
-}
-
-func (r *memRouter) SetWeight(_ context.Context, w int) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.weight = w
-	return nil
-}
-
-func (r *memRouter) Weight(context.Context) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.weight, nil
-}
-
 // TestOutageOfARealPrometheus stops the Prometheus a rollout is judged from in the middle of a
 // step: the rollout holds at once, naming the outage, and never advances while it lasts; when
 // Prometheus is back it continues by itself and is promoted.
@@ -147,7 +129,7 @@ steps:
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := engine.New(engine.Config{Spec: rollout, Router: &memRouter{}, Source: src})
+	eng, err := engine.New(engine.Config{Spec: rollout, Router: &enginetest.Router{}, Source: src})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -111,7 +111,10 @@ func serve(t *testing.T, keys *remote.Keyring, hostKey string) *fixture {
 func serveWith(t *testing.T, cfg remote.Config) *fixture {
 	t.Helper()
 	f := &fixture{hostKey: cfg.HostKeyPath, eng: &fakeEngine{}, log: &syncBuffer{}}
-	cfg.Addr, cfg.Rollout = "127.0.0.1:0", f.eng
+	cfg.Addr = "127.0.0.1:0"
+	if cfg.Fleet == nil {
+		cfg.Rollout = f.eng
+	}
 	if cfg.NewModel == nil {
 		cfg.NewModel = func(s remote.Session) tea.Model {
 			s.Rollout.Subscribe()

@@ -22,6 +22,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/fleet"
 )
 
 // Rollout is the engine one rollout runs in, as a session uses it: each session watches its
@@ -31,12 +32,24 @@ type Rollout interface {
 	Do(ctx context.Context, cmd engine.Command) error
 }
 
+// Fleet is the rollouts of a fleet as a session uses them: the list of their statuses, and
+// each running rollout's engine.
+type Fleet interface {
+	Subscribe() (<-chan []fleet.Status, func())
+	Rollout(name string) (fleet.Rollout, bool)
+}
+
 // Session is what a model is built from for one SSH session.
 type Session struct {
 	Actor engine.Actor
 	// Rollout is scoped to the session: its subscriptions end when the session does, and
 	// every command it sends carries the session's identity, whatever the model put in it.
-	Rollout  Rollout
+	// Nil when the server serves a fleet.
+	Rollout Rollout
+	// Fleet is Config.Fleet scoped to the session as Rollout is, each rollout's engine too;
+	// watching a rollout (subscribing to its states) counts the session as present there. Nil
+	// unless the server serves a fleet.
+	Fleet    Fleet
 	Renderer *lipgloss.Renderer
 	Presence *Presence
 }
@@ -47,8 +60,11 @@ type Config struct {
 	HostKeyPath string
 	// Keys are the keys allowed in. Nil is the demo's open mode: any client on the loopback
 	// interface may connect, without a key, as an operator named by its SSH user name.
-	Keys     *Keyring
-	Rollout  Rollout
+	Keys    *Keyring
+	Rollout Rollout
+	// Fleet, when set, is served instead of one Rollout: each session gets it in
+	// Session.Fleet, and Presence says who watches which rollout (Presence.ByRollout).
+	Fleet    Fleet
 	NewModel func(Session) tea.Model
 	Logger   *log.Logger
 	Limits   Limits
@@ -223,13 +239,22 @@ func (s *Server) programMiddleware(next ssh.Handler) ssh.Handler {
 			s.cfg.Logger.Info("session ended", append(fields, "duration", time.Since(started).Round(time.Second))...)
 		}()
 
-		scoped := &scopedRollout{rollout: s.cfg.Rollout, actor: actor}
-		defer scoped.close()
 		id := fmt.Sprintf("%s/%d", sess.Context().SessionID(), s.sessions.Add(1)) // one connection may carry several sessions
 		s.presence.add(id, actor)
 		defer s.presence.remove(id)
+		session := Session{Actor: actor, Renderer: sessionRenderer(sess), Presence: s.presence}
+		if s.cfg.Rollout != nil {
+			scoped := &scopedRollout{rollout: s.cfg.Rollout, actor: actor}
+			defer scoped.close()
+			session.Rollout = scoped
+		}
+		if s.cfg.Fleet != nil {
+			scoped := &scopedFleet{fleet: s.cfg.Fleet, actor: actor, presence: s.presence, id: id}
+			defer scoped.close()
+			session.Fleet = scoped
+		}
 
-		model := s.cfg.NewModel(Session{Actor: actor, Rollout: scoped, Renderer: sessionRenderer(sess), Presence: s.presence})
+		model := s.cfg.NewModel(session)
 		opts := []tea.ProgramOption{tea.WithAltScreen(), tea.WithInput(sess), tea.WithOutput(sess)}
 		if pty.Slave != nil && !sess.EmulatedPty() {
 			opts = []tea.ProgramOption{tea.WithAltScreen(), tea.WithInput(pty.Slave), tea.WithOutput(pty.Slave)}
@@ -331,10 +356,12 @@ func (c *scopedRollout) close() {
 	c.subs = nil
 }
 
-// Presence is the set of people connected, for the TUI's header.
+// Presence is the set of people connected, for the TUI's header, and in a fleet which
+// rollouts each one watches.
 type Presence struct {
 	mu       sync.Mutex
 	sessions map[string]engine.Actor
+	watching map[string]map[string]int // by session: rollout name → subscriptions open
 }
 
 func (p *Presence) add(id string, a engine.Actor) {
@@ -347,6 +374,59 @@ func (p *Presence) remove(id string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.sessions, id)
+	delete(p.watching, id)
+}
+
+// watch counts session id as watching the rollout named name until the function returned
+// is called.
+func (p *Presence) watch(id, name string) func() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.watching == nil {
+		p.watching = map[string]map[string]int{}
+	}
+	if p.watching[id] == nil {
+		p.watching[id] = map[string]int{}
+	}
+	p.watching[id][name]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			w := p.watching[id]
+			if w == nil {
+				return
+			}
+			if w[name]--; w[name] <= 0 {
+				delete(w, name)
+			}
+			if len(w) == 0 {
+				delete(p.watching, id)
+			}
+		})
+	}
+}
+
+// ByRollout is who watches each rollout of a fleet, by rollout name, operators first, then by
+// name; those watching none (at the overview) are under the empty name.
+func (p *Presence) ByRollout() map[string][]engine.Actor {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string][]engine.Actor{}
+	for id, a := range p.sessions {
+		names := p.watching[id]
+		if len(names) == 0 {
+			out[""] = append(out[""], a)
+		}
+		for name := range names {
+			out[name] = append(out[name], a)
+		}
+	}
+	for _, list := range out {
+		sortActors(list)
+	}
+	return out
 }
 
 // List is everyone connected, operators first, then by name.
@@ -357,11 +437,16 @@ func (p *Presence) List() []engine.Actor {
 	for _, a := range p.sessions {
 		out = append(out, a)
 	}
+	sortActors(out)
+	return out
+}
+
+// sortActors puts operators first, then sorts by name.
+func sortActors(out []engine.Actor) {
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Role != out[j].Role {
 			return out[i].Role == engine.RoleOperator
 		}
 		return out[i].Name < out[j].Name
 	})
-	return out
 }
