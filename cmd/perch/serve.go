@@ -93,7 +93,8 @@ reported and left out, and the others carry on; a removed file leaves its rollou
 its end; a running rollout's file is not read again. A rollout with dependsOn starts once
 those rollouts have promoted, and is cancelled if one of them rolls back. One control socket
 serves every rollout: name it (perch pause NAME). Each line printed starts with the rollout's
-name; SSH sessions show the first rollout to start.
+name. SSH sessions open on the overview of every rollout (enter opens one's dashboard, esc
+returns); the SSH server listens before any rollout starts.
 
 Exit codes: 0 promoted, 1 rolled back, 2 bad input, 3 stopped by an error or a signal.`,
 		Args: func(c *cobra.Command, args []string) error {
@@ -147,7 +148,7 @@ func (a *app) serve(ctx context.Context, path string, f serveFlags) error {
 	front := &sshFront{keys: keys, flags: f.ssh, theme: theme, format: f.run.output, holdOpen: f.holdOpen}
 	if f.rollouts != "" {
 		f.run.metricsAddr = f.metrics
-		return a.superviseFleet(ctx, fleetSupervision{dir: f.rollouts, run: f.run, linger: true, view: a.sshFirstRollout(front)})
+		return a.superviseFleet(ctx, fleetSupervision{dir: f.rollouts, run: f.run, linger: true, front: sshFleet{front: front}})
 	}
 	return a.supervise(ctx, supervision{
 		open:   func(ctx context.Context) (*rollout, error) { return a.openRollout(ctx, path, f.run) },
@@ -175,7 +176,11 @@ func (f *sshFront) prepare(s *session) error {
 	// Not the run's context: sessions should see the engine's last events, so the server stops
 	// only once the engine has.
 	ctx, stop := context.WithCancel(context.Background())
-	done, err := s.app.startSSH(ctx, s.eng, f.keys, f.flags, f.theme)
+	theme := f.theme
+	done, err := s.app.startSSH(ctx, remote.Config{Rollout: s.eng, NewModel: func(s remote.Session) tea.Model {
+		return tui.New(tui.Options{Snapshots: s.Rollout, Commander: s.Rollout, Actor: s.Actor, Mode: tui.ModeRemote,
+			Theme: theme, Renderer: s.Renderer, Presence: s.Presence.List})
+	}}, f.keys, f.flags)
 	if err != nil {
 		stop()
 		return err
@@ -198,9 +203,10 @@ func (f *sshFront) run(ctx context.Context, s *session) (engine.Outcome, error) 
 	return out, err
 }
 
-// startSSH serves the TUI of eng over SSH until ctx ends; the returned channel closes once
-// every session is gone. Keys nil is the demo's open mode.
-func (a *app) startSSH(ctx context.Context, eng remote.Rollout, keys *remote.Keyring, f sshFlags, theme themes.Theme) (<-chan struct{}, error) {
+// startSSH serves cfg's rollout or fleet over SSH, each session a model from cfg.NewModel,
+// until ctx ends; the returned channel closes once every session is gone. Keys nil is the
+// demo's open mode.
+func (a *app) startSSH(ctx context.Context, cfg remote.Config, keys *remote.Keyring, f sshFlags) (<-chan struct{}, error) {
 	hostKey := f.hostKey
 	if hostKey == "" {
 		dir := a.getenv("XDG_CONFIG_HOME")
@@ -217,13 +223,8 @@ func (a *app) startSSH(ctx context.Context, eng remote.Rollout, keys *remote.Key
 		return nil, runtimeError(fmt.Errorf("host key directory: %w", err))
 	}
 	logger := log.NewWithOptions(a.stderr, log.Options{Prefix: "perch ssh", ReportTimestamp: true, TimeFormat: time.RFC3339})
-	srv, err := remote.New(remote.Config{
-		Addr: f.addr, HostKeyPath: hostKey, Keys: keys, Rollout: eng, Logger: logger, Limits: f.limits,
-		NewModel: func(s remote.Session) tea.Model {
-			return tui.New(tui.Options{Snapshots: s.Rollout, Commander: s.Rollout, Actor: s.Actor, Mode: tui.ModeRemote,
-				Theme: theme, Renderer: s.Renderer, Presence: s.Presence.List})
-		},
-	})
+	cfg.Addr, cfg.HostKeyPath, cfg.Keys, cfg.Logger, cfg.Limits = f.addr, hostKey, keys, logger, f.limits
+	srv, err := remote.New(cfg)
 	if err != nil {
 		return nil, runtimeError(err)
 	}
