@@ -3,6 +3,7 @@ package tui
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -259,7 +260,13 @@ func newFleetRow(s *fleet.Status) fleetRow {
 	st := &s.State
 	switch {
 	case s.Invalid != "":
-		r.group, r.badge, r.note, r.done = groupDone, "INVALID", clean(s.Invalid, 400), true
+		why := s.Invalid
+		if s.File != "" {
+			// The error names its file by path; its name is enough beside the rollout's, and
+			// leaves the narrow note column room for what is wrong.
+			why = strings.ReplaceAll(why, s.File, filepath.Base(s.File))
+		}
+		r.group, r.badge, r.note, r.done = groupDone, "INVALID", clean(why, 400), true
 		return r
 	case s.Cancelled != "":
 		r.group, r.badge, r.note, r.done = groupDone, "CANCELLED", clean(s.Cancelled, 400), true

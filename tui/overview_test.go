@@ -558,3 +558,13 @@ func TestOverviewNarrowAndHelp(t *testing.T) {
 		t.Error("? did not close the help")
 	}
 }
+
+// TestOverviewInvalidNamesItsFileShortly: a refused file's error names the file by its base
+// name, so what is wrong fits the note column.
+func TestOverviewInvalidNamesItsFileShortly(t *testing.T) {
+	r := newFleetRow(&fleet.Status{Name: "checkout-bad", File: "/srv/rollouts/bad.yaml",
+		Invalid: "/srv/rollouts/bad.yaml:1:1: traffic: missing"})
+	if r.note != "bad.yaml:1:1: traffic: missing" {
+		t.Errorf("note %q", r.note)
+	}
+}

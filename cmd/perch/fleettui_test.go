@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -161,5 +163,101 @@ func TestRunFleetOverview(t *testing.T) {
 		if last := rec.Events[len(rec.Events)-1]; last.Type != engine.EventStopped {
 			t.Errorf("%s's journal ends with %s, want stopped", name, last.Type)
 		}
+	}
+}
+
+// TestServeRolloutsOverviewOverSSH serves a directory of rollouts and watches it from the real
+// OpenSSH client: the overview appears; a bad file dropped into the directory while the others
+// run shows as invalid with its error, and the others go on (one promotes); enter opens a
+// rollout's dashboard over SSH and esc returns.
+func TestServeRolloutsOverviewOverSSH(t *testing.T) {
+	requireOpenSSH(t)
+	keys, rollouts := t.TempDir(), t.TempDir()
+	t.Chdir(t.TempDir()) // the journals
+	alice, alicePub, _ := sshKey(t, keys, "alice")
+	os.WriteFile(filepath.Join(keys, "operators"), []byte(alicePub), 0o600)
+	os.WriteFile(filepath.Join(rollouts, "api.yaml"), []byte(quickRollout("checkout-api", "", "4s")), 0o644)
+	os.WriteFile(filepath.Join(rollouts, "web.yaml"), []byte(quickRollout("checkout-web", "", "10m")), 0o644)
+	b := &fleetBackends{backends: map[string]*memBackend{}}
+	var stdout, stderr lockedBuffer
+	a := &app{stdout: &stdout, stderr: &stderr, registry: b.registry(), getenv: testEnv}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	exit := make(chan int, 1)
+	go func() {
+		exit <- a.main(ctx, []string{"serve", "--rollouts", rollouts, "--ssh", "127.0.0.1:0", "--operator-keys", filepath.Join(keys, "operators"),
+			"--host-key", filepath.Join(keys, "host"), "--socket", "none", "--hold-open", "0s"})
+	}()
+	port := ""
+	for deadline := time.Now().Add(30 * time.Second); port == ""; time.Sleep(20 * time.Millisecond) {
+		if m := regexp.MustCompile(`ssh -p (\d+) 127\.0\.0\.1`).FindStringSubmatch(stderr.String()); m != nil {
+			port = m[1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("perch serve never said where it listens:\n%s", stderr.String())
+		}
+	}
+	tmux := tmuxtest.Start(t, tmuxtest.Options{Width: 120, Height: 40, Command: []string{"ssh", "-tt", "-p", port, "-i", alice,
+		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+		"-o", "LogLevel=ERROR", "alice@127.0.0.1"}})
+	tmux.WaitFor("the overview", "perch fleet", "checkout-api", "checkout-web", "RUNNING")
+
+	os.WriteFile(filepath.Join(rollouts, "bad.yaml"), []byte("name: checkout-bad\nsteps: []\n"), 0o644)
+	tmux.WaitFor("the bad file", "checkout-bad", "INVALID", "bad.yaml:1:1: traffic")
+	tmux.WaitFor("the others go on", "PROMOTED", "RUNNING")
+	// Its whole error is one key away: it has no dashboard to open, and says why.
+	tmux.Key(":")
+	for _, k := range "checkout-bad" {
+		tmux.Key(string(k))
+	}
+	tmux.Key("Enter")
+	tmux.WaitFor("the error in full", "checkout-bad has no dashboard: bad.yaml:1:1: traffic: missing")
+	if !strings.Contains(stderr.String(), "perch: "+filepath.Join(rollouts, "bad.yaml")+": refused: ") {
+		t.Errorf("stderr does not report bad.yaml:\n%s", stderr.String())
+	}
+
+	tmux.Key(":")
+	for _, k := range "checkout-web" {
+		tmux.Key(string(k))
+	}
+	tmux.Key("Enter")
+	tmux.WaitFor("checkout-web's dashboard", "checkout-web", "CHECKS", "STEPS", "you are alice (operator)")
+	tmux.Key("Escape")
+	tmux.WaitFor("back", "perch fleet", "checkout-bad")
+
+	stop()
+	select {
+	case code := <-exit:
+		if code != exitRuntime {
+			t.Errorf("serve exited %d, want 3 (checkout-web stopped by the signal)\n%s", code, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+}
+
+// TestServeRolloutsPortInUse: the SSH server listens before any rollout starts, so a port in
+// use fails the start and no rollout journals anything.
+func TestServeRolloutsPortInUse(t *testing.T) {
+	keys, rollouts, work := t.TempDir(), t.TempDir(), t.TempDir()
+	t.Chdir(work)
+	_, pub, _ := sshKey(t, keys, "alice")
+	os.WriteFile(filepath.Join(keys, "operators"), []byte(pub), 0o600)
+	os.WriteFile(filepath.Join(rollouts, "api.yaml"), []byte(quickRollout("checkout-api", "", "10m")), 0o644)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	b := &fleetBackends{backends: map[string]*memBackend{}}
+	var stdout, stderr lockedBuffer
+	a := &app{stdout: &stdout, stderr: &stderr, registry: b.registry(), getenv: testEnv}
+	code := a.main(t.Context(), []string{"serve", "--rollouts", rollouts, "--ssh", taken.Addr().String(), "--operator-keys", filepath.Join(keys, "operators"),
+		"--host-key", filepath.Join(keys, "host"), "--socket", "none"})
+	if code != exitRuntime || !strings.Contains(stderr.String(), "listen for SSH on "+taken.Addr().String()) {
+		t.Errorf("exit %d, want 3 naming the port\n%s", code, stderr.String())
+	}
+	if found, _ := filepath.Glob(filepath.Join(work, "perch-*")); len(found) != 0 {
+		t.Errorf("a rollout started: %q", found)
 	}
 }
