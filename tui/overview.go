@@ -53,6 +53,7 @@ type Overview struct {
 	help          bool
 	status        status
 	people        map[string][]engine.Actor
+	peopleW       int // the WATCHING column's cells
 
 	child     *Model // the dashboard opened from the overview, or nil
 	childName string
@@ -203,11 +204,15 @@ func (o *Overview) readPresence() {
 		return
 	}
 	o.people = map[string][]engine.Actor{}
+	o.peopleW = len("WATCHING")
 	for name, list := range o.opts.Presence() {
 		o.people[name], _ = mapChanged(list, func(a engine.Actor) (engine.Actor, bool) {
 			p, changed := printableActor(&a)
 			return *p, changed
 		})
+		if name != "" {
+			o.peopleW = max(o.peopleW, min(cells(watchers(o.people[name])), peopleCells))
+		}
 	}
 }
 
