@@ -4,16 +4,21 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/perchhq/perch/engine"
 	"github.com/perchhq/perch/engine/control"
+	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/tui/tmuxtest"
 )
 
@@ -259,5 +264,63 @@ func TestServeRolloutsPortInUse(t *testing.T) {
 	}
 	if found, _ := filepath.Glob(filepath.Join(work, "perch-*")); len(found) != 0 {
 		t.Errorf("a rollout started: %q", found)
+	}
+}
+
+// TestRunFleetMetricsAddr: with several rollouts, each behind perch's own proxy, one /metrics
+// serves every rollout's series under its rollout label, and each proxy registers beside the
+// other (labelled by its rollout) instead of failing its rollout's start.
+func TestRunFleetMetricsAddr(t *testing.T) {
+	work := t.TempDir()
+	t.Chdir(work)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	defer backend.Close()
+	for _, name := range []string{"checkout-eu", "checkout-us"} {
+		yaml := strings.NewReplacer("name: web\n", "name: "+name+"\n", "http://127.0.0.1:1", backend.URL, "http://127.0.0.1:2", backend.URL).Replace(rolloutYAML)
+		os.WriteFile(filepath.Join(work, name+".yaml"), []byte(yaml), 0o644)
+	}
+	r := defaultRegistry() // the proxy, for real
+	m := &memBackend{}
+	for kind := range r.sources {
+		r.sources[kind] = func(context.Context, *spec.Rollout, engine.Router, connectFlags) (engine.Source, error) {
+			return m, nil
+		}
+	}
+	var stdout, stderr lockedBuffer
+	a := &app{stdout: &stdout, stderr: &stderr, registry: r, getenv: testEnv}
+	addr := freeAddr(t)
+	ctx, stop := context.WithCancel(t.Context())
+	defer stop()
+	exit := make(chan int, 1)
+	go func() {
+		exit <- a.main(ctx, []string{"run", "checkout-eu.yaml", "checkout-us.yaml", "--headless", "--socket", "none", "--metrics-addr", addr})
+	}()
+	var body string
+	want := []string{
+		`perch_rollout_step{rollout="checkout-eu"} 1`,
+		`perch_rollout_step{rollout="checkout-us"} 1`,
+		`perch_rollout_phase{phase="running",rollout="checkout-eu"} 1`,
+		`perch_rollout_phase{phase="running",rollout="checkout-us"} 1`,
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if resp, err := http.Get("http://" + addr + "/metrics"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(b)
+		}
+		missing := slices.IndexFunc(want, func(w string) bool { return !strings.Contains(body, w) })
+		if missing < 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics lacks %s:\n%s\nstderr:\n%s", want[missing], body, stderr.String())
+		}
+	}
+	if strings.Contains(stderr.String(), "could not start") {
+		t.Errorf("a rollout did not start:\n%s", stderr.String())
+	}
+	stop()
+	if code := <-exit; code != exitRuntime {
+		t.Errorf("exit %d, want 3 (stopped)\n%s", code, stderr.String())
 	}
 }
