@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"sync/atomic"
 	"time"
 
@@ -60,7 +62,9 @@ func (t localOverview) start(ctx context.Context, fl *fleet.Fleet, out fleetOutp
 		out.reports.release()
 		switch {
 		case why != "":
-			fmt.Fprintf(out.reports, "perch: %s; the rollouts carry on headless (perch status, perch rollback NAME… reach them through the control socket)\n", why)
+			text := why + "; the rollouts carry on headless (perch status, perch rollback NAME… reach them through the control socket)"
+			noteEvery(ctx, fl, actor, text, out.reports)
+			fmt.Fprintf(out.reports, "perch: %s\n", text)
 		case ctx.Err() != nil:
 		case choice == tui.ChoiceStop:
 			out.stopAll()
@@ -69,6 +73,26 @@ func (t localOverview) start(ctx context.Context, fl *fleet.Fleet, out fleetOutp
 		}
 	}()
 	return func() { <-done }, nil
+}
+
+// noter is an engine that journals a note: the engines of a fleet's rollouts.
+type noter interface {
+	Note(ctx context.Context, actor engine.Actor, text string) error
+}
+
+// noteEvery journals text in every rollout of fl that still runs, as the view of a rollout
+// alone does when it ends on its own, so each journal says why nobody watched from then on.
+func noteEvery(ctx context.Context, fl *fleet.Fleet, actor engine.Actor, text string, reports io.Writer) {
+	for _, st := range fl.Statuses() {
+		r, ok := fl.Rollout(st.Name)
+		n, canNote := r.(noter)
+		if !ok || !canNote {
+			continue
+		}
+		if err := n.Note(ctx, actor, text); err != nil && !errors.Is(err, engine.ErrNotRunning) {
+			fmt.Fprintf(reports, "perch: %s: could not journal that the view ended: %v\n", st.Name, err)
+		}
+	}
 }
 
 // sshFleet serves the fleet's overview over SSH to every session while the rollouts run

@@ -324,3 +324,47 @@ func TestRunFleetMetricsAddr(t *testing.T) {
 		t.Errorf("exit %d, want 3 (stopped)\n%s", code, stderr.String())
 	}
 }
+
+// TestRunFleetOverviewLeaves: leaving the overview with d detaches (every rollout carries on,
+// printing its events, and promotes), and a terminal that goes away does the same, journaling
+// in each rollout that it carried on headless.
+func TestRunFleetOverviewLeaves(t *testing.T) {
+	for _, how := range []string{"detach", "terminal gone"} {
+		t.Run(how, func(t *testing.T) {
+			dir := t.TempDir()
+			var paths []string
+			for _, name := range []string{"checkout-eu", "checkout-us"} {
+				p := filepath.Join(dir, name+".yaml")
+				if err := os.WriteFile(p, []byte(quickRollout(name, "", "3s")), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				paths = append(paths, p)
+			}
+			exitFile := filepath.Join(dir, "exit")
+			tmux := tmuxtest.Start(t, tmuxtest.Options{Width: 100, Height: 30, Dir: dir, Command: []string{os.Args[0], "-test.run=^$"},
+				Env: []string{childEnv + "=1", childArgsEnv + "=run " + strings.Join(paths, " ") + " --socket none", childExitEnv + "=" + exitFile, "USER=carol"}})
+			tmux.WaitFor("the overview", "perch fleet", "checkout-eu", "checkout-us", "RUNNING")
+			if how == "detach" {
+				tmux.Key("q")
+				tmux.WaitFor("asks", "Leave the view?", "rollouts are running")
+				tmux.Key("d")
+				tmux.WaitForHistory("detached", "perch: detached from the overview; the rollouts carry on here",
+					"checkout-eu: ", "promoted: canary weight is 100%", "checkout-us: ", "perch exited 0")
+				return
+			}
+			tmux.Tmux("kill-pane", "-t", "main")
+			if code := waitForFile(t, exitFile, ""); code != "0" {
+				t.Errorf("exit %s, want 0: each rollout carried on and promoted", code)
+			}
+			for _, name := range []string{"checkout-eu", "checkout-us"} {
+				rec := journalOf(t, dir, name)
+				noted := slices.ContainsFunc(rec.Events, func(ev engine.Event) bool {
+					return ev.Type == engine.EventNote && ev.Actor != nil && ev.Actor.Name == "carol" && strings.Contains(ev.Reason, "the terminal went away; the rollouts carry on headless")
+				})
+				if last := rec.Events[len(rec.Events)-1]; !noted || last.Type != engine.EventPromoted {
+					t.Errorf("%s's journal: noted %v, ends with %s", name, noted, last.Type)
+				}
+			}
+		})
+	}
+}
