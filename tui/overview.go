@@ -3,6 +3,7 @@ package tui
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -52,6 +53,7 @@ type Overview struct {
 	help          bool
 	status        status
 	people        map[string][]engine.Actor
+	peopleW       int // the WATCHING column's cells
 
 	child     *Model // the dashboard opened from the overview, or nil
 	childName string
@@ -202,11 +204,15 @@ func (o *Overview) readPresence() {
 		return
 	}
 	o.people = map[string][]engine.Actor{}
+	o.peopleW = len("WATCHING")
 	for name, list := range o.opts.Presence() {
 		o.people[name], _ = mapChanged(list, func(a engine.Actor) (engine.Actor, bool) {
 			p, changed := printableActor(&a)
 			return *p, changed
 		})
+		if name != "" {
+			o.peopleW = max(o.peopleW, min(cells(watchers(o.people[name])), peopleCells))
+		}
 	}
 }
 
@@ -259,7 +265,13 @@ func newFleetRow(s *fleet.Status) fleetRow {
 	st := &s.State
 	switch {
 	case s.Invalid != "":
-		r.group, r.badge, r.note, r.done = groupDone, "INVALID", clean(s.Invalid, 400), true
+		why := s.Invalid
+		if s.File != "" {
+			// The error names its file by path; its name is enough beside the rollout's, and
+			// leaves the narrow note column room for what is wrong.
+			why = strings.ReplaceAll(why, s.File, filepath.Base(s.File))
+		}
+		r.group, r.badge, r.note, r.done = groupDone, "INVALID", clean(why, 400), true
 		return r
 	case s.Cancelled != "":
 		r.group, r.badge, r.note, r.done = groupDone, "CANCELLED", clean(s.Cancelled, 400), true

@@ -558,3 +558,54 @@ func TestOverviewNarrowAndHelp(t *testing.T) {
 		t.Error("? did not close the help")
 	}
 }
+
+// TestOverviewInvalidNamesItsFileShortly: a refused file's error names the file by its base
+// name, so what is wrong fits the note column.
+func TestOverviewInvalidNamesItsFileShortly(t *testing.T) {
+	r := newFleetRow(&fleet.Status{Name: "checkout-bad", File: "/srv/rollouts/bad.yaml",
+		Invalid: "/srv/rollouts/bad.yaml:1:1: traffic: missing"})
+	if r.note != "bad.yaml:1:1: traffic: missing" {
+		t.Errorf("note %q", r.note)
+	}
+}
+
+// TestOverviewNarrowSaysTheCursorRowInFull: at 80 columns a row's wave and note are cut, so the
+// message line says the cursor row's in full; at 200 they fit and it does not repeat them.
+func TestOverviewNarrowSaysTheCursorRowInFull(t *testing.T) {
+	list, now := fleetStatuses(t)
+	h := newOverviewHarness(t, list, now, nil)
+	message := func() string {
+		lines := strings.Split(h.screen(), "\n")
+		return lines[len(lines)-2]
+	}
+	if m := message(); strings.Contains(m, "checkout-eu:") {
+		t.Errorf("at 200 columns the message line repeats the row: %q", m)
+	}
+	h.o.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
+	if m := message(); !strings.HasPrefix(m, "checkout-eu: after checkout-us · paused by alice: checking") || !strings.Contains(h.screen(), "▸ !checkout-eu") {
+		t.Errorf("at 80 columns the message line is %q", m)
+	}
+	h.press("j")
+	if m := message(); !strings.HasPrefix(m, "payments: holding (inconclusive)") {
+		t.Errorf("after j the message line is %q", m)
+	}
+}
+
+// TestOverviewWatchingColumnFitsItsNames: the WATCHING column is as wide as its longest list,
+// not wider.
+func TestOverviewWatchingColumnFitsItsNames(t *testing.T) {
+	list, now := fleetStatuses(t)
+	h := newOverviewHarness(t, list, now, func(o *OverviewOptions) {
+		o.Presence = func() map[string][]engine.Actor {
+			return map[string][]engine.Actor{"checkout-eu": {{Name: "bob"}}, "": {{Name: "alice"}}}
+		}
+	})
+	h.o.Init()
+	h.o.Update(fleetTickMsg{})
+	if title := strings.Split(h.screen(), "\n")[1]; !strings.Contains(title, "WATCHING WAVE") {
+		t.Errorf("titles %q", title)
+	}
+	if row := strings.Split(h.screen(), "\n")[2]; !strings.Contains(row, " bob      after checkout-us") {
+		t.Errorf("row %q", row)
+	}
+}

@@ -17,8 +17,8 @@ import (
 const (
 	badgeCells  = 14 // " ROLLING BACK "
 	barCells    = 10
-	clockCells  = 7 // "1h05m" and room
-	peopleCells = 30
+	clockCells  = 7  // "1h05m" and room
+	peopleCells = 30 // at most: the column is as wide as its longest list
 	leaderCells = 24
 )
 
@@ -119,7 +119,7 @@ func (o *Overview) titles(width int) string {
 	}
 	cols = append(cols, pad("PHASE", badgeCells), pad("STEP", o.widths.steps+barCells+6), pad("CHECKS", o.widths.checks), pad("IN STEP", clockCells))
 	if o.opts.Presence != nil {
-		cols = append(cols, pad("WATCHING", peopleCells))
+		cols = append(cols, pad("WATCHING", o.peopleW))
 	}
 	if o.widths.leader {
 		cols = append(cols, pad("LEADER", leaderCells))
@@ -190,7 +190,7 @@ func (o *Overview) rowLine(i, width int) string {
 	b.WriteString(s.muted.Render(pad(clock, clockCells)))
 	if o.opts.Presence != nil {
 		gap()
-		b.WriteString(s.muted.Render(pad(cut(watchers(o.people[r.name]), peopleCells), peopleCells)))
+		b.WriteString(s.muted.Render(pad(cut(watchers(o.people[r.name]), o.peopleW), o.peopleW)))
 	}
 	if o.widths.leader {
 		gap()
@@ -296,10 +296,49 @@ func (o *Overview) messageLine(width int) string {
 		return cut(s.text.Render(o.status.text), width)
 	}
 	msg := s.muted.Render(o.identity())
+	// On a narrow screen the row's wave and note are cut, often wholly: the cursor's row says
+	// them here in full.
+	if r := o.cursorRow(); r != nil && (r.chain != "" || r.note != "") && o.rowCells(r) > width {
+		about := r.label + ": " + strings.Join(nonEmpty(r.chain, r.note), " · ")
+		msg = s.text.Render(about) + s.muted.Render(" · ") + msg
+	}
 	if o.opts.Note != "" {
 		msg += s.muted.Render(" · ") + s.text.Render(printable.Line(o.opts.Note))
 	}
 	return cut(msg, width)
+}
+
+// rowCells is how many cells row r needs to show whole.
+func (o *Overview) rowCells(r *fleetRow) int {
+	w := &o.widths
+	n := 3 + w.name + 1 + badgeCells + 1 + w.steps + barCells + 6 + 1 + w.checks + 1 + clockCells
+	if w.canary > 0 {
+		n += 1 + w.canary
+	}
+	if o.opts.Presence != nil {
+		n += 1 + o.peopleW
+	}
+	if w.leader {
+		n += 1 + leaderCells
+	}
+	if w.chain > 0 {
+		n += 1 + w.chain
+	}
+	if r.note != "" {
+		n += 1 + cells(r.note)
+	}
+	return n
+}
+
+// nonEmpty is the strings of list that are not empty.
+func nonEmpty(list ...string) []string {
+	out := list[:0:0]
+	for _, s := range list {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func (o *Overview) identity() string {

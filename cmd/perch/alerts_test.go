@@ -84,9 +84,7 @@ func TestRunAlertsSecurity(t *testing.T) {
 	}
 
 	addr := freeAddr(t)
-	c.app.getenv = func(name string) string {
-		return map[string]string{"ALERTS_TOKEN": "0f1e2d3c4b5a69788796a5b4c3d2e1f0"}[name]
-	}
+	c.app.getenv = withEnv(map[string]string{"ALERTS_TOKEN": "0f1e2d3c4b5a69788796a5b4c3d2e1f0"})
 	yaml := strings.Replace(fastRollout(""), "analyze: 4s", "analyze: 1h", 1) +
 		fmt.Sprintf("alerts: {listen: %q, bearerToken: \"${ALERTS_TOKEN}\", rollbackOn: [{alertname: HighErrorRate}]}\n", addr)
 	os.WriteFile(filepath.Join(c.dir, "alerts.yaml"), []byte(yaml), 0o600)

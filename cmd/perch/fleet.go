@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/perchhq/perch/engine"
 	"github.com/perchhq/perch/engine/control"
 	"github.com/perchhq/perch/engine/fleet"
@@ -27,10 +29,27 @@ type fleetSupervision struct {
 	// linger keeps each engine after a rollback until perch is stopped, so an operator can
 	// retry.
 	linger bool
-	// view shows the fleet while it runs, from once every rollout file has been read; the
-	// function it returns stops it once every rollout has ended. This is where a front end
-	// that shows every rollout (an overview) plugs in; nil shows nothing but the printer.
-	view func(ctx context.Context, fl *fleet.Fleet) (stop func(), err error)
+	// front shows the fleet while it runs (the overview, in this terminal or over SSH); nil
+	// shows nothing but the printer.
+	front fleetFront
+}
+
+// fleetFront is what shows a fleet while it runs.
+type fleetFront interface {
+	// start shows fl before any rollout starts (the SSH server listens then, so a port in use
+	// fails the start); the function it returns runs once the fleet has ended, and returns
+	// once the front end is gone.
+	start(ctx context.Context, fl *fleet.Fleet, out fleetOutput) (end func(), err error)
+}
+
+// fleetOutput is where a fleet's rollouts print, for a front end that owns the terminal to
+// quiet them while it shows, and what it may do to the fleet.
+type fleetOutput struct {
+	app     *app          // its stdout and stderr are the terminal itself
+	events  *lockedWriter // each rollout's events, muted while a view owns the screen
+	reports *heldWriter   // each rollout's reports, held while a view owns the screen
+	hangups *hangups
+	stopAll func() // stops every engine, leaving traffic as it is
 }
 
 // superviseFleet runs many rollouts in one process: one engine, journal, provider, source,
@@ -43,8 +62,6 @@ func (a *app) superviseFleet(ctx context.Context, p fleetSupervision) error {
 	switch {
 	case p.run.resume, p.run.journal != "":
 		return badInput(errors.New("--resume and --journal take one rollout file; with several, each rollout journals to ./perch-NAME-TIMESTAMP.jsonl"))
-	case p.run.metricsAddr != "":
-		return badInput(errors.New("--metrics-addr serves one rollout's series; it does not yet serve several rollouts"))
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -53,15 +70,21 @@ func (a *app) superviseFleet(ctx context.Context, p fleetSupervision) error {
 		cancel()
 	})
 	defer hangups.stop()
-	// Rollouts print from their own goroutines: each line goes out whole.
-	stdout, stderr := &lockedWriter{w: a.stdout}, &lockedWriter{w: a.stderr}
+	// Rollouts print from their own goroutines: each line goes out whole (heldWriter writes
+	// each Write under its lock too).
+	stdout, stderr := &lockedWriter{w: a.stdout}, &heldWriter{w: a.stderr}
 	shared := *a
 	shared.stdout, shared.stderr = stdout, stderr
 	logf := func(format string, args ...any) {
 		// Reports quote file contents and provider errors: one printable line each.
 		fmt.Fprintf(stderr, "perch: %s\n", printable.Line(fmt.Sprintf(format, args...)))
 	}
-	fl, err := fleet.New(fleet.Config{Dir: p.dir, Files: p.files, Run: shared.fleetRollout(p, hangups), Logf: logf})
+	// The registry is filled as rollouts start; it serves once every part is up.
+	var metrics *prometheus.Registry
+	if p.run.metricsAddr != "" {
+		metrics = prometheus.NewRegistry()
+	}
+	fl, err := fleet.New(fleet.Config{Dir: p.dir, Files: p.files, Run: shared.fleetRollout(p, hangups, metrics), Logf: logf})
 	if err != nil {
 		return badInput(err)
 	}
@@ -69,9 +92,16 @@ func (a *app) superviseFleet(ctx context.Context, p fleetSupervision) error {
 	if err != nil {
 		return err
 	}
+	stopMetrics, err := shared.serveFleetMetrics(p.run.metricsAddr, fl, metrics)
+	if err != nil {
+		stopControl()
+		return err
+	}
+	defer stopMetrics()
 	stopView := func() {}
-	if p.view != nil {
-		if stopView, err = p.view(ctx, fl); err != nil {
+	if p.front != nil {
+		out := fleetOutput{app: a, events: stdout, reports: stderr, hangups: hangups, stopAll: cancel}
+		if stopView, err = p.front.start(ctx, fl, out); err != nil {
 			stopControl()
 			return err
 		}
@@ -87,7 +117,7 @@ func (a *app) superviseFleet(ctx context.Context, p fleetSupervision) error {
 
 // fleetRollout runs one rollout of the fleet through the lifecycle a rollout alone has, with
 // its lines named: its events on stdout, its reports on stderr.
-func (a *app) fleetRollout(p fleetSupervision, hangups *hangups) fleet.RunFunc {
+func (a *app) fleetRollout(p fleetSupervision, hangups *hangups, metrics *prometheus.Registry) fleet.RunFunc {
 	return func(ctx context.Context, st fleet.Start) (engine.Outcome, error) {
 		name := st.Spec.Name
 		ra := *a
@@ -98,6 +128,9 @@ func (a *app) fleetRollout(p fleetSupervision, hangups *hangups) fleet.RunFunc {
 			linger: p.linger,
 			around: []func(*session) (func(), error){
 				func(s *session) (func(), error) { return s.app.startIntegrations(ctx, s.rollout.spec, s.eng) },
+				func(s *session) (func(), error) {
+					return fleetExporters(metrics, name, s.rollout.router, s.rollout.source)
+				},
 				func(s *session) (func(), error) {
 					st.Started(s.eng, s.rollout.journal.Path())
 					return func() {}, nil
@@ -176,61 +209,28 @@ func socketLabel(s string) string {
 	return s
 }
 
-// sshFirstRollout serves the first rollout of the fleet to start over SSH, as perch serve
-// does a rollout alone, until an overview of every rollout takes its place.
-func (a *app) sshFirstRollout(f *sshFront) func(ctx context.Context, fl *fleet.Fleet) (func(), error) {
-	return func(ctx context.Context, fl *fleet.Fleet) (func(), error) {
-		// Not the fleet's context: sessions should see the rollouts' last events.
-		sshCtx, stopSSH := context.WithCancel(context.Background())
-		statuses, unsubscribe := fl.Subscribe()
-		var done <-chan struct{}
-		var mu sync.Mutex
-		watched := make(chan struct{})
-		go func() {
-			defer close(watched)
-			defer unsubscribe()
-			for list := range statuses {
-				for _, s := range list {
-					r, ok := fl.Rollout(s.Name)
-					if !ok {
-						continue
-					}
-					fmt.Fprintf(a.stderr, "perch: SSH sessions show %s, the first rollout to start\n", s.Name)
-					d, err := a.startSSH(sshCtx, r, f.keys, f.flags, f.theme, "")
-					if err != nil {
-						fmt.Fprintf(a.stderr, "perch: %v\n", err)
-						return
-					}
-					mu.Lock()
-					done = d
-					mu.Unlock()
-					return
-				}
-			}
-		}()
-		return func() {
-			stopSSH()
-			unsubscribe()
-			<-watched
-			mu.Lock()
-			defer mu.Unlock()
-			if done != nil {
-				<-done
-			}
-		}, nil
-	}
-}
-
-// lockedWriter writes each Write whole, so the lines of rollouts printing at once do not mix.
+// lockedWriter writes each Write whole, so the lines of rollouts printing at once do not mix;
+// while muted it drops them (the events are in the journals).
 type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu    sync.Mutex
+	w     io.Writer
+	muted bool
 }
 
 func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.muted {
+		return len(p), nil
+	}
 	return l.w.Write(p)
+}
+
+// mute drops writes (on) or lets them through again.
+func (l *lockedWriter) mute(on bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.muted = on
 }
 
 // lineEditor passes each whole line through edit on its way to w (one Write per line); a

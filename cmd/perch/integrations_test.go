@@ -48,7 +48,7 @@ func TestRunNotifies(t *testing.T) {
 	}))
 	defer hook.Close()
 	c := newCLI(t, &memBackend{failAt: 50})
-	c.app.getenv = func(name string) string { return map[string]string{"HOOK_TOKEN": "tok"}[name] }
+	c.app.getenv = withEnv(map[string]string{"HOOK_TOKEN": "tok"})
 	yaml := fastRollout(fmt.Sprintf("notify:\n  - webhook: {url: %q, headers: {Authorization: \"Bearer ${HOOK_TOKEN}\"}}\n", hook.URL))
 	os.WriteFile(filepath.Join(c.dir, "notify.yaml"), []byte(yaml), 0o644)
 	if code := c.run(t.Context(), "run", "DIR/notify.yaml", "--headless", "--journal", "DIR/j.jsonl"); code != exitRolledBack {

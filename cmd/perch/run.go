@@ -45,10 +45,12 @@ starting. Every event is journaled first; after a crash or a signal (SIGINT, SIG
 SIGHUP), run again with --resume --journal FILE to continue where it stopped.
 
 With several files, each is a rollout with its own engine and journal
-(./perch-NAME-TIMESTAMP.jsonl), all in this process, printed headless, each line starting
-with the rollout's name; a rollout with dependsOn starts once those have promoted. One
-control socket serves them all: name the rollout (perch pause NAME). perch ends when every
-rollout has; it exits with the worst of their codes.
+(./perch-NAME-TIMESTAMP.jsonl), all in this process; a rollout with dependsOn starts once
+those have promoted. In a terminal the overview shows them all (enter opens a rollout's
+dashboard, esc returns, ? lists the keys; q detaches from or stops every rollout); with
+--headless, -o json or no terminal they run headless, each line starting with the rollout's
+name. One control socket serves them all: name the rollout (perch pause NAME). perch ends
+when every rollout has; it exits with the worst of their codes.
 
 Exit codes: 0 promoted, 1 rolled back, 2 bad input, 3 stopped by an error or a signal.`,
 		Args: atLeastOneArg("rollout file"),
@@ -115,8 +117,8 @@ func (a *app) run(c *cobra.Command, path string, f runFlags) error {
 	})
 }
 
-// runFleet runs several rollout files in this process. The terminal UI shows one rollout, so
-// they run headless until an overview of every rollout can be shown (fleetSupervision.view).
+// runFleet runs several rollout files in this process, shown in the overview when stdout is a
+// terminal; with --headless, -o json (lines for a program) or no terminal they run headless.
 func (a *app) runFleet(ctx context.Context, files []string, f runFlags) error {
 	if err := checkOutput(f.output); err != nil {
 		return err
@@ -124,10 +126,19 @@ func (a *app) runFleet(ctx context.Context, files []string, f runFlags) error {
 	if f.ha.url != "" {
 		return badInput(errors.New("--ha takes one rollout file: replicas sharing several rollouts are not built yet"))
 	}
-	if !f.headless {
-		fmt.Fprintln(a.stderr, "perch: several rollouts run headless (the terminal UI shows one rollout); steer them with perch status|pause|rollback… NAME")
+	theme, err := themes.Load(f.theme)
+	if err != nil {
+		return badInput(fmt.Errorf("--theme: %w", err))
 	}
-	return a.superviseFleet(ctx, fleetSupervision{files: files, run: f, linger: false})
+	if f.headless || f.output == outputJSON || !a.stdoutIsTerminal() {
+		if !f.headless && f.output != outputJSON {
+			fmt.Fprintln(a.stderr, "perch: no terminal on stdout: the rollouts run headless; steer them with perch status|pause|rollback… NAME")
+		}
+		return a.superviseFleet(ctx, fleetSupervision{files: files, run: f, linger: false})
+	}
+	// Under the overview a rolled-back engine stays, so the operator can retry (R) from its
+	// dashboard, as under the terminal UI of one rollout.
+	return a.superviseFleet(ctx, fleetSupervision{files: files, run: f, linger: true, front: localOverview{theme: theme}})
 }
 
 // openRollout loads the rollout file, connects to its provider and source, reaches them once

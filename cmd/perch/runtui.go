@@ -28,10 +28,16 @@ func (a *app) checkTUI(f runFlags) (themes.Theme, error) {
 	if f.headless {
 		return theme, nil
 	}
-	if out, ok := a.stdout.(*os.File); !ok || !term.IsTerminal(out.Fd()) {
+	if !a.stdoutIsTerminal() {
 		return themes.Theme{}, badInput(errors.New("the terminal UI needs a terminal on stdout; use --headless for pipes, files and CI"))
 	}
 	return theme, nil
+}
+
+// stdoutIsTerminal says whether stdout is a terminal a view can draw on.
+func (a *app) stdoutIsTerminal() bool {
+	out, ok := a.stdout.(*os.File)
+	return ok && term.IsTerminal(out.Fd())
 }
 
 // localTUI is the terminal UI in this terminal (perch run, perch demo). Leaving the view never

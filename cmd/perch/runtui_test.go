@@ -23,6 +23,9 @@ const (
 	childArgsEnv = "PERCH_RUN_TUI_ARGS"
 	childExitEnv = "PERCH_RUN_TUI_EXIT"  // a file the child writes its exit code to, when set
 	childNoHUP   = "PERCH_RUN_TUI_NOHUP" // 1: the child ignores SIGHUP, as under nohup
+	// childFailEnv names rollouts (comma-separated) whose canary fails from 50% on; each rollout
+	// of the child has its own in-memory backend.
+	childFailEnv = "PERCH_RUN_TUI_FAIL"
 )
 
 func TestMain(m *testing.M) {
@@ -30,7 +33,11 @@ func TestMain(m *testing.M) {
 		if os.Getenv(childNoHUP) == "1" {
 			signal.Ignore(syscall.SIGHUP)
 		}
-		a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, registry: memRegistry(&memBackend{}), getenv: os.Getenv,
+		backends := &fleetBackends{backends: map[string]*memBackend{}}
+		for _, name := range strings.Split(os.Getenv(childFailEnv), ",") {
+			backends.of(name).failAt = 50
+		}
+		a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, registry: backends.registry(), getenv: os.Getenv,
 			notifyHangup: notifyHangup}
 		code := a.main(context.Background(), strings.Fields(os.Getenv(childArgsEnv)))
 		fmt.Printf("perch exited %d\n", code)
@@ -50,6 +57,17 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(xdg)
 	os.Exit(code)
+}
+
+// withEnv is testEnv with vars set too, for a test that needs a variable of its own and must
+// still keep its sockets in the test's own directory.
+func withEnv(vars map[string]string) func(string) string {
+	return func(name string) string {
+		if v, ok := vars[name]; ok {
+			return v
+		}
+		return testEnv(name)
+	}
 }
 
 // testEnv is the environment of the perches the tests run in-process: nothing but the

@@ -94,7 +94,8 @@ reported and left out, and the others carry on; a removed file leaves its rollou
 its end; a running rollout's file is not read again. A rollout with dependsOn starts once
 those rollouts have promoted, and is cancelled if one of them rolls back. One control socket
 serves every rollout: name it (perch pause NAME). Each line printed starts with the rollout's
-name; SSH sessions show the first rollout to start.
+name. SSH sessions open on the overview of every rollout (enter opens one's dashboard, esc
+returns); the SSH server listens before any rollout starts.
 
 Exit codes: 0 promoted, 1 rolled back, 2 bad input, 3 stopped by an error or a signal.`,
 		Args: func(c *cobra.Command, args []string) error {
@@ -152,7 +153,7 @@ func (a *app) serve(ctx context.Context, path string, f serveFlags) error {
 			return badInput(errors.New("--ha takes one rollout file: replicas sharing --rollouts DIR are not built yet"))
 		}
 		f.run.metricsAddr = f.metrics
-		return a.superviseFleet(ctx, fleetSupervision{dir: f.rollouts, run: f.run, linger: true, view: a.sshFirstRollout(front)})
+		return a.superviseFleet(ctx, fleetSupervision{dir: f.rollouts, run: f.run, linger: true, front: sshFleet{front: front}})
 	}
 	if err := f.run.ha.check(f.run.journal, f.run.resume); err != nil {
 		return err
@@ -181,7 +182,7 @@ func (a *app) standbySSH(ctx context.Context, fl *replica.Follower, keys *remote
 		return nil, err
 	}
 	sctx, stopSSH := context.WithCancel(context.Background())
-	done, err := a.startSSH(sctx, fl, keys, f.ssh, theme, "standby replica: commands go to the leader")
+	done, err := a.startSSH(sctx, rolloutSSH(fl, theme, "standby replica: commands go to the leader"), keys, f.ssh)
 	if err != nil {
 		stopSSH()
 		stopControl()
@@ -192,6 +193,15 @@ func (a *app) standbySSH(ctx context.Context, fl *replica.Follower, keys *remote
 		<-done
 		stopControl()
 	}, nil
+}
+
+// rolloutSSH serves one rollout's TUI to every session; note, if any, stays in their status
+// bar (a standby says its commands go to the leader).
+func rolloutSSH(r remote.Rollout, theme themes.Theme, note string) remote.Config {
+	return remote.Config{Rollout: r, NewModel: func(s remote.Session) tea.Model {
+		return tui.New(tui.Options{Snapshots: s.Rollout, Commander: s.Rollout, Actor: s.Actor, Mode: tui.ModeRemote,
+			Theme: theme, Renderer: s.Renderer, Presence: s.Presence.List, Note: note})
+	}}
 }
 
 // sshFront runs the engine headless, printing its events, while serving its TUI over SSH;
@@ -212,7 +222,7 @@ func (f *sshFront) prepare(s *session) error {
 	// Not the run's context: sessions should see the engine's last events, so the server stops
 	// only once the engine has.
 	ctx, stop := context.WithCancel(context.Background())
-	done, err := s.app.startSSH(ctx, s.eng, f.keys, f.flags, f.theme, "")
+	done, err := s.app.startSSH(ctx, rolloutSSH(s.eng, f.theme, ""), f.keys, f.flags)
 	if err != nil {
 		stop()
 		return err
@@ -235,10 +245,10 @@ func (f *sshFront) run(ctx context.Context, s *session) (engine.Outcome, error) 
 	return out, err
 }
 
-// startSSH serves the TUI of eng over SSH until ctx ends; the returned channel closes once
-// every session is gone. Keys nil is the demo's open mode. A standby's sessions show its
-// note in their status bar; their commands go to the leader with the role their key gives.
-func (a *app) startSSH(ctx context.Context, eng remote.Rollout, keys *remote.Keyring, f sshFlags, theme themes.Theme, standby string) (<-chan struct{}, error) {
+// startSSH serves cfg's rollout or fleet over SSH, each session a model from cfg.NewModel,
+// until ctx ends; the returned channel closes once every session is gone. Keys nil is the
+// demo's open mode.
+func (a *app) startSSH(ctx context.Context, cfg remote.Config, keys *remote.Keyring, f sshFlags) (<-chan struct{}, error) {
 	hostKey := f.hostKey
 	if hostKey == "" {
 		dir := a.getenv("XDG_CONFIG_HOME")
@@ -255,13 +265,8 @@ func (a *app) startSSH(ctx context.Context, eng remote.Rollout, keys *remote.Key
 		return nil, runtimeError(fmt.Errorf("host key directory: %w", err))
 	}
 	logger := log.NewWithOptions(a.stderr, log.Options{Prefix: "perch ssh", ReportTimestamp: true, TimeFormat: time.RFC3339})
-	srv, err := remote.New(remote.Config{
-		Addr: f.addr, HostKeyPath: hostKey, Keys: keys, Rollout: eng, Logger: logger, Limits: f.limits,
-		NewModel: func(s remote.Session) tea.Model {
-			return tui.New(tui.Options{Snapshots: s.Rollout, Commander: s.Rollout, Actor: s.Actor, Mode: tui.ModeRemote,
-				Theme: theme, Renderer: s.Renderer, Presence: s.Presence.List, Note: standby})
-		},
-	})
+	cfg.Addr, cfg.HostKeyPath, cfg.Keys, cfg.Logger, cfg.Limits = f.addr, hostKey, keys, logger, f.limits
+	srv, err := remote.New(cfg)
 	if err != nil {
 		return nil, runtimeError(err)
 	}

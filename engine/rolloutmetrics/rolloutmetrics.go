@@ -1,6 +1,7 @@
 // Package rolloutmetrics exports a rollout as Prometheus series, read from the engine's newest
 // snapshot at scrape time. The series' names and labels are a public contract: dashboards and
-// alerts are written against them, so they never change.
+// alerts are written against them, so they never change. Every series carries the rollout's
+// name in its rollout label, so the rollouts of a fleet share one registry (NewSet).
 package rolloutmetrics
 
 import (
@@ -56,7 +57,9 @@ var (
 )
 
 // Describe sends every description.
-func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) { describe(ch) }
+
+func describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descCanaryWeight, descTargetWeight, descStep, descSteps, descAttempt, descPhase, descEvents, descVerdict, descFailures} {
 		ch <- d
 	}
@@ -64,7 +67,30 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect reads the engine's newest snapshot.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	s := c.eng.Snapshot()
+	collect(ch, c.eng.Snapshot())
+}
+
+// Set exports many rollouts (a fleet's) on one registry, each under its own rollout label.
+type Set struct{ list func() []engine.State }
+
+// NewSet returns the collector of the rollouts list returns at each scrape; a state without a
+// Spec (a rollout that never started) has no series. The names must differ.
+func NewSet(list func() []engine.State) *Set { return &Set{list: list} }
+
+// Describe sends every description: the same as one rollout's.
+func (c *Set) Describe(ch chan<- *prometheus.Desc) { describe(ch) }
+
+// Collect reads each rollout's newest state.
+func (c *Set) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range c.list() {
+		if s.Spec != nil {
+			collect(ch, s)
+		}
+	}
+}
+
+// collect sends the series of the rollout in state s.
+func collect(ch chan<- prometheus.Metric, s engine.State) {
 	name := s.Spec.Name
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{name}, labels...)...)

@@ -98,3 +98,40 @@ func TestWeightsAbsentBeforeTheFirst(t *testing.T) {
 		t.Errorf("weight series before any weight:\n%s", got)
 	}
 }
+
+// TestSetExportsEachRolloutUnderItsName: a fleet's rollouts share one registry, told apart by
+// their rollout label; one that never started has no series.
+func TestSetExportsEachRolloutUnderItsName(t *testing.T) {
+	states := []engine.State{
+		{Spec: &spec.Rollout{Name: "checkout-eu"}, Phase: engine.PhasePromoted, Step: 2, Steps: make([]engine.StepState, 3), Weight: 100, Target: 100},
+		{Phase: engine.PhasePending, Weight: -1, Target: -1}, // waiting for checkout-eu: no Spec yet
+		{Spec: &spec.Rollout{Name: "checkout-us"}, Phase: engine.PhaseRunning, Steps: make([]engine.StepState, 3), Weight: 5, Target: 5},
+	}
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(NewSet(func() []engine.State { return states })); err != nil {
+		t.Fatal(err)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	for _, f := range families {
+		expfmt.MetricFamilyToText(&buf, f)
+	}
+	body := buf.String()
+	for _, want := range []string{
+		`perch_rollout_canary_weight_percent{rollout="checkout-eu"} 100`,
+		`perch_rollout_canary_weight_percent{rollout="checkout-us"} 5`,
+		`perch_rollout_phase{phase="promoted",rollout="checkout-eu"} 1`,
+		`perch_rollout_phase{phase="running",rollout="checkout-us"} 1`,
+		`perch_rollout_steps{rollout="checkout-us"} 3`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("lacks %s", want)
+		}
+	}
+	if n := strings.Count(body, "perch_rollout_step{"); n != 2 {
+		t.Errorf("%d perch_rollout_step series, want 2 (the waiting rollout has none):\n%s", n, body)
+	}
+}
