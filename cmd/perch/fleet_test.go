@@ -348,3 +348,24 @@ func TestServeRollouts(t *testing.T) {
 		}
 	}
 }
+
+// TestRunSeveralFilesAllRefused: with every file refused there is nothing to run: perch run
+// says why for each, exits 2 and journals nothing.
+func TestRunSeveralFilesAllRefused(t *testing.T) {
+	c, _ := fleetCLI(t, map[string]string{
+		"a.yaml": "name: a\nsteps: []\n",
+		"b.yaml": strings.Replace(fleetRollout("checkout-b", "", ""), "setWeight: 50", "setWeight: 5", 1),
+	})
+	t.Chdir(c.dir)
+	if code := c.run(t.Context(), "run", "DIR/a.yaml", "DIR/b.yaml", "--socket", "none"); code != exitBadInput {
+		t.Fatalf("exit %d, want 2\n%s", code, c.stderr.String())
+	}
+	for _, want := range []string{c.dir + "/a.yaml:1:1: traffic: missing", c.dir + "/b.yaml:14:17: steps[1].setWeight: weight 5"} {
+		if !strings.Contains(c.stderr.String(), want) {
+			t.Errorf("stderr does not say %q:\n%s", want, c.stderr.String())
+		}
+	}
+	if found, _ := filepath.Glob(filepath.Join(c.dir, "perch-*")); len(found) != 0 {
+		t.Errorf("refused files left journals %q", found)
+	}
+}

@@ -130,6 +130,17 @@ func (a *app) runFleet(ctx context.Context, files []string, f runFlags) error {
 	if err != nil {
 		return badInput(fmt.Errorf("--theme: %w", err))
 	}
+	// A refused file leaves the others running, but with every file refused there is nothing
+	// to run or show: that is bad input, as one bad file alone is.
+	var refused []error
+	for _, path := range files {
+		if _, err := loadSpec(path); err != nil {
+			refused = append(refused, err)
+		}
+	}
+	if len(refused) == len(files) {
+		return badInput(errors.Join(refused...))
+	}
 	if f.headless || f.output == outputJSON || !a.stdoutIsTerminal() {
 		if !f.headless && f.output != outputJSON {
 			fmt.Fprintln(a.stderr, "perch: no terminal on stdout: the rollouts run headless; steer them with perch status|pause|rollback… NAME")
