@@ -353,6 +353,10 @@ func (s *APIServer) watch(w http.ResponseWriter, r *http.Request, k objKey) {
 	}
 }
 
+// exists stands for a selector term that names a key alone: the label must be there.
+const exists = "\x00exists"
+
+// parseSelector reads an equality-based labelSelector: key=value, key==value and key terms.
 func parseSelector(sel string) (map[string]string, error) {
 	out := map[string]string{}
 	if sel == "" {
@@ -360,10 +364,13 @@ func parseSelector(sel string) (map[string]string, error) {
 	}
 	for term := range strings.SplitSeq(sel, ",") {
 		k, v, ok := strings.Cut(term, "=")
-		if !ok || strings.ContainsAny(k, "!<>() ") {
-			return nil, fmt.Errorf("labelSelector %q: only key=value terms are served", sel)
+		if strings.ContainsAny(k, "!<>() ") {
+			return nil, fmt.Errorf("labelSelector %q: only key=value and key terms are served", sel)
 		}
-		out[strings.TrimSuffix(k, "=")] = strings.TrimPrefix(v, "=")
+		if !ok {
+			v = exists
+		}
+		out[k] = strings.TrimPrefix(v, "=")
 	}
 	return out, nil
 }
@@ -372,6 +379,9 @@ func matches(obj map[string]any, sel map[string]string) bool {
 	meta, _ := obj["metadata"].(map[string]any)
 	labels, _ := meta["labels"].(map[string]any)
 	for k, v := range sel {
+		if _, has := labels[k]; v == exists && has {
+			continue
+		}
 		if labels[k] != v {
 			return false
 		}
