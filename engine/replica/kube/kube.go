@@ -78,7 +78,10 @@ func ParseURL(raw string) (namespace, name string, err error) {
 	if !ok {
 		return "", "", fmt.Errorf("%q: want kubernetes://NAMESPACE/NAME", raw)
 	}
-	namespace, name, _ = strings.Cut(rest, "/")
+	namespace, name, ok = strings.Cut(rest, "/")
+	if !ok {
+		return "", "", fmt.Errorf("%q: want kubernetes://NAMESPACE/NAME", raw)
+	}
 	if !dnsLabel.MatchString(namespace) || len(namespace) > 63 {
 		return "", "", fmt.Errorf("%q: namespace %q: want lowercase letters, digits and '-'", raw, namespace)
 	}

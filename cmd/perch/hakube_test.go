@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	hakube "github.com/perchhq/perch/engine/replica/kube"
+	"github.com/perchhq/perch/providers/kube/kubetest"
+)
+
+// newKubeHAWorld is the HA scene with the replicas meeting in a Kubernetes namespace: the
+// wire fake of the API server over HTTP, reached through a kubeconfig as in a cluster.
+func newKubeHAWorld(t *testing.T, failing bool) (*haWorld, *kubetest.APIServer) {
+	t.Helper()
+	w := newHAScene(t, failing)
+	srv := kubetest.NewAPIServer()
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	w.ha = "kubernetes://shop/perch"
+	w.extra = []string{"--kubeconfig", kubetest.Kubeconfig(t, ts.URL, "shop")}
+	cs, err := kubernetes.NewForConfig(&rest.Config{Host: ts.URL, ContentConfig: rest.ContentConfig{ContentType: "application/json"}, QPS: 1000, Burst: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := hakube.Open(context.Background(), hakube.Config{Client: cs, Namespace: "shop", Name: "perch", ID: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.reader = s.Rollout("ha")
+	return w, srv
+}
+
+// TestHAKubernetesKillLeader is TestHAKillLeader with --ha kubernetes://: three real replicas
+// elect a leader on a Lease and journal into ConfigMaps of the API server fake.
+func TestHAKubernetesKillLeader(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs perch replicas")
+	}
+	for _, c := range killCases() {
+		t.Run(c.name, func(t *testing.T) {
+			w, srv := newKubeHAWorld(t, c.failing)
+			c.run(t, w)
+			if names := srv.Names("leases", "shop"); len(names) != 1 || names[0] != "perch-ha" {
+				t.Errorf("leases %v, want perch-ha", names)
+			}
+		})
+	}
+}
+
+func TestHAKubernetesFlagsRefused(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--ha", "kubernetes://shop"}, "want kubernetes://NAMESPACE/NAME"},
+		{[]string{"--ha", "kubernetes://Shop/perch"}, "lowercase"},
+		{[]string{"--ha", "kubernetes://shop/perch", "--ha-cacert", "ca.pem"}, "go with --ha etcd://"},
+	} {
+		code, _, stderr := runPerch(t, "", append([]string{"run", "testdata/none.yaml", "--headless"}, c.args...)...)
+		if code != exitBadInput || !strings.Contains(stderr, c.want) {
+			t.Errorf("run %v: exit %d, %q; want exit 2 saying %q", c.args, code, stderr, c.want)
+		}
+	}
+}
+
