@@ -67,4 +67,3 @@ func TestHAKubernetesFlagsRefused(t *testing.T) {
 		}
 	}
 }
-
