@@ -5,7 +5,7 @@
 // a Follower that folds the events a leader journals so a standby shows the rollout live,
 // read-only.
 //
-// A store (engine/replica/etcd) supplies the election, the guarded journal and the watch; it
+// A store (engine/replica/etcd, engine/replica/kube) supplies the election, the guarded journal and the watch; it
 // calls Fence.Extend each time the store confirms the lease and Fence.Lose when it is gone.
 // The pieces are per rollout: a fleet campaigns once per rollout name, with one Fence, one
 // journal and one Follower each.
