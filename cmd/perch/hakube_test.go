@@ -4,11 +4,14 @@ import (
 	"context"
 	"net/http/httptest"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/perchhq/perch/engine"
 	hakube "github.com/perchhq/perch/engine/replica/kube"
 	"github.com/perchhq/perch/providers/kube/kubetest"
 )
@@ -65,5 +68,44 @@ func TestHAKubernetesFlagsRefused(t *testing.T) {
 		if code != exitBadInput || !strings.Contains(stderr, c.want) {
 			t.Errorf("run %v: exit %d, %q; want exit 2 saying %q", c.args, code, stderr, c.want)
 		}
+	}
+}
+
+// TestHAKubernetesPausedLeaderStopsActing pauses the leader (SIGSTOP) past its lease; a
+// standby takes over; woken (SIGCONT), the old leader must write nothing more and exit.
+func TestHAKubernetesPausedLeaderStopsActing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs perch replicas")
+	}
+	w, _ := newKubeHAWorld(t, false)
+	w.start(3)
+	old := w.leader("")
+	w.waitFor(engine.EventWeightSet, 1)
+	old.cmd.Process.Signal(syscall.SIGSTOP)
+	stoppedAt := time.Now()
+	next := w.leader(old.id)
+	reconciled := w.waitFor(engine.EventReconciled, 1)
+	t.Logf("paused %s; %s resumed the rollout %s later", old.id, next.id, time.Since(stoppedAt).Round(time.Millisecond))
+	old.cmd.Process.Signal(syscall.SIGCONT)
+	select {
+	case <-old.done:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the woken leader did not exit;\n%s", w.logs())
+	}
+	if code := old.cmd.ProcessState.ExitCode(); code != exitRuntime {
+		t.Errorf("the woken leader exited %d, want %d (stopped)", code, exitRuntime)
+	}
+	if !strings.Contains(old.stderr.String(), "no longer the rollout's leader") {
+		t.Errorf("the woken leader did not say it lost the lead:\n%s", old.stderr)
+	}
+	for _, seq := range old.printed() {
+		if seq >= reconciled {
+			t.Errorf("the woken leader journaled event %d after %s took over at %d", seq, next.id, reconciled)
+		}
+	}
+	w.finish()
+	evs := w.check(engine.PhasePromoted, []engine.StepStatus{engine.StepPassed, engine.StepPassed, engine.StepPassed}, 100)
+	if n := countType(evs, engine.EventStopped); n != 0 {
+		t.Errorf("%d stopped events: the woken leader recorded its stop", n)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -324,4 +326,43 @@ func TestElection(t *testing.T) {
 	}
 	lb.Close()
 	la.Close()
+}
+
+// A journal ConfigMap with a key that is no journal key, or a missing ConfigMap in the
+// sequence, is refused rather than read as a shorter journal.
+func TestHostileJournal(t *testing.T) {
+	srv := kubetest.NewAPIServer()
+	a, _ := open(t, srv, "a", time.Second)
+	ctx := context.Background()
+	l := unelected(a, "ha")
+	if _, err := l.Begin(ctx, parse(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(note(1, "one")); err != nil {
+		t.Fatal(err)
+	}
+	cms := a.cs.CoreV1().ConfigMaps("shop")
+	cm, err := cms.Get(ctx, "perch-ha-journal-0", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm.Data["zz"] = "{}"
+	if _, err := cms.Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Rollout("ha").Load(ctx); err == nil || !strings.Contains(err.Error(), "not a journal key") {
+		t.Errorf("Load with a stray key: %v", err)
+	}
+	delete(cm.Data, "zz")
+	cm.ResourceVersion = ""
+	if _, err := cms.Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	gap := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "perch-ha-journal-2", Labels: map[string]string{LabelJournal: "perch-ha"}}}
+	if _, err := cms.Create(ctx, gap, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Rollout("ha").Load(ctx); err == nil || !strings.Contains(err.Error(), "perch-ha-journal-1 is missing") {
+		t.Errorf("Load with journal-1 missing: %v", err)
+	}
 }
