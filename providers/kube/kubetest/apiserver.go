@@ -31,10 +31,6 @@ type APIServer struct {
 	objs    map[objKey]map[string]any
 	history []change      // every write, oldest first
 	wake    chan struct{} // closed and replaced on each write
-	writes  int
-	// Refuse, when set, is asked before each request is served; a non-zero status refuses it
-	// (503 for an unreachable server, for instance).
-	Refuse func(r *http.Request) int
 }
 
 type objKey struct{ resource, namespace, name string }
@@ -58,13 +54,6 @@ const configMapLimit = 1 << 20
 // NewAPIServer is an empty server.
 func NewAPIServer() *APIServer {
 	return &APIServer{objs: map[objKey]map[string]any{}, wake: make(chan struct{})}
-}
-
-// Writes is how many writes (create, update, delete) succeeded.
-func (s *APIServer) Writes() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.writes
 }
 
 // Object is a copy of the stored object, nil when there is none.
@@ -117,13 +106,8 @@ func parsePath(p string) (k objKey, ok bool) {
 	return k, true
 }
 
+// ServeHTTP serves the API paths of ConfigMaps and Leases; any other path is 404.
 func (s *APIServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.Refuse != nil {
-		if code := s.Refuse(r); code != 0 {
-			status(w, code, "ServiceUnavailable", "refused by the test")
-			return
-		}
-	}
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		status(w, http.StatusUnsupportedMediaType, "UnsupportedMediaType", "this server speaks JSON only, not "+ct)
 		return
@@ -248,7 +232,6 @@ func (s *APIServer) write(w http.ResponseWriter, r *http.Request, k objKey, verb
 		return
 	}
 	s.rv++
-	s.writes++
 	rv := strconv.FormatInt(s.rv, 10)
 	typ := map[string]string{"create": "ADDED", "update": "MODIFIED", "delete": "DELETED"}[verb]
 	if verb == "delete" {
