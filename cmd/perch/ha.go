@@ -4,14 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/perchhq/perch/engine"
 	"github.com/perchhq/perch/engine/replica"
 	"github.com/perchhq/perch/engine/replica/etcd"
+	hakube "github.com/perchhq/perch/engine/replica/kube"
+	"github.com/perchhq/perch/engine/spec"
 )
 
 // haFlags say where replicas of a rollout meet (--ha) and how to reach it.
@@ -26,7 +31,7 @@ type haFlags struct {
 }
 
 func addHAFlags(c *cobra.Command, f *haFlags) {
-	c.Flags().StringVar(&f.url, "ha", "", "share the rollout with other replicas through etcd://HOST:PORT[,HOST:PORT…]/PREFIX: one leads (acts and journals to etcd), the others stand by and take over when it is gone")
+	c.Flags().StringVar(&f.url, "ha", "", "share the rollout with other replicas through etcd://HOST:PORT[,HOST:PORT…]/PREFIX or kubernetes://NAMESPACE/NAME: one leads (acts and journals to the store), the others stand by and take over when it is gone")
 	c.Flags().DurationVar(&f.lease, "ha-lease", etcd.DefaultLease, "the leader's lease: a standby takes over within about this long after the leader is lost (whole seconds)")
 	c.Flags().StringVar(&f.cacert, "ha-cacert", "", "with --ha: CA certificate that signed etcd's (PEM), as etcdctl --cacert")
 	c.Flags().StringVar(&f.cert, "ha-cert", "", "with --ha: client certificate for etcd (PEM), as etcdctl --cert")
@@ -47,7 +52,16 @@ func (f haFlags) check(journal string, resume bool) error {
 		return badInput(fmt.Errorf("--ha-lease %s: want whole seconds, at least 1s (etcd leases count seconds)", f.lease))
 	}
 	if journal != "" || resume {
-		return badInput(errors.New("with --ha the journal lives in etcd: --journal and --resume do not apply (a replica that takes over resumes by itself)"))
+		return badInput(errors.New("with --ha the journal lives in etcd (or, with kubernetes://, in ConfigMaps): --journal and --resume do not apply (a replica that takes over resumes by itself)"))
+	}
+	if strings.HasPrefix(f.url, "kubernetes://") {
+		if f.cacert != "" || f.cert != "" || f.key != "" || f.user != "" {
+			return badInput(errors.New("--ha-cacert, --ha-cert, --ha-key and --ha-user go with --ha etcd://; with kubernetes:// the cluster is reached as --kubeconfig and --context say"))
+		}
+		if _, _, err := hakube.ParseURL(f.url); err != nil {
+			return badInput(fmt.Errorf("--ha: %w", err))
+		}
+		return nil
 	}
 	if _, _, err := etcd.ParseURL(f.url); err != nil {
 		return badInput(fmt.Errorf("--ha: %w", err))
@@ -55,25 +69,85 @@ func (f haFlags) check(journal string, resume bool) error {
 	return nil
 }
 
-// standby is what a verb shows while its replica waits to lead: it starts serving the
-// follower (the control socket, SSH sessions), which relays commands to the leader, and
-// returns how to stop.
-type standby func(f *replica.Follower) (stop func(), err error)
+// haRollout is one rollout's election, journal and watch in a store (etcd or Kubernetes).
+type haRollout interface {
+	Path() string
+	Follow(ctx context.Context, f *replica.Follower, rollout *spec.Rollout)
+	campaign(ctx context.Context) (haLeadership, error)
+}
 
-// openHA connects to etcd, stands by (showing the rollout as the leader journals it) until
-// this replica leads, then opens the rollout as openRollout does, with the journal in etcd and
-// the recording to continue from, if any. The rollout's fence goes down if the lead is lost.
-func (a *app) openHA(ctx context.Context, path string, f runFlags, show standby) (*rollout, error) {
-	spec, err := loadSpec(path)
+// haLeadership is this replica leading one rollout: its journal and its fence.
+type haLeadership interface {
+	journal
+	Fence() *replica.Fence
+	Begin(ctx context.Context, rollout *spec.Rollout) (*engine.Recording, error)
+}
+
+type etcdRollout struct{ *etcd.Rollout }
+
+func (r etcdRollout) campaign(ctx context.Context) (haLeadership, error) {
+	l, err := r.Campaign(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if p := spec.Traffic.Proxy; p != nil && !p.Standalone() {
-		return nil, badInput(errors.New("with --ha, traffic.proxy must drive a standalone perch proxy (admin: …): a proxy inside perch would die with its replica"))
+	return l, nil
+}
+
+// An etcd store carries standbys' commands to the leader; the Kubernetes one does not yet, so
+// its standbys refuse commands.
+var (
+	_ replica.Relay = etcdRollout{}
+	_ commandServer = (*etcd.Leadership)(nil)
+)
+
+type kubeRollout struct{ *hakube.Rollout }
+
+func (r kubeRollout) campaign(ctx context.Context) (haLeadership, error) {
+	l, err := r.Campaign(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// replicaID is --ha-id, or HOSTNAME-PID.
+func replicaID(id string) string {
+	if id != "" {
+		return id
+	}
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
+}
+
+// openStore connects to the store --ha names and returns the rollout's part of it, this
+// replica's id and how to disconnect.
+func (a *app) openStore(ctx context.Context, name string, f runFlags) (haRollout, string, func(), error) {
+	if strings.HasPrefix(f.ha.url, "kubernetes://") {
+		ns, prefix, err := hakube.ParseURL(f.ha.url)
+		if err != nil {
+			return nil, "", nil, badInput(fmt.Errorf("--ha: %w", err))
+		}
+		cluster, err := connectKube(f.connect) // --kubeconfig and --context, else in cluster
+		if err != nil {
+			return nil, "", nil, runtimeError(err)
+		}
+		cfg := rest.CopyConfig(cluster.Config)
+		// JSON is what every API server (and the test server) speaks; the store's writes are
+		// a few a second, above client-go's default limit of 5 requests a second.
+		cfg.ContentType, cfg.QPS, cfg.Burst = "application/json", 50, 100
+		cs, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			return nil, "", nil, runtimeError(fmt.Errorf("kubernetes client: %w", err))
+		}
+		store, err := hakube.Open(ctx, hakube.Config{Client: cs, Namespace: ns, Name: prefix, Lease: f.ha.lease, ID: replicaID(f.ha.id)})
+		if err != nil {
+			return nil, "", nil, runtimeError(err)
+		}
+		return kubeRollout{store.Rollout(name)}, store.ID(), func() { store.Close() }, nil
 	}
 	endpoints, prefix, err := etcd.ParseURL(f.ha.url)
 	if err != nil {
-		return nil, badInput(fmt.Errorf("--ha: %w", err))
+		return nil, "", nil, badInput(fmt.Errorf("--ha: %w", err))
 	}
 	cfg := etcd.Config{Endpoints: endpoints, Prefix: prefix, CACert: f.ha.cacert, Cert: f.ha.cert, Key: f.ha.key,
 		Lease: f.ha.lease, ID: f.ha.id}
@@ -86,11 +160,35 @@ func (a *app) openHA(ctx context.Context, path string, f runFlags, show standby)
 	}
 	store, err := etcd.Open(ctx, cfg)
 	if err != nil {
-		return nil, runtimeError(err)
+		return nil, "", nil, runtimeError(err)
 	}
-	ro := store.Rollout(spec.Name)
+	return etcdRollout{store.Rollout(name)}, store.ID(), func() { store.Close() }, nil
+}
+
+// standby is what a verb shows while its replica waits to lead: it starts serving the
+// follower (the control socket, SSH sessions), which relays commands to the leader where the
+// store can carry them (etcd), and returns how to stop.
+type standby func(f *replica.Follower) (stop func(), err error)
+
+// openHA connects to the store, stands by (showing the rollout as the leader journals it) until
+// this replica leads, then opens the rollout as openRollout does, with the journal in the store and
+// the recording to continue from, if any. The rollout's fence goes down if the lead is lost.
+func (a *app) openHA(ctx context.Context, path string, f runFlags, show standby) (*rollout, error) {
+	spec, err := loadSpec(path)
+	if err != nil {
+		return nil, err
+	}
+	if p := spec.Traffic.Proxy; p != nil && !p.Standalone() {
+		return nil, badInput(errors.New("with --ha, traffic.proxy must drive a standalone perch proxy (admin: …): a proxy inside perch would die with its replica"))
+	}
+	ro, id, closeStore, err := a.openStore(ctx, spec.Name, f)
+	if err != nil {
+		return nil, err
+	}
 	follower := replica.NewFollower(engine.NewState(spec))
-	follower.RelayTo(ro)
+	if relay, ok := ro.(replica.Relay); ok {
+		follower.RelayTo(relay)
+	}
 	fctx, stopFollow := context.WithCancel(ctx)
 	followed := make(chan struct{})
 	go func() {
@@ -101,27 +199,30 @@ func (a *app) openHA(ctx context.Context, path string, f runFlags, show standby)
 	if err != nil {
 		stopFollow()
 		<-followed
-		store.Close()
+		closeStore()
 		return nil, err
 	}
-	fmt.Fprintf(a.stderr, "perch: replica %s standing by for %s (%s)\n", store.ID(), spec.Name, ro.Path())
-	lead, err := ro.Campaign(ctx)
+	fmt.Fprintf(a.stderr, "perch: replica %s standing by for %s (%s)\n", id, spec.Name, ro.Path())
+	lead, err := ro.campaign(ctx)
 	stopShow()
 	stopFollow()
 	<-followed
 	follower.Close()
 	if err != nil {
-		store.Close()
+		closeStore()
 		if ctx.Err() != nil {
 			return nil, runtimeError(errors.New("stopped while standing by"))
 		}
 		return nil, runtimeError(fmt.Errorf("campaign for %s: %w", spec.Name, err))
 	}
-	fmt.Fprintf(a.stderr, "perch: replica %s leads %s\n", store.ID(), spec.Name)
-	r := &rollout{spec: spec, journal: lead, fence: lead.Fence(), replicaID: store.ID(), commands: lead}
+	fmt.Fprintf(a.stderr, "perch: replica %s leads %s\n", id, spec.Name)
+	r := &rollout{spec: spec, journal: lead, fence: lead.Fence(), replicaID: id}
+	if cs, ok := lead.(commandServer); ok {
+		r.commands = cs // standbys' commands, relayed through the store
+	}
 	release := func() {
 		lead.Close()
-		store.Close()
+		closeStore()
 	}
 	if r.rec, err = lead.Begin(ctx, spec); err != nil {
 		release()
@@ -138,7 +239,7 @@ func (a *app) openHA(ctx context.Context, path string, f runFlags, show standby)
 	r.router, r.source, r.flags = b.router, b.source, b.flags
 	r.release = func() {
 		b.close()
-		store.Close()
+		closeStore()
 	}
 	if err := preflight(ctx, spec, b); err != nil {
 		r.close()

@@ -46,8 +46,17 @@ type haWorld struct {
 	rollout  string
 	proxy    *proxyService
 	failing  atomic.Bool // the canary answers 500
-	store    *etcd.Store
+	store    *etcd.Store // nil on Kubernetes
+	reader   haReader    // the store's view of the rollout
+	ha       string      // --ha
+	extra    []string    // more flags for each replica
 	replicas []*haReplica
+}
+
+// haReader reads a rollout's leader and journal from a store.
+type haReader interface {
+	Leader(ctx context.Context) (string, error)
+	Load(ctx context.Context) (*engine.Recording, error)
 }
 
 type haReplica struct {
@@ -60,7 +69,21 @@ type haReplica struct {
 
 func newHAWorld(t *testing.T, endpoint, prefix string, failing bool) *haWorld {
 	t.Helper()
-	w := &haWorld{t: t, endpoint: endpoint, prefix: prefix}
+	w := newHAScene(t, failing)
+	w.endpoint, w.prefix, w.ha = endpoint, prefix, "etcd://"+endpoint+prefix
+	s, err := etcd.Open(context.Background(), etcd.Config{Endpoints: []string{endpoint}, Prefix: prefix, ID: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	w.store, w.reader = s, s.Rollout("ha")
+	return w
+}
+
+// newHAScene is the proxy under load and the rollout file, with no store yet.
+func newHAScene(t *testing.T, failing bool) *haWorld {
+	t.Helper()
+	w := &haWorld{t: t}
 	w.failing.Store(failing)
 	stable := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) { rw.Write([]byte("stable\n")) }))
 	canary := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
@@ -93,12 +116,6 @@ steps:
 	if err := os.WriteFile(w.rollout, []byte(spec), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s, err := etcd.Open(context.Background(), etcd.Config{Endpoints: []string{endpoint}, Prefix: prefix, ID: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	w.store = s
 	return w
 }
 
@@ -111,8 +128,9 @@ func (w *haWorld) start(n int) {
 	}
 	for range n {
 		r := &haReplica{id: fmt.Sprintf("r%d", len(w.replicas)+1), stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, done: make(chan struct{})}
-		r.cmd = exec.Command(bin, "run", w.rollout, "--headless", "-o", "json", "--socket", r.socket(w),
-			"--ha", "etcd://"+w.endpoint+w.prefix, "--ha-lease", haLease, "--ha-id", r.id)
+		args := []string{"run", w.rollout, "--headless", "-o", "json", "--socket", r.socket(w),
+			"--ha", w.ha, "--ha-lease", haLease, "--ha-id", r.id}
+		r.cmd = exec.Command(bin, append(args, w.extra...)...)
 		r.cmd.Dir = w.proxy.dir
 		r.cmd.Stdout, r.cmd.Stderr = r.stdout, r.stderr
 		if err := r.cmd.Start(); err != nil {
@@ -160,7 +178,7 @@ func (w *haWorld) status(r *haReplica) map[string]any {
 func (w *haWorld) leader(not string) *haReplica {
 	w.t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if id, err := w.store.Rollout("ha").Leader(context.Background()); err == nil && id != "" && id != not {
+		if id, err := w.reader.Leader(context.Background()); err == nil && id != "" && id != not {
 			return w.replica(id)
 		}
 	}
@@ -170,9 +188,9 @@ func (w *haWorld) leader(not string) *haReplica {
 
 // events is the journal in etcd now.
 func (w *haWorld) events() []engine.Event {
-	rec, err := w.store.Rollout("ha").Load(context.Background())
+	rec, err := w.reader.Load(context.Background())
 	if err != nil {
-		w.t.Fatalf("the journal in etcd does not read back: %v", err)
+		w.t.Fatalf("the journal in the store does not read back: %v", err)
 	}
 	if rec == nil {
 		return nil
@@ -283,13 +301,15 @@ func (w *haWorld) check(want engine.Phase, steps []engine.StepStatus, weight int
 		}
 		order = append(order, id)
 	}
-	resp, err := w.store.Client().Get(context.Background(), w.prefix+"/ha/events/", clientv3.WithPrefix())
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	for _, kv := range resp.Kvs {
-		if kv.Version != 1 {
-			w.t.Errorf("%s was written %d times", kv.Key, kv.Version)
+	if w.store != nil {
+		resp, err := w.store.Client().Get(context.Background(), w.prefix+"/ha/events/", clientv3.WithPrefix())
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		for _, kv := range resp.Kvs {
+			if kv.Version != 1 {
+				w.t.Errorf("%s was written %d times", kv.Key, kv.Version)
+			}
 		}
 	}
 	st := engine.NewState(w.store2spec())
@@ -311,9 +331,9 @@ func (w *haWorld) check(want engine.Phase, steps []engine.StepStatus, weight int
 }
 
 func (w *haWorld) store2spec() *spec.Rollout {
-	rec, err := w.store.Rollout("ha").Load(context.Background())
+	rec, err := w.reader.Load(context.Background())
 	if err != nil || rec == nil {
-		w.t.Fatalf("no journal in etcd: %v", err)
+		w.t.Fatalf("no journal in the store: %v", err)
 	}
 	return rec.Header.Spec
 }
@@ -335,17 +355,28 @@ func TestHAKillLeader(t *testing.T) {
 		t.Skip("builds and runs perch replicas against a real etcd")
 	}
 	ep := etcdtest.Start(t)
+	for i, c := range killCases() {
+		t.Run(c.name, func(t *testing.T) {
+			c.run(t, newHAWorld(t, ep, fmt.Sprintf("/kill%d", i), c.failing))
+		})
+	}
+}
+
+// killCase is a point in a rollout to kill the leader at, and how the rollout must end.
+type killCase struct {
+	name    string
+	failing bool
+	at      engine.EventType
+	nth     int
+	kills   int
+	want    engine.Phase
+	steps   []engine.StepStatus
+	weight  int
+}
+
+func killCases() []killCase {
 	passed := []engine.StepStatus{engine.StepPassed, engine.StepPassed, engine.StepPassed}
-	for i, c := range []struct {
-		name    string
-		failing bool
-		at      engine.EventType
-		nth     int
-		kills   int
-		want    engine.Phase
-		steps   []engine.StepStatus
-		weight  int
-	}{
+	return []killCase{
 		// The second look of step 1 is under way right after the first is journaled.
 		{name: "mid-look", at: engine.EventAnalysis, nth: 1, kills: 1, want: engine.PhasePromoted, steps: passed, weight: 100},
 		// Step 2's weight is being set right after it started.
@@ -353,40 +384,40 @@ func TestHAKillLeader(t *testing.T) {
 		// The canary fails: kill as the rollback begins, before traffic is back on stable.
 		{name: "during-rollback", failing: true, at: engine.EventRollbackStarted, nth: 1, kills: 1, want: engine.PhaseRolledBack,
 			steps: []engine.StepStatus{engine.StepFailed}, weight: 0},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			w := newHAWorld(t, ep, fmt.Sprintf("/kill%d", i), c.failing)
-			w.start(3)
-			leader, killed := w.leader(""), 0
-			for k := 0; k < c.kills; k++ {
-				w.waitFor(c.at, c.nth+k)
-				killedAt := time.Now()
-				leader.cmd.Process.Signal(syscall.SIGKILL)
-				<-leader.done
-				killed++
-				next := w.leader(leader.id)
-				before := len(w.events())
-				for len(w.events()) == before && time.Since(killedAt) < 30*time.Second {
-					time.Sleep(2 * time.Millisecond)
-				}
-				t.Logf("killed %s; %s wrote its first event %s later", leader.id, next.id, time.Since(killedAt).Round(time.Millisecond))
-				leader = next
-			}
-			codes := w.finish()
-			wantCode := exitOK
-			if c.want == engine.PhaseRolledBack {
-				wantCode = exitRolledBack
-			}
-			for id, code := range codes {
-				if code != wantCode && code != -1 { // -1: killed
-					t.Errorf("replica %s exited %d, want %d;\n%s", id, code, wantCode, w.logs())
-				}
-			}
-			evs := w.check(c.want, c.steps, c.weight)
-			if n := countType(evs, engine.EventReconciled); n < killed {
-				t.Errorf("%d reconciled events after %d takeovers: a standby did not resume as --resume does", n, killed)
-			}
-		})
+	}
+}
+
+// run starts three replicas in w, kills the leader at the case's point, and checks the end.
+func (c killCase) run(t *testing.T, w *haWorld) {
+	w.start(3)
+	leader, killed := w.leader(""), 0
+	for k := 0; k < c.kills; k++ {
+		w.waitFor(c.at, c.nth+k)
+		killedAt := time.Now()
+		leader.cmd.Process.Signal(syscall.SIGKILL)
+		<-leader.done
+		killed++
+		next := w.leader(leader.id)
+		before := len(w.events())
+		for len(w.events()) == before && time.Since(killedAt) < 30*time.Second {
+			time.Sleep(2 * time.Millisecond)
+		}
+		t.Logf("killed %s; %s wrote its first event %s later", leader.id, next.id, time.Since(killedAt).Round(time.Millisecond))
+		leader = next
+	}
+	codes := w.finish()
+	wantCode := exitOK
+	if c.want == engine.PhaseRolledBack {
+		wantCode = exitRolledBack
+	}
+	for id, code := range codes {
+		if code != wantCode && code != -1 { // -1: killed
+			t.Errorf("replica %s exited %d, want %d;\n%s", id, code, wantCode, w.logs())
+		}
+	}
+	evs := w.check(c.want, c.steps, c.weight)
+	if n := countType(evs, engine.EventReconciled); n < killed {
+		t.Errorf("%d reconciled events after %d takeovers: a standby did not resume as --resume does", n, killed)
 	}
 }
 

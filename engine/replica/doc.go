@@ -6,7 +6,7 @@
 // and the Relay through which a standby's commands reach the leader (with Request and Answer,
 // their stored forms).
 //
-// A store (engine/replica/etcd) supplies the election, the guarded journal and the watch; it
+// A store (engine/replica/etcd, engine/replica/kube) supplies the election, the guarded journal and the watch; it
 // calls Fence.Extend each time the store confirms the lease and Fence.Lose when it is gone.
 // It also implements Relay for standbys and, for its leader, runs the relayed commands on a
 // Target, taking each by a write only a current leader can make before running it, so that a

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
@@ -32,6 +33,9 @@ type Cluster struct {
 	Namespace string
 	// Where names the cluster in messages ("context kind-dev" or "in-cluster").
 	Where string
+	// Config is the client configuration the dynamic client was made from, for typed
+	// clientsets (the --ha kubernetes:// store).
+	Config *rest.Config
 }
 
 // Connect loads the client configuration kubectl would use. It makes no request: a cluster
@@ -41,7 +45,7 @@ func Connect(opts ConnectOptions) (*Cluster, error) {
 	rules.ExplicitPath = opts.Kubeconfig
 	overrides := &clientcmd.ConfigOverrides{CurrentContext: opts.Context}
 	loader := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides)
-	rest, err := loader.ClientConfig()
+	cfg, err := loader.ClientConfig()
 	if err != nil {
 		if clientcmd.IsEmptyConfig(err) {
 			return nil, errors.New("no Kubernetes configuration: give --kubeconfig, set $KUBECONFIG, or run inside a cluster")
@@ -52,7 +56,7 @@ func Connect(opts ConnectOptions) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig namespace: %w", err)
 	}
-	client, err := dynamic.NewForConfig(rest)
+	client, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
@@ -63,7 +67,7 @@ func Connect(opts ConnectOptions) (*Cluster, error) {
 			where = "context " + opts.Context
 		}
 	}
-	return &Cluster{Client: client, Namespace: ns, Where: where}, nil
+	return &Cluster{Client: client, Namespace: ns, Where: where, Config: cfg}, nil
 }
 
 // Object names one namespaced object of a resource, for requests and messages.

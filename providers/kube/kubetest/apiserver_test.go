@@ -1,0 +1,157 @@
+package kubetest_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/perchhq/perch/providers/kube/kubetest"
+)
+
+func client(t *testing.T) (*kubetest.APIServer, kubernetes.Interface) {
+	t.Helper()
+	srv := kubetest.NewAPIServer()
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	cs, err := kubernetes.NewForConfig(&rest.Config{Host: ts.URL, ContentConfig: rest.ContentConfig{ContentType: "application/json"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, cs
+}
+
+// TestConfigMapsKeepResourceVersionRules checks, with client-go's typed client, that a stale
+// update and a second create are refused as a real API server refuses them.
+func TestConfigMapsKeepResourceVersionRules(t *testing.T) {
+	_, cs := client(t)
+	ctx := context.Background()
+	cms := cs.CoreV1().ConfigMaps("shop")
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "j", Labels: map[string]string{"app": "perch"}}, Data: map[string]string{"a": "1"}}
+	first, err := cms.Create(ctx, cm, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cms.Create(ctx, cm, metav1.CreateOptions{}); !apierrors.IsAlreadyExists(err) {
+		t.Errorf("second create: %v, want AlreadyExists", err)
+	}
+	second := first.DeepCopy()
+	second.Data["b"] = "2"
+	if second, err = cms.Update(ctx, second, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if second.ResourceVersion == first.ResourceVersion {
+		t.Errorf("update kept resourceVersion %s", first.ResourceVersion)
+	}
+	stale := first.DeepCopy()
+	stale.Data["c"] = "3"
+	if _, err := cms.Update(ctx, stale, metav1.UpdateOptions{}); !apierrors.IsConflict(err) {
+		t.Errorf("stale update: %v, want Conflict", err)
+	}
+	got, err := cms.Get(ctx, "j", metav1.GetOptions{})
+	if err != nil || got.Data["b"] != "2" || got.Data["c"] != "" {
+		t.Errorf("after the refused update: %v %v", got.Data, err)
+	}
+	big := got.DeepCopy()
+	big.Data["big"] = strings.Repeat("x", 1<<20)
+	if _, err := cms.Update(ctx, big, metav1.UpdateOptions{}); !apierrors.IsInvalid(err) {
+		t.Errorf("1 MiB of data: %v, want Invalid", err)
+	}
+	other := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "other"}}
+	if _, err := cms.Create(ctx, other, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	list, err := cms.List(ctx, metav1.ListOptions{LabelSelector: "app=perch"})
+	if err != nil || len(list.Items) != 1 || list.Items[0].Name != "j" || list.ResourceVersion == "" {
+		t.Errorf("list app=perch: %+v %v", list, err)
+	}
+	pre := metav1.DeleteOptions{Preconditions: &metav1.Preconditions{ResourceVersion: &first.ResourceVersion}}
+	if err := cms.Delete(ctx, "j", pre); !apierrors.IsConflict(err) {
+		t.Errorf("delete with a stale precondition: %v, want Conflict", err)
+	}
+	if err := cms.Delete(ctx, "j", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cms.Get(ctx, "j", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("get after delete: %v, want NotFound", err)
+	}
+}
+
+// TestWatchStreamsChangesAfterAVersion watches ConfigMaps from a list's resourceVersion.
+func TestWatchStreamsChangesAfterAVersion(t *testing.T) {
+	_, cs := client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cms := cs.CoreV1().ConfigMaps("shop")
+	if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "before", Labels: map[string]string{"app": "perch"}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	list, err := cms.List(ctx, metav1.ListOptions{LabelSelector: "app=perch"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := cms.Watch(ctx, metav1.ListOptions{LabelSelector: "app=perch", ResourceVersion: list.ResourceVersion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	cm, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "after", Labels: map[string]string{"app": "perch"}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "unlabelled"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cm.Data = map[string]string{"k": "v"}
+	if _, err := cms.Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for len(got) < 2 {
+		select {
+		case ev := <-w.ResultChan():
+			c := ev.Object.(*corev1.ConfigMap)
+			got = append(got, string(ev.Type)+" "+c.Name+" "+c.Data["k"])
+		case <-ctx.Done():
+			t.Fatalf("watch: got %v", got)
+		}
+	}
+	if got[0] != string(watch.Added)+" after " || got[1] != string(watch.Modified)+" after v" {
+		t.Errorf("watch events %q", got)
+	}
+}
+
+// TestLeasesKeepResourceVersionRules: two holders updating one Lease, the slower refused.
+func TestLeasesKeepResourceVersionRules(t *testing.T) {
+	_, cs := client(t)
+	ctx := context.Background()
+	leases := cs.CoordinationV1().Leases("shop")
+	holder, secs := "a", int32(2)
+	l, err := leases.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "perch"},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &secs}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := l.DeepCopy(), l.DeepCopy()
+	hb := "b"
+	b.Spec.HolderIdentity = &hb
+	if _, err := leases.Update(ctx, b, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leases.Update(ctx, a, metav1.UpdateOptions{}); !apierrors.IsConflict(err) {
+		t.Errorf("stale lease update: %v, want Conflict", err)
+	}
+	got, err := leases.Get(ctx, "perch", metav1.GetOptions{})
+	if err != nil || *got.Spec.HolderIdentity != "b" || *got.Spec.LeaseDurationSeconds != 2 {
+		t.Errorf("lease %+v %v", got, err)
+	}
+}
