@@ -43,3 +43,21 @@ func TestStudentCDF(t *testing.T) {
 		}
 	}
 }
+
+// Far into the lower tail, where the distribution function underflows a float64, its log
+// follows the tail's power law,
+// P(T ≤ x) ≈ Γ((ν+1)/2)/(Γ(ν/2)√(νπ)) · ν^((ν−1)/2) · |x|^(−ν).
+func TestLogStudentCDF(t *testing.T) {
+	for _, c := range []struct{ x, nu float64 }{{-1e4, 5}, {-1e4, 50}, {-1e5, 300}} {
+		l1, _ := math.Lgamma((c.nu + 1) / 2)
+		l2, _ := math.Lgamma(c.nu / 2)
+		want := l1 - l2 - 0.5*math.Log(c.nu*math.Pi) + (c.nu-1)/2*math.Log(c.nu) - c.nu*math.Log(-c.x)
+		if got := logStudentCDF(c.x, c.nu); math.Abs(got-want) > 1e-3 {
+			t.Errorf("logStudentCDF(%g, %g) = %.6f, want %.6f", c.x, c.nu, got, want)
+		}
+	}
+	// Where the old floor of 1e-300 sat: all d's alike, n = 300, κ√n = −300.
+	if got := logStudentCDF(-300, 300); got > -800 {
+		t.Errorf("logStudentCDF(-300, 300) = %g, want far below log(1e-300) = -691", got)
+	}
+}
