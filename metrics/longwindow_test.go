@@ -1,6 +1,7 @@
 package metrics_test
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -66,6 +67,35 @@ func TestSequentialConstantValuesNeverFail(t *testing.T) {
 		}
 		if p := float64(*r.PValue); !(p == 1 || math.IsNaN(p)) && n > 10 && p < 0.5 {
 			t.Errorf("%d intervals of identical values: harm p %g, want no evidence of harm", n, p)
+		}
+	}
+}
+
+// What one look of the sequential judge costs on a sample check as the step's window grows:
+// the judge replays the whole window at every look, so this is the cost of a look at interval
+// n. A healthy canary (as cmd/fleetbench's source gives) and one at the tolerance, where the
+// runs the e-detector starts mid-window have evidence to weigh.
+//
+//	go test -run XXX -bench SequentialLook ./metrics/
+func BenchmarkSequentialLook(b *testing.B) {
+	j := mustJudge(b, "sequential", nil)
+	tol := 20.0
+	for _, shift := range []struct {
+		name  string
+		ratio float64
+	}{{"healthy", 1}, {"at-tolerance", 1.2}} {
+		for _, n := range []int{60, 300, 900} {
+			rng := rand.New(rand.NewPCG(uint64(n), 1))
+			c, bl := metrics.Series{Values: make([]float64, n)}, metrics.Series{Values: make([]float64, n)}
+			for i := range n {
+				c.Values[i], bl.Values[i] = aaNoise(rng, 0.05*shift.ratio), aaNoise(rng, 0.05)
+			}
+			in := metrics.Input{Criteria: metrics.Criteria{MaxDeviationPercent: &tol, Family: 12}, Canary: c, Baseline: bl}
+			b.Run(fmt.Sprintf("%s/n=%d", shift.name, n), func(b *testing.B) {
+				for b.Loop() {
+					j.Judge(in)
+				}
+			})
 		}
 	}
 }

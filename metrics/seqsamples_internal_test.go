@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -59,5 +60,33 @@ func TestLogStudentCDF(t *testing.T) {
 	// Where the old floor of 1e-300 sat: all d's alike, n = 300, κ√n = −300.
 	if got := logStudentCDF(-300, 300); got > -800 {
 		t.Errorf("logStudentCDF(-300, 300) = %g, want far below log(1e-300) = -691", got)
+	}
+}
+
+// The sorted window's robust scale is robustSD of the same values, float for float, as values
+// come and go (ties, quantised values and outliers included), so winsorizing is unchanged.
+func TestSortedWindowRobustSD(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, width := range []int{1, 2, 5, 16, 256} {
+		var w sortedWindow
+		var seen []float64
+		for i := range 2000 {
+			d := math.Round(rng.NormFloat64()*20) / 10 // ties
+			switch {
+			case i%97 == 0:
+				d = 1e6 // an outlier
+			case i%13 == 0:
+				d = seen[rng.IntN(len(seen))] // a repeat
+			}
+			seen = append(seen, d)
+			w.insert(d)
+			if old := len(seen) - 1 - width; old >= 0 {
+				w.remove(seen[old])
+			}
+			in := seen[max(0, len(seen)-width):]
+			if got, want := w.robustSD(), robustSD(in); got != want {
+				t.Fatalf("width %d, after %d values: sorted window's scale %v, robustSD %v", width, len(seen), got, want)
+			}
+		}
 	}
 }
