@@ -152,7 +152,7 @@ func robustSD(v []float64) float64 {
 
 // sortedWindow keeps a window of d's sorted as they come and go, so its robust scale costs a
 // walk over half the window rather than two sorts: a look replays every interval of its
-// window, and sorting each interval's scale window made a look cost O(n·W log W).
+// window, and sorting the scale window at each interval would make a look cost O(n·W log W).
 type sortedWindow struct{ sorted []float64 }
 
 // insert adds d in order (a binary search and one shift of the larger values).
