@@ -235,8 +235,8 @@ func tMixture(n int, mean, m2, tau2 float64) (two, x float64) {
 }
 
 // oneSide is log(2·BF_n·F_t,n(x)) from the two-sided factor. The distribution function is
-// taken in logs: when the d's barely vary, BF_n grows like n^(n/2) while F_t,n(x) on the other
-// side falls faster still, and neither fits in a float64.
+// taken in logs: when the d's barely vary, BF_n grows like n^(n/2) and F_t,n(x) on the other
+// side falls about as fast, so neither fits in a float64 though their product does.
 func oneSide(two, x float64, n int) float64 {
 	if math.IsInf(two, -1) {
 		return two
