@@ -3,6 +3,7 @@ package metrics
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 // tTest is a sequential t-test on the per-interval harm beyond tolerance d_i (canary against
@@ -35,7 +36,10 @@ type tTest struct {
 	// tolerance measures it (percent when relative); for the outlook.
 	show     func(d float64) float64
 	relative bool
-	seen     []float64 // the d's so far, as observed, for the robust scale
+	seen     []float64 // the d's so far, as observed
+	// window is the newest winsorWindow d's of seen before the current one, in order: the
+	// robust scale of each interval comes from it without sorting the window again.
+	window sortedWindow
 	// from is the run from the window's first interval: its harm and safety evidence. later
 	// are runs started at later intervals, for harm that starts mid-window (the e-detector:
 	// see detector.go), at most maxStarts of the newest.
@@ -45,10 +49,10 @@ type tTest struct {
 
 // run is the t-test's running mean and variance of the winsorized d's since interval start.
 type run struct {
-	start int
-	n     int
-	mean  float64
-	m2    float64 // sum of squared deviations (Welford)
+	logWeight float64 // log w_j of its start j, for a run the e-detector starts mid-window
+	n         int
+	mean      float64
+	m2        float64 // sum of squared deviations (Welford)
 }
 
 // Winsorizing uses the scale of at least winsorMin d's, and of the last winsorWindow at most
@@ -70,18 +74,26 @@ func (t *tTest) add(i int) (evidence, bool) {
 	if ok {
 		t.seen = append(t.seen, d)
 		switch n := len(t.seen); {
+		case n < winsorMin:
+			t.window.insert(d)
 		case n == winsorMin:
-			bound := winsorK * robustSD(t.seen)
+			t.window.insert(d)
+			bound := winsorK * t.window.robustSD()
 			for _, early := range t.seen {
 				t.from.push(winsorize(early, bound))
 			}
 		case n > winsorMin:
-			w := winsorize(d, winsorK*robustSD(t.seen[max(0, n-1-winsorWindow):n-1]))
+			// The scale of the d's before this one (the last winsorWindow at most).
+			w := winsorize(d, winsorK*t.window.robustSD())
+			t.window.insert(d)
+			if old := n - 1 - winsorWindow; old >= 0 {
+				t.window.remove(t.seen[old])
+			}
 			t.from.push(w)
 			if len(t.later) == maxStarts {
 				t.later = t.later[1:]
 			}
-			t.later = append(t.later, run{start: i})
+			t.later = append(t.later, run{logWeight: logStartWeight(i)})
 			for k := range t.later {
 				t.later[k].push(w)
 			}
@@ -102,7 +114,7 @@ func (t *tTest) add(i int) (evidence, bool) {
 		two, x := tMixture(r.n, r.mean, r.m2, t.tau2*laterScale*laterScale)
 		// The one-sided factor is at most twice the two-sided one: skip the Student t
 		// function where even that would not raise the evidence.
-		if lw := logStartWeight(r.start); math.Ln2+two+lw > ev.harm {
+		if lw := r.logWeight; math.Ln2+two+lw > ev.harm {
 			ev.harm = math.Max(ev.harm, oneSide(two, x, r.n)+lw)
 		}
 	}
@@ -138,6 +150,60 @@ func robustSD(v []float64) float64 {
 	return 1.4826 * median(dev)
 }
 
+// sortedWindow keeps a window of d's sorted as they come and go, so its robust scale costs a
+// walk over half the window rather than two sorts: a look replays every interval of its
+// window, and sorting the scale window at each interval would make a look cost O(n·W log W).
+type sortedWindow struct{ sorted []float64 }
+
+// insert adds d in order (a binary search and one shift of the larger values).
+func (w *sortedWindow) insert(d float64) {
+	i, _ := slices.BinarySearch(w.sorted, d)
+	w.sorted = slices.Insert(w.sorted, i, d)
+}
+
+// remove takes out one value equal to d, which the window holds.
+func (w *sortedWindow) remove(d float64) {
+	if i, found := slices.BinarySearch(w.sorted, d); found {
+		w.sorted = slices.Delete(w.sorted, i, i+1)
+	}
+}
+
+// robustSD is robustSD of the window's values, the same float for float: the median of the
+// sorted values, then the middle of the absolute deviations, which grow outward from the
+// median on both sides, so the k smallest are found by merging the two sides from the middle.
+func (w *sortedWindow) robustSD() float64 {
+	s := w.sorted
+	m := len(s)
+	if m == 0 {
+		return math.NaN()
+	}
+	med := s[m/2]
+	if m%2 == 0 {
+		med = (s[m/2-1] + s[m/2]) / 2
+	}
+	// left walks down from the last value below the median, right up from the first at or
+	// above it; each step takes the smaller deviation, the k-th of which is kept.
+	right, _ := slices.BinarySearch(s, med)
+	left := right - 1
+	next := func() float64 {
+		if left >= 0 && (right >= m || math.Abs(s[left]-med) <= math.Abs(s[right]-med)) {
+			left--
+			return math.Abs(s[left+1] - med)
+		}
+		right++
+		return math.Abs(s[right-1] - med)
+	}
+	for range (m - 1) / 2 {
+		next()
+	}
+	mid := next() // the ((m−1)/2)-th smallest deviation, 0-based: the middle for odd m
+	if m%2 == 1 {
+		return 1.4826 * mid
+	}
+	// An even count averages the two middle deviations, the (m/2−1)-th and the (m/2)-th.
+	return 1.4826 * (mid + next()) / 2
+}
+
 // oneSidedLogBFs are the t-mixture Bayes factors with the prior on the standardized effect θ
 // folded onto one side: 2·N(0, τ²) on θ > 0 (harm) or on θ < 0 (safety). Integrating the
 // fixed-θ factors over the half-line gives the two-sided factor times the chance that a
@@ -168,12 +234,14 @@ func tMixture(n int, mean, m2, tau2 float64) (two, x float64) {
 	return two, math.Copysign(math.Sqrt(a2/rest), sum) * math.Sqrt(nf)
 }
 
-// oneSide is log(2·BF_n·F_t,n(x)) from the two-sided factor.
+// oneSide is log(2·BF_n·F_t,n(x)) from the two-sided factor. The distribution function is
+// taken in logs: when the d's barely vary, BF_n grows like n^(n/2) and F_t,n(x) on the other
+// side falls about as fast, so neither fits in a float64 though their product does.
 func oneSide(two, x float64, n int) float64 {
 	if math.IsInf(two, -1) {
 		return two
 	}
-	return math.Ln2 + two + math.Log(math.Max(studentCDF(x, float64(n)), 1e-300))
+	return math.Ln2 + two + logStudentCDF(x, float64(n))
 }
 
 // planSamples sets up the tests of a sample check. A relative tolerance p is tested on log

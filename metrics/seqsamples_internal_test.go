@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -40,6 +41,52 @@ func TestStudentCDF(t *testing.T) {
 	} {
 		if got := studentCDF(c.x, c.nu); math.Abs(got-c.want) > 1e-9 {
 			t.Errorf("studentCDF(%g, %g) = %.10f, want %.10f", c.x, c.nu, got, c.want)
+		}
+	}
+}
+
+// Far into the lower tail, where the distribution function underflows a float64, its log
+// follows the tail's power law,
+// P(T ≤ x) ≈ Γ((ν+1)/2)/(Γ(ν/2)√(νπ)) · ν^((ν−1)/2) · |x|^(−ν).
+func TestLogStudentCDF(t *testing.T) {
+	for _, c := range []struct{ x, nu float64 }{{-1e4, 5}, {-1e4, 50}, {-1e5, 300}} {
+		l1, _ := math.Lgamma((c.nu + 1) / 2)
+		l2, _ := math.Lgamma(c.nu / 2)
+		want := l1 - l2 - 0.5*math.Log(c.nu*math.Pi) + (c.nu-1)/2*math.Log(c.nu) - c.nu*math.Log(-c.x)
+		if got := logStudentCDF(c.x, c.nu); math.Abs(got-want) > 1e-3 {
+			t.Errorf("logStudentCDF(%g, %g) = %.6f, want %.6f", c.x, c.nu, got, want)
+		}
+	}
+	// Where the old floor of 1e-300 sat: all d's alike, n = 300, κ√n = −300.
+	if got := logStudentCDF(-300, 300); got > -800 {
+		t.Errorf("logStudentCDF(-300, 300) = %g, want far below log(1e-300) = -691", got)
+	}
+}
+
+// The sorted window's robust scale is robustSD of the same values, float for float, as values
+// come and go (ties, quantised values and outliers included), so winsorizing is unchanged.
+func TestSortedWindowRobustSD(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, width := range []int{1, 2, 5, 16, 256} {
+		var w sortedWindow
+		var seen []float64
+		for i := range 2000 {
+			d := math.Round(rng.NormFloat64()*20) / 10 // ties
+			switch {
+			case i%97 == 0:
+				d = 1e6 // an outlier
+			case i%13 == 0:
+				d = seen[rng.IntN(len(seen))] // a repeat
+			}
+			seen = append(seen, d)
+			w.insert(d)
+			if old := len(seen) - 1 - width; old >= 0 {
+				w.remove(seen[old])
+			}
+			in := seen[max(0, len(seen)-width):]
+			if got, want := w.robustSD(), robustSD(in); got != want {
+				t.Fatalf("width %d, after %d values: sorted window's scale %v, robustSD %v", width, len(seen), got, want)
+			}
 		}
 	}
 }

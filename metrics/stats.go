@@ -119,34 +119,50 @@ func median(v []float64) float64 {
 }
 
 // studentCDF is P(T ≤ x) for T with nu degrees of freedom.
-func studentCDF(x, nu float64) float64 {
-	if math.IsNaN(x) {
+func studentCDF(x, nu float64) float64 { return math.Exp(logStudentCDF(x, nu)) }
+
+// logStudentCDF is log P(T ≤ x) for T with nu degrees of freedom, accurate far into the lower
+// tail: the one-sided t-mixture multiplies a huge two-sided factor by this probability when the
+// d's barely vary, and a probability that underflowed to a floor there would turn overwhelming
+// evidence of safety into evidence of harm.
+func logStudentCDF(x, nu float64) float64 {
+	switch {
+	case math.IsNaN(x):
 		return math.NaN()
+	case math.IsInf(x, -1):
+		return math.Inf(-1)
+	case math.IsInf(x, 1):
+		return 0
 	}
-	tail := 0.5 * regIncBeta(nu/(nu+x*x), nu/2, 0.5) // P(T > |x|)
+	x2 := x * x
+	// P(T > |x|) = ½·I_z(ν/2, ½) with z = ν/(ν+x²), its logs taken without forming z.
+	logZ, log1mZ := math.Log(nu)-math.Log(nu+x2), math.Log(x2)-math.Log(nu+x2)
+	logTail := -math.Ln2 + logRegIncBeta(logZ, log1mZ, nu/2, 0.5)
 	if x > 0 {
-		return 1 - tail
+		return math.Log1p(-math.Exp(logTail))
 	}
-	return tail
+	return logTail
 }
 
-// regIncBeta is the regularized incomplete beta function I_x(a, b), by its continued fraction
-// (Lentz's method) on the side where it converges fast.
-func regIncBeta(x, a, b float64) float64 {
+// logRegIncBeta is log I_x(a, b), the regularized incomplete beta function, from log x and
+// log(1−x): by its continued fraction (Lentz's method) on the side where it converges fast,
+// kept in logs where the result is small.
+func logRegIncBeta(logX, log1mX, a, b float64) float64 {
 	switch {
-	case x <= 0:
+	case math.IsInf(logX, -1):
+		return math.Inf(-1)
+	case math.IsInf(log1mX, -1):
 		return 0
-	case x >= 1:
-		return 1
 	}
+	x := math.Exp(logX)
 	la, _ := math.Lgamma(a)
 	lb, _ := math.Lgamma(b)
 	lab, _ := math.Lgamma(a + b)
-	front := math.Exp(lab - la - lb + a*math.Log(x) + b*math.Log1p(-x))
+	logFront := lab - la - lb + a*logX + b*log1mX
 	if x > (a+1)/(a+b+2) {
-		return 1 - front*betaFraction(1-x, b, a)/b
+		return math.Log1p(-math.Exp(logFront) * betaFraction(1-x, b, a) / b)
 	}
-	return front * betaFraction(x, a, b) / a
+	return logFront + math.Log(betaFraction(x, a, b)/a)
 }
 
 // betaFraction is the continued fraction of the incomplete beta function.
