@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/enginetest"
 	"github.com/perchhq/perch/engine/spec"
 )
 
@@ -20,7 +21,7 @@ func TestConfirmFollowsTheRollout(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		router := &memRouter{}
+		router := &enginetest.Router{}
 		eng, err := engine.New(engine.Config{Spec: rollout, Router: router, Source: memSource{}})
 		if err != nil {
 			t.Fatal(err)

@@ -6,13 +6,13 @@ import (
 	"math"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/enginetest"
 	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics"
 	"github.com/perchhq/perch/tui/tmuxtest"
@@ -48,7 +48,7 @@ func runChild() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	eng, err := engine.New(engine.Config{Spec: rollout, Router: &memRouter{}, Source: memSource{}})
+	eng, err := engine.New(engine.Config{Spec: rollout, Router: &enginetest.Router{}, Source: memSource{}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
@@ -73,25 +73,6 @@ func runChild() int {
 	}
 	fmt.Println("child outcome:", <-outcome)
 	return 0
-}
-
-// memRouter is a traffic provider that holds the weight in memory.
-type memRouter struct {
-	mu     sync.Mutex
-	weight int
-}
-
-func (r *memRouter) SetWeight(_ context.Context, w int) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.weight = w
-	return nil
-}
-
-func (r *memRouter) Weight(context.Context) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.weight, nil
 }
 
 // memSource answers every query with a healthy, gently varying series.

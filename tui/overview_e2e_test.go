@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/enginetest"
 	"github.com/perchhq/perch/engine/fleet"
 	"github.com/perchhq/perch/engine/spec"
 )
@@ -83,7 +84,7 @@ func runFleetChild() int {
 			return 2
 		}
 		rollout.Name = name
-		eng, err := engine.New(engine.Config{Spec: rollout, Router: &memRouter{}, Source: memSource{}})
+		eng, err := engine.New(engine.Config{Spec: rollout, Router: &enginetest.Router{}, Source: memSource{}})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 2

@@ -37,6 +37,7 @@ import (
 	"github.com/muesli/termenv"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/enginetest"
 	"github.com/perchhq/perch/engine/fleet"
 	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/internal/benchssh"
@@ -255,7 +256,7 @@ func runFleet(n int, step time.Duration, judge string, journal bool, keys string
 		if err != nil {
 			return err
 		}
-		cfg := engine.Config{Spec: rollout, Router: &memRouter{}, Source: builtinSource{seed: uint64(i)}}
+		cfg := engine.Config{Spec: rollout, Router: &enginetest.Router{}, Source: builtinSource{seed: uint64(i)}}
 		if journal {
 			j, err := engine.CreateJournal(filepath.Join(dir, name+".jsonl"), rollout, time.Now())
 			if err != nil {
@@ -431,25 +432,6 @@ func (f *benchFleet) Subscribe() (<-chan []fleet.Status, func()) {
 func (f *benchFleet) Rollout(name string) (fleet.Rollout, bool) {
 	e, ok := f.engines[name]
 	return e, ok
-}
-
-// memRouter holds the weight in memory.
-type memRouter struct {
-	mu     sync.Mutex
-	weight int
-}
-
-func (r *memRouter) SetWeight(_ context.Context, w int) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.weight = w
-	return nil
-}
-
-func (r *memRouter) Weight(context.Context) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.weight, nil
 }
 
 // builtinSource answers the builtin source's queries (the proxy's measures per version) with

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/enginetest"
 	"github.com/perchhq/perch/engine/spec"
 )
 
@@ -26,7 +27,7 @@ func TestHealthyFleetIsNotRolledBack(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				eng, err := engine.New(engine.Config{Spec: rollout, Router: &memRouter{}, Source: builtinSource{seed: uint64(seed)}})
+				eng, err := engine.New(engine.Config{Spec: rollout, Router: &enginetest.Router{}, Source: builtinSource{seed: uint64(seed)}})
 				if err != nil {
 					t.Fatal(err)
 				}

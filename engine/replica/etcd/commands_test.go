@@ -13,6 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/enginetest"
 	"github.com/perchhq/perch/engine/replica"
 	"github.com/perchhq/perch/engine/replica/etcd"
 	"github.com/perchhq/perch/engine/replica/etcd/etcdtest"
@@ -57,7 +58,7 @@ type leading struct {
 }
 
 // lead campaigns on s, continues the journal and serves relayed commands until stopped.
-func lead(t *testing.T, s *etcd.Store, rollout *spec.Rollout, r *router) *leading {
+func lead(t *testing.T, s *etcd.Store, rollout *spec.Rollout, r *enginetest.Router) *leading {
 	t.Helper()
 	ctx, stop := context.WithCancel(context.Background())
 	l, err := s.Rollout("ha").Campaign(ctx)
@@ -122,7 +123,7 @@ func TestRelayedCommands(t *testing.T) {
 	rollout := parse(t, pauses)
 	rollout.Steps[1].Pause.Duration = spec.Duration(10 * time.Minute)
 	a, b := open(t, ep, "/c1", "a", 2*time.Second), open(t, ep, "/c1", "b", 2*time.Second)
-	lead(t, a, rollout, &router{})
+	lead(t, a, rollout, &enginetest.Router{})
 	f := standing(t, b, rollout)
 	waitState(t, f, "the rollout running", func(st engine.State) bool { return st.Phase == engine.PhaseRunning || st.Phase == engine.PhasePaused })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -227,7 +228,7 @@ func TestRelayWithoutLeader(t *testing.T) {
 	if n := keysUnder(t, b, "/c2", "commands/"); n != 0 {
 		t.Fatalf("%d command keys left after it was withdrawn", n)
 	}
-	ld := lead(t, a, rollout, &router{})
+	ld := lead(t, a, rollout, &enginetest.Router{})
 	waitState(t, f, "the rollout started", func(st engine.State) bool { return st.Step >= 1 })
 	time.Sleep(300 * time.Millisecond) // a late rollback would have been journaled by now
 	for _, ev := range ld.eng.Snapshot().Log {
@@ -245,7 +246,7 @@ func TestRelayAcrossLeaderLoss(t *testing.T) {
 	ep := etcdtest.Start(t)
 	rollout := parse(t, waits)
 	a, b, c := open(t, ep, "/c3", "a", 2*time.Second), open(t, ep, "/c3", "b", 2*time.Second), open(t, ep, "/c3", "c", 2*time.Second)
-	r := &router{}
+	r := &enginetest.Router{}
 	first := lead(t, a, rollout, r)
 	f := standing(t, b, rollout)
 	waitState(t, f, "the first pause step", func(st engine.State) bool { return st.Step == 1 })
@@ -343,7 +344,7 @@ func TestRelayTakenByDyingLeader(t *testing.T) {
 	<-frozen.took
 	stopServe()
 	l.Close() // the lease goes, as after a kill
-	ld := lead(t, c, rollout, &router{})
+	ld := lead(t, c, rollout, &enginetest.Router{})
 	err = <-res
 	if err == nil || !strings.Contains(err.Error(), "took the command but did not answer") {
 		t.Fatalf("a command taken by a leader that died = %v; want a may-have-been-applied error", err)

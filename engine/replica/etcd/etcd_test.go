@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/enginetest"
 	"github.com/perchhq/perch/engine/replica"
 	"github.com/perchhq/perch/engine/replica/etcd"
 	"github.com/perchhq/perch/engine/replica/etcd/etcdtest"
@@ -50,25 +50,6 @@ func parse(t *testing.T, text string) *spec.Rollout {
 	return r
 }
 
-// router is a provider in memory.
-type router struct {
-	mu     sync.Mutex
-	weight int
-}
-
-func (r *router) SetWeight(_ context.Context, w int) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.weight = w
-	return nil
-}
-
-func (r *router) Weight(context.Context) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.weight, nil
-}
-
 func open(t *testing.T, endpoint, prefix, id string, lease time.Duration) *etcd.Store {
 	t.Helper()
 	s, err := etcd.Open(context.Background(), etcd.Config{Endpoints: []string{endpoint}, Prefix: prefix, ID: id, Lease: lease})
@@ -102,7 +83,7 @@ func TestLeaderJournalsStandbyFollows(t *testing.T) {
 	if err != nil || rec != nil {
 		t.Fatalf("Begin on an empty store = %v, %v; want a fresh start", rec, err)
 	}
-	eng, err := engine.New(engine.Config{Spec: rollout, Router: replica.Guard(&router{}, lead.Fence()), Journal: lead})
+	eng, err := engine.New(engine.Config{Spec: rollout, Router: replica.Guard(&enginetest.Router{}, lead.Fence()), Journal: lead})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +154,7 @@ func TestDeposedLeaderCannotAppend(t *testing.T) {
 	case <-time.After(time.Second):
 		t.Fatal("the fence stayed up after a refused append")
 	}
-	if err := replica.Guard(&router{}, lead.Fence()).SetWeight(ctx, 50); !errors.Is(err, replica.ErrNotLeader) {
+	if err := replica.Guard(&enginetest.Router{}, lead.Fence()).SetWeight(ctx, 50); !errors.Is(err, replica.ErrNotLeader) {
 		t.Fatalf("a deposed leader's weight change = %v; want ErrNotLeader", err)
 	}
 	lb, err := b.Rollout("ha").Campaign(ctx)
