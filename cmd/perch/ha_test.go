@@ -396,6 +396,12 @@ func (c killCase) run(t *testing.T, w *haWorld) {
 		killedAt := time.Now()
 		leader.cmd.Process.Signal(syscall.SIGKILL)
 		<-leader.done
+		if evs := w.events(); len(evs) > 0 && (evs[len(evs)-1].Type == engine.EventRolledBack || evs[len(evs)-1].Type == engine.EventPromoted) {
+			// On a busy machine the leader can finish before the kill lands: then there is
+			// nothing to take over, and the end is checked below as for any run.
+			t.Logf("the kill of %s landed after the rollout ended (%s); no takeover to check", leader.id, evs[len(evs)-1].Type)
+			break
+		}
 		killed++
 		next := w.leader(leader.id)
 		before := len(w.events())

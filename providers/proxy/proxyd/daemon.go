@@ -100,8 +100,10 @@ func Start(cfg *Config, log *slog.Logger) (*Daemon, error) {
 	}
 	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	// The server's own idle timeout is a backstop: conns enforces the file's, so that a reload
-	// can change it. conns also caps the connections.
-	d.data = proxy.NewServer(d.front.serve, proxy.Timeouts{Idle: maxIdle, Body: cfg.Timeouts.Body}, cfg.MaxConnections, errorLog)
+	// can change it. conns also caps the connections, making the next one wait; the server's
+	// own cap (which answers 503 at once) is set above it, since conns frees a slot when a
+	// connection closes, a moment before the server frees its worker.
+	d.data = proxy.NewServer(d.front.serve, proxy.Timeouts{Idle: maxIdle, Body: cfg.Timeouts.Body}, 2*cfg.MaxConnections, errorLog)
 	d.data.ConnState = d.conns.connState
 	d.admin = &http.Server{Handler: d.adminHandler(), ReadHeaderTimeout: adminReadHeaderTimeout, ReadTimeout: adminReadTimeout,
 		WriteTimeout: samplesTimeout + 5*time.Second, IdleTimeout: adminIdleTimeout, MaxHeaderBytes: 16 << 10,
