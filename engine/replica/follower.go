@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/spec"
 )
 
 // Roles of a replica for one rollout, as `perch status -o json` shows them.
@@ -64,6 +65,31 @@ func (f *Follower) Reset(st engine.State) {
 	defer f.mu.Unlock()
 	f.state = st
 	f.publishLocked()
+}
+
+// Load shows the journal as a store read it: rec folded, or rollout's first state while no
+// leader has written a header (rec nil). It returns the rollout file the journal's events
+// are checked against.
+func (f *Follower) Load(rec *engine.Recording, rollout *spec.Rollout) *spec.Rollout {
+	if rec == nil {
+		f.Reset(engine.NewState(rollout))
+		return rollout
+	}
+	f.Reset(rec.Fold())
+	return rec.Header.Spec
+}
+
+// Follow runs follow (one read and watch of a store's journal) until ctx ends, again a second
+// after each failure: the store unreachable or the journal unreadable.
+func Follow(ctx context.Context, follow func(context.Context) error) {
+	for ctx.Err() == nil {
+		if err := follow(ctx); err != nil && ctx.Err() == nil {
+			select {
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+			}
+		}
+	}
 }
 
 // SetLeader records who leads now (shown by status; "" when nobody does).

@@ -290,14 +290,7 @@ func (r *Rollout) Leader(ctx context.Context) (string, error) {
 // compacted revision, a new header). rollout is the file this replica runs, shown until a
 // leader writes the journal. It returns only when ctx ends.
 func (r *Rollout) Follow(ctx context.Context, f *replica.Follower, rollout *spec.Rollout) {
-	for ctx.Err() == nil {
-		if err := r.follow(ctx, f, rollout); err != nil && ctx.Err() == nil {
-			select { // etcd unreachable or the journal unreadable: try again shortly
-			case <-time.After(time.Second):
-			case <-ctx.Done():
-			}
-		}
-	}
+	replica.Follow(ctx, func(ctx context.Context) error { return r.follow(ctx, f, rollout) })
 }
 
 func (r *Rollout) follow(ctx context.Context, f *replica.Follower, rollout *spec.Rollout) error {
@@ -305,13 +298,7 @@ func (r *Rollout) follow(ctx context.Context, f *replica.Follower, rollout *spec
 	if err != nil {
 		return err
 	}
-	header := rollout
-	if st.rec != nil {
-		header = st.rec.Header.Spec
-		f.Reset(st.rec.Fold())
-	} else {
-		f.Reset(engine.NewState(rollout))
-	}
+	header := f.Load(st.rec, rollout)
 	if id, err := r.Leader(ctx); err == nil {
 		f.SetLeader(id)
 	}

@@ -301,14 +301,7 @@ func (r *Rollout) Leader(ctx context.Context) (string, error) {
 // ends (at least every minute), a ConfigMap goes, or an event would leave a gap. rollout is
 // the file this replica runs, shown until a leader writes the journal.
 func (r *Rollout) Follow(ctx context.Context, f *replica.Follower, rollout *spec.Rollout) {
-	for ctx.Err() == nil {
-		if err := r.follow(ctx, f, rollout); err != nil && ctx.Err() == nil {
-			select { // the API server unreachable or the journal unreadable: try again shortly
-			case <-time.After(time.Second):
-			case <-ctx.Done():
-			}
-		}
-	}
+	replica.Follow(ctx, func(ctx context.Context) error { return r.follow(ctx, f, rollout) })
 }
 
 func (r *Rollout) follow(ctx context.Context, f *replica.Follower, rollout *spec.Rollout) error {
@@ -316,13 +309,7 @@ func (r *Rollout) follow(ctx context.Context, f *replica.Follower, rollout *spec
 	if err != nil {
 		return err
 	}
-	header := rollout
-	if st.rec != nil {
-		header = st.rec.Header.Spec
-		f.Reset(st.rec.Fold())
-	} else {
-		f.Reset(engine.NewState(rollout))
-	}
+	header := f.Load(st.rec, rollout)
 	if id, err := r.Leader(ctx); err == nil {
 		f.SetLeader(id)
 	}
