@@ -61,7 +61,16 @@ func (a *app) superviseFleet(ctx context.Context, p fleetSupervision) error {
 		// Reports quote file contents and provider errors: one printable line each.
 		fmt.Fprintf(stderr, "perch: %s\n", printable.Line(fmt.Sprintf(format, args...)))
 	}
-	fl, err := fleet.New(fleet.Config{Dir: p.dir, Files: p.files, Run: shared.fleetRollout(p, hangups), Logf: logf})
+	run := shared.fleetRollout(p, hangups)
+	if p.run.ha.url != "" { // replicas share the rollouts: see hafleet.go
+		ha, err := shared.openHAFleet(ctx, p, hangups)
+		if err != nil {
+			return err
+		}
+		defer ha.close()
+		run = ha.run
+	}
+	fl, err := fleet.New(fleet.Config{Dir: p.dir, Files: p.files, Run: run, Logf: logf})
 	if err != nil {
 		return badInput(err)
 	}

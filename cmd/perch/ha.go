@@ -23,6 +23,8 @@ type haFlags struct {
 	key    string
 	user   string
 	id     string
+	// maxLeading caps the rollouts of a fleet this replica leads at once; 0: no cap.
+	maxLeading int
 }
 
 func addHAFlags(c *cobra.Command, f *haFlags) {
@@ -33,15 +35,19 @@ func addHAFlags(c *cobra.Command, f *haFlags) {
 	c.Flags().StringVar(&f.key, "ha-key", "", "with --ha: the client certificate's key (PEM), as etcdctl --key")
 	c.Flags().StringVar(&f.user, "ha-user", "", "with --ha: etcd user NAME[:PASSWORD], as etcdctl --user (the password may come from $PERCH_HA_PASSWORD instead)")
 	c.Flags().StringVar(&f.id, "ha-id", "", "with --ha: this replica's name in the election and in status (default HOSTNAME-PID)")
+	c.Flags().IntVar(&f.maxLeading, "ha-max-leading", 0, "with --ha and several rollouts: lead at most N of them at once, following the rest (0: no cap)")
 }
 
 // check refuses --ha-* options without --ha, and --ha with a file journal.
 func (f haFlags) check(journal string, resume bool) error {
 	if f.url == "" {
-		if f.cacert != "" || f.cert != "" || f.key != "" || f.user != "" || f.id != "" || f.lease != etcd.DefaultLease {
-			return badInput(errors.New("--ha-lease, --ha-cacert, --ha-cert, --ha-key, --ha-user and --ha-id go with --ha"))
+		if f.cacert != "" || f.cert != "" || f.key != "" || f.user != "" || f.id != "" || f.lease != etcd.DefaultLease || f.maxLeading != 0 {
+			return badInput(errors.New("--ha-lease, --ha-cacert, --ha-cert, --ha-key, --ha-user, --ha-id and --ha-max-leading go with --ha"))
 		}
 		return nil
+	}
+	if f.maxLeading < 0 {
+		return badInput(fmt.Errorf("--ha-max-leading %d: want 0 (no cap) or more", f.maxLeading))
 	}
 	if f.lease < time.Second || f.lease%time.Second != 0 {
 		return badInput(fmt.Errorf("--ha-lease %s: want whole seconds, at least 1s (etcd leases count seconds)", f.lease))
@@ -71,22 +77,9 @@ func (a *app) openHA(ctx context.Context, path string, f runFlags, show standby)
 	if p := spec.Traffic.Proxy; p != nil && !p.Standalone() {
 		return nil, badInput(errors.New("with --ha, traffic.proxy must drive a standalone perch proxy (admin: …): a proxy inside perch would die with its replica"))
 	}
-	endpoints, prefix, err := etcd.ParseURL(f.ha.url)
+	store, err := a.openStore(ctx, f.ha)
 	if err != nil {
-		return nil, badInput(fmt.Errorf("--ha: %w", err))
-	}
-	cfg := etcd.Config{Endpoints: endpoints, Prefix: prefix, CACert: f.ha.cacert, Cert: f.ha.cert, Key: f.ha.key,
-		Lease: f.ha.lease, ID: f.ha.id}
-	if f.ha.user != "" {
-		var ok bool
-		cfg.Username, cfg.Password, ok = strings.Cut(f.ha.user, ":")
-		if !ok {
-			cfg.Password = a.getenv("PERCH_HA_PASSWORD")
-		}
-	}
-	store, err := etcd.Open(ctx, cfg)
-	if err != nil {
-		return nil, runtimeError(err)
+		return nil, err
 	}
 	ro := store.Rollout(spec.Name)
 	follower := replica.NewFollower(engine.NewState(spec))
@@ -145,6 +138,28 @@ func (a *app) openHA(ctx context.Context, path string, f runFlags, show standby)
 		return nil, err
 	}
 	return r, nil
+}
+
+// openStore connects to the etcd --ha names, as --ha-* say.
+func (a *app) openStore(ctx context.Context, f haFlags) (*etcd.Store, error) {
+	endpoints, prefix, err := etcd.ParseURL(f.url)
+	if err != nil {
+		return nil, badInput(fmt.Errorf("--ha: %w", err))
+	}
+	cfg := etcd.Config{Endpoints: endpoints, Prefix: prefix, CACert: f.cacert, Cert: f.cert, Key: f.key,
+		Lease: f.lease, ID: f.id}
+	if f.user != "" {
+		var ok bool
+		cfg.Username, cfg.Password, ok = strings.Cut(f.user, ":")
+		if !ok {
+			cfg.Password = a.getenv("PERCH_HA_PASSWORD")
+		}
+	}
+	store, err := etcd.Open(ctx, cfg)
+	if err != nil {
+		return nil, runtimeError(err)
+	}
+	return store, nil
 }
 
 // haStopped words the end of a leader that stopped mid-rollout: a standby continues.

@@ -121,8 +121,8 @@ func (a *app) runFleet(ctx context.Context, files []string, f runFlags) error {
 	if err := checkOutput(f.output); err != nil {
 		return err
 	}
-	if f.ha.url != "" {
-		return badInput(errors.New("--ha takes one rollout file: replicas sharing several rollouts are not built yet"))
+	if err := f.ha.check(f.journal, f.resume); err != nil {
+		return err
 	}
 	if !f.headless {
 		fmt.Fprintln(a.stderr, "perch: several rollouts run headless (the terminal UI shows one rollout); steer them with perch status|pause|rollback… NAME")

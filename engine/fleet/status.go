@@ -47,7 +47,9 @@ type Status struct {
 	// reached, its journal not created) or why its engine stopped on an error; empty otherwise.
 	Failed string
 	// Leader is the replica leading the rollout when replicas share it (--ha); empty otherwise.
+	// Role is this replica's part in it then: leader or standby.
 	Leader string
+	Role   string
 }
 
 // Rollout is one rollout as a view or the control socket drives it; *engine.Engine is one.
