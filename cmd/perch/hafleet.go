@@ -67,6 +67,9 @@ func (h *haFleet) run(ctx context.Context, st fleet.Start) (engine.Outcome, erro
 		<-followed
 		if lead == nil {
 			follower.Close()
+			if ctx.Err() != nil {
+				return engine.OutcomeStopped, nil // this replica stops; the leader carries on
+			}
 			return out, err
 		}
 		fmt.Fprintf(ra.stderr, "perch: replica %s leads %s\n", h.store.ID(), spec.Name)

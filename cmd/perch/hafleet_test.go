@@ -301,3 +301,19 @@ func TestHAFleetSharesRollouts(t *testing.T) {
 		t.Log(w.logs())
 	}
 }
+
+// TestHAMaxLeadingRefused: the cap goes with --ha and is not negative.
+func TestHAMaxLeadingRefused(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--ha-max-leading", "2"}, "go with --ha"},
+		{[]string{"--ha", "etcd://127.0.0.1:1/p", "--ha-max-leading", "-1"}, "want 0 (no cap) or more"},
+	} {
+		code, _, stderr := runPerch(t, "", append([]string{"run", "testdata/none.yaml", "testdata/none2.yaml", "--headless"}, c.args...)...)
+		if code != exitBadInput || !strings.Contains(stderr, c.want) {
+			t.Errorf("run %v: exit %d, %q; want exit 2 saying %q", c.args, code, stderr, c.want)
+		}
+	}
+}
