@@ -317,3 +317,39 @@ func TestHAMaxLeadingRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestHAFleetCapHoldsBackLeads: one replica with --ha-max-leading 1 over two independent
+// rollouts leads one, follows the other unled, and leads it once the first has ended.
+func TestHAFleetCapHoldsBackLeads(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs perch replicas against a real etcd")
+	}
+	ep := etcdtest.Start(t)
+	steps := "steps:\n  - {setWeight: 50, analyze: 2s}\n"
+	w := newHAFleetWorld(t, ep, map[string]string{"one": steps, "two": steps})
+	w.start(1, 1)
+	both := false
+	w.waitUntil("both promoted", func() bool {
+		l := w.leaders("one", "two")
+		if l["one"] != "" && l["two"] != "" {
+			both = true
+		}
+		return w.phase("one") == engine.PhasePromoted && w.phase("two") == engine.PhasePromoted
+	})
+	if both {
+		t.Errorf("one replica led both rollouts at once, over its cap of 1;\n%s", w.logs())
+	}
+	first, second := "one", "two"
+	if len(w.events("two")) > 0 && len(w.events("one")) > 0 && w.events("two")[0].Time.Before(w.events("one")[0].Time) {
+		first, second = second, first
+	}
+	var promoted time.Time
+	for _, ev := range w.events(first) {
+		if ev.Type == engine.EventPromoted {
+			promoted = ev.Time
+		}
+	}
+	if start := w.events(second)[0].Time; start.Before(promoted) {
+		t.Errorf("%s began at %v, before %s promoted at %v", second, start, first, promoted)
+	}
+}
