@@ -736,3 +736,54 @@ steps:
 		t.Errorf("run --ha with a proxy inside perch: exit %d, %q", code, stderr)
 	}
 }
+
+// TestHARunStandbyTerminal: perch run --ha in a terminal, standing by, shows the rollout as
+// the leader runs it and says its commands go to the leader; a pause typed there reaches the
+// leader (journaled as the terminal's user); once the leader is killed it takes over in the
+// same terminal, its view now the leader's, the rollout still paused.
+func TestHARunStandbyTerminal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs perch replicas against a real etcd, in tmux")
+	}
+	tmuxtest.Require(t)
+	ep := etcdtest.Start(t)
+	w := newHAWorld(t, ep, "/term", false)
+	text, err := os.ReadFile(w.rollout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Replace(string(text), "analyze: 2s", "analyze: 60s", 1)
+	if err := os.WriteFile(w.rollout, []byte(long), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.start(1)
+	w.waitFor(engine.EventAnalysisStarted, 1)
+	leader := w.replicas[0]
+	bin, err := perchBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	view := tmuxtest.Start(t, tmuxtest.Options{Width: 140, Height: 40, Dir: w.proxy.dir, Env: []string{"USER=carol"},
+		Command: []string{bin, "run", w.rollout, "--socket", "none", "--ha", w.ha, "--ha-lease", haLease, "--ha-id", "term"}})
+	view.WaitFor("the standby shows the rollout live", "RUNNING", "step 1/3", "standby replica: commands go to the leader")
+	view.Key("p")
+	view.WaitFor("carol's pause reaches the leader, and the standby shows it", "PAUSED", "paused by carol")
+
+	leader.cmd.Process.Signal(syscall.SIGKILL)
+	<-leader.done
+	w.waitFor(engine.EventReconciled, 1)
+	view.WaitGone("the terminal's view becomes the leader's", "standby replica")
+	view.WaitFor("the new leader's view, still paused", "PAUSED", "step 1/3")
+	if id, _ := w.reader.Leader(context.Background()); id != "term" {
+		t.Errorf("leader %q after the kill, want the terminal's replica (term)", id)
+	}
+	var paused []engine.Event
+	for _, ev := range w.events() {
+		if ev.Type == engine.EventPaused {
+			paused = append(paused, ev)
+		}
+	}
+	if len(paused) != 1 || paused[0].Actor == nil || paused[0].Actor.Name != "carol" || paused[0].Actor.Source != "tui" {
+		t.Errorf("paused events %+v; want one, carol's from the terminal", paused)
+	}
+}

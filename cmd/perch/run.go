@@ -103,8 +103,19 @@ func (a *app) run(c *cobra.Command, path string, f runFlags) error {
 	open, stopped := func(ctx context.Context) (*rollout, error) { return a.openRollout(ctx, path, f) }, resumeHint(path)
 	if f.ha.url != "" {
 		open, stopped = func(ctx context.Context) (*rollout, error) {
-			return a.openHA(ctx, path, f, func(fl *replica.Follower) (func(), error) {
-				return a.serveControl(ctx, fl, fl.Snapshot().Spec, f.socket, f.group, "")
+			// Standing by in a terminal shows the rollout as the leader runs it; the
+			// replica's reports wait until that view is gone.
+			ha, held := a.holdingStderr()
+			return ha.openHA(ctx, path, f, func(fl *replica.Follower) (func(), error) {
+				stopControl, err := a.serveControl(ctx, fl, fl.Snapshot().Spec, f.socket, f.group, "")
+				if err != nil || f.headless {
+					return stopControl, err
+				}
+				stopView := a.standbyView(ctx, fl, theme, held)
+				return func() {
+					stopView()
+					stopControl()
+				}, nil
 			})
 		}, haStopped
 	}

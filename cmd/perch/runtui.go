@@ -14,6 +14,7 @@ import (
 	"github.com/charmbracelet/x/term"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/replica"
 	"github.com/perchhq/perch/themes"
 	"github.com/perchhq/perch/tui"
 )
@@ -128,6 +129,34 @@ func (t localTUI) show(ctx context.Context, s *session) (choice tui.Choice, gone
 	}
 	fmt.Fprintf(s.app.stderr, "perch: %s\n", text)
 	return tui.ChoiceDetach, true
+}
+
+// standbyView shows a standby replica's rollout in this terminal, as the leader journals it,
+// until stop (this replica leads, or stops standing by). Its commands go to the leader through
+// the follower. Leaving it, or losing the terminal, leaves the replica standing by.
+func (a *app) standbyView(ctx context.Context, fl *replica.Follower, theme themes.Theme, held *heldWriter) (stop func()) {
+	viewCtx, endView := context.WithCancel(ctx)
+	in, out := watchTerminal(a.stdin, a.stdout, endView)
+	actor := engine.Actor{Name: a.localUser(), Role: engine.RoleOperator, Source: "tui"}
+	held.hold()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, err := tui.Run(viewCtx, tui.Options{Snapshots: fl, Commander: fl, Mode: tui.ModeRemote, Theme: theme,
+			Actor: actor, Note: "standby replica: commands go to the leader", Input: in, Output: out})
+		held.release()
+		switch {
+		case viewCtx.Err() != nil: // this replica leads, or stops
+		case err != nil:
+			fmt.Fprintf(a.stderr, "perch: %v; this replica still stands by (Ctrl+C stops it)\n", err)
+		default:
+			fmt.Fprintln(a.stderr, "perch: left the standby view; this replica still stands by and takes over if the leader is lost (Ctrl+C stops it)")
+		}
+	}()
+	return func() {
+		endView()
+		<-done
+	}
 }
 
 // heldWriter passes writes through, except while held, when it keeps them to write on
