@@ -111,6 +111,9 @@ type entry struct {
 	view   View
 	// gen counts the views e had, so only the newest one's states are shown.
 	gen int
+	// cancelledBy names the dependency whose rollback (or cancellation) cancelled this rollout
+	// while that one still runs: an operator's retry of it takes the cancellation back.
+	cancelledBy string
 	// retry says the file was refused only for naming a rollout not (yet) in the fleet: it is
 	// checked again on every scan, since that rollout's file may be on its way.
 	retry bool
@@ -600,15 +603,25 @@ func (f *Fleet) advanceLocked() bool {
 	for progress := true; progress; {
 		progress = false
 		for _, e := range f.entries {
+			if e.cancelledBy != "" && !e.started && blocked(byName[e.cancelledBy]) == "" {
+				// The rollout that cancelled it was retried after its rollback (or is waiting
+				// again itself): the wave goes on once it promotes.
+				f.logLocked("%s: %s was retried; waiting for it again", e.status.Name, e.cancelledBy)
+				e.status.Cancelled, e.cancelledBy = "", ""
+				progress, changed = true, true
+			}
 			if !e.waiting() || e.retry {
 				continue
 			}
 			var waiting []string
-			cancel := ""
+			cancel, by := "", ""
 			for _, d := range e.spec.DependsOn {
 				dep := byName[d]
 				if why := blocked(dep); why != "" {
 					cancel = d + " " + why
+					if dep != nil && dep.valid() && !dep.ended {
+						by = d // it may still be retried
+					}
 					break
 				}
 				if dep.status.State.Phase != engine.PhasePromoted {
@@ -617,7 +630,7 @@ func (f *Fleet) advanceLocked() bool {
 			}
 			switch {
 			case cancel != "":
-				e.status.Cancelled, e.status.Waiting = cancel, nil
+				e.status.Cancelled, e.status.Waiting, e.cancelledBy = cancel, nil, by
 				f.logLocked("%s: cancelled: %s; it never started and nothing was journaled", e.status.Name, cancel)
 				progress, changed = true, true
 			case len(waiting) == 0:

@@ -43,12 +43,12 @@ steps:
 }
 
 // memSource answers every query with one value per step: the canary's latency is 0.25 like
-// the baseline's, or 10 when the canary is bad.
-type memSource struct{ bad bool }
+// the baseline's, or 10 when the canary is bad (asked at each query).
+type memSource struct{ bad func() bool }
 
 func (s memSource) Samples(_ context.Context, q metrics.Query, start, end time.Time, step time.Duration) ([]metrics.Sample, error) {
 	v := 0.25
-	if s.bad && strings.Contains(q.Expr, "canary") {
+	if s.bad() && strings.Contains(q.Expr, "canary") {
 		v = 10
 	}
 	var out []metrics.Sample
@@ -76,10 +76,11 @@ func (j *memJournal) Append(ev engine.Event) error {
 
 // harness runs a fleet whose rollouts run in memory: those named in bad fail their checks.
 type harness struct {
-	t     *testing.T
-	dir   string
-	bad   map[string]bool
-	fleet *fleet.Fleet
+	t      *testing.T
+	dir    string
+	bad    map[string]bool // guarded by mu
+	linger bool            // engines stay after a rollback, for a retry
+	fleet  *fleet.Fleet
 
 	mu       sync.Mutex
 	logs     []string
@@ -102,6 +103,13 @@ func newHarness(t *testing.T, bad ...string) *harness {
 	return h
 }
 
+// setBad makes the named rollout's canary bad or good from its next look.
+func (h *harness) setBad(name string, bad bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.bad[name] = bad
+}
+
 func (h *harness) write(file, text string) {
 	h.t.Helper()
 	if err := os.WriteFile(filepath.Join(h.dir, file), []byte(text), 0o600); err != nil {
@@ -111,7 +119,13 @@ func (h *harness) write(file, text string) {
 
 func (h *harness) run(ctx context.Context, s fleet.Start) (engine.Outcome, error) {
 	j := &memJournal{}
-	eng, err := engine.New(engine.Config{Spec: s.Spec, Router: &enginetest.Router{}, Source: memSource{bad: h.bad[s.Spec.Name]}, Journal: j})
+	name := s.Spec.Name
+	bad := func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.bad[name]
+	}
+	eng, err := engine.New(engine.Config{Spec: s.Spec, Router: &enginetest.Router{}, Source: memSource{bad: bad}, Journal: j, Linger: h.linger})
 	if err != nil {
 		return "", err
 	}
@@ -428,6 +442,51 @@ func TestOversizedFileRefused(t *testing.T) {
 		}
 		if got := h.started(); !slices.Equal(got, []string{"checkout-b"}) {
 			t.Errorf("started %q, want checkout-b", got)
+		}
+	})
+}
+
+// TestWaveResumesAfterRetry: a rollback cancels the wave behind it, but the rolled-back
+// rollout's engine lingers; once an operator retries it and it promotes, the cancelled
+// rollouts (the whole chain) wait for it again and start in order.
+func TestWaveResumesAfterRetry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, "checkout-eu")
+		h.linger = true
+		h.write("eu.yaml", rolloutFile("checkout-eu", ""))
+		h.write("us.yaml", rolloutFile("checkout-us", "checkout-eu"))
+		h.write("ap.yaml", rolloutFile("checkout-ap", "checkout-us"))
+		h.start("eu.yaml", "us.yaml", "ap.yaml")
+		time.Sleep(10 * time.Minute)
+		synctest.Wait()
+		if s := h.status("checkout-eu"); s.State.Phase != engine.PhaseRolledBack {
+			t.Fatalf("checkout-eu is %s, want rolled back (lingering)", s.State.Phase)
+		}
+		if us, ap := h.status("checkout-us"), h.status("checkout-ap"); us.Cancelled == "" || ap.Cancelled == "" {
+			t.Fatalf("after the rollback: checkout-us cancelled %q, checkout-ap cancelled %q; want both cancelled", us.Cancelled, ap.Cancelled)
+		}
+		h.setBad("checkout-eu", false) // fixed; the operator retries
+		eng, _ := h.fleet.Rollout("checkout-eu")
+		if err := eng.Do(context.Background(), engine.Command{Kind: engine.CommandRetry, Actor: engine.Actor{Name: "alice", Role: engine.RoleOperator}}); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		us := h.status("checkout-us")
+		if us.Cancelled != "" || !slices.Equal(us.Waiting, []string{"checkout-eu"}) {
+			t.Errorf("after the retry checkout-us is %+v; want waiting for checkout-eu again", us)
+		}
+		if !h.logged("checkout-us: checkout-eu was retried; waiting for it again") {
+			t.Errorf("log does not say the wave waits again: %q", h.logs)
+		}
+		time.Sleep(30 * time.Minute)
+		synctest.Wait()
+		if got := h.started(); !slices.Equal(got, []string{"checkout-eu", "checkout-us", "checkout-ap"}) {
+			t.Fatalf("started %q, want checkout-eu, then checkout-us and checkout-ap after the retry promoted", got)
+		}
+		for _, name := range []string{"checkout-eu", "checkout-us", "checkout-ap"} {
+			if s := h.status(name); s.State.Phase != engine.PhasePromoted || s.Cancelled != "" {
+				t.Errorf("%s: phase %s cancelled %q, want promoted", name, s.State.Phase, s.Cancelled)
+			}
 		}
 	})
 }

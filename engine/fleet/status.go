@@ -7,7 +7,9 @@
 // naming no rollout, or a cycle, refuses it (Status.Invalid) without touching the rest. A
 // rollout starts, through Config.Run, once every rollout it depends on has promoted; if one
 // of those rolls back, is cancelled, refused or fails, it is cancelled instead (Status.Cancelled)
-// and never started, so it journals nothing. A removed file's rollout runs on; a running
+// and never started, so it journals nothing; if the rollout that rolled back is retried (its
+// engine lingers for that), the cancellation is taken back and the wave waits for it again. A
+// removed file's rollout runs on; a running
 // rollout's file is not read again. Views read Subscribe (latest list wins) and Rollout(name).
 //
 // With replicas sharing the rollouts, a RunFunc hands the fleet a View of a rollout another
@@ -36,8 +38,8 @@ type Status struct {
 	Waiting []string
 	// DependsOn is the rollout file's dependsOn, for drawing the chain.
 	DependsOn []string
-	// Cancelled says why the rollout will never start (a rollout it depends on rolled back);
-	// empty otherwise.
+	// Cancelled says why the rollout will not start (a rollout it depends on rolled back);
+	// empty otherwise. A retry of that rollout clears it.
 	Cancelled string
 	// Invalid is why the rollout's file was refused (validation, a duplicate name); the
 	// rollout never started. Empty otherwise.
