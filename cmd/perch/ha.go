@@ -93,11 +93,12 @@ func (r etcdRollout) campaign(ctx context.Context) (haLeadership, error) {
 	return l, nil
 }
 
-// An etcd store carries standbys' commands to the leader; the Kubernetes one does not yet, so
-// its standbys refuse commands.
+// Both stores carry standbys' commands to the leader.
 var (
 	_ replica.Relay = etcdRollout{}
 	_ commandServer = (*etcd.Leadership)(nil)
+	_ replica.Relay = kubeRollout{}
+	_ commandServer = (*hakube.Leadership)(nil)
 )
 
 type kubeRollout struct{ *hakube.Rollout }
