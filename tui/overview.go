@@ -13,6 +13,7 @@ import (
 
 	"github.com/perchhq/perch/engine"
 	"github.com/perchhq/perch/engine/fleet"
+	"github.com/perchhq/perch/engine/replica"
 	"github.com/perchhq/perch/internal/printable"
 	"github.com/perchhq/perch/metrics"
 	"github.com/perchhq/perch/themes"
@@ -57,7 +58,8 @@ type Overview struct {
 
 	child     *Model // the dashboard opened from the overview, or nil
 	childName string
-	childGen  int // bumped at each opening and closing: messages of an older one are dropped
+	childView fleet.Rollout // what the dashboard shows: reopened when the fleet serves another
+	childGen  int           // bumped at each opening and closing: messages of an older one are dropped
 
 	choice   Choice
 	quitting bool
@@ -96,6 +98,7 @@ type fleetRow struct {
 	chain    string // "after checkout-eu"
 	note     string // why it waits, holds, paused or ended
 	leader   string
+	standby  bool // replicas share the fleet and another one leads this rollout
 	done     bool
 }
 
@@ -261,7 +264,13 @@ func newFleetRow(s *fleet.Status) fleetRow {
 	if len(s.DependsOn) > 0 {
 		r.chain = "after " + clean(strings.Join(s.DependsOn, ", "), 48)
 	}
-	r.leader = clean(s.Leader, 24)
+	r.leader = clean(s.Leader, leaderCells-len(" (here)"))
+	switch s.Role {
+	case replica.RoleLeader:
+		r.leader += " (here)"
+	case replica.RoleStandby:
+		r.standby = true
+	}
 	st := &s.State
 	switch {
 	case s.Invalid != "":

@@ -22,9 +22,10 @@ import (
 
 // fakeFleet is a fleet of fixed statuses whose rollouts record the commands sent to them.
 type fakeFleet struct {
-	list []fleet.Status
-	mu   sync.Mutex
-	sent []sentCommand
+	list  []fleet.Status
+	mu    sync.Mutex
+	sent  []sentCommand
+	views map[string]*fakeRollout // each rollout's view, as a fleet serves one until it changes
 }
 
 type sentCommand struct {
@@ -41,7 +42,15 @@ func (f *fakeFleet) Subscribe() (<-chan []fleet.Status, func()) {
 func (f *fakeFleet) Rollout(name string) (fleet.Rollout, bool) {
 	for _, s := range f.list {
 		if s.Name == name && s.State.Spec != nil {
-			return &fakeRollout{f: f, name: name, st: s.State}, true
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if f.views == nil {
+				f.views = map[string]*fakeRollout{}
+			}
+			if f.views[name] == nil {
+				f.views[name] = &fakeRollout{f: f, name: name, st: s.State}
+			}
+			return f.views[name], true
 		}
 	}
 	return nil, false
@@ -607,5 +616,77 @@ func TestOverviewWatchingColumnFitsItsNames(t *testing.T) {
 	}
 	if row := strings.Split(h.screen(), "\n")[2]; !strings.Contains(row, " bob      after checkout-us") {
 		t.Errorf("row %q", row)
+	}
+}
+
+// TestOverviewReplicaRoles: with replicas sharing the fleet, the leader column says which
+// rollouts this replica leads, and a dashboard opened on a rollout another replica leads says
+// in its status bar that its commands go to that leader.
+func TestOverviewReplicaRoles(t *testing.T) {
+	list, now := fleetStatuses(t)
+	for i := range list {
+		list[i].Role, list[i].Leader = "leader", "r1"
+		if list[i].Name == "checkout-us" {
+			list[i].Role, list[i].Leader = "standby", "r2"
+		}
+	}
+	h := newOverviewHarness(t, list, now, nil)
+	s := h.screen()
+	if !strings.Contains(s, "r1 (here)") || strings.Contains(s, "r2 (here)") {
+		t.Errorf("the leader column does not tell this replica's leads (r1) from another's (r2):\n%s", s)
+	}
+	h.press("down", "down", "enter")
+	if h.o.childName != "checkout-us" {
+		t.Fatalf("enter opened %q, want checkout-us", h.o.childName)
+	}
+	h.o.child.Update(snapshotMsg{st: list[0].State, ok: true})
+	if s := h.screen(); !strings.Contains(s, "standby replica: commands go to the leader r2") {
+		t.Errorf("a standby's dashboard does not say where its commands go:\n%s", s)
+	}
+	h.press("esc", "up", "enter") // led here: no such note
+	if h.o.child == nil || h.o.childName == "checkout-us" {
+		t.Fatalf("enter opened %q, want a rollout led here", h.o.childName)
+	}
+	h.o.child.Update(snapshotMsg{st: list[0].State, ok: true})
+	if s := h.screen(); strings.Contains(s, "standby replica") {
+		t.Errorf("the leader's own dashboard says standby:\n%s", s)
+	}
+}
+
+// TestOverviewReopensReplacedView: when the fleet serves an open rollout through another view
+// (a standby that took over serves its engine instead of its follower, whose states stop), the
+// dashboard is reopened on the new view, keeping its focus, and says why; an unchanged view
+// is left as it is.
+func TestOverviewReopensReplacedView(t *testing.T) {
+	list, now := fleetStatuses(t)
+	h := newOverviewHarness(t, list, now, nil)
+	h.press("down", "down", "enter")
+	if h.o.childName != "checkout-us" {
+		t.Fatalf("enter opened %q, want checkout-us", h.o.childName)
+	}
+	h.press("tab")
+	first, focus := h.o.child, h.o.child.focus
+	h.o.Update(fleetListMsg{list: list, ok: true})
+	if h.o.child != first {
+		t.Fatal("the dashboard was reopened though its view did not change")
+	}
+	h.fleet.mu.Lock()
+	delete(h.fleet.views, "checkout-us") // the next Rollout call serves a new view
+	h.fleet.mu.Unlock()
+	for i := range list {
+		if list[i].Name == "checkout-us" {
+			list[i].Role, list[i].Leader = "leader", "r2"
+		}
+	}
+	h.o.Update(fleetListMsg{list: list, ok: true})
+	if h.o.child == first || h.o.child == nil || h.o.childName != "checkout-us" {
+		t.Fatalf("the dashboard was not reopened on the new view: %v", h.o)
+	}
+	if h.o.child.focus != focus {
+		t.Errorf("focus %v after reopening, want %v", h.o.child.focus, focus)
+	}
+	h.o.child.Update(snapshotMsg{st: list[0].State, ok: true})
+	if s := h.screen(); !strings.Contains(s, "now led by r2 (here)") {
+		t.Errorf("the reopened dashboard does not say why:\n%s", s)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -14,6 +15,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/perchhq/perch/engine"
+	"github.com/perchhq/perch/engine/fleet"
 	"github.com/perchhq/perch/internal/printable"
 )
 
@@ -51,7 +53,8 @@ func (o *Overview) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return o, nil
 		}
 		o.take(msg.list)
-		return o, tea.Tick(frameInterval, func(time.Time) tea.Msg { return fleetFrameMsg{} })
+		next := tea.Tick(frameInterval, func(time.Time) tea.Msg { return fleetFrameMsg{} })
+		return o, tea.Batch(next, o.reopenChild())
 	case fleetFrameMsg:
 		return o, o.wait()
 	case fleetTickMsg:
@@ -119,16 +122,57 @@ func (o *Overview) open(name string) tea.Cmd {
 	if p := o.opts.Presence; p != nil {
 		presence = func() []engine.Actor { return p()[name] }
 	}
+	note := o.opts.Note
+	if row := o.row(name); row != nil && row.standby {
+		// Its commands are relayed: say so, as a standby's own sessions do.
+		note = strings.TrimPrefix(note+" · standby replica: commands go to the leader "+row.leader, " · ")
+	}
 	c := New(Options{Snapshots: r, Commander: r, Actor: o.opts.Actor, Mode: ModeRemote,
 		Theme: o.themes[o.themeIdx], Renderer: o.render, Context: o.ctx, NoResume: o.opts.NoResume,
-		Note: o.opts.Note, Presence: presence, Clock: o.opts.Clock, Location: o.opts.Location})
+		Note: note, Presence: presence, Clock: o.opts.Clock, Location: o.opts.Location})
 	c.inFleet = true
 	c.keys.Quit.SetHelp(c.keys.Quit.Help().Key, "overview")
 	c.Update(tea.WindowSizeMsg{Width: o.width, Height: o.height})
 	o.childGen++
-	o.child, o.childName = c, name
+	o.child, o.childName, o.childView = c, name, r
 	o.status = status{}
 	return wrapChild(o.childGen, c.Init())
+}
+
+// reopenChild opens the dashboard again when the fleet serves its rollout through another
+// view: with replicas, a standby's follower is replaced by its engine when it takes over (and
+// the other way round), and the old view shows no more states.
+func (o *Overview) reopenChild() tea.Cmd {
+	if o.child == nil {
+		return nil
+	}
+	r, ok := o.opts.Fleet.Rollout(o.childName)
+	if !ok || sameView(r, o.childView) {
+		return nil
+	}
+	name, focus := o.childName, o.child.focus
+	o.closeChild()
+	cmd := o.open(name)
+	if o.child == nil {
+		return cmd
+	}
+	o.child.focus = focus
+	what := "the rollout's view changed; dashboard reopened"
+	if row := o.row(name); row != nil && row.leader != "" {
+		what = fmt.Sprintf("now led by %s; dashboard reopened", row.leader)
+	}
+	o.child.setStatus(statusInfo, what)
+	return cmd
+}
+
+// sameView says whether a and b are the same rollout view; views of types that cannot be
+// compared count as different, which only reopens the dashboard.
+func sameView(a, b fleet.Rollout) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	ta, tb := reflect.TypeOf(a), reflect.TypeOf(b)
+	return ta == tb && ta.Comparable() && a == b
 }
 
 // closeChild returns to the overview, ending the dashboard's subscription; its theme stays.
@@ -142,7 +186,7 @@ func (o *Overview) closeChild() {
 		o.themeIdx = c.themeIdx
 		o.styles = newStyles(o.themes[o.themeIdx], o.render)
 	}
-	o.child, o.childName = nil, ""
+	o.child, o.childName, o.childView = nil, "", nil
 	o.childGen++
 	o.dirty = true
 }

@@ -84,7 +84,16 @@ func (a *app) superviseFleet(ctx context.Context, p fleetSupervision) error {
 	if p.run.metricsAddr != "" {
 		metrics = prometheus.NewRegistry()
 	}
-	fl, err := fleet.New(fleet.Config{Dir: p.dir, Files: p.files, Run: shared.fleetRollout(p, hangups, metrics), Logf: logf})
+	run := shared.fleetRollout(p, hangups, metrics)
+	if p.run.ha.url != "" { // replicas share the rollouts: see hafleet.go
+		ha, err := shared.openHAFleet(ctx, p, hangups, metrics)
+		if err != nil {
+			return err
+		}
+		defer ha.close()
+		run = ha.run
+	}
+	fl, err := fleet.New(fleet.Config{Dir: p.dir, Files: p.files, Run: run, Logf: logf})
 	if err != nil {
 		return badInput(err)
 	}

@@ -28,6 +28,8 @@ type haFlags struct {
 	key    string
 	user   string
 	id     string
+	// maxLeading caps the rollouts of a fleet this replica leads at once; 0: no cap.
+	maxLeading int
 }
 
 func addHAFlags(c *cobra.Command, f *haFlags) {
@@ -38,15 +40,19 @@ func addHAFlags(c *cobra.Command, f *haFlags) {
 	c.Flags().StringVar(&f.key, "ha-key", "", "with --ha: the client certificate's key (PEM), as etcdctl --key")
 	c.Flags().StringVar(&f.user, "ha-user", "", "with --ha: etcd user NAME[:PASSWORD], as etcdctl --user (the password may come from $PERCH_HA_PASSWORD instead)")
 	c.Flags().StringVar(&f.id, "ha-id", "", "with --ha: this replica's name in the election and in status (default HOSTNAME-PID)")
+	c.Flags().IntVar(&f.maxLeading, "ha-max-leading", 0, "with --ha and several rollouts: lead at most N of them at once, following the rest (0: no cap)")
 }
 
 // check refuses --ha-* options without --ha, and --ha with a file journal.
 func (f haFlags) check(journal string, resume bool) error {
 	if f.url == "" {
-		if f.cacert != "" || f.cert != "" || f.key != "" || f.user != "" || f.id != "" || f.lease != etcd.DefaultLease {
-			return badInput(errors.New("--ha-lease, --ha-cacert, --ha-cert, --ha-key, --ha-user and --ha-id go with --ha"))
+		if f.cacert != "" || f.cert != "" || f.key != "" || f.user != "" || f.id != "" || f.lease != etcd.DefaultLease || f.maxLeading != 0 {
+			return badInput(errors.New("--ha-lease, --ha-cacert, --ha-cert, --ha-key, --ha-user, --ha-id and --ha-max-leading go with --ha"))
 		}
 		return nil
+	}
+	if f.maxLeading < 0 {
+		return badInput(fmt.Errorf("--ha-max-leading %d: want 0 (no cap) or more", f.maxLeading))
 	}
 	if f.lease < time.Second || f.lease%time.Second != 0 {
 		return badInput(fmt.Errorf("--ha-lease %s: want whole seconds, at least 1s (etcd leases count seconds)", f.lease))
@@ -69,7 +75,15 @@ func (f haFlags) check(journal string, resume bool) error {
 	return nil
 }
 
-// haRollout is one rollout's election, journal and watch in a store (etcd or Kubernetes).
+// haStore is the store --ha names (etcd or Kubernetes), connected: every rollout's election,
+// journal and watch live in it.
+type haStore interface {
+	ID() string
+	Rollout(name string) haRollout
+	Close() error
+}
+
+// haRollout is one rollout's election, journal and watch in a store.
 type haRollout interface {
 	Path() string
 	Follow(ctx context.Context, f *replica.Follower, rollout *spec.Rollout)
@@ -79,13 +93,33 @@ type haRollout interface {
 // haLeadership is this replica leading one rollout: its journal and its fence.
 type haLeadership interface {
 	journal
+	ID() string
 	Fence() *replica.Fence
 	Begin(ctx context.Context, rollout *spec.Rollout) (*engine.Recording, error)
+	Resign(ctx context.Context) error
 }
+
+type etcdStore struct{ *etcd.Store }
+
+func (s etcdStore) Rollout(name string) haRollout { return etcdRollout{s.Store.Rollout(name)} }
 
 type etcdRollout struct{ *etcd.Rollout }
 
 func (r etcdRollout) campaign(ctx context.Context) (haLeadership, error) {
+	l, err := r.Campaign(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+type kubeStore struct{ *hakube.Store }
+
+func (s kubeStore) Rollout(name string) haRollout { return kubeRollout{s.Store.Rollout(name)} }
+
+type kubeRollout struct{ *hakube.Rollout }
+
+func (r kubeRollout) campaign(ctx context.Context) (haLeadership, error) {
 	l, err := r.Campaign(ctx)
 	if err != nil {
 		return nil, err
@@ -101,14 +135,19 @@ var (
 	_ commandServer = (*hakube.Leadership)(nil)
 )
 
-type kubeRollout struct{ *hakube.Rollout }
-
-func (r kubeRollout) campaign(ctx context.Context) (haLeadership, error) {
-	l, err := r.Campaign(ctx)
-	if err != nil {
-		return nil, err
+// relayTo sends f's commands to the leader through ro, where the store can carry them.
+func relayTo(f *replica.Follower, ro haRollout) {
+	if relay, ok := ro.(replica.Relay); ok {
+		f.RelayTo(relay)
 	}
-	return l, nil
+}
+
+// commandsOf is the leader's side of the relay, where the store has one.
+func commandsOf(l haLeadership) commandServer {
+	if cs, ok := l.(commandServer); ok {
+		return cs
+	}
+	return nil
 }
 
 // replicaID is --ha-id, or HOSTNAME-PID.
@@ -120,17 +159,16 @@ func replicaID(id string) string {
 	return fmt.Sprintf("%s-%d", host, os.Getpid())
 }
 
-// openStore connects to the store --ha names and returns the rollout's part of it, this
-// replica's id and how to disconnect.
-func (a *app) openStore(ctx context.Context, name string, f runFlags) (haRollout, string, func(), error) {
+// openStore connects to the store --ha names.
+func (a *app) openStore(ctx context.Context, f runFlags) (haStore, error) {
 	if strings.HasPrefix(f.ha.url, "kubernetes://") {
 		ns, prefix, err := hakube.ParseURL(f.ha.url)
 		if err != nil {
-			return nil, "", nil, badInput(fmt.Errorf("--ha: %w", err))
+			return nil, badInput(fmt.Errorf("--ha: %w", err))
 		}
 		cluster, err := connectKube(f.connect) // --kubeconfig and --context, else in cluster
 		if err != nil {
-			return nil, "", nil, runtimeError(err)
+			return nil, runtimeError(err)
 		}
 		cfg := rest.CopyConfig(cluster.Config)
 		// JSON is what every API server (and the test server) speaks; the store's writes are
@@ -138,17 +176,17 @@ func (a *app) openStore(ctx context.Context, name string, f runFlags) (haRollout
 		cfg.ContentType, cfg.QPS, cfg.Burst = "application/json", 50, 100
 		cs, err := kubernetes.NewForConfig(cfg)
 		if err != nil {
-			return nil, "", nil, runtimeError(fmt.Errorf("kubernetes client: %w", err))
+			return nil, runtimeError(fmt.Errorf("kubernetes client: %w", err))
 		}
 		store, err := hakube.Open(ctx, hakube.Config{Client: cs, Namespace: ns, Name: prefix, Lease: f.ha.lease, ID: replicaID(f.ha.id)})
 		if err != nil {
-			return nil, "", nil, runtimeError(err)
+			return nil, runtimeError(err)
 		}
-		return kubeRollout{store.Rollout(name)}, store.ID(), func() { store.Close() }, nil
+		return kubeStore{store}, nil
 	}
 	endpoints, prefix, err := etcd.ParseURL(f.ha.url)
 	if err != nil {
-		return nil, "", nil, badInput(fmt.Errorf("--ha: %w", err))
+		return nil, badInput(fmt.Errorf("--ha: %w", err))
 	}
 	cfg := etcd.Config{Endpoints: endpoints, Prefix: prefix, CACert: f.ha.cacert, Cert: f.ha.cert, Key: f.ha.key,
 		Lease: f.ha.lease, ID: f.ha.id}
@@ -161,9 +199,9 @@ func (a *app) openStore(ctx context.Context, name string, f runFlags) (haRollout
 	}
 	store, err := etcd.Open(ctx, cfg)
 	if err != nil {
-		return nil, "", nil, runtimeError(err)
+		return nil, runtimeError(err)
 	}
-	return etcdRollout{store.Rollout(name)}, store.ID(), func() { store.Close() }, nil
+	return etcdStore{store}, nil
 }
 
 // standby is what a verb shows while its replica waits to lead: it starts serving the
@@ -182,14 +220,14 @@ func (a *app) openHA(ctx context.Context, path string, f runFlags, show standby)
 	if p := spec.Traffic.Proxy; p != nil && !p.Standalone() {
 		return nil, badInput(errors.New("with --ha, traffic.proxy must drive a standalone perch proxy (admin: …): a proxy inside perch would die with its replica"))
 	}
-	ro, id, closeStore, err := a.openStore(ctx, spec.Name, f)
+	store, err := a.openStore(ctx, f)
 	if err != nil {
 		return nil, err
 	}
+	ro, id := store.Rollout(spec.Name), store.ID()
+	closeStore := func() { store.Close() }
 	follower := replica.NewFollower(engine.NewState(spec))
-	if relay, ok := ro.(replica.Relay); ok {
-		follower.RelayTo(relay)
-	}
+	relayTo(follower, ro)
 	fctx, stopFollow := context.WithCancel(ctx)
 	followed := make(chan struct{})
 	go func() {
@@ -217,10 +255,8 @@ func (a *app) openHA(ctx context.Context, path string, f runFlags, show standby)
 		return nil, runtimeError(fmt.Errorf("campaign for %s: %w", spec.Name, err))
 	}
 	fmt.Fprintf(a.stderr, "perch: replica %s leads %s\n", id, spec.Name)
-	r := &rollout{spec: spec, journal: lead, fence: lead.Fence(), replicaID: id}
-	if cs, ok := lead.(commandServer); ok {
-		r.commands = cs // standbys' commands, relayed through the store
-	}
+	// commands: standbys' commands, relayed through the store
+	r := &rollout{spec: spec, journal: lead, fence: lead.Fence(), replicaID: id, commands: commandsOf(lead)}
 	release := func() {
 		lead.Close()
 		closeStore()

@@ -123,8 +123,8 @@ func (a *app) runFleet(ctx context.Context, files []string, f runFlags) error {
 	if err := checkOutput(f.output); err != nil {
 		return err
 	}
-	if f.ha.url != "" {
-		return badInput(errors.New("--ha takes one rollout file: replicas sharing several rollouts are not built yet"))
+	if err := f.ha.check(f.journal, f.resume); err != nil {
+		return err
 	}
 	theme, err := themes.Load(f.theme)
 	if err != nil {

@@ -149,8 +149,8 @@ func (a *app) serve(ctx context.Context, path string, f serveFlags) error {
 	}
 	front := &sshFront{keys: keys, flags: f.ssh, theme: theme, format: f.run.output, holdOpen: f.holdOpen}
 	if f.rollouts != "" {
-		if f.run.ha.url != "" {
-			return badInput(errors.New("--ha takes one rollout file: replicas sharing --rollouts DIR are not built yet"))
+		if err := f.run.ha.check(f.run.journal, f.run.resume); err != nil {
+			return err
 		}
 		f.run.metricsAddr = f.metrics
 		return a.superviseFleet(ctx, fleetSupervision{dir: f.rollouts, run: f.run, linger: true, front: sshFleet{front: front}})

@@ -47,7 +47,7 @@ type Summary struct {
 func Summarize(list []fleet.Status) []Summary {
 	out := make([]Summary, 0, len(list))
 	for _, st := range list {
-		s := Summary{Name: st.Name, Weight: -1, Leader: st.Leader, Reason: st.Cancelled}
+		s := Summary{Name: st.Name, Weight: -1, Leader: st.Leader, Role: st.Role, Reason: st.Cancelled}
 		switch {
 		case st.Invalid != "":
 			s.Phase, s.Error = PhaseInvalid, st.Invalid

@@ -38,6 +38,23 @@ type Start struct {
 	// exist, before the engine runs, so the fleet publishes its states and serves it by name.
 	// A RunFunc that fails before calling it has failed to start: nothing was journaled.
 	Started func(eng *engine.Engine, journal string)
+	// Serve is Started for a view that may not be a local engine: with replicas sharing the
+	// fleet, the follower of a rollout another replica leads, or this replica's leading
+	// engine. Each call replaces the view before it; the fleet shows its states and serves
+	// it by name, and reads its role and leader if it has them (Replicated).
+	Serve func(v View, journal string)
+}
+
+// View is a started rollout as the fleet shows and serves it: its engine, or with replicas a
+// follower of the leader's journal.
+type View interface {
+	Rollout
+	Snapshot() engine.State
+}
+
+// Replicated is a View that one of several replicas serves: its role here and the leader's id.
+type Replicated interface {
+	Replica() (role, leader string)
 }
 
 // RunFunc runs one rollout to its end, as it would run alone: it connects its provider and
@@ -91,7 +108,9 @@ type entry struct {
 	status Status
 	spec   *spec.Rollout // nil when the file was refused before it could be read
 	stamp  stamp         // the file as last read
-	eng    *engine.Engine
+	view   View
+	// gen counts the views e had, so only the newest one's states are shown.
+	gen int
 	// retry says the file was refused only for naming a rollout not (yet) in the fleet: it is
 	// checked again on every scan, since that rollout's file may be on its way.
 	retry bool
@@ -241,8 +260,8 @@ func (f *Fleet) Rollout(name string) (Rollout, bool) {
 	f.mu.Lock()
 	defer f.unlock()
 	for _, e := range f.entries {
-		if e.valid() && e.status.Name == name && e.eng != nil {
-			return e.eng, true
+		if e.valid() && e.status.Name == name && e.view != nil {
+			return e.view, true
 		}
 	}
 	return nil, false
@@ -261,6 +280,9 @@ func (f *Fleet) statusesLocked() []Status {
 		s := e.status
 		s.Waiting = slices.Clone(s.Waiting)
 		s.DependsOn = slices.Clone(s.DependsOn)
+		if r, ok := e.view.(Replicated); ok {
+			s.Role, s.Leader = r.Replica()
+		}
 		out = append(out, s)
 	}
 	sort.SliceStable(out, func(i, j int) bool {
@@ -638,7 +660,9 @@ func (f *Fleet) startLocked(e *entry) {
 	e.started = true
 	f.running.Add(1)
 	ctx := f.ctx
-	start := Start{File: e.status.File, Spec: e.spec, Started: func(eng *engine.Engine, journal string) { f.engineStarted(e, eng, journal) }}
+	start := Start{File: e.status.File, Spec: e.spec,
+		Started: func(eng *engine.Engine, journal string) { f.viewStarted(e, eng, journal) },
+		Serve:   func(v View, journal string) { f.viewStarted(e, v, journal) }}
 	go func() {
 		defer f.running.Done()
 		out, err := f.cfg.Run(ctx, start)
@@ -646,11 +670,15 @@ func (f *Fleet) startLocked(e *entry) {
 	}()
 }
 
-// engineStarted follows e's engine: each state it publishes becomes e's status.
-func (f *Fleet) engineStarted(e *entry, eng *engine.Engine, journal string) {
-	states, _ := eng.Subscribe() // closed when the engine shuts down
+// viewStarted follows e's view (its engine, or a follower): each state it publishes becomes
+// e's status, until another view replaces it.
+func (f *Fleet) viewStarted(e *entry, v View, journal string) {
+	states, _ := v.Subscribe() // closed when the engine shuts down or the follower closes
 	f.mu.Lock()
-	e.eng, e.status.Journal, e.status.State = eng, journal, eng.Snapshot()
+	e.gen++
+	gen := e.gen
+	e.view, e.status.Journal, e.status.State = v, journal, v.Snapshot()
+	f.advanceLocked()
 	f.publishLocked()
 	f.unlock()
 	f.running.Add(1)
@@ -658,6 +686,10 @@ func (f *Fleet) engineStarted(e *entry, eng *engine.Engine, journal string) {
 		defer f.running.Done()
 		for st := range states {
 			f.mu.Lock()
+			if e.gen != gen {
+				f.unlock()
+				continue // replaced: drain until the old view closes
+			}
 			phase := e.status.State.Phase
 			e.status.State = st
 			if st.Phase != phase {
@@ -674,12 +706,12 @@ func (f *Fleet) runEnded(e *entry, out engine.Outcome, err error) {
 	f.mu.Lock()
 	defer f.unlock()
 	e.ended, e.status.Outcome = true, out
-	if e.eng != nil {
-		e.status.State = e.eng.Snapshot()
+	if e.view != nil {
+		e.status.State = e.view.Snapshot()
 	}
 	if err != nil {
 		e.status.Failed = oneLine(err.Error())
-		if e.eng == nil {
+		if e.view == nil {
 			f.logLocked("%s: could not start: %s", e.status.Name, e.status.Failed)
 		}
 	}

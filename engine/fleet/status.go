@@ -9,6 +9,11 @@
 // of those rolls back, is cancelled, refused or fails, it is cancelled instead (Status.Cancelled)
 // and never started, so it journals nothing. A removed file's rollout runs on; a running
 // rollout's file is not read again. Views read Subscribe (latest list wins) and Rollout(name).
+//
+// With replicas sharing the rollouts, a RunFunc hands the fleet a View of a rollout another
+// replica leads (Start.Serve: a follower of its journal) instead of an engine: its states are
+// the rollout's, so waves follow a dependency led anywhere, and its Replica() fills Status.Role
+// and Status.Leader.
 package fleet
 
 import (
@@ -47,7 +52,9 @@ type Status struct {
 	// reached, its journal not created) or why its engine stopped on an error; empty otherwise.
 	Failed string
 	// Leader is the replica leading the rollout when replicas share it (--ha); empty otherwise.
+	// Role is this replica's part in it then: leader or standby.
 	Leader string
+	Role   string
 }
 
 // Rollout is one rollout as a view or the control socket drives it; *engine.Engine is one.
