@@ -127,11 +127,12 @@ func (r kubeRollout) campaign(ctx context.Context) (haLeadership, error) {
 	return l, nil
 }
 
-// An etcd store carries standbys' commands to the leader; the Kubernetes one does not yet, so
-// its standbys refuse commands.
+// Both stores carry standbys' commands to the leader.
 var (
 	_ replica.Relay = etcdRollout{}
 	_ commandServer = (*etcd.Leadership)(nil)
+	_ replica.Relay = kubeRollout{}
+	_ commandServer = (*hakube.Leadership)(nil)
 )
 
 // relayTo sends f's commands to the leader through ro, where the store can carry them.

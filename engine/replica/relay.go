@@ -17,7 +17,7 @@ import (
 // leader's answer: nil once its engine took the command, or the error its engine refused it
 // with (engine.ErrStaleCommand, ErrNotAllowed, ErrForbidden, ErrNotRunning, wrapped with the
 // engine's words). Seq is the leader's newest event once it took the command, so the standby
-// can wait until it shows it. A store implements it (etcd: Rollout.Relay).
+// can wait until it shows it. A store implements it (etcd.Rollout.Relay, kube.Rollout.Relay).
 type Relay interface {
 	Relay(ctx context.Context, cmd engine.Command) (seq int64, err error)
 }

@@ -8,6 +8,8 @@
 //	Lease NAME-ROLLOUT                 the election (client-go leaderelection)
 //	ConfigMap NAME-ROLLOUT-journal-N   the journal, N = 0, 1, …; labelled
 //	                                   perch.dev/journal=NAME-ROLLOUT
+//	ConfigMap NAME-ROLLOUT-cmd-ID      a command a standby relays to the leader, and
+//	ConfigMap NAME-ROLLOUT-ans-ID      the leader's answer (commands.go), short-lived
 //
 // Journal ConfigMaps hold the header (key "header", in -journal-0), single events (keys
 // e-SEQ, SEQ zero-padded to 16 digits) and compacted chunks (keys c-FIRSTSEQ, JSON lines).
@@ -505,6 +507,9 @@ type Leadership struct {
 	open  *corev1.ConfigMap // the newest journal ConfigMap as last written
 	index int
 	tail  []entry // the open ConfigMap's single events, not yet in a chunk
+
+	// now is the clock relayed commands and answers are aged by; time.Now when nil.
+	now func() time.Time
 }
 
 // Fence goes down when this replica may no longer act.

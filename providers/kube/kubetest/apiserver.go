@@ -18,12 +18,16 @@ import (
 // APIServer is a Kubernetes API server over HTTP for namespaced ConfigMaps (core v1) and
 // Leases (coordination.k8s.io/v1), speaking the wire protocol of the API reference
 // (https://kubernetes.io/docs/reference/using-api/api-concepts/): get, list (with an
-// equality labelSelector), create, update, delete and watch. It keeps the concurrency rules
-// the real one has: every write gives the object a new resourceVersion from one counter; an
-// update or delete carrying another resourceVersion is refused with 409 Conflict, a create of
-// a name that exists with 409 AlreadyExists; a ConfigMap whose data exceeds 1 MiB is refused
-// with 422 Invalid. A watch streams the changes after the resourceVersion it names as JSON
-// watch events, one per line. It speaks JSON only: clients must set ContentType
+// equality labelSelector of one or more comma-separated terms), create, update, delete and
+// watch. It keeps the concurrency rules the real one has: every write gives the object a new
+// resourceVersion from one counter, and creationTimestamp is the server's; an update carrying
+// another resourceVersion, or a delete whose DeleteOptions carry a preconditions.resourceVersion
+// other than the object's
+// (https://kubernetes.io/docs/reference/kubernetes-api/common-definitions/delete-options/), is
+// refused with 409 Conflict, a create of a name that exists with 409 AlreadyExists; a
+// ConfigMap whose data exceeds 1 MiB is refused with 422 Invalid. A watch streams the changes
+// after the resourceVersion it names as JSON watch events, one per line, a deletion as a
+// DELETED event carrying the object's last state. It speaks JSON only: clients must set ContentType
 // "application/json" (client-go's clientsets send protobuf otherwise).
 type APIServer struct {
 	mu      sync.Mutex

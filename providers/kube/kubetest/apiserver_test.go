@@ -155,3 +155,71 @@ func TestLeasesKeepResourceVersionRules(t *testing.T) {
 		t.Errorf("lease %+v %v", got, err)
 	}
 }
+
+// TestDeletePreconditionsAndSelectedWatch checks, with client-go's typed client, what relayed
+// commands rely on: a delete carrying the object's resourceVersion as a precondition
+// succeeds once (a second one finds nothing), a watch with a two-term label selector sees
+// only the objects that carry both labels, their deletion included, and creationTimestamp is
+// the server's, whatever the client sends.
+func TestDeletePreconditionsAndSelectedWatch(t *testing.T) {
+	_, cs := client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cms := cs.CoreV1().ConfigMaps("shop")
+	sel := "perch.dev/answer=perch-ha,perch.dev/command-id=1"
+	w, err := cms.Watch(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	past := metav1.NewTime(time.Now().Add(-time.Hour))
+	both := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "both", CreationTimestamp: past,
+		Labels: map[string]string{"perch.dev/answer": "perch-ha", "perch.dev/command-id": "1"}}}
+	one := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "one", Labels: map[string]string{"perch.dev/answer": "perch-ha", "perch.dev/command-id": "2"}}}
+	if _, err := cms.Create(ctx, one, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	created, err := cms.Create(ctx, both, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if age := time.Since(created.CreationTimestamp.Time); age > time.Minute {
+		t.Errorf("creationTimestamp %s: the client's, not the server's", created.CreationTimestamp)
+	}
+	updated := created.DeepCopy()
+	updated.Data = map[string]string{"k": "v"}
+	if updated, err = cms.Update(ctx, updated, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	stale := metav1.DeleteOptions{Preconditions: &metav1.Preconditions{ResourceVersion: &created.ResourceVersion}}
+	if err := cms.Delete(ctx, "both", stale); !apierrors.IsConflict(err) {
+		t.Errorf("delete at the created version after an update: %v, want Conflict", err)
+	}
+	current := metav1.DeleteOptions{Preconditions: &metav1.Preconditions{ResourceVersion: &updated.ResourceVersion}}
+	if err := cms.Delete(ctx, "both", current); err != nil {
+		t.Fatalf("delete at the current version: %v", err)
+	}
+	if err := cms.Delete(ctx, "both", current); !apierrors.IsNotFound(err) {
+		t.Errorf("a second delete: %v, want NotFound", err)
+	}
+	if err := cms.Delete(ctx, "one", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for len(got) < 3 {
+		select {
+		case ev := <-w.ResultChan():
+			got = append(got, string(ev.Type)+" "+ev.Object.(*corev1.ConfigMap).Name)
+		case <-ctx.Done():
+			t.Fatalf("watch: got %v", got)
+		}
+	}
+	if want := []string{"ADDED both", "MODIFIED both", "DELETED both"}; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("watch %s saw %v, want %v", sel, got, want)
+	}
+	select {
+	case ev := <-w.ResultChan():
+		t.Errorf("watch %s saw %s %s too", sel, ev.Type, ev.Object.(*corev1.ConfigMap).Name)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
