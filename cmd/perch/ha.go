@@ -83,16 +83,20 @@ type haStore interface {
 	Close() error
 }
 
-// haRollout is one rollout's election, journal and watch in a store.
+// haRollout is one rollout's election, journal and watch in a store, and the relay that
+// carries a standby's commands to the leader.
 type haRollout interface {
+	replica.Relay
 	Path() string
 	Follow(ctx context.Context, f *replica.Follower, rollout *spec.Rollout)
 	campaign(ctx context.Context) (haLeadership, error)
 }
 
-// haLeadership is this replica leading one rollout: its journal and its fence.
+// haLeadership is this replica leading one rollout: its journal, its fence, and the
+// standbys' commands it runs.
 type haLeadership interface {
 	journal
+	commandServer
 	ID() string
 	Fence() *replica.Fence
 	Begin(ctx context.Context, rollout *spec.Rollout) (*engine.Recording, error)
@@ -125,29 +129,6 @@ func (r kubeRollout) campaign(ctx context.Context) (haLeadership, error) {
 		return nil, err
 	}
 	return l, nil
-}
-
-// Both stores carry standbys' commands to the leader.
-var (
-	_ replica.Relay = etcdRollout{}
-	_ commandServer = (*etcd.Leadership)(nil)
-	_ replica.Relay = kubeRollout{}
-	_ commandServer = (*hakube.Leadership)(nil)
-)
-
-// relayTo sends f's commands to the leader through ro, where the store can carry them.
-func relayTo(f *replica.Follower, ro haRollout) {
-	if relay, ok := ro.(replica.Relay); ok {
-		f.RelayTo(relay)
-	}
-}
-
-// commandsOf is the leader's side of the relay, where the store has one.
-func commandsOf(l haLeadership) commandServer {
-	if cs, ok := l.(commandServer); ok {
-		return cs
-	}
-	return nil
 }
 
 // replicaID is --ha-id, or HOSTNAME-PID.
@@ -205,8 +186,8 @@ func (a *app) openStore(ctx context.Context, f runFlags) (haStore, error) {
 }
 
 // standby is what a verb shows while its replica waits to lead: it starts serving the
-// follower (the control socket, SSH sessions), which relays commands to the leader where the
-// store can carry them (etcd), and returns how to stop.
+// follower (the control socket, SSH sessions, the terminal), which relays commands to the
+// leader through the store, and returns how to stop.
 type standby func(f *replica.Follower) (stop func(), err error)
 
 // openHA connects to the store, stands by (showing the rollout as the leader journals it) until
@@ -227,7 +208,7 @@ func (a *app) openHA(ctx context.Context, path string, f runFlags, show standby)
 	ro, id := store.Rollout(spec.Name), store.ID()
 	closeStore := func() { store.Close() }
 	follower := replica.NewFollower(engine.NewState(spec))
-	relayTo(follower, ro)
+	follower.RelayTo(ro)
 	fctx, stopFollow := context.WithCancel(ctx)
 	followed := make(chan struct{})
 	go func() {
@@ -256,7 +237,7 @@ func (a *app) openHA(ctx context.Context, path string, f runFlags, show standby)
 	}
 	fmt.Fprintf(a.stderr, "perch: replica %s leads %s\n", id, spec.Name)
 	// commands: standbys' commands, relayed through the store
-	r := &rollout{spec: spec, journal: lead, fence: lead.Fence(), replicaID: id, commands: commandsOf(lead)}
+	r := &rollout{spec: spec, journal: lead, fence: lead.Fence(), replicaID: id, commands: lead}
 	release := func() {
 		lead.Close()
 		closeStore()

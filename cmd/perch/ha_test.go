@@ -607,9 +607,9 @@ func TestHAPausedLeaderStopsActing(t *testing.T) {
 }
 
 // TestServeHAStandbyOverRealSSH serves one rollout from two in-process replicas sharing one
-// provider: an operator on the standby's SSH sees the rollout live but as a viewer, and the
-// standby refuses commands; when the leader stops, the standby takes over (journaling
-// reconciled), and the operator, reconnected, steers it.
+// provider: an operator on the standby's SSH sees the rollout live and pauses it there (the
+// standby relays the command to the leader); when the leader stops, the standby takes over
+// (journaling reconciled), and the operator, reconnected, steers it.
 func TestServeHAStandbyOverRealSSH(t *testing.T) {
 	requireOpenSSH(t)
 	ep := etcdtest.Start(t)

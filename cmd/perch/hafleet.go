@@ -56,7 +56,7 @@ func (h *haFleet) run(ctx context.Context, st fleet.Start) (engine.Outcome, erro
 	ro := h.store.Rollout(spec.Name)
 	for {
 		follower := replica.NewFollower(engine.NewState(spec))
-		relayTo(follower, ro)
+		follower.RelayTo(ro)
 		fctx, stopFollow := context.WithCancel(ctx)
 		followed := make(chan struct{})
 		go func() {
@@ -207,7 +207,7 @@ func (h *haFleet) lead(ctx context.Context, ra *app, st fleet.Start, lead haLead
 // rollout that already ended (another replica finished it) gives the lead up at once and
 // returns errEnded with how it ended.
 func (a *app) openLead(ctx context.Context, st fleet.Start, lead haLeadership, f runFlags) (*rollout, engine.Outcome, error) {
-	r := &rollout{spec: st.Spec, journal: lead, fence: lead.Fence(), replicaID: lead.ID(), commands: commandsOf(lead)}
+	r := &rollout{spec: st.Spec, journal: lead, fence: lead.Fence(), replicaID: lead.ID(), commands: lead}
 	rec, err := lead.Begin(ctx, st.Spec)
 	if err != nil {
 		lead.Close()
