@@ -17,10 +17,10 @@
 // limit: when an event would not fit, the leader seals it (annotation perch.dev/sealed) and
 // creates the next. Every write carries the resourceVersion the leader last saw, so it fails
 // with a conflict if anyone else wrote in between: appends, compactions and seals are JSON
-// merge patches that send only the keys they change (the resourceVersion in a patch's
-// metadata is a precondition as in an update's), the claim below an update. A new leader's first write
-// bumps the annotations perch.dev/leader and perch.dev/term on the open ConfigMap, so a deposed
-// leader's next append conflicts, the engine's journal fails and it stops.
+// merge patches that send only the keys they change (a resourceVersion in a patch's metadata
+// is a precondition as in an update), the claim below is an update. A new leader's first
+// write bumps the annotations perch.dev/leader and perch.dev/term on the open ConfigMap, so a
+// deposed leader's next append conflicts, the engine's journal fails and it stops.
 //
 // Besides, the leader keeps a local deadline (replica.Fence) that only a successful renewal
 // of its Lease moves on, to the time the renewal was sent + the lease duration − a margin;
@@ -561,15 +561,14 @@ func (l *Leadership) create(cm *corev1.ConfigMap) (*corev1.ConfigMap, error) {
 	})
 }
 
-// journalPatch is a JSON merge patch (RFC 7386) of the open journal ConfigMap. The API server
-// takes a metadata.resourceVersion in a patch as a precondition, as in an update: the patch
-// is applied only if the object is still at that version, and refused with 409 Conflict
-// otherwise (https://kubernetes.io/docs/reference/using-api/api-concepts/#conflicts; ObjectMeta's
-// resourceVersion "may be used for optimistic concurrency",
-// https://kubernetes.io/docs/reference/kubernetes-api/common-definitions/object-meta/; the
-// API server sets the patched object's resourceVersion from the patch and stores it with that
-// precondition, https://github.com/kubernetes/kubernetes/issues/63104). So a patch fences as
-// an update does, while sending only the keys it changes.
+// journalPatch is a JSON merge patch (RFC 7386) of the open journal ConfigMap. A
+// resourceVersion is a precondition on a write: if it does not match the object's, the write
+// fails with 409 Conflict
+// (https://github.com/kubernetes/community/blob/master/contributors/devel/sig-architecture/api-conventions.md#concurrency-control-and-consistency).
+// For a patch the API server applies it to the stored object, so a metadata.resourceVersion
+// in the patch becomes the patched object's, and stores that with the same check
+// (https://github.com/kubernetes/kubernetes/issues/63104). So a patch fences as an update
+// does, while sending only the keys it changes.
 type journalPatch struct {
 	Metadata patchMeta `json:"metadata"`
 	// Data adds or replaces keys; a nil value is JSON null, which removes the key.

@@ -18,20 +18,22 @@ import (
 // APIServer is a Kubernetes API server over HTTP for namespaced ConfigMaps (core v1) and
 // Leases (coordination.k8s.io/v1), speaking the wire protocol of the API reference
 // (https://kubernetes.io/docs/reference/using-api/api-concepts/): get, list (with an
-// equality labelSelector of one or more comma-separated terms), create, update, delete and
-// watch. It keeps the concurrency rules the real one has: every write gives the object a new
-// resourceVersion from one counter, and creationTimestamp is the server's; an update carrying
-// another resourceVersion, or a delete whose DeleteOptions carry a preconditions.resourceVersion
-// other than the object's
+// equality labelSelector of one or more comma-separated terms), create, update, patch,
+// delete and watch. It keeps the concurrency rules the real one has: every write gives the
+// object a new resourceVersion from one counter, and creationTimestamp is the server's; an
+// update or a patch carrying another resourceVersion, or a delete whose DeleteOptions carry a
+// preconditions.resourceVersion other than the object's
 // (https://kubernetes.io/docs/reference/kubernetes-api/common-definitions/delete-options/), is
-// refused with 409 Conflict, a create of a name that exists with 409 AlreadyExists; a
-// ConfigMap whose data exceeds 1 MiB is refused with 422 Invalid. A patch is served as a JSON
-// merge patch (RFC 7386, Content-Type application/merge-patch+json; other patch types are 415)
-// applied to the stored object; a metadata.resourceVersion in it is a precondition as on an
-// update (https://kubernetes.io/docs/reference/using-api/api-concepts/#patch-and-apply). A watch streams the changes
-// after the resourceVersion it names as JSON watch events, one per line, a deletion as a
-// DELETED event carrying the object's last state. It speaks JSON only: clients must set ContentType
-// "application/json" (client-go's clientsets send protobuf otherwise).
+// refused with 409 Conflict
+// (https://github.com/kubernetes/community/blob/master/contributors/devel/sig-architecture/api-conventions.md#concurrency-control-and-consistency;
+// for a patch, https://github.com/kubernetes/kubernetes/issues/63104), a create of a name
+// that exists with 409 AlreadyExists; a ConfigMap whose data exceeds 1 MiB
+// is refused with 422 Invalid. A patch is a JSON merge patch (RFC 7386, Content-Type
+// application/merge-patch+json; other patch types are 415) applied to the stored object. A
+// watch streams the changes after the resourceVersion it names as JSON watch events, one per
+// line, a deletion as a DELETED event carrying the object's last state. It speaks JSON only:
+// clients must set ContentType "application/json" (client-go's clientsets send protobuf
+// otherwise).
 type APIServer struct {
 	mu      sync.Mutex
 	rv      int64
