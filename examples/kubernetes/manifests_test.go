@@ -87,7 +87,7 @@ func TestManifests(t *testing.T) {
 	}
 	for res, want := range map[string][]string{
 		"leases":     {"get", "create", "update"},
-		"configmaps": {"list", "watch", "create", "update", "delete"}, // delete: relayed commands
+		"configmaps": {"list", "watch", "create", "update", "patch", "delete"}, // patch: journal events; delete: relayed commands
 		"httproutes": {"get", "update"},
 	} {
 		if !slices.Equal(verbs[res], want) {

@@ -15,10 +15,12 @@
 // e-SEQ, SEQ zero-padded to 16 digits) and compacted chunks (keys c-FIRSTSEQ, JSON lines).
 // The newest is the open one; its data is kept under 900 KiB, below the API server's 1 MiB
 // limit: when an event would not fit, the leader seals it (annotation perch.dev/sealed) and
-// creates the next. Every write is an update carrying the resourceVersion the leader last
-// saw, so it fails with a conflict if anyone else wrote in between. A new leader's first write
-// bumps the annotations perch.dev/leader and perch.dev/term on the open ConfigMap, so a deposed
-// leader's next append conflicts, the engine's journal fails and it stops.
+// creates the next. Every write carries the resourceVersion the leader last saw, so it fails
+// with a conflict if anyone else wrote in between: appends, compactions and seals are JSON
+// merge patches that send only the keys they change (a resourceVersion in a patch's metadata
+// is a precondition as in an update), the claim below is an update. A new leader's first
+// write bumps the annotations perch.dev/leader and perch.dev/term on the open ConfigMap, so a
+// deposed leader's next append conflicts, the engine's journal fails and it stops.
 //
 // Besides, the leader keeps a local deadline (replica.Fence) that only a successful renewal
 // of its Lease moves on, to the time the renewal was sent + the lease duration − a margin;
@@ -43,8 +45,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/klog/v2"
@@ -521,9 +525,9 @@ func (l *Leadership) ID() string { return l.r.s.id }
 // Path names the journal for people.
 func (l *Leadership) Path() string { return l.r.Path() }
 
-// write runs one guarded create or update of a journal ConfigMap, bounded by the fence; a
-// conflict (someone else wrote it, or created it first) takes the fence down.
-func (l *Leadership) write(cm *corev1.ConfigMap, create bool) (*corev1.ConfigMap, error) {
+// write runs one guarded write of a journal ConfigMap (do: a create or a patch), bounded by
+// the fence; a conflict (someone else wrote it, or created it first) takes the fence down.
+func (l *Leadership) write(do func(context.Context, typedcorev1.ConfigMapInterface) (*corev1.ConfigMap, error)) (*corev1.ConfigMap, error) {
 	if err := l.fence.Check(); err != nil {
 		return nil, err
 	}
@@ -536,14 +540,7 @@ func (l *Leadership) write(cm *corev1.ConfigMap, create bool) (*corev1.ConfigMap
 		case <-ctx.Done():
 		}
 	}()
-	cms := l.r.s.cs.CoreV1().ConfigMaps(l.r.s.ns)
-	var out *corev1.ConfigMap
-	var err error
-	if create {
-		out, err = cms.Create(ctx, cm, metav1.CreateOptions{FieldManager: "perch"})
-	} else {
-		out, err = cms.Update(ctx, cm, metav1.UpdateOptions{FieldManager: "perch"})
-	}
+	out, err := do(ctx, l.r.s.cs.CoreV1().ConfigMaps(l.r.s.ns))
 	if err != nil {
 		if ferr := l.fence.Check(); ferr != nil {
 			return nil, ferr
@@ -555,6 +552,47 @@ func (l *Leadership) write(cm *corev1.ConfigMap, create bool) (*corev1.ConfigMap
 		return nil, fmt.Errorf("kubernetes: %w", err)
 	}
 	return out, nil
+}
+
+// create creates journal ConfigMap cm; one of the same name (another leader's) conflicts.
+func (l *Leadership) create(cm *corev1.ConfigMap) (*corev1.ConfigMap, error) {
+	return l.write(func(ctx context.Context, cms typedcorev1.ConfigMapInterface) (*corev1.ConfigMap, error) {
+		return cms.Create(ctx, cm, metav1.CreateOptions{FieldManager: "perch"})
+	})
+}
+
+// journalPatch is a JSON merge patch (RFC 7386) of the open journal ConfigMap. A
+// resourceVersion is a precondition on a write: if it does not match the object's, the write
+// fails with 409 Conflict
+// (https://github.com/kubernetes/community/blob/master/contributors/devel/sig-architecture/api-conventions.md#concurrency-control-and-consistency).
+// For a patch the API server applies it to the stored object, so a metadata.resourceVersion
+// in the patch becomes the patched object's, and stores that with the same check
+// (https://github.com/kubernetes/kubernetes/issues/63104). So a patch fences as an update
+// does, while sending only the keys it changes.
+type journalPatch struct {
+	Metadata patchMeta `json:"metadata"`
+	// Data adds or replaces keys; a nil value is JSON null, which removes the key.
+	Data map[string]*string `json:"data,omitempty"`
+}
+
+type patchMeta struct {
+	ResourceVersion string            `json:"resourceVersion"`
+	Annotations     map[string]string `json:"annotations,omitempty"`
+}
+
+// patch applies p to the open ConfigMap at the resourceVersion this leader last saw.
+func (l *Leadership) patch(p journalPatch) (*corev1.ConfigMap, error) {
+	if l.open.ResourceVersion == "" {
+		return nil, fmt.Errorf("kubernetes journal: %s has no resourceVersion to write at", l.open.Name)
+	}
+	p.Metadata.ResourceVersion = l.open.ResourceVersion
+	body, err := json.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
+	return l.write(func(ctx context.Context, cms typedcorev1.ConfigMapInterface) (*corev1.ConfigMap, error) {
+		return cms.Patch(ctx, l.open.Name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: "perch"})
+	})
 }
 
 // newConfigMap is journal ConfigMap n, stamped with this leader's term.
@@ -670,8 +708,8 @@ func dataSize(cm *corev1.ConfigMap) int {
 	return n
 }
 
-// Append journals one event: an update of the open ConfigMap carrying the resourceVersion this
-// leader last wrote, so it fails if anyone else wrote since. When the event would take the
+// Append journals one event: a merge patch adding its key to the open ConfigMap, carrying the
+// resourceVersion this leader last wrote, so it fails if anyone else wrote since. When the event would take the
 // ConfigMap past the size limit it first seals it and creates the next. A failure is final
 // for the engine (it records nothing more and stops), which is what a deposed leader must do.
 func (l *Leadership) Append(ev engine.Event) error {
@@ -694,17 +732,13 @@ func (l *Leadership) Append(ev engine.Event) error {
 			return err
 		}
 	}
-	cm := l.open.DeepCopy()
-	if cm.Data == nil {
-		cm.Data = map[string]string{}
-	}
-	cm.Data[key] = string(line)
-	out, err := l.write(cm, false)
+	value := string(line)
+	out, err := l.patch(journalPatch{Data: map[string]*string{key: &value}})
 	if err != nil {
 		return err
 	}
 	l.open = out
-	l.tail = append(l.tail, entry{seq: ev.Seq, key: key, value: string(line)})
+	l.tail = append(l.tail, entry{seq: ev.Seq, key: key, value: value})
 	if len(l.tail) >= chunkEvents {
 		l.compact() // a failed compaction is tried again after the next event
 	}
@@ -714,16 +748,12 @@ func (l *Leadership) Append(ev engine.Event) error {
 // rollover seals the open ConfigMap, then creates the next: a deposed leader's seal conflicts
 // with the new leader's term, so it never creates one.
 func (l *Leadership) rollover() error {
-	sealed := l.open.DeepCopy()
-	if sealed.Annotations == nil {
-		sealed.Annotations = map[string]string{}
-	}
-	sealed.Annotations[AnnotationSealed] = "true"
-	if _, err := l.write(sealed, false); err != nil {
+	sealed, err := l.patch(journalPatch{Metadata: patchMeta{Annotations: map[string]string{AnnotationSealed: "true"}}})
+	if err != nil {
 		return err
 	}
 	term, _ := strconv.Atoi(sealed.Annotations[AnnotationTerm])
-	out, err := l.write(l.newConfigMap(l.index+1, term), true)
+	out, err := l.create(l.newConfigMap(l.index+1, term))
 	if err != nil {
 		return err
 	}
@@ -731,17 +761,19 @@ func (l *Leadership) rollover() error {
 	return nil
 }
 
-// compact replaces the open ConfigMap's single events with one chunk, in one guarded update.
+// compact replaces the open ConfigMap's single events with one chunk, in one guarded merge
+// patch that sets the chunk's key and removes the events' keys (null values).
 func (l *Leadership) compact() {
-	cm := l.open.DeepCopy()
+	data := map[string]*string{}
 	var buf strings.Builder
 	for _, e := range l.tail {
 		buf.WriteString(e.value)
 		buf.WriteByte('\n')
-		delete(cm.Data, e.key)
+		data[e.key] = nil
 	}
-	cm.Data[chunkKey(l.tail[0].seq)] = buf.String()
-	if out, err := l.write(cm, false); err == nil {
+	chunk := buf.String()
+	data[chunkKey(l.tail[0].seq)] = &chunk
+	if out, err := l.patch(journalPatch{Data: data}); err == nil {
 		l.open, l.tail = out, nil
 	}
 }

@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -42,9 +43,23 @@ func parse(t *testing.T) *spec.Rollout {
 	return r
 }
 
-// replicaConn is one replica's way to the shared API server, which the test can cut.
+// replicaConn is one replica's way to the shared API server, which the test can cut, and
+// which counts the bytes of the request bodies the replica writes with.
 type replicaConn struct {
-	cut atomic.Bool
+	cut  atomic.Bool
+	sent atomic.Int64 // bytes of PUT, PATCH and POST request bodies
+}
+
+// countingBody counts what the server reads of a request body.
+type countingBody struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (b countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(int64(n))
+	return n, err
 }
 
 // open connects replica id to srv through its own HTTP server, so that replica alone can be
@@ -56,6 +71,9 @@ func open(t *testing.T, srv *kubetest.APIServer, id string, lease time.Duration)
 		if c.cut.Load() {
 			http.Error(w, "cut off", http.StatusServiceUnavailable)
 			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodDelete {
+			r.Body = countingBody{r.Body, &c.sent}
 		}
 		srv.ServeHTTP(w, r)
 	}))
@@ -364,5 +382,56 @@ func TestHostileJournal(t *testing.T) {
 	}
 	if _, err := a.Rollout("ha").Load(ctx); err == nil || !strings.Contains(err.Error(), "perch-ha-journal-1 is missing") {
 		t.Errorf("Load with journal-1 missing: %v", err)
+	}
+}
+
+// An append sends the API server only the new event, however full the open ConfigMap is; the
+// journal reads back whole.
+func TestAppendSendsOnlyTheEvent(t *testing.T) {
+	srv := kubetest.NewAPIServer()
+	a, conn := open(t, srv, "a", time.Second)
+	ctx := context.Background()
+	l := unelected(a, "ha")
+	if _, err := l.Begin(ctx, parse(t)); err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("x", 40<<10)
+	var seq int64
+	var want []string
+	for _, fill := range []int{0, 200 << 10, 400 << 10, 600 << 10, 850 << 10} {
+		for dataSize(l.open)+len(big) < fill {
+			seq++
+			if err := l.Append(note(seq, big)); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, big)
+		}
+		const n = 10
+		before := conn.sent.Load()
+		for range n {
+			seq++
+			reason := fmt.Sprintf("note %d: \"quoted\", <html> & \\ \u00e9\n", seq)
+			if err := l.Append(note(seq, reason)); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, reason)
+		}
+		per := (conn.sent.Load() - before) / n
+		t.Logf("open ConfigMap %4d KiB: %6d bytes sent per append", dataSize(l.open)>>10, per)
+		if per > 2<<10 {
+			t.Errorf("with %d KiB in the open ConfigMap an append sent %d bytes; want only the event", dataSize(l.open)>>10, per)
+		}
+	}
+	if names := srv.Names("configmaps", "shop"); len(names) != 1 {
+		t.Fatalf("configmaps %v; the test meant to fill one", names)
+	}
+	rec, err := a.Rollout("ha").Load(ctx)
+	if err != nil || len(rec.Events) != len(want) {
+		t.Fatalf("Load: %d events, %v; want %d", len(rec.Events), err, len(want))
+	}
+	for i, ev := range rec.Events {
+		if ev.Seq != int64(i+1) || ev.Reason != want[i] {
+			t.Fatalf("event %d = seq %d %q; want seq %d %q", i, ev.Seq, ev.Reason, i+1, want[i])
+		}
 	}
 }

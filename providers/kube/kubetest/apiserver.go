@@ -18,17 +18,22 @@ import (
 // APIServer is a Kubernetes API server over HTTP for namespaced ConfigMaps (core v1) and
 // Leases (coordination.k8s.io/v1), speaking the wire protocol of the API reference
 // (https://kubernetes.io/docs/reference/using-api/api-concepts/): get, list (with an
-// equality labelSelector of one or more comma-separated terms), create, update, delete and
-// watch. It keeps the concurrency rules the real one has: every write gives the object a new
-// resourceVersion from one counter, and creationTimestamp is the server's; an update carrying
-// another resourceVersion, or a delete whose DeleteOptions carry a preconditions.resourceVersion
-// other than the object's
+// equality labelSelector of one or more comma-separated terms), create, update, patch,
+// delete and watch. It keeps the concurrency rules the real one has: every write gives the
+// object a new resourceVersion from one counter, and creationTimestamp is the server's; an
+// update or a patch carrying another resourceVersion, or a delete whose DeleteOptions carry a
+// preconditions.resourceVersion other than the object's
 // (https://kubernetes.io/docs/reference/kubernetes-api/common-definitions/delete-options/), is
-// refused with 409 Conflict, a create of a name that exists with 409 AlreadyExists; a
-// ConfigMap whose data exceeds 1 MiB is refused with 422 Invalid. A watch streams the changes
-// after the resourceVersion it names as JSON watch events, one per line, a deletion as a
-// DELETED event carrying the object's last state. It speaks JSON only: clients must set ContentType
-// "application/json" (client-go's clientsets send protobuf otherwise).
+// refused with 409 Conflict
+// (https://github.com/kubernetes/community/blob/master/contributors/devel/sig-architecture/api-conventions.md#concurrency-control-and-consistency;
+// for a patch, https://github.com/kubernetes/kubernetes/issues/63104), a create of a name
+// that exists with 409 AlreadyExists; a ConfigMap whose data exceeds 1 MiB
+// is refused with 422 Invalid. A patch is a JSON merge patch (RFC 7386, Content-Type
+// application/merge-patch+json; other patch types are 415) applied to the stored object. A
+// watch streams the changes after the resourceVersion it names as JSON watch events, one per
+// line, a deletion as a DELETED event carrying the object's last state. It speaks JSON only:
+// clients must set ContentType "application/json" (client-go's clientsets send protobuf
+// otherwise).
 type APIServer struct {
 	mu      sync.Mutex
 	rv      int64
@@ -112,7 +117,10 @@ func parsePath(p string) (k objKey, ok bool) {
 
 // ServeHTTP serves the API paths of ConfigMaps and Leases; any other path is 404.
 func (s *APIServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+	if ct := r.Header.Get("Content-Type"); r.Method == http.MethodPatch && !strings.HasPrefix(ct, mergePatch) {
+		status(w, http.StatusUnsupportedMediaType, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media types include: "+mergePatch)
+		return
+	} else if r.Method != http.MethodPatch && ct != "" && !strings.HasPrefix(ct, "application/json") {
 		status(w, http.StatusUnsupportedMediaType, "UnsupportedMediaType", "this server speaks JSON only, not "+ct)
 		return
 	}
@@ -133,6 +141,8 @@ func (s *APIServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.write(w, r, k, "create")
 	case r.Method == http.MethodPut && k.name != "":
 		s.write(w, r, k, "update")
+	case r.Method == http.MethodPatch && k.name != "":
+		s.write(w, r, k, "patch")
 	case r.Method == http.MethodDelete && k.name != "":
 		s.write(w, r, k, "delete")
 	default:
@@ -179,7 +189,10 @@ func (s *APIServer) list(w http.ResponseWriter, k objKey, selector string) {
 		"metadata": map[string]any{"resourceVersion": strconv.FormatInt(rv, 10)}, "items": items})
 }
 
-// write creates, updates or deletes one object under the resourceVersion rules.
+// mergePatch is the Content-Type of a JSON merge patch, the one patch type served.
+const mergePatch = "application/merge-patch+json"
+
+// write creates, updates, patches or deletes one object under the resourceVersion rules.
 func (s *APIServer) write(w http.ResponseWriter, r *http.Request, k objKey, verb string) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, 3<<20))
 	if err != nil {
@@ -193,6 +206,10 @@ func (s *APIServer) write(w http.ResponseWriter, r *http.Request, k objKey, verb
 			return
 		}
 	}
+	if verb == "patch" && obj == nil {
+		status(w, http.StatusBadRequest, "BadRequest", "a merge patch of an object must be a JSON object")
+		return
+	}
 	meta, _ := obj["metadata"].(map[string]any)
 	if verb == "create" {
 		name, _ := meta["name"].(string)
@@ -202,7 +219,7 @@ func (s *APIServer) write(w http.ResponseWriter, r *http.Request, k objKey, verb
 		}
 		k.name = name
 	}
-	if verb != "delete" {
+	if verb == "create" || verb == "update" {
 		if meta == nil || meta["name"] != k.name {
 			status(w, http.StatusBadRequest, "BadRequest", "the name of the object does not match the name on the URL")
 			return
@@ -235,9 +252,21 @@ func (s *APIServer) write(w http.ResponseWriter, r *http.Request, k objKey, verb
 		status(w, http.StatusConflict, "Conflict", fmt.Sprintf("Operation cannot be fulfilled on %s %q: the object has been modified; please apply your changes to the latest version and try again", k.resource, k.name))
 		return
 	}
+	if verb == "patch" {
+		obj = applyMergePatch(clone(old), obj).(map[string]any)
+		meta, _ = obj["metadata"].(map[string]any)
+		if meta == nil || meta["name"] != k.name || meta["namespace"] != k.namespace {
+			status(w, http.StatusBadRequest, "BadRequest", "a patch may not change the object's name or namespace")
+			return
+		}
+		if k.resource == "configmaps" && dataSize(obj) > configMapLimit {
+			status(w, http.StatusUnprocessableEntity, "Invalid", fmt.Sprintf("ConfigMap %q is invalid: []: Too long: must have at most %d bytes", k.name, configMapLimit))
+			return
+		}
+	}
 	s.rv++
 	rv := strconv.FormatInt(s.rv, 10)
-	typ := map[string]string{"create": "ADDED", "update": "MODIFIED", "delete": "DELETED"}[verb]
+	typ := map[string]string{"create": "ADDED", "update": "MODIFIED", "patch": "MODIFIED", "delete": "DELETED"}[verb]
 	if verb == "delete" {
 		gone := clone(old)
 		gone["metadata"].(map[string]any)["resourceVersion"] = rv
@@ -264,6 +293,28 @@ func (s *APIServer) write(w http.ResponseWriter, r *http.Request, k objKey, verb
 		code = http.StatusCreated
 	}
 	reply(w, code, clone(obj))
+}
+
+// applyMergePatch applies a JSON merge patch to target as RFC 7386 section 2 defines it
+// (https://www.rfc-editor.org/rfc/rfc7386#section-2): an object merges key by key, null
+// removes a key, anything else replaces.
+func applyMergePatch(target, patch any) any {
+	p, ok := patch.(map[string]any)
+	if !ok {
+		return patch
+	}
+	t, ok := target.(map[string]any)
+	if !ok {
+		t = map[string]any{}
+	}
+	for k, v := range p {
+		if v == nil {
+			delete(t, k)
+			continue
+		}
+		t[k] = applyMergePatch(t[k], v)
+	}
+	return t
 }
 
 func (s *APIServer) record(typ string, k objKey, obj map[string]any) {

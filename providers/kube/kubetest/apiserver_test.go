@@ -2,7 +2,11 @@ package kubetest_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -221,5 +226,93 @@ func TestDeletePreconditionsAndSelectedWatch(t *testing.T) {
 	case ev := <-w.ResultChan():
 		t.Errorf("watch %s saw %s %s too", sel, ev.Type, ev.Object.(*corev1.ConfigMap).Name)
 	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// TestMergePatch checks, with client-go's typed client, a JSON merge patch on a ConfigMap: it
+// adds and replaces keys, null removes one, a metadata.resourceVersion in it is a
+// precondition (a stale one is refused, none patches whatever is there), it is refused past
+// 1 MiB of data, watchers see it as MODIFIED, and other patch types are 415.
+func TestMergePatch(t *testing.T) {
+	srv, cs := client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cms := cs.CoreV1().ConfigMaps("shop")
+	first, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "j", Labels: map[string]string{"app": "perch"}},
+		Data: map[string]string{"a": "1", "b": "2"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := cms.Watch(ctx, metav1.ListOptions{LabelSelector: "app=perch", ResourceVersion: first.ResourceVersion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	patch := func(rv string, data map[string]any) []byte {
+		p := map[string]any{"data": data}
+		if rv != "" {
+			p["metadata"] = map[string]any{"resourceVersion": rv}
+		}
+		b, err := json.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	second, err := cms.Patch(ctx, "j", types.MergePatchType, patch(first.ResourceVersion, map[string]any{"c": "3", "a": "one"}), metav1.PatchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.ResourceVersion == first.ResourceVersion || second.UID != first.UID || second.Labels["app"] != "perch" {
+		t.Errorf("patched %+v; want a new resourceVersion, the same uid and labels", second.ObjectMeta)
+	}
+	if want := map[string]string{"a": "one", "b": "2", "c": "3"}; !maps.Equal(second.Data, want) {
+		t.Errorf("patched data %v, want %v", second.Data, want)
+	}
+	if _, err := cms.Patch(ctx, "j", types.MergePatchType, patch(first.ResourceVersion, map[string]any{"d": "4"}), metav1.PatchOptions{}); !apierrors.IsConflict(err) {
+		t.Errorf("patch at a stale resourceVersion: %v, want Conflict", err)
+	}
+	third, err := cms.Patch(ctx, "j", types.MergePatchType, patch("", map[string]any{"b": nil}), metav1.PatchOptions{})
+	if err != nil {
+		t.Fatalf("patch without a resourceVersion: %v", err)
+	}
+	if want := map[string]string{"a": "one", "c": "3"}; !maps.Equal(third.Data, want) {
+		t.Errorf("data after null for b: %v, want %v", third.Data, want)
+	}
+	big := map[string]any{"big": strings.Repeat("x", 1<<20)}
+	if _, err := cms.Patch(ctx, "j", types.MergePatchType, patch(third.ResourceVersion, big), metav1.PatchOptions{}); !apierrors.IsInvalid(err) {
+		t.Errorf("patch to 1 MiB of data: %v, want Invalid", err)
+	}
+	if _, err := cms.Patch(ctx, "none", types.MergePatchType, patch("", map[string]any{"a": "1"}), metav1.PatchOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("patch of a missing ConfigMap: %v, want NotFound", err)
+	}
+	jsonPatch := []byte(`[{"op":"add","path":"/data/e","value":"5"}]`)
+	if _, err := cms.Patch(ctx, "j", types.JSONPatchType, jsonPatch, metav1.PatchOptions{}); !apierrors.IsUnsupportedMediaType(err) {
+		t.Errorf("JSON patch: %v, want UnsupportedMediaType", err)
+	}
+	rename := []byte(`{"metadata":{"name":"k"}}`)
+	if _, err := cms.Patch(ctx, "j", types.MergePatchType, rename, metav1.PatchOptions{}); !apierrors.IsBadRequest(err) {
+		t.Errorf("patch of the name: %v, want BadRequest", err)
+	}
+	stored := srv.Object("configmaps", "shop", "j")
+	if data := stored["data"].(map[string]any); len(data) != 2 || data["a"] != "one" || data["c"] != "3" {
+		t.Errorf("stored data %v after the refused patches", data)
+	}
+	var got []string
+	for len(got) < 2 {
+		select {
+		case ev := <-w.ResultChan():
+			c := ev.Object.(*corev1.ConfigMap)
+			got = append(got, fmt.Sprintf("%s %s %v", ev.Type, c.ResourceVersion, c.Data))
+		case <-ctx.Done():
+			t.Fatalf("watch: got %v", got)
+		}
+	}
+	want := []string{
+		fmt.Sprintf("MODIFIED %s %v", second.ResourceVersion, second.Data),
+		fmt.Sprintf("MODIFIED %s %v", third.ResourceVersion, third.Data),
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("watch saw %q, want %q", got, want)
 	}
 }
