@@ -118,6 +118,7 @@ type Store struct {
 	name  string
 	id    string
 	lease time.Duration
+	limit int // a journal ConfigMap's data at most: limitBytes (tests make it smaller)
 }
 
 // Open checks the configuration and that the namespace's ConfigMaps can be listed.
@@ -132,7 +133,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.ID == "" {
 		return nil, errors.New("kubernetes: no replica id")
 	}
-	s := &Store{cs: cfg.Client, ns: cfg.Namespace, name: cfg.Name, id: cfg.ID, lease: lease}
+	s := &Store{cs: cfg.Client, ns: cfg.Namespace, name: cfg.Name, id: cfg.ID, lease: lease, limit: limitBytes}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := s.cs.CoreV1().ConfigMaps(s.ns).List(cctx, metav1.ListOptions{Limit: 1, LabelSelector: LabelJournal}); err != nil {
@@ -724,10 +725,10 @@ func (l *Leadership) Append(ev engine.Event) error {
 		return errors.New("kubernetes journal: Append before Begin")
 	}
 	key := eventKey(ev.Seq)
-	if len(key)+len(line) > limitBytes/2 {
+	if len(key)+len(line) > l.r.s.limit/2 {
 		return fmt.Errorf("event %d is %d bytes, too large for a journal ConfigMap", ev.Seq, len(line))
 	}
-	if dataSize(l.open)+len(key)+len(line) > limitBytes {
+	if dataSize(l.open)+len(key)+len(line) > l.r.s.limit {
 		if err := l.rollover(); err != nil {
 			return err
 		}

@@ -202,6 +202,32 @@ func TestCompaction(t *testing.T) {
 	}
 }
 
+// TestRealLimitFitsTheAPIServer: the largest events the journal takes, up to its real limit,
+// leave each ConfigMap under the 1 MiB the API server (and its fake) accepts.
+func TestRealLimitFitsTheAPIServer(t *testing.T) {
+	srv := kubetest.NewAPIServer()
+	a, _ := open(t, srv, "a", 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	l := unelected(a, "ha")
+	if _, err := l.Begin(ctx, parse(t)); err != nil {
+		t.Fatal(err)
+	}
+	// An event's line carries its JSON around the reason: leave room for it under half.
+	big := strings.Repeat("x", limitBytes/2-1024)
+	for i := int64(1); i <= 3; i++ {
+		if err := l.Append(note(i, big)); err != nil {
+			t.Fatalf("append %d of %d bytes: %v", i, len(big), err)
+		}
+	}
+	if err := l.Append(note(4, strings.Repeat("x", limitBytes/2+1))); err == nil {
+		t.Error("an event over half the limit was journaled")
+	}
+	if names := srv.Names("configmaps", "shop"); len(names) != 2 {
+		t.Errorf("configmaps %v; want two (the third event rolled over)", names)
+	}
+}
+
 // Events that fill a ConfigMap past the limit go on in the next; each stays under the API
 // server's 1 MiB; a standby following reads all of them, and a new leader continues in the
 // newest.
@@ -215,12 +241,15 @@ func TestChunksRollOverAtTheSizeLimit(t *testing.T) {
 	f := replica.NewFollower(engine.NewState(rollout))
 	go b.Rollout("ha").Follow(ctx, f, rollout)
 
+	// At a tenth of the real limit, so the test does not spend its time encoding megabytes
+	// (TestRealLimitFitsTheAPIServer fills one at the real limit).
+	a.limit, b.limit = limitBytes/10, limitBytes/10
 	l := unelected(a, "ha")
 	if _, err := l.Begin(ctx, rollout); err != nil {
 		t.Fatal(err)
 	}
-	big := strings.Repeat("x", 40<<10)
-	const n = 60 // 60 × 40 KiB: three ConfigMaps
+	big := strings.Repeat("x", 4<<10)
+	const n = 60 // 60 × 4 KiB: three ConfigMaps
 	for i := int64(1); i <= n; i++ {
 		if err := l.Append(note(i, big)); err != nil {
 			t.Fatalf("append %d: %v", i, err)
