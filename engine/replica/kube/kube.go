@@ -13,8 +13,9 @@
 //
 // Journal ConfigMaps hold the header (key "header", in -journal-0), single events (keys
 // e-SEQ, SEQ zero-padded to 16 digits) and compacted chunks (keys c-FIRSTSEQ, JSON lines).
-// The newest is the open one; its data is kept under 900 KiB, below the API server's 1 MiB
-// limit: when an event would not fit, the leader seals it (annotation perch.dev/sealed) and
+// The newest is the open one; its data is kept under 256 KiB (the API server takes 1 MiB, but
+// it stores every change as the whole object and sends it whole to each watch, so a smaller
+// object keeps the cluster's etcd history small): when an event would not fit, the leader seals it (annotation perch.dev/sealed) and
 // creates the next. Every write carries the resourceVersion the leader last saw, so it fails
 // with a conflict if anyone else wrote in between: appends, compactions and seals are JSON
 // merge patches that send only the keys they change (a resourceVersion in a patch's metadata
@@ -69,10 +70,12 @@ const (
 	AnnotationSealed = "perch.dev/sealed"
 )
 
-// Limits: a journal ConfigMap's data is kept under limitBytes (the API server refuses more
-// than 1 MiB); the single events of the open one are folded into a chunk every chunkEvents.
+// Limits: a journal ConfigMap's data is kept under limitBytes. The API server refuses more
+// than 1 MiB, but each write stores (and sends every watcher) the whole object: at a look a
+// second a 900 KiB limit kept ~450 KiB a second of history in the cluster's etcd per rollout.
+// The single events of the open one are folded into a chunk every chunkEvents.
 const (
-	limitBytes  = 900 << 10
+	limitBytes  = 256 << 10
 	chunkEvents = 500
 )
 
@@ -119,6 +122,7 @@ type Store struct {
 	id    string
 	lease time.Duration
 	limit int // a journal ConfigMap's data at most: limitBytes (tests make it smaller)
+	chunk int // single events folded into a chunk: chunkEvents (tests make it smaller)
 }
 
 // Open checks the configuration and that the namespace's ConfigMaps can be listed.
@@ -133,7 +137,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.ID == "" {
 		return nil, errors.New("kubernetes: no replica id")
 	}
-	s := &Store{cs: cfg.Client, ns: cfg.Namespace, name: cfg.Name, id: cfg.ID, lease: lease, limit: limitBytes}
+	s := &Store{cs: cfg.Client, ns: cfg.Namespace, name: cfg.Name, id: cfg.ID, lease: lease, limit: limitBytes, chunk: chunkEvents}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := s.cs.CoreV1().ConfigMaps(s.ns).List(cctx, metav1.ListOptions{Limit: 1, LabelSelector: LabelJournal}); err != nil {
@@ -740,7 +744,7 @@ func (l *Leadership) Append(ev engine.Event) error {
 	}
 	l.open = out
 	l.tail = append(l.tail, entry{seq: ev.Seq, key: key, value: value})
-	if len(l.tail) >= chunkEvents {
+	if len(l.tail) >= l.r.s.chunk {
 		l.compact() // a failed compaction is tried again after the next event
 	}
 	return nil

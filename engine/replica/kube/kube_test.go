@@ -176,12 +176,13 @@ func TestDeposedLeaderCannotAppend(t *testing.T) {
 func TestCompaction(t *testing.T) {
 	srv := kubetest.NewAPIServer()
 	a, _ := open(t, srv, "a", time.Second)
+	a.chunk = 50 // as at 500, in a tenth of the requests
 	ctx := context.Background()
 	l := unelected(a, "ha")
 	if _, err := l.Begin(ctx, parse(t)); err != nil {
 		t.Fatal(err)
 	}
-	const n = 2*chunkEvents + 7
+	n := int64(2*a.chunk + 7)
 	for i := int64(1); i <= n; i++ {
 		if err := l.Append(note(i, fmt.Sprintf("note %d", i))); err != nil {
 			t.Fatal(err)
@@ -189,7 +190,7 @@ func TestCompaction(t *testing.T) {
 	}
 	cm := srv.Object("configmaps", "shop", "perch-ha-journal-0")
 	data := cm["data"].(map[string]any)
-	if len(data) != 1+2+7 || data[chunkKey(1)] == nil || data[chunkKey(chunkEvents+1)] == nil || data[eventKey(n)] == nil {
+	if len(data) != 1+2+7 || data[chunkKey(1)] == nil || data[chunkKey(int64(a.chunk)+1)] == nil || data[eventKey(n)] == nil {
 		keys := make([]string, 0, len(data))
 		for k := range data {
 			keys = append(keys, k)
@@ -197,7 +198,7 @@ func TestCompaction(t *testing.T) {
 		t.Errorf("%d keys %v; want the header, 2 chunks and 7 events", len(data), keys)
 	}
 	rec, err := a.Rollout("ha").Load(ctx)
-	if err != nil || len(rec.Events) != n || rec.Events[n-1].Reason != fmt.Sprintf("note %d", n) {
+	if err != nil || int64(len(rec.Events)) != n || rec.Events[n-1].Reason != fmt.Sprintf("note %d", n) {
 		t.Fatalf("Load: %v events, %v", len(rec.Events), err)
 	}
 }
@@ -241,9 +242,9 @@ func TestChunksRollOverAtTheSizeLimit(t *testing.T) {
 	f := replica.NewFollower(engine.NewState(rollout))
 	go b.Rollout("ha").Follow(ctx, f, rollout)
 
-	// At a tenth of the real limit, so the test does not spend its time encoding megabytes
+	// At a smaller limit, so the test does not spend its time encoding megabytes
 	// (TestRealLimitFitsTheAPIServer fills one at the real limit).
-	a.limit, b.limit = limitBytes/10, limitBytes/10
+	a.limit, b.limit = 90<<10, 90<<10
 	l := unelected(a, "ha")
 	if _, err := l.Begin(ctx, rollout); err != nil {
 		t.Fatal(err)
@@ -424,10 +425,10 @@ func TestAppendSendsOnlyTheEvent(t *testing.T) {
 	if _, err := l.Begin(ctx, parse(t)); err != nil {
 		t.Fatal(err)
 	}
-	big := strings.Repeat("x", 40<<10)
+	big := strings.Repeat("x", 8<<10)
 	var seq int64
 	var want []string
-	for _, fill := range []int{0, 200 << 10, 400 << 10, 600 << 10, 850 << 10} {
+	for _, fill := range []int{0, limitBytes / 4, limitBytes / 2, limitBytes * 3 / 4, limitBytes * 9 / 10} {
 		for dataSize(l.open)+len(big) < fill {
 			seq++
 			if err := l.Append(note(seq, big)); err != nil {
