@@ -2,6 +2,8 @@ package replica
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,6 +50,53 @@ type Request struct {
 	// Replica is the id of the standby that relayed it.
 	Replica string    `json:"replica"`
 	Sent    time.Time `json:"sent"`
+}
+
+// Sending is a command on its way from a standby to the leader: its request as stored, and
+// how long the standby waits for the answer.
+type Sending struct {
+	ID   string
+	Data []byte        // the Request, as stored
+	Wait time.Duration // RelayTimeout, or less if the caller's deadline comes sooner
+}
+
+// Send prepares cmd for the store: a fresh random id, the request as stored, and a context
+// that ends when the wait does (cancel it once answered).
+func Send(ctx context.Context, replica string, cmd engine.Command) (Sending, context.Context, context.CancelFunc, error) {
+	wait := RelayTimeout
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < wait {
+		wait = max(time.Until(d), 0)
+	}
+	var b [16]byte
+	rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	data, err := json.Marshal(NewRequest(id, replica, cmd))
+	if err != nil {
+		return Sending{}, ctx, func() {}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	return Sending{ID: id, Data: data, Wait: wait}, ctx, cancel, nil
+}
+
+// Withdrawn is the error of a command no leader took in time, taken back from the store:
+// nothing changed. leader is who leads now, if anyone.
+func (s Sending) Withdrawn(leader string) error {
+	if leader == "" {
+		leader = "none"
+	}
+	return fmt.Errorf("%w: no leader took the command within %s (leader: %s); it was withdrawn, nothing changed", engine.ErrNotRunning, s.Wait.Round(time.Millisecond), leader)
+}
+
+// Unanswered is the error of a command a leader took but did not answer in time: it may
+// have been applied.
+func (s Sending) Unanswered() error {
+	return fmt.Errorf("the leader took the command but did not answer within %s (it may have stopped leading): it may have been applied; see the rollout's events", s.Wait.Round(time.Millisecond))
+}
+
+// Unknown is the error of a command neither answered nor withdrawn, the store (named) failing
+// with err: its fate is unknown.
+func (s Sending) Unknown(store string, err error) error {
+	return fmt.Errorf("no answer from the leader within %s, and %s did not answer either (%w): the command may yet be applied; see the rollout's events", s.Wait.Round(time.Millisecond), store, err)
 }
 
 // NewRequest makes the request that relays cmd from the standby named replica.

@@ -2,8 +2,6 @@ package etcd
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,21 +37,13 @@ const relayLease = 5 * time.Second
 // Relay sends cmd to the rollout's leader and waits for its answer, at most
 // replica.RelayTimeout or until ctx ends. It implements replica.Relay.
 func (r *Rollout) Relay(ctx context.Context, cmd engine.Command) (int64, error) {
-	wait := replica.RelayTimeout
-	if d, ok := ctx.Deadline(); ok && time.Until(d) < wait {
-		wait = max(time.Until(d), 0)
-	}
-	ctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	var b [16]byte
-	rand.Read(b[:])
-	id := hex.EncodeToString(b[:])
-	data, err := json.Marshal(replica.NewRequest(id, r.s.id, cmd))
+	send, ctx, cancel, err := replica.Send(ctx, r.s.id, cmd)
 	if err != nil {
 		return 0, err
 	}
+	defer cancel()
 	cli := r.s.cli
-	grant, err := cli.Grant(ctx, int64((wait+relayLease+time.Second-1)/time.Second))
+	grant, err := cli.Grant(ctx, int64((send.Wait+relayLease+time.Second-1)/time.Second))
 	if err != nil {
 		return 0, fmt.Errorf("%w: etcd: %w", engine.ErrNotRunning, err)
 	}
@@ -62,8 +52,8 @@ func (r *Rollout) Relay(ctx context.Context, cmd engine.Command) (int64, error) 
 		defer cancel()
 		cli.Revoke(rctx, grant.ID)
 	}()
-	ck, ak := r.commandKey(id), r.answerKey(id)
-	put, err := cli.Put(ctx, ck, string(data), clientv3.WithLease(grant.ID))
+	ck, ak := r.commandKey(send.ID), r.answerKey(send.ID)
+	put, err := cli.Put(ctx, ck, string(send.Data), clientv3.WithLease(grant.ID))
 	if err != nil {
 		return 0, fmt.Errorf("%w: etcd: %w", engine.ErrNotRunning, err)
 	}
@@ -80,30 +70,27 @@ func (r *Rollout) Relay(ctx context.Context, cmd engine.Command) (int64, error) 
 		}
 	}
 	<-ctx.Done()
-	return r.withdraw(ck, ak, wait)
+	return r.withdraw(ck, ak, send)
 }
 
 // withdraw takes back a command the leader has not answered: deleted while still there, it
 // was never taken and never will be.
-func (r *Rollout) withdraw(ck, ak string, waited time.Duration) (int64, error) {
+func (r *Rollout) withdraw(ck, ak string, send replica.Sending) (int64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	resp, err := r.s.cli.Txn(ctx).If(clientv3.Compare(clientv3.Version(ck), ">", 0)).
 		Then(clientv3.OpDelete(ck)).Else(clientv3.OpGet(ak)).Commit()
 	switch {
 	case err != nil:
-		return 0, fmt.Errorf("no answer from the leader within %s, and etcd did not answer either (%w): the command may yet be applied; see the rollout's events", waited.Round(time.Millisecond), err)
+		return 0, send.Unknown("etcd", err)
 	case resp.Succeeded:
 		leader, _ := r.Leader(ctx)
-		if leader == "" {
-			leader = "none"
-		}
-		return 0, fmt.Errorf("%w: no leader took the command within %s (leader: %s); it was withdrawn, nothing changed", engine.ErrNotRunning, waited.Round(time.Millisecond), leader)
+		return 0, send.Withdrawn(leader)
 	}
 	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
 		return replica.ParseAnswer(kvs[0].Value)
 	}
-	return 0, fmt.Errorf("the leader took the command but did not answer within %s (it may have stopped leading): it may have been applied; see the rollout's events", waited.Round(time.Millisecond))
+	return 0, send.Unanswered()
 }
 
 // ServeCommands runs the commands standbys relay on t, one at a time, and answers each, until

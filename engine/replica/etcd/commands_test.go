@@ -122,6 +122,9 @@ func TestRelayedCommands(t *testing.T) {
 	ep := etcdtest.Start(t)
 	rollout := parse(t, pauses)
 	rollout.Steps[1].Pause.Duration = spec.Duration(10 * time.Minute)
+	// Weight steps stay (pausable) for an hour rather than the 100 ms a busy machine could let
+	// pass before a command arrives; the test advances them.
+	rollout.Analysis.Stabilization = spec.Duration(time.Hour)
 	a, b := open(t, ep, "/c1", "a", 2*time.Second), open(t, ep, "/c1", "b", 2*time.Second)
 	lead(t, a, rollout, &enginetest.Router{})
 	f := standing(t, b, rollout)
@@ -139,7 +142,11 @@ func TestRelayedCommands(t *testing.T) {
 	if !errors.Is(err, engine.ErrStaleCommand) {
 		t.Fatalf("a stale advance through the standby = %v; want ErrStaleCommand", err)
 	}
-	// Step 2 is a pause step (paused, not pausable): wait for it, advance past it, then pause.
+	// Advance step 1; step 2 is a pause step (paused, not pausable): advance past it too, then
+	// pause step 3.
+	if err := f.Do(ctx, engine.Command{Kind: engine.CommandAdvance, Actor: alice, Step: 0}); err != nil {
+		t.Fatalf("advance through the standby: %v", err)
+	}
 	waitState(t, f, "step 2", func(st engine.State) bool { return st.Step == 1 })
 	if err := f.Do(ctx, engine.Command{Kind: engine.CommandAdvance, Actor: alice, Step: 1, Reason: "looks fine"}); err != nil {
 		t.Fatalf("advance through the standby: %v", err)

@@ -2,8 +2,6 @@ package kube
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -76,58 +74,47 @@ func (r *Rollout) Relay(ctx context.Context, cmd engine.Command) (int64, error) 
 	if r.err != nil {
 		return 0, r.err
 	}
-	wait := replica.RelayTimeout
-	if d, ok := ctx.Deadline(); ok && time.Until(d) < wait {
-		wait = max(time.Until(d), 0)
-	}
-	ctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	var b [16]byte
-	rand.Read(b[:])
-	id := hex.EncodeToString(b[:])
-	data, err := json.Marshal(replica.NewRequest(id, r.s.id, cmd))
+	send, ctx, cancel, err := replica.Send(ctx, r.s.id, cmd)
 	if err != nil {
 		return 0, err
 	}
+	defer cancel()
 	cms := r.s.cs.CoreV1().ConfigMaps(r.s.ns)
 	created, err := cms.Create(ctx, &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Name: r.commandName(id), Namespace: r.s.ns,
+		ObjectMeta: metav1.ObjectMeta{Name: r.commandName(send.ID), Namespace: r.s.ns,
 			Labels: map[string]string{LabelCommand: r.base, "app.kubernetes.io/managed-by": "perch"}},
-		Data: map[string]string{"request": string(data)},
+		Data: map[string]string{"request": string(send.Data)},
 	}, metav1.CreateOptions{FieldManager: "perch"})
 	if err != nil {
 		return 0, fmt.Errorf("%w: kubernetes: %w", engine.ErrNotRunning, err)
 	}
-	if ans, ok := r.awaitAnswer(ctx, id); ok {
+	if ans, ok := r.awaitAnswer(ctx, send.ID); ok {
 		return replica.ParseAnswer(ans)
 	}
-	return r.withdraw(id, created.ResourceVersion, wait)
+	return r.withdraw(created.ResourceVersion, send)
 }
 
 // withdraw takes back a command the leader has not answered: deleted while it is still the
 // version the sender created, it was never taken and never will be.
-func (r *Rollout) withdraw(id, rv string, waited time.Duration) (int64, error) {
+func (r *Rollout) withdraw(rv string, send replica.Sending) (int64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), answerGrace)
 	defer cancel()
-	err := r.s.cs.CoreV1().ConfigMaps(r.s.ns).Delete(ctx, r.commandName(id),
+	err := r.s.cs.CoreV1().ConfigMaps(r.s.ns).Delete(ctx, r.commandName(send.ID),
 		metav1.DeleteOptions{Preconditions: &metav1.Preconditions{ResourceVersion: &rv}})
 	switch {
 	case err == nil:
 		leader, _ := r.Leader(ctx)
-		if leader == "" {
-			leader = "none"
-		}
-		return 0, fmt.Errorf("%w: no leader took the command within %s (leader: %s); it was withdrawn, nothing changed", engine.ErrNotRunning, waited.Round(time.Millisecond), leader)
+		return 0, send.Withdrawn(leader)
 	case apierrors.IsNotFound(err), apierrors.IsConflict(err):
 		// Taken as the sender gave up: the answer may be on its way.
 		actx, cancel := context.WithTimeout(context.Background(), answerGrace)
 		defer cancel()
-		if ans, ok := r.awaitAnswer(actx, id); ok {
+		if ans, ok := r.awaitAnswer(actx, send.ID); ok {
 			return replica.ParseAnswer(ans)
 		}
-		return 0, fmt.Errorf("the leader took the command but did not answer within %s (it may have stopped leading): it may have been applied; see the rollout's events", waited.Round(time.Millisecond))
+		return 0, send.Unanswered()
 	}
-	return 0, fmt.Errorf("no answer from the leader within %s, and the API server did not answer either (%w): the command may yet be applied; see the rollout's events", waited.Round(time.Millisecond), err)
+	return 0, send.Unknown("the API server", err)
 }
 
 // awaitAnswer waits until ctx ends for the answer to command id, and deletes it once read.

@@ -141,6 +141,9 @@ func TestRelayedCommands(t *testing.T) {
 	srv := kubetest.NewAPIServer()
 	rollout := parse(t)
 	rollout.Steps[1].Pause.Duration = spec.Duration(10 * time.Minute)
+	// Weight steps stay (pausable) for an hour rather than the 100 ms a busy machine could let
+	// pass before a command arrives; the test advances them.
+	rollout.Analysis.Stabilization = spec.Duration(time.Hour)
 	a, _ := open(t, srv, "a", 2*time.Second)
 	b, _ := open(t, srv, "b", 2*time.Second)
 	lead(t, a, rollout, &enginetest.Router{})
@@ -158,6 +161,9 @@ func TestRelayedCommands(t *testing.T) {
 	err = f.Do(ctx, engine.Command{Kind: engine.CommandAdvance, Actor: alice, Step: 7})
 	if !errors.Is(err, engine.ErrStaleCommand) {
 		t.Fatalf("a stale advance through the standby = %v; want ErrStaleCommand", err)
+	}
+	if err := f.Do(ctx, engine.Command{Kind: engine.CommandAdvance, Actor: alice, Step: 0}); err != nil {
+		t.Fatalf("advance through the standby: %v", err)
 	}
 	waitState(t, f, "step 2", func(st engine.State) bool { return st.Step == 1 })
 	if err := f.Do(ctx, engine.Command{Kind: engine.CommandAdvance, Actor: alice, Step: 1, Reason: "looks fine"}); err != nil {
