@@ -185,6 +185,23 @@ func (a *app) openStore(ctx context.Context, f runFlags) (haStore, error) {
 	return etcdStore{store}, nil
 }
 
+// follow starts following ro's journal into a new follower, which relays its commands to
+// the leader; stop ends the following (the follower serves its last state until closed).
+func follow(ctx context.Context, ro haRollout, spec *spec.Rollout) (f *replica.Follower, stop func()) {
+	f = replica.NewFollower(engine.NewState(spec))
+	f.RelayTo(ro)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ro.Follow(ctx, f, spec)
+	}()
+	return f, func() {
+		cancel()
+		<-done
+	}
+}
+
 // standby is what a verb shows while its replica waits to lead: it starts serving the
 // follower (the control socket, SSH sessions, the terminal), which relays commands to the
 // leader through the store, and returns how to stop.
@@ -207,18 +224,10 @@ func (a *app) openHA(ctx context.Context, path string, f runFlags, show standby)
 	}
 	ro, id := store.Rollout(spec.Name), store.ID()
 	closeStore := func() { store.Close() }
-	follower := replica.NewFollower(engine.NewState(spec))
-	follower.RelayTo(ro)
-	fctx, stopFollow := context.WithCancel(ctx)
-	followed := make(chan struct{})
-	go func() {
-		defer close(followed)
-		ro.Follow(fctx, follower, spec)
-	}()
+	follower, stopFollow := follow(ctx, ro, spec)
 	stopShow, err := show(follower)
 	if err != nil {
 		stopFollow()
-		<-followed
 		closeStore()
 		return nil, err
 	}
@@ -226,7 +235,6 @@ func (a *app) openHA(ctx context.Context, path string, f runFlags, show standby)
 	lead, err := ro.campaign(ctx)
 	stopShow()
 	stopFollow()
-	<-followed
 	follower.Close()
 	if err != nil {
 		closeStore()

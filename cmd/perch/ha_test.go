@@ -439,37 +439,7 @@ func TestHAStandbySocketCommands(t *testing.T) {
 	w := newHAWorld(t, ep, "/steer", false)
 	w.start(3)
 	leader := w.leader("")
-	var standbys []*haReplica
-	for _, r := range w.replicas {
-		if r != leader {
-			standbys = append(standbys, r)
-		}
-	}
-	bin, err := perchBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	steer := func(r *haReplica, verb string) ([]byte, error) {
-		return exec.Command(bin, verb, "--socket", r.socket(w), "--reason", verb+" via "+r.id, "-o", "json").CombinedOutput()
-	}
-	w.waitFor(engine.EventAnalysis, 1)
-	if out, err := steer(standbys[0], "pause"); err != nil || !strings.Contains(string(out), `"phase":"paused"`) {
-		t.Fatalf("perch pause on standby %s: %v\n%s\n%s", standbys[0].id, err, out, w.logs())
-	}
-	me := userName(t)
-	var paused []engine.Event
-	for _, ev := range w.events() {
-		if ev.Type == engine.EventPaused {
-			paused = append(paused, ev)
-		}
-	}
-	if len(paused) != 1 || paused[0].Actor == nil || paused[0].Actor.Name != me || paused[0].Actor.Source != "socket" ||
-		paused[0].Actor.Role != engine.RoleOperator || paused[0].Reason != "pause via "+standbys[0].id {
-		t.Fatalf("paused events %+v; want one, by %s on the socket, with the reason", paused, me)
-	}
-	if got := w.status(standbys[1])["phase"]; got != "paused" {
-		t.Errorf("the other standby's status says %v; want paused", got)
-	}
+	standbys, steer := pauseThroughStandby(t, w)
 
 	// Resume through a standby while the leader is killed.
 	resumed := make(chan error, 1)
@@ -786,4 +756,44 @@ func TestHARunStandbyTerminal(t *testing.T) {
 	if len(paused) != 1 || paused[0].Actor == nil || paused[0].Actor.Name != "carol" || paused[0].Actor.Source != "tui" {
 		t.Errorf("paused events %+v; want one, carol's from the terminal", paused)
 	}
+}
+
+// pauseThroughStandby pauses w's rollout through a standby's control socket and checks that
+// the leader took it once, journaled with the operator's identity and reason, and that another
+// standby shows it. It returns the standbys and how to steer one.
+func pauseThroughStandby(t *testing.T, w *haWorld) ([]*haReplica, func(r *haReplica, verb string) ([]byte, error)) {
+	t.Helper()
+	leader := w.leader("")
+	var standbys []*haReplica
+	for _, r := range w.replicas {
+		if r != leader {
+			standbys = append(standbys, r)
+		}
+	}
+	bin, err := perchBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	steer := func(r *haReplica, verb string) ([]byte, error) {
+		return exec.Command(bin, verb, "--socket", r.socket(w), "--reason", verb+" via "+r.id, "-o", "json").CombinedOutput()
+	}
+	w.waitFor(engine.EventAnalysis, 1)
+	if out, err := steer(standbys[0], "pause"); err != nil || !strings.Contains(string(out), `"phase":"paused"`) {
+		t.Fatalf("perch pause on standby %s: %v\n%s\n%s", standbys[0].id, err, out, w.logs())
+	}
+	me := userName(t)
+	var paused []engine.Event
+	for _, ev := range w.events() {
+		if ev.Type == engine.EventPaused {
+			paused = append(paused, ev)
+		}
+	}
+	if len(paused) != 1 || paused[0].Actor == nil || paused[0].Actor.Name != me || paused[0].Actor.Source != "socket" ||
+		paused[0].Actor.Role != engine.RoleOperator || paused[0].Reason != "pause via "+standbys[0].id {
+		t.Fatalf("paused events %+v; want one, by %s on the socket, with the reason", paused, me)
+	}
+	if got := w.status(standbys[1])["phase"]; got != "paused" {
+		t.Errorf("the other standby's status says %v; want paused", got)
+	}
+	return standbys, steer
 }

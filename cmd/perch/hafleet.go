@@ -55,18 +55,10 @@ func (h *haFleet) run(ctx context.Context, st fleet.Start) (engine.Outcome, erro
 	ra.stderr = &lineEditor{w: h.app.stderr, edit: reportLine(spec.Name)}
 	ro := h.store.Rollout(spec.Name)
 	for {
-		follower := replica.NewFollower(engine.NewState(spec))
-		follower.RelayTo(ro)
-		fctx, stopFollow := context.WithCancel(ctx)
-		followed := make(chan struct{})
-		go func() {
-			defer close(followed)
-			ro.Follow(fctx, follower, spec)
-		}()
+		follower, stopFollow := follow(ctx, ro, spec)
 		st.Serve(follower, ro.Path())
 		lead, out, err := h.campaign(ctx, ro, follower)
 		stopFollow()
-		<-followed
 		if lead == nil {
 			follower.Close()
 			if ctx.Err() != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"net/http/httptest"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -121,38 +120,7 @@ func TestHAKubernetesStandbySocketCommands(t *testing.T) {
 	}
 	w, srv := newKubeHAWorld(t, false)
 	w.start(3)
-	leader := w.leader("")
-	var standbys []*haReplica
-	for _, r := range w.replicas {
-		if r != leader {
-			standbys = append(standbys, r)
-		}
-	}
-	bin, err := perchBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	steer := func(r *haReplica, verb string) ([]byte, error) {
-		return exec.Command(bin, verb, "--socket", r.socket(w), "--reason", verb+" via "+r.id, "-o", "json").CombinedOutput()
-	}
-	w.waitFor(engine.EventAnalysis, 1)
-	if out, err := steer(standbys[0], "pause"); err != nil || !strings.Contains(string(out), `"phase":"paused"`) {
-		t.Fatalf("perch pause on standby %s: %v\n%s\n%s", standbys[0].id, err, out, w.logs())
-	}
-	me := userName(t)
-	var paused []engine.Event
-	for _, ev := range w.events() {
-		if ev.Type == engine.EventPaused {
-			paused = append(paused, ev)
-		}
-	}
-	if len(paused) != 1 || paused[0].Actor == nil || paused[0].Actor.Name != me || paused[0].Actor.Source != "socket" ||
-		paused[0].Actor.Role != engine.RoleOperator || paused[0].Reason != "pause via "+standbys[0].id {
-		t.Fatalf("paused events %+v; want one, by %s on the socket, with the reason", paused, me)
-	}
-	if got := w.status(standbys[1])["phase"]; got != "paused" {
-		t.Errorf("the other standby's status says %v; want paused", got)
-	}
+	standbys, steer := pauseThroughStandby(t, w)
 	if out, err := steer(standbys[1], "resume"); err != nil {
 		t.Fatalf("perch resume on standby %s: %v\n%s\n%s", standbys[1].id, err, out, w.logs())
 	}
