@@ -165,15 +165,8 @@ func (a *app) live(ctx context.Context, hangups *hangups, l life) (*session, eng
 	if r.fence != nil { // --ha: a replica that lost the lead touches nothing and stops
 		router, flags = replica.Guard(router, r.fence), replica.GuardFlags(flags, r.fence)
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithCancel(ctx)
+		ctx, cancel = r.fence.Bound(ctx)
 		defer cancel()
-		go func() {
-			select {
-			case <-r.fence.Down():
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
 	}
 	eng, err := engine.New(engine.Config{Spec: r.spec, Router: router, Source: r.source, Flags: flags, Journal: r.journal, Resume: r.rec, Linger: l.linger})
 	if err != nil {

@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -83,3 +84,17 @@ func (f *Fence) Check() error {
 
 // Down is closed when the fence goes down.
 func (f *Fence) Down() <-chan struct{} { return f.down }
+
+// Bound is ctx, ended also when the fence goes down: work done for the lead stops with it.
+// Call cancel once the work is done.
+func (f *Fence) Bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-f.down:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}

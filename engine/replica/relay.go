@@ -129,6 +129,18 @@ func ParseRequest(data []byte) (Request, error) {
 	return r, nil
 }
 
+// Run runs the request's command on t, the leader's engine, waiting for it at most
+// RelayTimeout; an engine that did not answer by then may yet apply it, and the error says so.
+func Run(ctx context.Context, t Target, r Request) error {
+	ctx, cancel := context.WithTimeout(ctx, RelayTimeout)
+	defer cancel()
+	err := t.Do(ctx, r.Command())
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return errors.New("the leader stopped waiting for its engine: the command may have been applied; see the rollout's events")
+	}
+	return err
+}
+
 // Command is the engine command the request carries.
 func (r Request) Command() engine.Command {
 	return engine.Command{Kind: r.Kind, Actor: r.Actor, Step: r.Step, Reason: r.Reason}

@@ -111,3 +111,29 @@ steps:
 		}
 	}
 }
+
+// TestFenceBound: work bound to the fence ends when the fence goes down (its deadline passes),
+// and not before; work that ends first leaves nothing waiting.
+func TestFenceBound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := replica.NewFence(time.Now().Add(time.Minute))
+		ctx, cancel := f.Bound(context.Background())
+		defer cancel()
+		time.Sleep(59 * time.Second)
+		synctest.Wait()
+		if ctx.Err() != nil {
+			t.Fatal("the bound context ended while the fence was up")
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if ctx.Err() == nil {
+			t.Fatal("the bound context outlived the fence")
+		}
+		done, stop := f.Bound(context.Background())
+		stop()
+		synctest.Wait() // its watcher must be gone, or synctest reports a leaked goroutine
+		if done.Err() == nil {
+			t.Fatal("cancel did not end the bound context")
+		}
+	})
+}

@@ -96,15 +96,8 @@ func (r *Rollout) withdraw(ck, ak string, send replica.Sending) (int64, error) {
 // ServeCommands runs the commands standbys relay on t, one at a time, and answers each, until
 // ctx ends or the lead is lost. Commands waiting when it starts are taken first.
 func (l *Leadership) ServeCommands(ctx context.Context, t replica.Target) {
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := l.fence.Bound(ctx)
 	defer cancel()
-	go func() {
-		select {
-		case <-l.fence.Down():
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	for ctx.Err() == nil {
 		if err := l.serveCommands(ctx, t); err != nil && ctx.Err() == nil {
 			select { // etcd unreachable: try again shortly
@@ -151,12 +144,7 @@ func (l *Leadership) serveCommand(ctx context.Context, t replica.Target, key, va
 	id := strings.TrimPrefix(string(key), l.r.commandPrefix())
 	req, err := replica.ParseRequest(value)
 	if err == nil {
-		dctx, cancel := context.WithTimeout(ctx, replica.RelayTimeout)
-		err = t.Do(dctx, req.Command())
-		cancel()
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			err = errors.New("the leader stopped waiting for its engine: the command may have been applied; see the rollout's events")
-		}
+		err = replica.Run(ctx, t, req)
 	}
 	data, err := json.Marshal(replica.AnswerFor(err, t.Snapshot().Seq))
 	if err != nil {

@@ -351,15 +351,8 @@ func (r *Rollout) Campaign(ctx context.Context) (*Leadership, error) {
 	l := &Leadership{r: r, sess: sess, fence: fence, ttl: ttl, stop: make(chan struct{}), done: make(chan struct{})}
 	go l.keepAlive(grant.ID)
 	l.election = concurrency.NewElection(sess, r.electionPrefix())
-	cctx, cancel := context.WithCancel(ctx)
+	cctx, cancel := fence.Bound(ctx) // a lease lost while waiting ends the campaign
 	defer cancel()
-	go func() { // a lease lost while waiting ends the campaign
-		select {
-		case <-fence.Down():
-			cancel()
-		case <-cctx.Done():
-		}
-	}()
 	if err := l.election.Campaign(cctx, r.s.id); err != nil {
 		if ferr := fence.Check(); ferr != nil && ctx.Err() == nil {
 			err = ferr // the lease was lost while waiting
@@ -452,13 +445,8 @@ func (l *Leadership) commit(ops []clientv3.Op, cmps ...clientv3.Cmp) (*clientv3.
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), l.ttl/2)
 	defer cancel()
-	go func() {
-		select {
-		case <-l.fence.Down():
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	ctx, stop := l.fence.Bound(ctx)
+	defer stop()
 	resp, err := l.r.s.cli.Txn(ctx).If(append([]clientv3.Cmp{l.guard()}, cmps...)...).Then(ops...).Commit()
 	if err != nil {
 		if ferr := l.fence.Check(); ferr != nil {

@@ -3,7 +3,6 @@ package kube
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -177,15 +176,8 @@ func sleep(ctx context.Context, d time.Duration) {
 // ServeCommands runs the commands standbys relay on t, one at a time, and answers each, until
 // ctx ends or the lead is lost. Commands waiting when it starts are taken first, oldest first.
 func (l *Leadership) ServeCommands(ctx context.Context, t replica.Target) {
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := l.fence.Bound(ctx)
 	defer cancel()
-	go func() {
-		select {
-		case <-l.fence.Down():
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	for ctx.Err() == nil {
 		if err := l.serveCommands(ctx, t); err != nil {
 			sleep(ctx, time.Second) // the API server unreachable: try again shortly
@@ -251,12 +243,7 @@ func (l *Leadership) serveCommand(ctx context.Context, t replica.Target, cm *cor
 		if err = l.fence.Check(); err != nil {
 			break // the lead was lost as the command was taken: not run
 		}
-		dctx, cancel := context.WithTimeout(ctx, replica.RelayTimeout)
-		err = t.Do(dctx, req.Command())
-		cancel()
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			err = errors.New("the leader stopped waiting for its engine: the command may have been applied; see the rollout's events")
-		}
+		err = replica.Run(ctx, t, req)
 	}
 	data, err := json.Marshal(replica.AnswerFor(err, t.Snapshot().Seq))
 	if err != nil {

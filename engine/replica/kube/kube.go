@@ -538,13 +538,8 @@ func (l *Leadership) write(do func(context.Context, typedcorev1.ConfigMapInterfa
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), l.r.s.lease/2)
 	defer cancel()
-	go func() {
-		select {
-		case <-l.fence.Down():
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	ctx, stop := l.fence.Bound(ctx)
+	defer stop()
 	out, err := do(ctx, l.r.s.cs.CoreV1().ConfigMaps(l.r.s.ns))
 	if err != nil {
 		if ferr := l.fence.Check(); ferr != nil {
