@@ -11,10 +11,9 @@ import (
 	cw "github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 
 	"github.com/perchhq/perch/engine"
-	"github.com/perchhq/perch/engine/enginetest"
-	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics/cloudwatch"
 	"github.com/perchhq/perch/metrics/cloudwatch/cwtest"
+	"github.com/perchhq/perch/metrics/internal/sourcetest"
 )
 
 const rollout = `name: checkout
@@ -58,10 +57,7 @@ func TestEngineJudgesFromCloudWatch(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				r, err := spec.Parse("rollout.yaml", []byte(rollout))
-				if err != nil {
-					t.Fatal(err)
-				}
+				r := sourcetest.Parse(t, rollout)
 				fake := cwtest.New()
 				now := time.Now().Truncate(time.Minute)
 				fake.AddMetric(*r.Checks[0].Canary.Metric, cwtest.Every(now, now.Add(time.Hour), time.Minute, cwtest.Constant(tt.canaryMillis/1000))...)
@@ -73,14 +69,7 @@ func TestEngineJudgesFromCloudWatch(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				eng, err := engine.New(engine.Config{Spec: r, Router: &enginetest.Router{}, Source: src})
-				if err != nil {
-					t.Fatal(err)
-				}
-				out, err := eng.Run(context.Background())
-				if err != nil || out != tt.want {
-					t.Fatalf("rollout ended %q, %v; want %q", out, err, tt.want)
-				}
+				sourcetest.Run(t, r, src, tt.want)
 				for _, q := range fake.Requests() {
 					if q.Period != 60 || q.Stat != "p99" || q.Region != "us-east-1" {
 						t.Fatalf("query %+v: want period 60, p99, us-east-1", q)

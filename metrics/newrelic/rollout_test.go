@@ -1,17 +1,15 @@
 package newrelic_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/perchhq/perch/engine"
-	"github.com/perchhq/perch/engine/enginetest"
-	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics/internal/apicall"
 	"github.com/perchhq/perch/metrics/internal/apicall/apitest"
+	"github.com/perchhq/perch/metrics/internal/sourcetest"
 	"github.com/perchhq/perch/metrics/newrelic"
 )
 
@@ -56,10 +54,7 @@ func TestEngineJudgesFromNewRelic(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				r, err := spec.Parse("rollout.yaml", []byte(rollout))
-				if err != nil {
-					t.Fatal(err)
-				}
+				r := sourcetest.Parse(t, rollout)
 				f := &fake{value: func(nrql string, _ time.Time) any {
 					canary := strings.Contains(nrql, "'canary'")
 					switch {
@@ -78,14 +73,7 @@ func TestEngineJudgesFromNewRelic(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				eng, err := engine.New(engine.Config{Spec: r, Router: &enginetest.Router{}, Source: src})
-				if err != nil {
-					t.Fatal(err)
-				}
-				out, err := eng.Run(context.Background())
-				if err != nil || out != tt.want {
-					t.Fatalf("rollout ended %q, %v; want %q", out, err, tt.want)
-				}
+				sourcetest.Run(t, r, src, tt.want)
 				reqs := f.requests()
 				if len(reqs) < 3*6 {
 					t.Errorf("only %d NerdGraph calls: want 6 queries at each of at least 3 looks", len(reqs))

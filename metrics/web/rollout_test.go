@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -10,10 +9,9 @@ import (
 	"time"
 
 	"github.com/perchhq/perch/engine"
-	"github.com/perchhq/perch/engine/enginetest"
-	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/metrics/internal/apicall"
 	"github.com/perchhq/perch/metrics/internal/apicall/apitest"
+	"github.com/perchhq/perch/metrics/internal/sourcetest"
 	"github.com/perchhq/perch/metrics/web"
 )
 
@@ -51,10 +49,7 @@ func TestEngineJudgesFromWeb(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				r, err := spec.Parse("rollout.yaml", []byte(rollout))
-				if err != nil {
-					t.Fatal(err)
-				}
+				r := sourcetest.Parse(t, rollout)
 				e := &endpoint{answer: func(w http.ResponseWriter, r *http.Request, start, end time.Time) {
 					v := 0.120
 					if r.URL.Query().Get("side") == "canary" {
@@ -71,14 +66,7 @@ func TestEngineJudgesFromWeb(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				eng, err := engine.New(engine.Config{Spec: r, Router: &enginetest.Router{}, Source: src})
-				if err != nil {
-					t.Fatal(err)
-				}
-				out, err := eng.Run(context.Background())
-				if err != nil || out != tt.want {
-					t.Fatalf("rollout ended %q, %v; want %q", out, err, tt.want)
-				}
+				sourcetest.Run(t, r, src, tt.want)
 				sides := map[string]int{}
 				for _, req := range e.requests() {
 					q := req.URL.Query()
