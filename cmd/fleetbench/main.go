@@ -38,7 +38,6 @@ import (
 
 	"github.com/perchhq/perch/engine"
 	"github.com/perchhq/perch/engine/enginetest"
-	"github.com/perchhq/perch/engine/fleet"
 	"github.com/perchhq/perch/engine/spec"
 	"github.com/perchhq/perch/internal/benchssh"
 	"github.com/perchhq/perch/metrics"
@@ -245,7 +244,7 @@ func runFleet(n int, step time.Duration, judge string, journal bool, keys string
 	defer os.RemoveAll(dir)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	f := &benchFleet{engines: map[string]*engine.Engine{}}
+	f := &enginetest.Fleet{Engines: map[string]*engine.Engine{}, Poll: 250 * time.Millisecond}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
@@ -269,8 +268,7 @@ func runFleet(n int, step time.Duration, judge string, journal bool, keys string
 		if err != nil {
 			return err
 		}
-		f.engines[name] = eng
-		f.names = append(f.names, name)
+		f.Engines[name] = eng
 		wg.Go(func() { _, _ = eng.Run(ctx) })
 	}
 	addr := "-"
@@ -312,16 +310,16 @@ func runFleet(n int, step time.Duration, judge string, journal bool, keys string
 	runtime.ReadMemStats(&ms)
 	fmt.Println("live", ms.HeapInuse)
 	fmt.Println("render", timeView(f))
-	fmt.Println("states", f.summary())
+	fmt.Println("states", summary(f.Engines))
 	return nil
 }
 
 // summary counts the rollouts by phase and averages their looks, to show they ran as meant.
-func (f *benchFleet) summary() string {
+func summary(engines map[string]*engine.Engine) string {
 	phases := map[engine.Phase]int{}
 	looks := 0
 	why := ""
-	for _, e := range f.engines {
+	for _, e := range engines {
 		st := e.Snapshot()
 		phases[st.Phase]++
 		looks += st.Looks
@@ -338,7 +336,7 @@ func (f *benchFleet) summary() string {
 		parts = append(parts, fmt.Sprintf("%d %s", c, ph))
 	}
 	slices.Sort(parts)
-	return fmt.Sprintf("%s%s; %.0f looks per rollout in its step", strings.Join(parts, ", "), why, float64(looks)/float64(max(len(f.engines), 1)))
+	return fmt.Sprintf("%s%s; %.0f looks per rollout in its step", strings.Join(parts, ", "), why, float64(looks)/float64(max(len(engines), 1)))
 }
 
 func mustKeys(path string) *remote.Keyring {
@@ -351,7 +349,7 @@ func mustKeys(path string) *remote.Keyring {
 
 // timeView draws the overview of the fleet's newest states at 240×60, afresh each time, and
 // reports the median and slowest of 200 draws.
-func timeView(f *benchFleet) string {
+func timeView(f tui.Fleet) string {
 	r := lipgloss.NewRenderer(io.Discard)
 	r.SetColorProfile(termenv.TrueColor) // as a colour terminal gets it: every cell styled
 	o := tui.NewOverview(tui.OverviewOptions{Fleet: f, Renderer: r, Presence: func() map[string][]engine.Actor { return nil }})
@@ -392,46 +390,6 @@ func drive(o tea.Model, cmd tea.Cmd, depth int) {
 		}
 	case <-time.After(200 * time.Millisecond):
 	}
-}
-
-// benchFleet is the fleet's engines as the overview and the SSH server read them: a stand-in
-// for engine/fleet that lists every engine's newest state four times a second.
-type benchFleet struct {
-	names   []string
-	engines map[string]*engine.Engine
-}
-
-func (f *benchFleet) Subscribe() (<-chan []fleet.Status, func()) {
-	out := make(chan []fleet.Status, 1)
-	stop := make(chan struct{})
-	var once sync.Once
-	go func() {
-		defer close(out)
-		tick := time.NewTicker(250 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			list := make([]fleet.Status, len(f.names))
-			for i, name := range f.names {
-				list[i] = fleet.Status{Name: name, State: f.engines[name].Snapshot()}
-			}
-			select {
-			case <-out:
-			default:
-			}
-			out <- list
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	return out, func() { once.Do(func() { close(stop) }) }
-}
-
-func (f *benchFleet) Rollout(name string) (fleet.Rollout, bool) {
-	e, ok := f.engines[name]
-	return e, ok
 }
 
 // builtinSource answers the builtin source's queries (the proxy's measures per version) with

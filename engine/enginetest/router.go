@@ -1,4 +1,4 @@
-// Package enginetest holds in-memory stand-ins for the engine's collaborators, for tests and
+// Package enginetest holds in-memory stand-ins for the engine's collaborators and for a fleet, for tests and
 // benchmark programs that run the engine without a real traffic provider.
 package enginetest
 

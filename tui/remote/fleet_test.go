@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -38,43 +37,6 @@ func (flatSource) Samples(_ context.Context, _ metrics.Query, start, end time.Ti
 		out = append(out, metrics.Sample{Time: t, Value: 1})
 	}
 	return out, nil
-}
-
-// engineFleet is real engines in one process, listed every 100 ms.
-type engineFleet struct{ engines map[string]*engine.Engine }
-
-func (f *engineFleet) Subscribe() (<-chan []fleet.Status, func()) {
-	out := make(chan []fleet.Status, 1)
-	stop := make(chan struct{})
-	var once sync.Once
-	go func() {
-		defer close(out)
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			list := make([]fleet.Status, 0, len(f.engines))
-			for name, e := range f.engines {
-				list = append(list, fleet.Status{Name: name, State: e.Snapshot()})
-			}
-			sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
-			select {
-			case <-out:
-			default:
-			}
-			out <- list
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	return out, func() { once.Do(func() { close(stop) }) }
-}
-
-func (f *engineFleet) Rollout(name string) (fleet.Rollout, bool) {
-	e, ok := f.engines[name]
-	return e, ok
 }
 
 // TestFleetOverOpenSSH serves the overview of a fleet of real engines and drives it with the
@@ -114,7 +76,7 @@ func TestFleetOverOpenSSH(t *testing.T) {
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &engineFleet{engines: map[string]*engine.Engine{}}
+	f := &enginetest.Fleet{Engines: map[string]*engine.Engine{}, Poll: 100 * time.Millisecond}
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	for _, name := range []string{"checkout-eu", "checkout-us"} {
@@ -126,7 +88,7 @@ func TestFleetOverOpenSSH(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f.engines[name] = eng
+		f.Engines[name] = eng
 		wg.Go(func() { _, _ = eng.Run(ctx) })
 	}
 
@@ -166,7 +128,7 @@ func TestFleetOverOpenSSH(t *testing.T) {
 	b.Key("Space")
 	b.Key("p")
 	b.WaitFor("bob refused", "pause refused", "(bob is a viewer)")
-	if ph := f.engines["checkout-eu"].Snapshot().Phase; ph != engine.PhaseRunning {
+	if ph := f.Engines["checkout-eu"].Snapshot().Phase; ph != engine.PhaseRunning {
 		t.Fatalf("after the viewer's p checkout-eu is %s", ph)
 	}
 
@@ -178,11 +140,11 @@ func TestFleetOverOpenSSH(t *testing.T) {
 	a.WaitFor("alice asked", "Pause 1 rollout?", "Pause: checkout-eu.")
 	a.Key("y")
 	a.WaitFor("alice paused", "✔ pause accepted by 1 of 1")
-	st := f.engines["checkout-eu"].Snapshot()
+	st := f.Engines["checkout-eu"].Snapshot()
 	if st.Phase != engine.PhasePaused || st.PausedBy == nil || st.PausedBy.Name != "alice" || st.PausedBy.Source != "ssh" {
 		t.Fatalf("checkout-eu is %s, paused by %+v: want paused by alice over ssh", st.Phase, st.PausedBy)
 	}
-	if ph := f.engines["checkout-us"].Snapshot().Phase; ph != engine.PhaseRunning {
+	if ph := f.Engines["checkout-us"].Snapshot().Phase; ph != engine.PhaseRunning {
 		t.Errorf("checkout-us is %s, want still running", ph)
 	}
 	b.WaitFor("bob sees it", "PAUSED", "paused by alice")
