@@ -71,9 +71,10 @@ const (
 )
 
 // Limits: a journal ConfigMap's data is kept under limitBytes. The API server refuses more
-// than 1 MiB, but each write stores (and sends every watcher) the whole object: at a look a
-// second a 900 KiB limit kept ~450 KiB a second of history in the cluster's etcd per rollout.
-// The single events of the open one are folded into a chunk every chunkEvents.
+// than 1 MiB, but each write stores (and sends every watcher) the whole object, half the limit
+// on average: at a look a second a 900 KiB limit would put ~450 KiB a second of history into
+// the cluster's etcd per rollout. The single events of the open one are folded into a chunk
+// every chunkEvents.
 const (
 	limitBytes  = 256 << 10
 	chunkEvents = 500
