@@ -3,6 +3,8 @@ package replica
 import (
 	"context"
 	"fmt"
+	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -214,3 +216,17 @@ type Leading struct {
 
 // Replica is this replica's role and the leader's id: itself.
 func (l Leading) Replica() (role, leader string) { return RoleLeader, l.ID }
+
+// ReadJournal reads a journal a store holds, named path in errors. A store's journal is
+// written whole by its leaders, so anything a file journal would only warn about (a torn last
+// line) is an error here.
+func ReadJournal(path string, r io.Reader) (*engine.Recording, error) {
+	rec, err := engine.ReadJournal(r)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(rec.Warnings) > 0 {
+		return nil, fmt.Errorf("%s: %s", path, strings.Join(rec.Warnings, "; "))
+	}
+	return rec, nil
+}

@@ -254,12 +254,8 @@ func (r *Rollout) load(ctx context.Context) (*stored, error) {
 	for _, t := range st.tail {
 		all = append(append(all, t.line...), '\n')
 	}
-	st.rec, err = engine.ReadJournal(bytes.NewReader(all))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", r.Path(), err)
-	}
-	if len(st.rec.Warnings) > 0 {
-		return nil, fmt.Errorf("%s: %s", r.Path(), strings.Join(st.rec.Warnings, "; "))
+	if st.rec, err = replica.ReadJournal(r.Path(), bytes.NewReader(all)); err != nil {
+		return nil, err
 	}
 	return st, nil
 }

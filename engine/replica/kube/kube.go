@@ -277,12 +277,8 @@ func (r *Rollout) load(ctx context.Context) (*stored, error) {
 			buf.WriteByte('\n')
 		}
 	}
-	st.rec, err = engine.ReadJournal(&buf)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", r.Path(), err)
-	}
-	if len(st.rec.Warnings) > 0 {
-		return nil, fmt.Errorf("%s: %s", r.Path(), strings.Join(st.rec.Warnings, "; "))
+	if st.rec, err = replica.ReadJournal(r.Path(), &buf); err != nil {
+		return nil, err
 	}
 	return st, nil
 }
